@@ -1,0 +1,73 @@
+use serde::{Deserialize, Serialize};
+use leptos::server_fn::codec::JsonEncoding;
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+
+/// The one error type of every server function. Each variant knows its HTTP
+/// status; messages are safe to show — database details are logged on the
+/// server and never put in here.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AppError {
+    #[error("Not found")]
+    NotFound,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("Sign in required")]
+    Unauthorized,
+    #[error("Not allowed")]
+    Forbidden,
+    #[error("Something went wrong on our side; it has been logged")]
+    Internal,
+    #[error("The service is temporarily unavailable; try again shortly")]
+    Unavailable,
+    /// Transport problems (network, decoding) seen by the client.
+    #[error("Request failed: {0}")]
+    Transport(String),
+}
+
+impl AppError {
+    pub fn status(&self) -> u16 {
+        match self {
+            AppError::NotFound => 404,
+            AppError::BadRequest(_) => 400,
+            AppError::Unauthorized => 401,
+            AppError::Forbidden => 403,
+            AppError::Internal | AppError::Transport(_) => 500,
+            AppError::Unavailable => 503,
+        }
+    }
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        match value {
+            ServerFnErrorErr::Args(message) | ServerFnErrorErr::MissingArg(message) => {
+                AppError::BadRequest(format!("Bad request: {message}"))
+            }
+            other => AppError::Transport(other.to_string()),
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl From<crate::server::store::StoreError> for AppError {
+    fn from(err: crate::server::store::StoreError) -> Self {
+        use crate::server::store::StoreError;
+        match &err {
+            StoreError::NotFound => AppError::NotFound,
+            StoreError::Duplicate { .. }
+            | StoreError::MissingReference
+            | StoreError::Invalid(_)
+            | StoreError::IllegalTransition { .. } => AppError::BadRequest(err.to_string()),
+            StoreError::Unavailable | StoreError::Connect(_) => AppError::Unavailable,
+            StoreError::Database(_) => AppError::Internal,
+        }
+    }
+}
+
+impl From<crate::domain::ParseError> for AppError {
+    fn from(err: crate::domain::ParseError) -> Self {
+        AppError::BadRequest(err.0)
+    }
+}

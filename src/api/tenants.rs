@@ -1,0 +1,10 @@
+use super::AppError;
+use crate::domain::Tenant;
+use leptos::prelude::*;
+
+/// Every tenant, by name.
+#[server(endpoint = "tenants/list")]
+pub async fn list_tenants() -> Result<Vec<Tenant>, AppError> {
+    let tenants = async { Ok(super::ssr::store()?.list_tenants().await?) }.await;
+    super::ssr::respond(tenants)
+}

@@ -1,0 +1,118 @@
+use super::{sanitize_reason, ParseError};
+use serde::{Deserialize, Serialize};
+
+/// Stable, closed list of reasons an item can fail or be skipped. Operators
+/// filter and group by these, so a code never changes meaning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonCode {
+    AlreadyPresent,
+    PolicyNotFound,
+    PermissionDenied,
+    UpstreamUnavailable,
+    RateLimited,
+    InvalidPayload,
+    Timeout,
+    WorkerLost,
+    Aborted,
+    InternalError,
+}
+
+impl ReasonCode {
+    pub const ALL: [ReasonCode; 10] = [
+        ReasonCode::AlreadyPresent,
+        ReasonCode::PolicyNotFound,
+        ReasonCode::PermissionDenied,
+        ReasonCode::UpstreamUnavailable,
+        ReasonCode::RateLimited,
+        ReasonCode::InvalidPayload,
+        ReasonCode::Timeout,
+        ReasonCode::WorkerLost,
+        ReasonCode::Aborted,
+        ReasonCode::InternalError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonCode::AlreadyPresent => "already_present",
+            ReasonCode::PolicyNotFound => "policy_not_found",
+            ReasonCode::PermissionDenied => "permission_denied",
+            ReasonCode::UpstreamUnavailable => "upstream_unavailable",
+            ReasonCode::RateLimited => "rate_limited",
+            ReasonCode::InvalidPayload => "invalid_payload",
+            ReasonCode::Timeout => "timeout",
+            ReasonCode::WorkerLost => "worker_lost",
+            ReasonCode::Aborted => "aborted",
+            ReasonCode::InternalError => "internal_error",
+        }
+    }
+
+    pub fn parse(input: &str) -> Result<Self, ParseError> {
+        Self::ALL
+            .into_iter()
+            .find(|code| code.as_str() == input)
+            .ok_or_else(|| ParseError(format!("{input:?} is not a reason code")))
+    }
+}
+
+/// Whether an entry records a failure or a deliberate non-failure outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    Failed,
+    Skipped,
+}
+
+/// One sanitised per-item outcome stored in a run's `failures`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureEntry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_id: Option<String>,
+    pub reason_code: ReasonCode,
+    pub reason: String,
+    #[serde(rename = "type")]
+    pub kind: FailureKind,
+}
+
+impl FailureEntry {
+    /// The only constructor: every reason passes the sanitiser on the way in.
+    pub fn new(
+        kind: FailureKind,
+        item_id: Option<String>,
+        reason_code: ReasonCode,
+        reason: &str,
+    ) -> Self {
+        Self {
+            item_id: item_id.map(|id| sanitize_reason(&id)),
+            reason_code,
+            reason: sanitize_reason(reason),
+            kind,
+        }
+    }
+
+    pub fn failed(item_id: Option<String>, reason_code: ReasonCode, reason: &str) -> Self {
+        Self::new(FailureKind::Failed, item_id, reason_code, reason)
+    }
+
+    pub fn skipped(item_id: Option<String>, reason_code: ReasonCode, reason: &str) -> Self {
+        Self::new(FailureKind::Skipped, item_id, reason_code, reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serialises_kind_as_type_and_sanitises() {
+        let entry = FailureEntry::skipped(
+            Some("pol-7".into()),
+            ReasonCode::AlreadyPresent,
+            "already in set; token=abc123secret",
+        );
+        let json = serde_json::to_value(&entry).unwrap();
+        assert_eq!(json["type"], "skipped");
+        assert_eq!(json["reason_code"], "already_present");
+        assert!(!json["reason"].as_str().unwrap().contains("abc123secret"));
+    }
+}

@@ -1,0 +1,34 @@
+//! Types and pure rules shared by the server and the browser.
+//!
+//! Nothing in here touches a database or the network, so everything compiles
+//! to wasm as well; the server adds sqlx encodings behind `feature = "ssr"`.
+
+mod failure;
+mod finding;
+mod ids;
+mod listing;
+mod notification;
+mod operation;
+mod run;
+mod sanitize;
+mod status;
+mod tenant;
+mod time;
+
+pub use failure::{FailureEntry, FailureKind, ReasonCode};
+pub use ids::*;
+pub use operation::{idempotency_key, OperationKind};
+pub use finding::{Finding, FindingFilter, FindingStatus, FindingType};
+pub use listing::*;
+pub use notification::{Notification, NotificationKind, RunNotice};
+pub use run::{Counters, RunDetail, RunSummary};
+pub use tenant::{Membership, Role, Tenant, TenantSlug, User};
+pub use sanitize::{sanitize_reason, MAX_REASON_CHARS};
+pub use status::{RunStatus, StatusBucket};
+pub use time::{format_duration, Timestamp};
+
+/// A value that could not be parsed into a domain type; the message is safe
+/// to show to a user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);

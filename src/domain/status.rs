@@ -1,0 +1,201 @@
+use super::ParseError;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The lifecycle of a run: `pending -> running -> terminal`, never backwards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Pending,
+    Running,
+    Completed,
+    CompletedWithErrors,
+    Failed,
+    Aborted,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 6] = [
+        RunStatus::Pending,
+        RunStatus::Running,
+        RunStatus::Completed,
+        RunStatus::CompletedWithErrors,
+        RunStatus::Failed,
+        RunStatus::Aborted,
+    ];
+
+    /// The statuses in which a run holds its idempotency key.
+    pub const ACTIVE: [RunStatus; 2] = [RunStatus::Pending, RunStatus::Running];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Pending => "pending",
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::CompletedWithErrors => "completed_with_errors",
+            RunStatus::Failed => "failed",
+            RunStatus::Aborted => "aborted",
+        }
+    }
+
+    pub fn parse(input: &str) -> Result<Self, ParseError> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == input)
+            .ok_or_else(|| ParseError(format!("{input:?} is not a run status")))
+    }
+
+    pub fn is_terminal(self) -> bool {
+        !self.is_active()
+    }
+
+    pub fn is_active(self) -> bool {
+        matches!(self, RunStatus::Pending | RunStatus::Running)
+    }
+
+    /// The one place that says which moves are legal. A pending run may be
+    /// aborted (or failed) before any worker claims it; terminal states are final.
+    pub fn can_transition_to(self, next: RunStatus) -> bool {
+        use RunStatus::*;
+        match (self, next) {
+            (Pending, Running | Failed | Aborted) => true,
+            (Running, Completed | CompletedWithErrors | Failed | Aborted) => true,
+            _ => false,
+        }
+    }
+
+    /// Statuses from which `next` may be reached.
+    pub fn predecessors(next: RunStatus) -> Vec<RunStatus> {
+        Self::ALL
+            .into_iter()
+            .filter(|from| from.can_transition_to(next))
+            .collect()
+    }
+
+    pub fn bucket(self) -> StatusBucket {
+        match self {
+            RunStatus::Pending => StatusBucket::Queued,
+            RunStatus::Running => StatusBucket::Running,
+            RunStatus::Completed => StatusBucket::Succeeded,
+            RunStatus::CompletedWithErrors => StatusBucket::PartiallySucceeded,
+            RunStatus::Failed | RunStatus::Aborted => StatusBucket::Failed,
+        }
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for RunStatus {
+    type Error = ParseError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+/// What an operator sees: statuses grouped the way people talk about runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusBucket {
+    Queued,
+    Running,
+    Succeeded,
+    PartiallySucceeded,
+    Failed,
+}
+
+impl StatusBucket {
+    pub const ALL: [StatusBucket; 5] = [
+        StatusBucket::Queued,
+        StatusBucket::Running,
+        StatusBucket::Succeeded,
+        StatusBucket::PartiallySucceeded,
+        StatusBucket::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusBucket::Queued => "queued",
+            StatusBucket::Running => "running",
+            StatusBucket::Succeeded => "succeeded",
+            StatusBucket::PartiallySucceeded => "partially_succeeded",
+            StatusBucket::Failed => "failed",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            StatusBucket::Queued => "Queued",
+            StatusBucket::Running => "Running",
+            StatusBucket::Succeeded => "Succeeded",
+            StatusBucket::PartiallySucceeded => "Partially succeeded",
+            StatusBucket::Failed => "Failed",
+        }
+    }
+
+    pub fn parse(input: &str) -> Result<Self, ParseError> {
+        Self::ALL
+            .into_iter()
+            .find(|bucket| bucket.as_str() == input)
+            .ok_or_else(|| ParseError(format!("{input:?} is not a status bucket")))
+    }
+
+    pub fn statuses(self) -> Vec<RunStatus> {
+        RunStatus::ALL
+            .into_iter()
+            .filter(|status| status.bucket() == self)
+            .collect()
+    }
+}
+
+impl fmt::Display for StatusBucket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip_through_text() {
+        for status in RunStatus::ALL {
+            assert_eq!(RunStatus::parse(status.as_str()).unwrap(), status);
+        }
+        assert!(RunStatus::parse("done").is_err());
+    }
+
+    #[test]
+    fn never_moves_backwards_and_terminal_is_final() {
+        use RunStatus::*;
+        assert!(Pending.can_transition_to(Running));
+        assert!(Running.can_transition_to(CompletedWithErrors));
+        assert!(!Running.can_transition_to(Pending));
+        assert!(!Pending.can_transition_to(Completed));
+        for terminal in [Completed, CompletedWithErrors, Failed, Aborted] {
+            for next in RunStatus::ALL {
+                assert!(!terminal.can_transition_to(next), "{terminal} -> {next}");
+            }
+        }
+    }
+
+    #[test]
+    fn buckets_follow_the_operator_mapping() {
+        assert_eq!(RunStatus::Pending.bucket(), StatusBucket::Queued);
+        assert_eq!(RunStatus::Completed.bucket(), StatusBucket::Succeeded);
+        assert_eq!(
+            RunStatus::CompletedWithErrors.bucket(),
+            StatusBucket::PartiallySucceeded
+        );
+        assert_eq!(
+            StatusBucket::Failed.statuses(),
+            vec![RunStatus::Failed, RunStatus::Aborted]
+        );
+        let every_status: usize = StatusBucket::ALL.iter().map(|b| b.statuses().len()).sum();
+        assert_eq!(every_status, RunStatus::ALL.len());
+    }
+}

@@ -1,0 +1,123 @@
+//! Runtime settings of the server: `Leptos.toml` (every key documented there)
+//! overlaid with `OPSHUB_<KEY>` environment variables.
+
+use crate::server::store::Backend;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// A setting that stops start-up; the message names the key and its source.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub listen: String,
+    pub database_url: String,
+    pub database_max_connections: u32,
+    pub seed_demo_when_empty: bool,
+    pub log: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:3000".into(),
+            database_url: "sqlite://data/opshub.db".into(),
+            database_max_connections: 8,
+            seed_demo_when_empty: false,
+            log: "info".into(),
+        }
+    }
+}
+
+/// Applies `OPSHUB_<KEY>` overrides for each listed field.
+macro_rules! env_overrides {
+    ($settings:ident, $lookup:ident: $($field:ident),+) => {$(
+        let key = concat!("OPSHUB_", stringify!($field)).to_ascii_uppercase();
+        if let Some(value) = $lookup(&key) {
+            $settings.$field = value.parse().map_err(|_| {
+                ConfigError(format!("{key}={value:?} is not a valid value for `{}`", stringify!($field)))
+            })?;
+        }
+    )+};
+}
+
+impl Settings {
+    /// Reads `path` (a missing default file means defaults) and the process
+    /// environment.
+    pub fn load(path: &Path, explicit: bool) -> Result<Self, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => String::new(),
+            Err(e) => return Err(ConfigError(format!("cannot read {}: {e}", path.display()))),
+        };
+        Self::from_sources(&text, &path.display().to_string(), |key| std::env::var(key).ok())
+    }
+
+    pub fn from_sources(
+        toml_text: &str,
+        origin: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut settings: Settings = toml::from_str(toml_text)
+            .map_err(|e| ConfigError(format!("{origin}: {}", e.to_string().trim_end())))?;
+        env_overrides!(settings, env: listen, database_url, database_max_connections, seed_demo_when_empty, log);
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        Backend::from_url(&self.database_url)
+            .map_err(|e| ConfigError(format!("`database_url` (OPSHUB_DATABASE_URL): {e}")))?;
+        if self.database_max_connections == 0 {
+            return Err(ConfigError(
+                "`database_max_connections` (OPSHUB_DATABASE_MAX_CONNECTIONS) must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|_| {
+            ConfigError(format!(
+                "`listen` (OPSHUB_LISTEN) = {:?} is not an address like 127.0.0.1:3000",
+                self.listen
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn file_values_and_env_overrides() {
+        let s = Settings::from_sources("listen = \"0.0.0.0:8080\"", "t", no_env).unwrap();
+        assert_eq!(s.listen, "0.0.0.0:8080");
+        let env = |key: &str| (key == "OPSHUB_DATABASE_URL").then(|| "postgres://x@h/db".to_string());
+        let s = Settings::from_sources("", "t", env).unwrap();
+        assert_eq!(s.database_url, "postgres://x@h/db");
+    }
+
+    #[test]
+    fn bad_settings_name_their_key() {
+        let err = Settings::from_sources("listen = \"nowhere\"", "t", no_env).unwrap_err();
+        assert!(err.0.contains("listen"), "{err}");
+        let err = Settings::from_sources("database_url = \"mysql://x\"", "t", no_env).unwrap_err();
+        assert!(err.0.contains("database_url"), "{err}");
+        let err = Settings::from_sources("colour = \"red\"", "t", no_env).unwrap_err();
+        assert!(err.0.contains("colour"), "{err}");
+        let env = |key: &str| (key == "OPSHUB_DATABASE_MAX_CONNECTIONS").then(|| "many".to_string());
+        let err = Settings::from_sources("", "t", env).unwrap_err();
+        assert!(err.0.contains("OPSHUB_DATABASE_MAX_CONNECTIONS"), "{err}");
+    }
+}

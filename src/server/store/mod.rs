@@ -1,0 +1,205 @@
+//! Persistence: one set of repository traits, implemented once in SQL and
+//! instantiated for SQLite and PostgreSQL. The conformance suite in
+//! `tests/store_conformance.rs` proves both behave identically.
+
+mod error;
+mod postgres;
+mod rows;
+mod sql;
+mod sql_types;
+mod sqlite;
+mod types;
+
+pub use error::StoreError;
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+pub use types::*;
+
+use crate::domain::*;
+use async_trait::async_trait;
+use std::sync::Arc;
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Which database a store talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The URL scheme picks the backend: `sqlite:` or `postgres:`/`postgresql:`.
+    pub fn from_url(url: &str) -> Result<Self, String> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        match scheme {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" | "postgresql" => Ok(Backend::Postgres),
+            _ => Err(format!(
+                "unsupported database URL scheme {scheme:?}: use sqlite://… or postgres://…"
+            )),
+        }
+    }
+}
+
+/// Opens the database named by `url` with at most `max_connections`.
+pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Store>> {
+    let store: Arc<dyn Store> = match Backend::from_url(url).map_err(StoreError::Invalid)? {
+        Backend::Sqlite => Arc::new(SqliteStore::connect(url, max_connections).await?),
+        Backend::Postgres => Arc::new(PgStore::connect(url, max_connections).await?),
+    };
+    Ok(store)
+}
+
+/// Everything the application needs from its database.
+pub trait Store:
+    SchemaRepository
+    + TenantRepository
+    + RunRepository
+    + FindingRepository
+    + InventoryRepository
+    + BackupRepository
+    + NotificationRepository
+    + AuditRepository
+{
+}
+
+impl<T> Store for T where
+    T: SchemaRepository
+        + TenantRepository
+        + RunRepository
+        + FindingRepository
+        + InventoryRepository
+        + BackupRepository
+        + NotificationRepository
+        + AuditRepository
+{
+}
+
+#[async_trait]
+pub trait SchemaRepository: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+    /// Applies pending migrations of this backend's dialect.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// True when no tenant exists yet (used to decide whether to seed).
+    async fn is_empty(&self) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait TenantRepository: Send + Sync {
+    async fn create_tenant(&self, slug: &TenantSlug, name: &str) -> StoreResult<Tenant>;
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
+    async fn tenant_by_slug(&self, slug: &str) -> StoreResult<Option<Tenant>>;
+    async fn create_user(&self, user: NewUser) -> StoreResult<User>;
+    /// Grants `role` in `tenant`, replacing an existing role.
+    async fn set_membership(&self, tenant: TenantId, user: UserId, role: Role) -> StoreResult<()>;
+    async fn memberships(&self, user: UserId) -> StoreResult<Vec<Membership>>;
+}
+
+#[async_trait]
+pub trait RunRepository: Send + Sync {
+    /// Inserts a pending run, or returns the tenant's active run with the same
+    /// idempotency key — decided by the database in one statement.
+    async fn start_run(&self, run: NewRun) -> StoreResult<StartedRun>;
+    async fn run(&self, tenant: TenantId, id: RunId) -> StoreResult<Option<RunDetail>>;
+    async fn list_runs(
+        &self,
+        tenant: TenantId,
+        filter: &RunFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<RunSummary>>;
+    async fn count_runs_by_bucket(
+        &self,
+        tenant: TenantId,
+        filter: &RunFilter,
+    ) -> StoreResult<BucketCounts>;
+    /// Moves a run to `to`, refusing moves `RunStatus::can_transition_to` forbids.
+    async fn transition_run(
+        &self,
+        tenant: TenantId,
+        id: RunId,
+        to: RunStatus,
+    ) -> StoreResult<RunDetail>;
+    /// Inserts a run with its whole history as given (demo data, imports).
+    async fn insert_run_record(&self, run: RunRecord) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait FindingRepository: Send + Sync {
+    /// Inserts a finding or, when its fingerprint exists for the tenant,
+    /// returns the existing one untouched apart from `updated_at`.
+    async fn upsert_finding(&self, finding: NewFinding) -> StoreResult<Upserted<Finding>>;
+    async fn finding(&self, tenant: TenantId, id: FindingId) -> StoreResult<Option<Finding>>;
+    async fn list_findings(
+        &self,
+        tenant: TenantId,
+        filter: &FindingFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<Finding>>;
+    /// Acknowledges the tenant's findings among `ids`; returns how many changed.
+    async fn acknowledge_findings(
+        &self,
+        tenant: TenantId,
+        ids: &[FindingId],
+        by: UserId,
+    ) -> StoreResult<u64>;
+}
+
+#[async_trait]
+pub trait InventoryRepository: Send + Sync {
+    /// Records a completed sync run with its items, atomically.
+    async fn record_inventory_sync(&self, sync: NewInventorySync) -> StoreResult<InventorySync>;
+    /// Completed syncs of a scope, newest first.
+    async fn completed_syncs(
+        &self,
+        tenant: TenantId,
+        selection_hash: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<InventorySync>>;
+    async fn inventory_scopes(&self, tenant: TenantId) -> StoreResult<Vec<InventoryScope>>;
+    async fn inventory_items(
+        &self,
+        tenant: TenantId,
+        sync: InventorySyncRunId,
+    ) -> StoreResult<Vec<InventoryItem>>;
+}
+
+#[async_trait]
+pub trait BackupRepository: Send + Sync {
+    async fn create_policy(&self, policy: NewPolicy) -> StoreResult<Policy>;
+    async fn list_policies(&self, tenant: TenantId) -> StoreResult<Vec<Policy>>;
+    /// The tenant's policies among `ids`; ids of other tenants are ignored.
+    async fn policies_by_ids(&self, tenant: TenantId, ids: &[PolicyId]) -> StoreResult<Vec<Policy>>;
+    async fn create_backup_set(&self, tenant: TenantId, name: &str) -> StoreResult<BackupSet>;
+    async fn list_backup_sets(&self, tenant: TenantId) -> StoreResult<Vec<BackupSet>>;
+    async fn backup_set(&self, tenant: TenantId, id: BackupSetId) -> StoreResult<Option<BackupSet>>;
+    /// Snapshots a policy into a set; `AlreadyPresent` when it is there.
+    async fn add_to_backup_set(&self, item: NewBackupSetItem) -> StoreResult<AddOutcome>;
+    async fn backup_set_items(
+        &self,
+        tenant: TenantId,
+        set: BackupSetId,
+    ) -> StoreResult<Vec<BackupSetItem>>;
+}
+
+#[async_trait]
+pub trait NotificationRepository: Send + Sync {
+    async fn create_notification(&self, notification: NewNotification) -> StoreResult<Notification>;
+    async fn list_notifications(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        page: PageRequest,
+    ) -> StoreResult<Page<Notification>>;
+    async fn unread_count(&self, tenant: TenantId, user: UserId) -> StoreResult<i64>;
+    /// Marks one of the user's notifications read; `NotFound` for anyone else's.
+    async fn mark_read(&self, tenant: TenantId, user: UserId, id: NotificationId) -> StoreResult<()>;
+    async fn mark_all_read(&self, tenant: TenantId, user: UserId) -> StoreResult<u64>;
+}
+
+#[async_trait]
+pub trait AuditRepository: Send + Sync {
+    async fn record_audit(&self, entry: NewAuditEntry) -> StoreResult<AuditEntry>;
+    async fn audit_entry(&self, tenant: TenantId, id: AuditLogId) -> StoreResult<Option<AuditEntry>>;
+    async fn list_audit(&self, tenant: TenantId, limit: u32) -> StoreResult<Vec<AuditEntry>>;
+}

@@ -1,0 +1,366 @@
+//! Row shapes as both databases return them, and their conversion into
+//! domain types. Column lists live next to the structs so a query and its
+//! row cannot drift apart.
+
+use super::types::*;
+use super::{StoreError, StoreResult};
+use crate::domain::*;
+use sqlx::types::Json;
+use sqlx::FromRow;
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    tracing::error!(%what, "row does not map to the domain");
+    StoreError::Invalid("stored data is inconsistent".into())
+}
+
+pub const TENANT_COLUMNS: &str = "id, slug, name";
+
+#[derive(FromRow)]
+pub struct TenantRow {
+    id: TenantId,
+    slug: String,
+    name: String,
+}
+
+impl From<TenantRow> for Tenant {
+    fn from(row: TenantRow) -> Self {
+        Tenant { id: row.id, slug: row.slug, name: row.name }
+    }
+}
+
+#[derive(FromRow)]
+pub struct MembershipRow {
+    #[sqlx(flatten)]
+    tenant: TenantRow,
+    #[sqlx(try_from = "String")]
+    role: Role,
+}
+
+impl From<MembershipRow> for Membership {
+    fn from(row: MembershipRow) -> Self {
+        Membership { tenant: row.tenant.into(), role: row.role }
+    }
+}
+
+/// Columns of `RunSummaryRow`; runs are aliased `r`, their initiator `u`.
+pub const RUN_SUMMARY_COLUMNS: &str = "r.id, r.tenant_id, r.user_id, r.resource, r.action, \
+     r.idempotency_key, r.status, r.total_items, r.processed_items, r.succeeded, r.failed, \
+     r.skipped, r.created_at, r.started_at, r.finished_at, u.display_name AS initiator_name";
+
+/// `RUN_SUMMARY_COLUMNS` plus the detail-only ones.
+pub const RUN_DETAIL_COLUMNS: &str = "r.id, r.tenant_id, r.user_id, r.resource, r.action, \
+     r.idempotency_key, r.status, r.total_items, r.processed_items, r.succeeded, r.failed, \
+     r.skipped, r.created_at, r.started_at, r.finished_at, u.display_name AS initiator_name, \
+     r.item_ids, r.params, r.failures, r.audit_log_id, r.updated_at, r.attempt, r.max_attempts, \
+     r.lease_owner, r.lease_expires_at, r.heartbeat_at, r.cancel_requested_at";
+
+#[derive(FromRow)]
+pub struct RunSummaryRow {
+    id: RunId,
+    tenant_id: TenantId,
+    user_id: UserId,
+    resource: String,
+    action: String,
+    idempotency_key: String,
+    #[sqlx(try_from = "String")]
+    status: RunStatus,
+    total_items: i64,
+    processed_items: i64,
+    succeeded: i64,
+    failed: i64,
+    skipped: i64,
+    created_at: Timestamp,
+    started_at: Option<Timestamp>,
+    finished_at: Option<Timestamp>,
+    initiator_name: String,
+}
+
+impl RunSummaryRow {
+    pub fn into_domain(self) -> StoreResult<RunSummary> {
+        Ok(RunSummary {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            operation: OperationKind::from_parts(&self.resource, &self.action).map_err(corrupt)?,
+            status: self.status,
+            counters: Counters {
+                total: self.total_items,
+                processed: self.processed_items,
+                succeeded: self.succeeded,
+                failed: self.failed,
+                skipped: self.skipped,
+            },
+            initiator_id: self.user_id,
+            initiator_name: self.initiator_name,
+            idempotency_key: self.idempotency_key,
+            created_at: self.created_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub struct RunDetailRow {
+    #[sqlx(flatten)]
+    summary: RunSummaryRow,
+    item_ids: Json<Vec<String>>,
+    params: Json<serde_json::Value>,
+    failures: Json<Vec<FailureEntry>>,
+    audit_log_id: Option<AuditLogId>,
+    updated_at: Timestamp,
+    attempt: i64,
+    max_attempts: i64,
+    lease_owner: Option<String>,
+    lease_expires_at: Option<Timestamp>,
+    heartbeat_at: Option<Timestamp>,
+    cancel_requested_at: Option<Timestamp>,
+}
+
+impl RunDetailRow {
+    pub fn into_domain(self) -> StoreResult<RunDetail> {
+        Ok(RunDetail {
+            summary: self.summary.into_domain()?,
+            item_ids: self.item_ids.0,
+            params: self.params.0,
+            failures: self.failures.0,
+            audit_log_id: self.audit_log_id,
+            updated_at: self.updated_at,
+            attempt: self.attempt,
+            max_attempts: self.max_attempts,
+            lease_owner: self.lease_owner,
+            lease_expires_at: self.lease_expires_at,
+            heartbeat_at: self.heartbeat_at,
+            cancel_requested_at: self.cancel_requested_at,
+        })
+    }
+}
+
+pub const FINDING_COLUMNS: &str = "id, tenant_id, finding_type, scope_key, baseline_run_id, \
+     current_run_id, produced_by_run_id, fingerprint, subject_type, subject_external_id, status, \
+     evidence, acknowledged_by, acknowledged_at, created_at, updated_at";
+
+#[derive(FromRow)]
+pub struct FindingRow {
+    id: FindingId,
+    tenant_id: TenantId,
+    #[sqlx(try_from = "String")]
+    finding_type: FindingType,
+    scope_key: String,
+    baseline_run_id: InventorySyncRunId,
+    current_run_id: InventorySyncRunId,
+    produced_by_run_id: Option<RunId>,
+    fingerprint: String,
+    subject_type: String,
+    subject_external_id: String,
+    #[sqlx(try_from = "String")]
+    status: FindingStatus,
+    evidence: Json<serde_json::Value>,
+    acknowledged_by: Option<UserId>,
+    acknowledged_at: Option<Timestamp>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+impl From<FindingRow> for Finding {
+    fn from(row: FindingRow) -> Self {
+        Finding {
+            id: row.id,
+            tenant_id: row.tenant_id,
+            finding_type: row.finding_type,
+            scope_key: row.scope_key,
+            baseline_run_id: row.baseline_run_id,
+            current_run_id: row.current_run_id,
+            produced_by_run_id: row.produced_by_run_id,
+            fingerprint: row.fingerprint,
+            subject_type: row.subject_type,
+            subject_external_id: row.subject_external_id,
+            status: row.status,
+            evidence: row.evidence.0,
+            acknowledged_by: row.acknowledged_by,
+            acknowledged_at: row.acknowledged_at,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+pub const INVENTORY_SYNC_COLUMNS: &str =
+    "id, tenant_id, selection_hash, status, item_count, created_at, finished_at";
+
+#[derive(FromRow)]
+pub struct InventorySyncRow {
+    id: InventorySyncRunId,
+    tenant_id: TenantId,
+    selection_hash: String,
+    status: String,
+    item_count: i64,
+    created_at: Timestamp,
+    finished_at: Option<Timestamp>,
+}
+
+impl From<InventorySyncRow> for InventorySync {
+    fn from(row: InventorySyncRow) -> Self {
+        InventorySync {
+            id: row.id,
+            tenant_id: row.tenant_id,
+            selection_hash: row.selection_hash,
+            status: row.status,
+            item_count: row.item_count,
+            created_at: row.created_at,
+            finished_at: row.finished_at,
+        }
+    }
+}
+
+pub const INVENTORY_ITEM_COLUMNS: &str =
+    "id, sync_run_id, subject_type, external_id, display_name, payload";
+
+#[derive(FromRow)]
+pub struct InventoryItemRow {
+    id: InventoryItemId,
+    sync_run_id: InventorySyncRunId,
+    subject_type: String,
+    external_id: String,
+    display_name: String,
+    payload: Json<serde_json::Value>,
+}
+
+impl From<InventoryItemRow> for InventoryItem {
+    fn from(row: InventoryItemRow) -> Self {
+        InventoryItem {
+            id: row.id,
+            sync_run_id: row.sync_run_id,
+            subject_type: row.subject_type,
+            external_id: row.external_id,
+            display_name: row.display_name,
+            payload: row.payload.0,
+        }
+    }
+}
+
+pub const POLICY_COLUMNS: &str = "id, tenant_id, external_id, name, policy_type, payload";
+
+#[derive(FromRow)]
+pub struct PolicyRow {
+    id: PolicyId,
+    tenant_id: TenantId,
+    external_id: String,
+    name: String,
+    policy_type: String,
+    payload: Json<serde_json::Value>,
+}
+
+impl From<PolicyRow> for Policy {
+    fn from(row: PolicyRow) -> Self {
+        Policy {
+            id: row.id,
+            tenant_id: row.tenant_id,
+            external_id: row.external_id,
+            name: row.name,
+            policy_type: row.policy_type,
+            payload: row.payload.0,
+        }
+    }
+}
+
+/// Backup sets are aliased `s`; the item count is computed.
+pub const BACKUP_SET_COLUMNS: &str = "s.id, s.tenant_id, s.name, \
+     (SELECT COUNT(*) FROM backup_set_items i WHERE i.backup_set_id = s.id) AS item_count";
+
+#[derive(FromRow)]
+pub struct BackupSetRow {
+    id: BackupSetId,
+    tenant_id: TenantId,
+    name: String,
+    item_count: i64,
+}
+
+impl From<BackupSetRow> for BackupSet {
+    fn from(row: BackupSetRow) -> Self {
+        BackupSet { id: row.id, tenant_id: row.tenant_id, name: row.name, item_count: row.item_count }
+    }
+}
+
+pub const BACKUP_SET_ITEM_COLUMNS: &str =
+    "id, backup_set_id, policy_id, snapshot, added_by_run_id, created_at";
+
+#[derive(FromRow)]
+pub struct BackupSetItemRow {
+    id: BackupSetItemId,
+    backup_set_id: BackupSetId,
+    policy_id: PolicyId,
+    snapshot: Json<serde_json::Value>,
+    added_by_run_id: Option<RunId>,
+    created_at: Timestamp,
+}
+
+impl From<BackupSetItemRow> for BackupSetItem {
+    fn from(row: BackupSetItemRow) -> Self {
+        BackupSetItem {
+            id: row.id,
+            backup_set_id: row.backup_set_id,
+            policy_id: row.policy_id,
+            snapshot: row.snapshot.0,
+            added_by_run_id: row.added_by_run_id,
+            created_at: row.created_at,
+        }
+    }
+}
+
+pub const NOTIFICATION_COLUMNS: &str = "id, tenant_id, user_id, kind, payload, read_at, created_at";
+
+#[derive(FromRow)]
+pub struct NotificationRow {
+    id: NotificationId,
+    tenant_id: TenantId,
+    user_id: UserId,
+    #[sqlx(try_from = "String")]
+    kind: NotificationKind,
+    payload: Json<RunNotice>,
+    read_at: Option<Timestamp>,
+    created_at: Timestamp,
+}
+
+impl From<NotificationRow> for Notification {
+    fn from(row: NotificationRow) -> Self {
+        Notification {
+            id: row.id,
+            tenant_id: row.tenant_id,
+            user_id: row.user_id,
+            kind: row.kind,
+            notice: row.payload.0,
+            read_at: row.read_at,
+            created_at: row.created_at,
+        }
+    }
+}
+
+pub const AUDIT_COLUMNS: &str =
+    "id, tenant_id, user_id, action, resource, resource_id, metadata, created_at";
+
+#[derive(FromRow)]
+pub struct AuditRow {
+    id: AuditLogId,
+    tenant_id: TenantId,
+    user_id: Option<UserId>,
+    action: String,
+    resource: String,
+    resource_id: Option<String>,
+    metadata: Json<serde_json::Value>,
+    created_at: Timestamp,
+}
+
+impl From<AuditRow> for AuditEntry {
+    fn from(row: AuditRow) -> Self {
+        AuditEntry {
+            id: row.id,
+            tenant_id: row.tenant_id,
+            user_id: row.user_id,
+            action: row.action,
+            resource: row.resource,
+            resource_id: row.resource_id,
+            metadata: row.metadata.0,
+            created_at: row.created_at,
+        }
+    }
+}

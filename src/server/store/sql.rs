@@ -1,0 +1,780 @@
+//! The repositories, written once in SQL both databases understand and
+//! instantiated for each backend by `impl_sql_repositories!`. Where the
+//! dialects differ, the backend supplies it through [`SqlDialect`].
+
+use crate::domain::*;
+
+/// What differs between the backends inside otherwise shared SQL.
+pub trait SqlDialect {
+    /// Starts a transaction that will write. SQLite needs `BEGIN IMMEDIATE`:
+    /// a deferred transaction that reads first fails with SQLITE_BUSY when it
+    /// later tries to write.
+    const BEGIN_WRITE: &'static str;
+}
+
+/// Turns the rows of a keyset query (fetched with `limit + 1` to learn
+/// whether more exist) into a newest-first page with neighbour cursors.
+pub fn finish_page<T>(mut rows: Vec<T>, request: &PageRequest, cursor_of: impl Fn(&T) -> Cursor) -> Page<T> {
+    let limit = request.effective_limit() as usize;
+    let has_more = rows.len() > limit;
+    rows.truncate(limit);
+    match request.direction {
+        Direction::Older => Page {
+            older: if has_more { rows.last().map(&cursor_of) } else { None },
+            newer: if request.cursor.is_some() { rows.first().map(&cursor_of) } else { None },
+            items: rows,
+        },
+        Direction::Newer => {
+            rows.reverse();
+            Page {
+                newer: if has_more { rows.first().map(&cursor_of) } else { None },
+                older: rows.last().map(&cursor_of),
+                items: rows,
+            }
+        }
+    }
+}
+
+/// SQL list of quoted status names, e.g. `'pending', 'running'`. Only ever
+/// built from our own enum, never from input.
+pub fn status_list(statuses: &[RunStatus]) -> String {
+    statuses
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+macro_rules! impl_sql_repositories {
+    ($store:ty, $db:ty) => {
+        const _: () = {
+            use $crate::domain::*;
+            use $crate::server::store::rows::*;
+            use $crate::server::store::sql::{finish_page, status_list, SqlDialect};
+            use $crate::server::store::types::*;
+            use $crate::server::store::*;
+            use async_trait::async_trait;
+            use sqlx::types::Json;
+            use sqlx::QueryBuilder;
+
+            type Builder<'a> = QueryBuilder<'a, $db>;
+
+            /// Appends the keyset condition and order for a newest-first list
+            /// over `<alias>.created_at, <alias>.id`.
+            fn push_keyset(qb: &mut Builder<'_>, alias: &str, page: &PageRequest) {
+                let (op, order) = match page.direction {
+                    Direction::Older => ("<", "DESC"),
+                    Direction::Newer => (">", "ASC"),
+                };
+                if let Some(cursor) = page.cursor {
+                    qb.push(format!(" AND ({alias}.created_at, {alias}.id) {op} ("));
+                    qb.push_bind(cursor.at);
+                    qb.push(", ");
+                    qb.push_bind(cursor.id);
+                    qb.push(")");
+                }
+                qb.push(format!(" ORDER BY {alias}.created_at {order}, {alias}.id {order} LIMIT "));
+                qb.push_bind(i64::from(page.effective_limit()) + 1);
+            }
+
+            fn push_run_filter(qb: &mut Builder<'_>, filter: &RunFilter, with_bucket: bool) {
+                if let (true, Some(bucket)) = (with_bucket, filter.bucket) {
+                    qb.push(format!(" AND r.status IN ({})", status_list(&bucket.statuses())));
+                }
+                if let Some(operation) = filter.operation {
+                    qb.push(" AND r.resource = ");
+                    qb.push_bind(operation.resource());
+                    qb.push(" AND r.action = ");
+                    qb.push_bind(operation.action());
+                }
+                if let Some(initiator) = filter.initiator {
+                    qb.push(" AND r.user_id = ");
+                    qb.push_bind(initiator);
+                }
+                if let Some(from) = filter.created_from {
+                    qb.push(" AND r.created_at >= ");
+                    qb.push_bind(from);
+                }
+                if let Some(before) = filter.created_before {
+                    qb.push(" AND r.created_at < ");
+                    qb.push_bind(before);
+                }
+            }
+
+            fn push_id_list<'a, T>(qb: &mut Builder<'a>, ids: &[T])
+            where
+                T: Copy + Send + 'a + sqlx::Encode<'a, $db> + sqlx::Type<$db>,
+            {
+                let mut list = qb.separated(", ");
+                for id in ids {
+                    list.push_bind(*id);
+                }
+            }
+
+            #[async_trait]
+            impl TenantRepository for $store {
+                async fn create_tenant(&self, slug: &TenantSlug, name: &str) -> StoreResult<Tenant> {
+                    let row: TenantRow = sqlx::query_as(&format!(
+                        "INSERT INTO tenants (id, slug, name, created_at) VALUES ($1, $2, $3, $4) \
+                         RETURNING {TENANT_COLUMNS}"
+                    ))
+                    .bind(TenantId::generate())
+                    .bind(slug.as_str())
+                    .bind(name.trim())
+                    .bind(Timestamp::now())
+                    .fetch_one(&self.pool)
+                    .await?;
+                    Ok(row.into())
+                }
+
+                async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
+                    let rows: Vec<TenantRow> = sqlx::query_as(&format!(
+                        "SELECT {TENANT_COLUMNS} FROM tenants ORDER BY name, id"
+                    ))
+                    .fetch_all(&self.pool)
+                    .await?;
+                    Ok(rows.into_iter().map(Into::into).collect())
+                }
+
+                async fn tenant_by_slug(&self, slug: &str) -> StoreResult<Option<Tenant>> {
+                    let row: Option<TenantRow> = sqlx::query_as(&format!(
+                        "SELECT {TENANT_COLUMNS} FROM tenants WHERE slug = $1"
+                    ))
+                    .bind(slug)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    Ok(row.map(Into::into))
+                }
+
+                async fn create_user(&self, user: NewUser) -> StoreResult<User> {
+                    let (id, email, display_name): (UserId, String, String) = sqlx::query_as(
+                        "INSERT INTO users (id, email, display_name, password_hash, created_at) \
+                         VALUES ($1, $2, $3, $4, $5) RETURNING id, email, display_name",
+                    )
+                    .bind(UserId::generate())
+                    .bind(user.email.trim().to_lowercase())
+                    .bind(user.display_name.trim())
+                    .bind(user.password_hash)
+                    .bind(Timestamp::now())
+                    .fetch_one(&self.pool)
+                    .await?;
+                    Ok(User { id, email, display_name })
+                }
+
+                async fn set_membership(&self, tenant: TenantId, user: UserId, role: Role) -> StoreResult<()> {
+                    sqlx::query(
+                        "INSERT INTO tenant_memberships (tenant_id, user_id, role, created_at) \
+                         VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = excluded.role",
+                    )
+                    .bind(tenant)
+                    .bind(user)
+                    .bind(role.as_str())
+                    .bind(Timestamp::now())
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn memberships(&self, user: UserId) -> StoreResult<Vec<Membership>> {
+                    let rows: Vec<MembershipRow> = sqlx::query_as(
+                        "SELECT t.id, t.slug, t.name, m.role FROM tenant_memberships m \
+                         JOIN tenants t ON t.id = m.tenant_id WHERE m.user_id = $1 ORDER BY t.name, t.id",
+                    )
+                    .bind(user)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    Ok(rows.into_iter().map(Into::into).collect())
+                }
+            }
+
+            #[async_trait]
+            impl RunRepository for $store {
+                async fn start_run(&self, run: NewRun) -> StoreResult<StartedRun> {
+                    let candidate = RunId::generate();
+                    // The partial unique index decides: either our row goes in, or
+                    // the conflicting active row is "updated" (a no-op) and returned.
+                    let (id,): (RunId,) = sqlx::query_as(&format!(
+                        "INSERT INTO bulk_operation_runs (id, tenant_id, user_id, resource, action, \
+                         idempotency_key, status, total_items, item_ids, params, audit_log_id, \
+                         max_attempts, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11, $12, $12) \
+                         ON CONFLICT (tenant_id, idempotency_key) WHERE status IN ({}) \
+                         DO UPDATE SET updated_at = bulk_operation_runs.updated_at \
+                         RETURNING id",
+                        status_list(&RunStatus::ACTIVE)
+                    ))
+                    .bind(candidate)
+                    .bind(run.tenant_id)
+                    .bind(run.user_id)
+                    .bind(run.operation.resource())
+                    .bind(run.operation.action())
+                    .bind(&run.idempotency_key)
+                    .bind(run.item_ids.len() as i64)
+                    .bind(Json(&run.item_ids))
+                    .bind(Json(&run.params))
+                    .bind(run.audit_log_id)
+                    .bind(run.max_attempts)
+                    .bind(Timestamp::now())
+                    .fetch_one(&self.pool)
+                    .await?;
+                    let detail = self.run(run.tenant_id, id).await?.ok_or(StoreError::NotFound)?;
+                    Ok(StartedRun { run: detail, joined: id != candidate })
+                }
+
+                async fn run(&self, tenant: TenantId, id: RunId) -> StoreResult<Option<RunDetail>> {
+                    let row: Option<RunDetailRow> = sqlx::query_as(&format!(
+                        "SELECT {RUN_DETAIL_COLUMNS} FROM bulk_operation_runs r \
+                         JOIN users u ON u.id = r.user_id WHERE r.tenant_id = $1 AND r.id = $2"
+                    ))
+                    .bind(tenant)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.map(RunDetailRow::into_domain).transpose()
+                }
+
+                async fn list_runs(
+                    &self,
+                    tenant: TenantId,
+                    filter: &RunFilter,
+                    page: PageRequest,
+                ) -> StoreResult<Page<RunSummary>> {
+                    let mut qb = Builder::new(format!(
+                        "SELECT {RUN_SUMMARY_COLUMNS} FROM bulk_operation_runs r \
+                         JOIN users u ON u.id = r.user_id WHERE r.tenant_id = "
+                    ));
+                    qb.push_bind(tenant);
+                    push_run_filter(&mut qb, filter, true);
+                    push_keyset(&mut qb, "r", &page);
+                    let rows: Vec<RunSummaryRow> = qb.build_query_as().fetch_all(&self.pool).await?;
+                    let runs = rows
+                        .into_iter()
+                        .map(RunSummaryRow::into_domain)
+                        .collect::<StoreResult<Vec<_>>>()?;
+                    Ok(finish_page(runs, &page, |run| Cursor { at: run.created_at, id: run.id.0 }))
+                }
+
+                async fn count_runs_by_bucket(
+                    &self,
+                    tenant: TenantId,
+                    filter: &RunFilter,
+                ) -> StoreResult<BucketCounts> {
+                    let mut qb = Builder::new(
+                        "SELECT r.status, COUNT(*) FROM bulk_operation_runs r WHERE r.tenant_id = ",
+                    );
+                    qb.push_bind(tenant);
+                    push_run_filter(&mut qb, filter, false);
+                    qb.push(" GROUP BY r.status");
+                    let rows: Vec<(String, i64)> = qb.build_query_as().fetch_all(&self.pool).await?;
+                    let mut counts = BucketCounts::default();
+                    for (status, n) in rows {
+                        let status = RunStatus::parse(&status).map_err(|e| StoreError::Invalid(e.0))?;
+                        counts.add(status.bucket(), n);
+                    }
+                    Ok(counts)
+                }
+
+                async fn transition_run(
+                    &self,
+                    tenant: TenantId,
+                    id: RunId,
+                    to: RunStatus,
+                ) -> StoreResult<RunDetail> {
+                    let allowed_from = RunStatus::predecessors(to);
+                    if !allowed_from.is_empty() {
+                        let updated = sqlx::query(&format!(
+                            "UPDATE bulk_operation_runs SET status = $3, updated_at = $4, \
+                             started_at = CASE WHEN $3 = 'running' THEN COALESCE(started_at, $4) ELSE started_at END, \
+                             finished_at = CASE WHEN $3 IN ({active}) THEN finished_at ELSE $4 END, \
+                             lease_owner = CASE WHEN $3 IN ({active}) THEN lease_owner ELSE NULL END, \
+                             lease_expires_at = CASE WHEN $3 IN ({active}) THEN lease_expires_at ELSE NULL END \
+                             WHERE tenant_id = $1 AND id = $2 AND status IN ({from})",
+                            active = status_list(&RunStatus::ACTIVE),
+                            from = status_list(&allowed_from),
+                        ))
+                        .bind(tenant)
+                        .bind(id)
+                        .bind(to.as_str())
+                        .bind(Timestamp::now())
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected();
+                        if updated == 1 {
+                            return self.run(tenant, id).await?.ok_or(StoreError::NotFound);
+                        }
+                    }
+                    match self.run(tenant, id).await? {
+                        None => Err(StoreError::NotFound),
+                        Some(run) => Err(StoreError::IllegalTransition { from: run.summary.status, to }),
+                    }
+                }
+
+                async fn insert_run_record(&self, run: RunRecord) -> StoreResult<()> {
+                    sqlx::query(
+                        "INSERT INTO bulk_operation_runs (id, tenant_id, user_id, resource, action, \
+                         idempotency_key, status, total_items, processed_items, succeeded, failed, \
+                         skipped, item_ids, params, failures, attempt, created_at, updated_at, \
+                         started_at, finished_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+                         $16, $17, $18, $19, $20)",
+                    )
+                    .bind(run.id)
+                    .bind(run.tenant_id)
+                    .bind(run.user_id)
+                    .bind(run.operation.resource())
+                    .bind(run.operation.action())
+                    .bind(&run.idempotency_key)
+                    .bind(run.status.as_str())
+                    .bind(run.counters.total)
+                    .bind(run.counters.processed)
+                    .bind(run.counters.succeeded)
+                    .bind(run.counters.failed)
+                    .bind(run.counters.skipped)
+                    .bind(Json(&run.item_ids))
+                    .bind(Json(&run.params))
+                    .bind(Json(&run.failures))
+                    .bind(run.attempt)
+                    .bind(run.created_at)
+                    .bind(run.finished_at.or(run.started_at).unwrap_or(run.created_at))
+                    .bind(run.started_at)
+                    .bind(run.finished_at)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(())
+                }
+            }
+
+            #[async_trait]
+            impl FindingRepository for $store {
+                async fn upsert_finding(&self, finding: NewFinding) -> StoreResult<Upserted<Finding>> {
+                    let candidate = FindingId::generate();
+                    let now = Timestamp::now();
+                    let (id,): (FindingId,) = sqlx::query_as(
+                        "INSERT INTO findings (id, tenant_id, finding_type, scope_key, baseline_run_id, \
+                         current_run_id, produced_by_run_id, fingerprint, subject_type, \
+                         subject_external_id, status, evidence, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'new', $11, $12, $12) \
+                         ON CONFLICT (tenant_id, fingerprint) DO UPDATE SET updated_at = excluded.updated_at \
+                         RETURNING id",
+                    )
+                    .bind(candidate)
+                    .bind(finding.tenant_id)
+                    .bind(finding.finding_type.as_str())
+                    .bind(&finding.scope_key)
+                    .bind(finding.baseline_run_id)
+                    .bind(finding.current_run_id)
+                    .bind(finding.produced_by_run_id)
+                    .bind(&finding.fingerprint)
+                    .bind(&finding.subject_type)
+                    .bind(&finding.subject_external_id)
+                    .bind(Json(&finding.evidence))
+                    .bind(now)
+                    .fetch_one(&self.pool)
+                    .await?;
+                    let value = self.finding(finding.tenant_id, id).await?.ok_or(StoreError::NotFound)?;
+                    Ok(Upserted { value, inserted: id == candidate })
+                }
+
+                async fn finding(&self, tenant: TenantId, id: FindingId) -> StoreResult<Option<Finding>> {
+                    let row: Option<FindingRow> = sqlx::query_as(&format!(
+                        "SELECT {FINDING_COLUMNS} FROM findings WHERE tenant_id = $1 AND id = $2"
+                    ))
+                    .bind(tenant)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    Ok(row.map(Into::into))
+                }
+
+                async fn list_findings(
+                    &self,
+                    tenant: TenantId,
+                    filter: &FindingFilter,
+                    page: PageRequest,
+                ) -> StoreResult<Page<Finding>> {
+                    let mut qb = Builder::new(format!(
+                        "SELECT {FINDING_COLUMNS} FROM findings f WHERE f.tenant_id = "
+                    ));
+                    qb.push_bind(tenant);
+                    if let Some(status) = filter.status {
+                        qb.push(" AND f.status = ");
+                        qb.push_bind(status.as_str());
+                    }
+                    if let Some(scope) = &filter.scope_key {
+                        qb.push(" AND f.scope_key = ");
+                        qb.push_bind(scope.clone());
+                    }
+                    if let Some(subject_type) = &filter.subject_type {
+                        qb.push(" AND f.subject_type = ");
+                        qb.push_bind(subject_type.clone());
+                    }
+                    if let Some(run) = filter.produced_by {
+                        qb.push(" AND f.produced_by_run_id = ");
+                        qb.push_bind(run);
+                    }
+                    push_keyset(&mut qb, "f", &page);
+                    let rows: Vec<FindingRow> = qb.build_query_as().fetch_all(&self.pool).await?;
+                    let findings = rows.into_iter().map(Finding::from).collect();
+                    Ok(finish_page(findings, &page, |f| Cursor { at: f.created_at, id: f.id.0 }))
+                }
+
+                async fn acknowledge_findings(
+                    &self,
+                    tenant: TenantId,
+                    ids: &[FindingId],
+                    by: UserId,
+                ) -> StoreResult<u64> {
+                    if ids.is_empty() {
+                        return Ok(0);
+                    }
+                    let now = Timestamp::now();
+                    let mut qb = Builder::new(
+                        "UPDATE findings SET status = 'acknowledged', acknowledged_by = ",
+                    );
+                    qb.push_bind(by);
+                    qb.push(", acknowledged_at = ");
+                    qb.push_bind(now);
+                    qb.push(", updated_at = ");
+                    qb.push_bind(now);
+                    qb.push(" WHERE status = 'new' AND tenant_id = ");
+                    qb.push_bind(tenant);
+                    qb.push(" AND id IN (");
+                    push_id_list(&mut qb, ids);
+                    qb.push(")");
+                    Ok(qb.build().execute(&self.pool).await?.rows_affected())
+                }
+            }
+
+            #[async_trait]
+            impl InventoryRepository for $store {
+                async fn record_inventory_sync(&self, sync: NewInventorySync) -> StoreResult<InventorySync> {
+                    let mut tx = self.pool.begin_with(<$store as SqlDialect>::BEGIN_WRITE).await?;
+                    let row: InventorySyncRow = sqlx::query_as(&format!(
+                        "INSERT INTO inventory_sync_runs (id, tenant_id, selection_hash, status, \
+                         item_count, created_at, finished_at) \
+                         VALUES ($1, $2, $3, 'completed', $4, $5, $6) RETURNING {INVENTORY_SYNC_COLUMNS}"
+                    ))
+                    .bind(InventorySyncRunId::generate())
+                    .bind(sync.tenant_id)
+                    .bind(&sync.selection_hash)
+                    .bind(sync.items.len() as i64)
+                    .bind(Timestamp::now().min(sync.finished_at))
+                    .bind(sync.finished_at)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let recorded = InventorySync::from(row);
+                    // Batches keep each statement well under the bind-parameter limits.
+                    for chunk in sync.items.chunks(500) {
+                        let mut qb = Builder::new(
+                            "INSERT INTO inventory_items (id, tenant_id, sync_run_id, subject_type, \
+                             external_id, display_name, payload) ",
+                        );
+                        qb.push_values(chunk, |mut values, item| {
+                            values
+                                .push_bind(InventoryItemId::generate())
+                                .push_bind(sync.tenant_id)
+                                .push_bind(recorded.id)
+                                .push_bind(item.subject_type.clone())
+                                .push_bind(item.external_id.clone())
+                                .push_bind(item.display_name.clone())
+                                .push_bind(Json(item.payload.clone()));
+                        });
+                        qb.build().execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(recorded)
+                }
+
+                async fn completed_syncs(
+                    &self,
+                    tenant: TenantId,
+                    selection_hash: &str,
+                    limit: u32,
+                ) -> StoreResult<Vec<InventorySync>> {
+                    let rows: Vec<InventorySyncRow> = sqlx::query_as(&format!(
+                        "SELECT {INVENTORY_SYNC_COLUMNS} FROM inventory_sync_runs \
+                         WHERE tenant_id = $1 AND selection_hash = $2 AND status = 'completed' \
+                         ORDER BY finished_at DESC, id DESC LIMIT $3"
+                    ))
+                    .bind(tenant)
+                    .bind(selection_hash)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                    Ok(rows.into_iter().map(Into::into).collect())
+                }
+
+                async fn inventory_scopes(&self, tenant: TenantId) -> StoreResult<Vec<InventoryScope>> {
+                    let rows: Vec<(String, i64)> = sqlx::query_as(
+                        "SELECT selection_hash, COUNT(*) FROM inventory_sync_runs \
+                         WHERE tenant_id = $1 AND status = 'completed' \
+                         GROUP BY selection_hash ORDER BY selection_hash",
+                    )
+                    .bind(tenant)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    Ok(rows
+                        .into_iter()
+                        .map(|(selection_hash, completed_syncs)| InventoryScope { selection_hash, completed_syncs })
+                        .collect())
+                }
+
+                async fn inventory_items(
+                    &self,
+                    tenant: TenantId,
+                    sync: InventorySyncRunId,
+                ) -> StoreResult<Vec<InventoryItem>> {
+                    let rows: Vec<InventoryItemRow> = sqlx::query_as(&format!(
+                        "SELECT {INVENTORY_ITEM_COLUMNS} FROM inventory_items \
+                         WHERE tenant_id = $1 AND sync_run_id = $2 ORDER BY subject_type, external_id"
+                    ))
+                    .bind(tenant)
+                    .bind(sync)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    Ok(rows.into_iter().map(Into::into).collect())
+                }
+            }
+
+            #[async_trait]
+            impl BackupRepository for $store {
+                async fn create_policy(&self, policy: NewPolicy) -> StoreResult<Policy> {
+                    let row: PolicyRow = sqlx::query_as(&format!(
+                        "INSERT INTO policies (id, tenant_id, external_id, name, policy_type, payload, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {POLICY_COLUMNS}"
+                    ))
+                    .bind(PolicyId::generate())
+                    .bind(policy.tenant_id)
+                    .bind(&policy.external_id)
+                    .bind(policy.name.trim())
+                    .bind(&policy.policy_type)
+                    .bind(Json(&policy.payload))
+                    .bind(Timestamp::now())
+                    .fetch_one(&self.pool)
+                    .await?;
+                    Ok(row.into())
+                }
+
+                async fn list_policies(&self, tenant: TenantId) -> StoreResult<Vec<Policy>> {
+                    let rows: Vec<PolicyRow> = sqlx::query_as(&format!(
+                        "SELECT {POLICY_COLUMNS} FROM policies WHERE tenant_id = $1 ORDER BY name, id"
+                    ))
+                    .bind(tenant)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    Ok(rows.into_iter().map(Into::into).collect())
+                }
+
+                async fn policies_by_ids(&self, tenant: TenantId, ids: &[PolicyId]) -> StoreResult<Vec<Policy>> {
+                    if ids.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let mut qb = Builder::new(format!(
+                        "SELECT {POLICY_COLUMNS} FROM policies WHERE tenant_id = "
+                    ));
+                    qb.push_bind(tenant);
+                    qb.push(" AND id IN (");
+                    push_id_list(&mut qb, ids);
+                    qb.push(") ORDER BY name, id");
+                    let rows: Vec<PolicyRow> = qb.build_query_as().fetch_all(&self.pool).await?;
+                    Ok(rows.into_iter().map(Into::into).collect())
+                }
+
+                async fn create_backup_set(&self, tenant: TenantId, name: &str) -> StoreResult<BackupSet> {
+                    let (id,): (BackupSetId,) = sqlx::query_as(
+                        "INSERT INTO backup_sets (id, tenant_id, name, created_at) VALUES ($1, $2, $3, $4) \
+                         RETURNING id",
+                    )
+                    .bind(BackupSetId::generate())
+                    .bind(tenant)
+                    .bind(name.trim())
+                    .bind(Timestamp::now())
+                    .fetch_one(&self.pool)
+                    .await?;
+                    self.backup_set(tenant, id).await?.ok_or(StoreError::NotFound)
+                }
+
+                async fn list_backup_sets(&self, tenant: TenantId) -> StoreResult<Vec<BackupSet>> {
+                    let rows: Vec<BackupSetRow> = sqlx::query_as(&format!(
+                        "SELECT {BACKUP_SET_COLUMNS} FROM backup_sets s WHERE s.tenant_id = $1 ORDER BY s.name, s.id"
+                    ))
+                    .bind(tenant)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    Ok(rows.into_iter().map(Into::into).collect())
+                }
+
+                async fn backup_set(&self, tenant: TenantId, id: BackupSetId) -> StoreResult<Option<BackupSet>> {
+                    let row: Option<BackupSetRow> = sqlx::query_as(&format!(
+                        "SELECT {BACKUP_SET_COLUMNS} FROM backup_sets s WHERE s.tenant_id = $1 AND s.id = $2"
+                    ))
+                    .bind(tenant)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    Ok(row.map(Into::into))
+                }
+
+                async fn add_to_backup_set(&self, item: NewBackupSetItem) -> StoreResult<AddOutcome> {
+                    let added: Option<(BackupSetItemId,)> = sqlx::query_as(
+                        "INSERT INTO backup_set_items (id, tenant_id, backup_set_id, policy_id, snapshot, \
+                         added_by_run_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                         ON CONFLICT (backup_set_id, policy_id) DO NOTHING RETURNING id",
+                    )
+                    .bind(BackupSetItemId::generate())
+                    .bind(item.tenant_id)
+                    .bind(item.backup_set_id)
+                    .bind(item.policy_id)
+                    .bind(Json(&item.snapshot))
+                    .bind(item.added_by_run_id)
+                    .bind(Timestamp::now())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    Ok(added.map_or(AddOutcome::AlreadyPresent, |(id,)| AddOutcome::Added(id)))
+                }
+
+                async fn backup_set_items(
+                    &self,
+                    tenant: TenantId,
+                    set: BackupSetId,
+                ) -> StoreResult<Vec<BackupSetItem>> {
+                    let rows: Vec<BackupSetItemRow> = sqlx::query_as(&format!(
+                        "SELECT {BACKUP_SET_ITEM_COLUMNS} FROM backup_set_items \
+                         WHERE tenant_id = $1 AND backup_set_id = $2 ORDER BY created_at, id"
+                    ))
+                    .bind(tenant)
+                    .bind(set)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    Ok(rows.into_iter().map(Into::into).collect())
+                }
+            }
+
+            #[async_trait]
+            impl NotificationRepository for $store {
+                async fn create_notification(&self, notification: NewNotification) -> StoreResult<Notification> {
+                    let row: NotificationRow = sqlx::query_as(&format!(
+                        "INSERT INTO notifications (id, tenant_id, user_id, kind, payload, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {NOTIFICATION_COLUMNS}"
+                    ))
+                    .bind(NotificationId::generate())
+                    .bind(notification.tenant_id)
+                    .bind(notification.user_id)
+                    .bind(notification.kind.as_str())
+                    .bind(Json(&notification.notice))
+                    .bind(Timestamp::now())
+                    .fetch_one(&self.pool)
+                    .await?;
+                    Ok(row.into())
+                }
+
+                async fn list_notifications(
+                    &self,
+                    tenant: TenantId,
+                    user: UserId,
+                    page: PageRequest,
+                ) -> StoreResult<Page<Notification>> {
+                    let mut qb = Builder::new(format!(
+                        "SELECT {NOTIFICATION_COLUMNS} FROM notifications n WHERE n.tenant_id = "
+                    ));
+                    qb.push_bind(tenant);
+                    qb.push(" AND n.user_id = ");
+                    qb.push_bind(user);
+                    push_keyset(&mut qb, "n", &page);
+                    let rows: Vec<NotificationRow> = qb.build_query_as().fetch_all(&self.pool).await?;
+                    let items = rows.into_iter().map(Notification::from).collect();
+                    Ok(finish_page(items, &page, |n| Cursor { at: n.created_at, id: n.id.0 }))
+                }
+
+                async fn unread_count(&self, tenant: TenantId, user: UserId) -> StoreResult<i64> {
+                    let (count,): (i64,) = sqlx::query_as(
+                        "SELECT COUNT(*) FROM notifications \
+                         WHERE tenant_id = $1 AND user_id = $2 AND read_at IS NULL",
+                    )
+                    .bind(tenant)
+                    .bind(user)
+                    .fetch_one(&self.pool)
+                    .await?;
+                    Ok(count)
+                }
+
+                async fn mark_read(&self, tenant: TenantId, user: UserId, id: NotificationId) -> StoreResult<()> {
+                    let updated = sqlx::query(
+                        "UPDATE notifications SET read_at = COALESCE(read_at, $4) \
+                         WHERE tenant_id = $1 AND user_id = $2 AND id = $3",
+                    )
+                    .bind(tenant)
+                    .bind(user)
+                    .bind(id)
+                    .bind(Timestamp::now())
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                    if updated == 0 {
+                        return Err(StoreError::NotFound);
+                    }
+                    Ok(())
+                }
+
+                async fn mark_all_read(&self, tenant: TenantId, user: UserId) -> StoreResult<u64> {
+                    Ok(sqlx::query(
+                        "UPDATE notifications SET read_at = $3 \
+                         WHERE tenant_id = $1 AND user_id = $2 AND read_at IS NULL",
+                    )
+                    .bind(tenant)
+                    .bind(user)
+                    .bind(Timestamp::now())
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
+                }
+            }
+
+            #[async_trait]
+            impl AuditRepository for $store {
+                async fn record_audit(&self, entry: NewAuditEntry) -> StoreResult<AuditEntry> {
+                    let row: AuditRow = sqlx::query_as(&format!(
+                        "INSERT INTO audit_logs (id, tenant_id, user_id, action, resource, resource_id, \
+                         metadata, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {AUDIT_COLUMNS}"
+                    ))
+                    .bind(AuditLogId::generate())
+                    .bind(entry.tenant_id)
+                    .bind(entry.user_id)
+                    .bind(&entry.action)
+                    .bind(&entry.resource)
+                    .bind(&entry.resource_id)
+                    .bind(Json(&entry.metadata))
+                    .bind(Timestamp::now())
+                    .fetch_one(&self.pool)
+                    .await?;
+                    Ok(row.into())
+                }
+
+                async fn audit_entry(&self, tenant: TenantId, id: AuditLogId) -> StoreResult<Option<AuditEntry>> {
+                    let row: Option<AuditRow> = sqlx::query_as(&format!(
+                        "SELECT {AUDIT_COLUMNS} FROM audit_logs WHERE tenant_id = $1 AND id = $2"
+                    ))
+                    .bind(tenant)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    Ok(row.map(Into::into))
+                }
+
+                async fn list_audit(&self, tenant: TenantId, limit: u32) -> StoreResult<Vec<AuditEntry>> {
+                    let rows: Vec<AuditRow> = sqlx::query_as(&format!(
+                        "SELECT {AUDIT_COLUMNS} FROM audit_logs WHERE tenant_id = $1 \
+                         ORDER BY created_at DESC, id DESC LIMIT $2"
+                    ))
+                    .bind(tenant)
+                    .bind(i64::from(limit.clamp(1, MAX_PAGE_SIZE)))
+                    .fetch_all(&self.pool)
+                    .await?;
+                    Ok(rows.into_iter().map(Into::into).collect())
+                }
+            }
+        };
+    };
+}
+pub(crate) use impl_sql_repositories;

@@ -1,0 +1,68 @@
+use super::sql::{impl_sql_repositories, SqlDialect};
+use super::{Backend, SchemaRepository, StoreError, StoreResult};
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The embedded database: one file, WAL mode, foreign keys enforced.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pub(crate) pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Connect(format!("bad SQLite URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL + NORMAL is durable across application crashes; only an OS
+            // crash can lose the last transactions.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        if let Some(dir) = options.get_filename().parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Connect(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Connect(format!("cannot open the SQLite database: {e}")))?;
+        Ok(Self { pool })
+    }
+}
+
+impl SqlDialect for SqliteStore {
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+}
+
+#[async_trait]
+impl SchemaRepository for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        sqlx::migrate!("migrations/sqlite")
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Invalid(format!("migration failed: {e}")))
+    }
+
+    async fn is_empty(&self) -> StoreResult<bool> {
+        let (empty,): (bool,) = sqlx::query_as("SELECT NOT EXISTS (SELECT 1 FROM tenants)")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(empty)
+    }
+}
+
+impl_sql_repositories!(SqliteStore, sqlx::Sqlite);

@@ -1,0 +1,67 @@
+//! The user interface: shell, router and pages.
+
+mod components;
+mod pages;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::{path, SsrMode};
+
+/// The HTML document around the app, rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="light dark" />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    // Tests and scripts wait for this mark: a click before hydration is lost.
+    Effect::new(|_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "");
+        }
+    });
+    view! {
+        <Stylesheet id="leptos" href="/pkg/opshub.css" />
+        <Title formatter=|title: String| {
+            if title.is_empty() { "opshub".to_string() } else { format!("{title} · opshub") }
+        } />
+        <Router>
+            <header class="topbar">
+                <a class="brand" href="/">"opshub"</a>
+            </header>
+            <main class="page">
+                // Async SSR: data pages wait for their data so that a missing
+                // tenant or run can answer with a real 404 status.
+                <Routes fallback=|| view! { <components::NotFound /> }>
+                    <Route path=path!("/") view=pages::TenantsPage ssr=SsrMode::Async />
+                    <Route
+                        path=path!("/t/:tenant/operations")
+                        view=pages::HubPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=path!("/t/:tenant/operations/:run_id")
+                        view=pages::RunPage
+                        ssr=SsrMode::Async
+                    />
+                </Routes>
+            </main>
+        </Router>
+    }
+}

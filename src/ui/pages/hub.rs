@@ -1,0 +1,143 @@
+use crate::api::runs::{hub_runs, HubData, HubQuery};
+use crate::domain::{format_duration, RunSummary, StatusBucket};
+use crate::ui::components::{bucket_tab_label, ErrorView, Outcome, Progress, StatusBadge};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+/// `/t/{tenant}/operations`: the tenant's runs, newest first.
+#[component]
+pub fn HubPage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let tenant = move || params.read().get("tenant").unwrap_or_default();
+    let hub_query = move || {
+        let q = query.read();
+        HubQuery {
+            bucket: q.get("bucket"),
+            operation: q.get("operation"),
+            older: q.get("older"),
+            newer: q.get("newer"),
+            limit: q.get("limit"),
+        }
+    };
+    // Bumped by the refresh button; part of the resource key so a click
+    // re-fetches, and echoed on the table once that data has arrived.
+    let refreshes = RwSignal::new(0u32);
+    let data = Resource::new(
+        move || (tenant(), hub_query(), refreshes.get()),
+        |(tenant, query, refresh)| async move { (refresh, hub_runs(tenant, query).await) },
+    );
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
+
+    view! {
+        <Transition fallback=|| view! { <p class="loading">"Loading runs…"</p> }>
+            {move || Suspend::new(async move {
+                let (refresh, result) = data.await;
+                match result {
+                    Ok(hub) => view! {
+                        <HubView hub query=hub_query() refresh refreshes hydrated />
+                    }.into_any(),
+                    Err(error) => view! { <ErrorView error /> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn HubView(
+    hub: HubData,
+    query: HubQuery,
+    refresh: u32,
+    refreshes: RwSignal<u32>,
+    hydrated: RwSignal<bool>,
+) -> impl IntoView {
+    let slug = hub.tenant.slug.clone();
+    let base = format!("/t/{slug}/operations");
+    let tab = |bucket: Option<StatusBucket>| {
+        let count = bucket.map_or(hub.counts.total(), |b| hub.counts.get(b));
+        let target = HubQuery {
+            bucket: bucket.map(|b| b.as_str().to_string()),
+            operation: query.operation.clone(),
+            limit: query.limit.clone(),
+            ..HubQuery::default()
+        };
+        let current = query.bucket.as_deref() == bucket.map(StatusBucket::as_str);
+        view! {
+            <a class="tab" class:active=current aria-current=current.then_some("page")
+                href=format!("{base}{}", target.to_query_string())>
+                {bucket_tab_label(bucket)}" "<span class="count">{count}</span>
+            </a>
+        }
+    };
+    let tabs: Vec<_> = std::iter::once(None)
+        .chain(StatusBucket::ALL.into_iter().map(Some))
+        .map(tab)
+        .collect();
+    let page_link = |older: Option<String>, newer: Option<String>| {
+        let target = HubQuery { older, newer, ..query.clone() };
+        format!("{base}{}", target.to_query_string())
+    };
+    let newer_href = hub.runs.newer.map(|c| page_link(None, Some(c.to_string())));
+    let older_href = hub.runs.older.map(|c| page_link(Some(c.to_string()), None));
+    let runs = hub.runs.items;
+    let empty = runs.is_empty();
+
+    view! {
+        <Title text=format!("{} operations", hub.tenant.name) />
+        <div class="page-head">
+            <h1>{hub.tenant.name.clone()}" · Operations"</h1>
+            <button type="button" class="button" data-testid="refresh-runs"
+                disabled=move || !hydrated.get()
+                on:click=move |_| refreshes.update(|n| *n += 1)>
+                "Refresh"
+            </button>
+        </div>
+        <nav class="tabs" aria-label="Status">{tabs}</nav>
+        <table class="runs" data-testid="runs-table"
+            data-refreshed-at=(refresh > 0).then(|| refresh.to_string())>
+            <thead>
+                <tr>
+                    <th scope="col">"Operation"</th>
+                    <th scope="col">"Status"</th>
+                    <th scope="col">"Progress"</th>
+                    <th scope="col">"OK / failed / skipped"</th>
+                    <th scope="col">"Initiator"</th>
+                    <th scope="col">"Queued"</th>
+                    <th scope="col">"Duration"</th>
+                </tr>
+            </thead>
+            <tbody>
+                {runs.into_iter().map(|run| view! { <RunRow run slug=slug.clone() /> }).collect_view()}
+            </tbody>
+        </table>
+        {empty.then(|| view! { <p class="empty-state">"No runs match."</p> })}
+        <nav class="pager" aria-label="Pages">
+            {newer_href.map(|href| view! { <a rel="prev" href=href>"← Newer"</a> })}
+            {older_href.map(|href| view! { <a rel="next" href=href>"Older →"</a> })}
+        </nav>
+    }
+}
+
+#[component]
+fn RunRow(run: RunSummary, slug: String) -> impl IntoView {
+    let href = format!("/t/{slug}/operations/{}", run.id);
+    let duration = run
+        .started_at
+        .map(|start| format_duration(start, run.finished_at.unwrap_or(start)))
+        .filter(|_| run.finished_at.is_some())
+        .unwrap_or_else(|| "—".to_string());
+    view! {
+        <tr data-testid="run-row" data-run-id=run.id.to_string()>
+            <td><a data-testid="run-link" href=href>{run.operation.label()}</a></td>
+            <td><StatusBadge status=run.status /></td>
+            <td class="progress-cell"><Progress counters=run.counters /></td>
+            <td><Outcome counters=run.counters /></td>
+            <td>{run.initiator_name}</td>
+            <td><time datetime=run.created_at.to_rfc3339()>{run.created_at.short_utc()}</time></td>
+            <td>{duration}</td>
+        </tr>
+    }
+}

@@ -1,0 +1,7 @@
+mod hub;
+mod run;
+mod tenants;
+
+pub use hub::HubPage;
+pub use run::RunPage;
+pub use tenants::TenantsPage;

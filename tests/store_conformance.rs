@@ -1,0 +1,516 @@
+//! One conformance suite, run against SQLite and PostgreSQL: every store
+//! method behaves the same on both.
+
+mod support;
+
+use opshub::domain::*;
+use opshub::server::store::*;
+use std::collections::HashSet;
+use support::{fixture, new_run};
+
+conformance! {
+    async fn duplicate_active_key_joins_and_terminal_key_starts_anew(store) {
+        let f = fixture(store, "acme").await;
+        let first = store.start_run(new_run(&f, "k1")).await.unwrap();
+        assert!(!first.joined);
+        assert_eq!(first.run.summary.status, RunStatus::Pending);
+        assert_eq!(first.run.summary.counters.total, 3);
+        assert_eq!(first.run.item_ids, vec!["a", "b", "c"]);
+
+        let second = store.start_run(new_run(&f, "k1")).await.unwrap();
+        assert!(second.joined);
+        assert_eq!(second.run.summary.id, first.run.summary.id);
+
+        // Another key, or the same key in another tenant, is another run.
+        let other_key = store.start_run(new_run(&f, "k2")).await.unwrap();
+        assert!(!other_key.joined);
+        let g = fixture(store, "globex").await;
+        let other_tenant = store.start_run(new_run(&g, "k1")).await.unwrap();
+        assert!(!other_tenant.joined);
+
+        // Still active while running.
+        let id = first.run.summary.id;
+        store.transition_run(f.tenant.id, id, RunStatus::Running).await.unwrap();
+        assert!(store.start_run(new_run(&f, "k1")).await.unwrap().joined);
+
+        store.transition_run(f.tenant.id, id, RunStatus::Completed).await.unwrap();
+        let third = store.start_run(new_run(&f, "k1")).await.unwrap();
+        assert!(!third.joined);
+        assert_ne!(third.run.summary.id, id);
+    }
+
+    async fn concurrent_starts_of_one_key_make_one_run(store) {
+        let f = fixture(store, "acme").await;
+        let starts = (0..16).map(|_| store.start_run(new_run(&f, "same")));
+        let results = futures::future::join_all(starts).await;
+        let ids: HashSet<RunId> = results.iter().map(|r| r.as_ref().unwrap().run.summary.id).collect();
+        assert_eq!(ids.len(), 1);
+        assert_eq!(results.iter().filter(|r| !r.as_ref().unwrap().joined).count(), 1);
+    }
+
+    async fn transitions_follow_the_lifecycle(store) {
+        let f = fixture(store, "acme").await;
+        let id = store.start_run(new_run(&f, "k")).await.unwrap().run.summary.id;
+
+        let err = store.transition_run(f.tenant.id, id, RunStatus::Completed).await.unwrap_err();
+        assert!(matches!(err, StoreError::IllegalTransition { from: RunStatus::Pending, to: RunStatus::Completed }), "{err:?}");
+        let err = store.transition_run(f.tenant.id, id, RunStatus::Pending).await.unwrap_err();
+        assert!(matches!(err, StoreError::IllegalTransition { .. }), "{err:?}");
+
+        let running = store.transition_run(f.tenant.id, id, RunStatus::Running).await.unwrap();
+        assert_eq!(running.summary.status, RunStatus::Running);
+        assert!(running.summary.started_at.is_some());
+        assert!(running.summary.finished_at.is_none());
+
+        let done = store.transition_run(f.tenant.id, id, RunStatus::CompletedWithErrors).await.unwrap();
+        assert_eq!(done.summary.status, RunStatus::CompletedWithErrors);
+        assert!(done.summary.finished_at.is_some());
+
+        for next in RunStatus::ALL {
+            let err = store.transition_run(f.tenant.id, id, next).await.unwrap_err();
+            assert!(matches!(err, StoreError::IllegalTransition { .. }), "{next}: {err:?}");
+        }
+        let unchanged = store.run(f.tenant.id, id).await.unwrap().unwrap();
+        assert_eq!(unchanged.summary.status, RunStatus::CompletedWithErrors);
+
+        // A pending run can be aborted before any worker claims it.
+        let pending = store.start_run(new_run(&f, "k2")).await.unwrap().run.summary.id;
+        let aborted = store.transition_run(f.tenant.id, pending, RunStatus::Aborted).await.unwrap();
+        assert_eq!(aborted.summary.bucket(), StatusBucket::Failed);
+
+        let missing = RunId(uuid::Uuid::now_v7());
+        let err = store.transition_run(f.tenant.id, missing, RunStatus::Running).await.unwrap_err();
+        assert!(matches!(err, StoreError::NotFound), "{err:?}");
+    }
+
+    async fn another_tenants_run_is_not_found(store) {
+        let a = fixture(store, "acme").await;
+        let b = fixture(store, "globex").await;
+        let run = store.start_run(new_run(&a, "k")).await.unwrap().run.summary.id;
+
+        assert!(store.run(b.tenant.id, run).await.unwrap().is_none());
+        let err = store.transition_run(b.tenant.id, run, RunStatus::Running).await.unwrap_err();
+        assert!(matches!(err, StoreError::NotFound), "{err:?}");
+        let page = store.list_runs(b.tenant.id, &RunFilter::default(), PageRequest::first(50)).await.unwrap();
+        assert!(page.items.is_empty());
+        assert_eq!(store.count_runs_by_bucket(b.tenant.id, &RunFilter::default()).await.unwrap().total(), 0);
+        // And the run is untouched.
+        let still = store.run(a.tenant.id, run).await.unwrap().unwrap();
+        assert_eq!(still.summary.status, RunStatus::Pending);
+    }
+
+    async fn keyset_pages_neither_skip_nor_repeat_while_runs_arrive(store) {
+        let f = fixture(store, "acme").await;
+        let mut originals = Vec::new();
+        for n in 0..30 {
+            originals.push(store.start_run(new_run(&f, &format!("k{n}"))).await.unwrap().run.summary.id);
+        }
+        let mut seen = Vec::new();
+        let mut page = store.list_runs(f.tenant.id, &RunFilter::default(), PageRequest::first(7)).await.unwrap();
+        assert!(page.newer.is_none());
+        let mut pages = 0;
+        loop {
+            pages += 1;
+            seen.extend(page.items.iter().map(|r| r.id));
+            // New runs arrive between page loads.
+            store.start_run(new_run(&f, &format!("late{pages}"))).await.unwrap();
+            let Some(cursor) = page.older else { break };
+            page = store
+                .list_runs(f.tenant.id, &RunFilter::default(), PageRequest::older_than(cursor, 7))
+                .await
+                .unwrap();
+            assert!(page.newer.is_some());
+        }
+        assert_eq!(pages, 5);
+        let expected: Vec<RunId> = originals.iter().rev().copied().collect();
+        assert_eq!(seen, expected, "newest first, each run exactly once");
+
+        // Paging back towards newer rows returns the same pages.
+        let first = store.list_runs(f.tenant.id, &RunFilter::default(), PageRequest::first(7)).await.unwrap();
+        let second = store
+            .list_runs(f.tenant.id, &RunFilter::default(), PageRequest::older_than(first.older.unwrap(), 7))
+            .await
+            .unwrap();
+        let third = store
+            .list_runs(f.tenant.id, &RunFilter::default(), PageRequest::older_than(second.older.unwrap(), 7))
+            .await
+            .unwrap();
+        let back = store
+            .list_runs(f.tenant.id, &RunFilter::default(), PageRequest::newer_than(third.newer.unwrap(), 7))
+            .await
+            .unwrap();
+        assert_eq!(back.items, second.items);
+        assert!(back.older.is_some());
+    }
+
+    async fn filters_and_bucket_counts(store) {
+        let f = fixture(store, "acme").await;
+        let other = store
+            .create_user(NewUser { email: "Second@Acme.test".into(), display_name: "Second".into(), password_hash: None })
+            .await
+            .unwrap();
+        assert_eq!(other.email, "second@acme.test");
+        let mut ids = Vec::new();
+        for n in 0..6 {
+            let mut run = new_run(&f, &format!("k{n}"));
+            if n % 2 == 1 {
+                run.operation = OperationKind::BackupSetAddPolicies;
+                run.user_id = other.id;
+            }
+            ids.push(store.start_run(run).await.unwrap().run.summary.id);
+        }
+        let t = f.tenant.id;
+        store.transition_run(t, ids[0], RunStatus::Running).await.unwrap();
+        store.transition_run(t, ids[1], RunStatus::Running).await.unwrap();
+        store.transition_run(t, ids[1], RunStatus::Completed).await.unwrap();
+        store.transition_run(t, ids[2], RunStatus::Running).await.unwrap();
+        store.transition_run(t, ids[2], RunStatus::CompletedWithErrors).await.unwrap();
+        store.transition_run(t, ids[3], RunStatus::Aborted).await.unwrap();
+        store.transition_run(t, ids[4], RunStatus::Failed).await.unwrap();
+
+        let counts = store.count_runs_by_bucket(t, &RunFilter::default()).await.unwrap();
+        assert_eq!(counts, BucketCounts { queued: 1, running: 1, succeeded: 1, partially_succeeded: 1, failed: 2 });
+
+        let list = |filter: RunFilter| async move {
+            store.list_runs(t, &filter, PageRequest::first(50)).await.unwrap().items.into_iter().map(|r| r.id).collect::<Vec<_>>()
+        };
+        assert_eq!(list(RunFilter { bucket: Some(StatusBucket::Failed), ..Default::default() }).await, vec![ids[4], ids[3]]);
+        assert_eq!(list(RunFilter { operation: Some(OperationKind::BackupSetAddPolicies), ..Default::default() }).await, vec![ids[5], ids[3], ids[1]]);
+        assert_eq!(list(RunFilter { initiator: Some(other.id), bucket: Some(StatusBucket::Queued), ..Default::default() }).await, vec![ids[5]]);
+        let by_op = store
+            .count_runs_by_bucket(t, &RunFilter { operation: Some(OperationKind::DriftGenerate), ..Default::default() })
+            .await
+            .unwrap();
+        assert_eq!(by_op.total(), 3);
+
+        let all = store.list_runs(t, &RunFilter::default(), PageRequest::first(50)).await.unwrap().items;
+        let third_newest = all[2].created_at;
+        let recent = list(RunFilter { created_from: Some(third_newest), ..Default::default() }).await;
+        assert_eq!(recent, vec![ids[5], ids[4], ids[3]]);
+        let older = list(RunFilter { created_before: Some(third_newest), ..Default::default() }).await;
+        assert_eq!(older, vec![ids[2], ids[1], ids[0]]);
+        assert_eq!(all[0].initiator_name, "Second");
+    }
+
+    async fn constraint_violations_are_domain_errors(store) {
+        let f = fixture(store, "acme").await;
+        let err = store.create_tenant(&TenantSlug::parse("acme").unwrap(), "Again").await.unwrap_err();
+        assert!(matches!(err, StoreError::Duplicate { what: "tenant slug" }), "{err:?}");
+        let err = store
+            .create_user(NewUser { email: "OP@acme.test".into(), display_name: "Dup".into(), password_hash: None })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Duplicate { what: "user email" }), "{err:?}");
+        let err = store.set_membership(f.tenant.id, UserId(uuid::Uuid::now_v7()), Role::Viewer).await.unwrap_err();
+        assert!(matches!(err, StoreError::MissingReference), "{err:?}");
+
+        // Counters that do not add up are refused by the database itself.
+        let bad = RunRecord {
+            id: RunId(uuid::Uuid::now_v7()),
+            tenant_id: f.tenant.id,
+            user_id: f.user.id,
+            operation: OperationKind::DriftGenerate,
+            idempotency_key: "bad".into(),
+            status: RunStatus::Completed,
+            counters: Counters { total: 3, processed: 3, succeeded: 1, failed: 0, skipped: 0 },
+            item_ids: vec![],
+            params: serde_json::json!({}),
+            failures: vec![],
+            attempt: 1,
+            created_at: Timestamp::now(),
+            started_at: Some(Timestamp::now()),
+            finished_at: Some(Timestamp::now()),
+        };
+        let err = store.insert_run_record(bad.clone()).await.unwrap_err();
+        assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+        // A terminal run without a finish time breaks the lifecycle rule.
+        let err = store
+            .insert_run_record(RunRecord {
+                counters: Counters { total: 3, processed: 3, succeeded: 3, failed: 0, skipped: 0 },
+                finished_at: None,
+                ..bad.clone()
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+
+        for err in [
+            StoreError::Duplicate { what: "tenant slug" },
+            StoreError::Invalid("a value breaks a rule of the data model".into()),
+        ] {
+            let text = err.to_string().to_lowercase();
+            for leak in ["insert", "select", "constraint failed", "violates", "sqlite", "postgres"] {
+                assert!(!text.contains(leak), "{text:?} leaks {leak:?}");
+            }
+        }
+        // Nothing was written by the refused inserts.
+        assert!(store.list_runs(f.tenant.id, &RunFilter::default(), PageRequest::first(10)).await.unwrap().items.is_empty());
+        assert_eq!(store.list_tenants().await.unwrap().len(), 1);
+    }
+
+    async fn tenants_users_and_memberships(store) {
+        let a = fixture(store, "acme").await;
+        let b = fixture(store, "beta").await;
+        store.set_membership(b.tenant.id, a.user.id, Role::Viewer).await.unwrap();
+        store.set_membership(b.tenant.id, a.user.id, Role::Admin).await.unwrap();
+        let memberships = store.memberships(a.user.id).await.unwrap();
+        let pairs: Vec<(String, Role)> = memberships.into_iter().map(|m| (m.tenant.slug, m.role)).collect();
+        assert_eq!(pairs, vec![("acme".into(), Role::Operator), ("beta".into(), Role::Admin)]);
+        assert_eq!(store.tenant_by_slug("beta").await.unwrap().unwrap().id, b.tenant.id);
+        assert!(store.tenant_by_slug("nope").await.unwrap().is_none());
+        let names: Vec<String> = store.list_tenants().await.unwrap().into_iter().map(|t| t.name).collect();
+        assert_eq!(names, vec!["Tenant acme", "Tenant beta"]);
+        assert!(!store.is_empty().await.unwrap());
+    }
+
+    async fn findings_upsert_by_fingerprint_list_and_acknowledge(store) {
+        let a = fixture(store, "acme").await;
+        let b = fixture(store, "globex").await;
+        let (baseline, current) = two_syncs(store, &a).await;
+        let finding = |fingerprint: &str, subject_type: &str| NewFinding {
+            tenant_id: a.tenant.id,
+            finding_type: FindingType::Changed,
+            scope_key: "devices".into(),
+            baseline_run_id: baseline,
+            current_run_id: current,
+            produced_by_run_id: None,
+            fingerprint: fingerprint.into(),
+            subject_type: subject_type.into(),
+            subject_external_id: "dev-1".into(),
+            evidence: serde_json::json!({ "field": "os_version", "before": "1", "after": "2" }),
+        };
+        let first = store.upsert_finding(finding("fp-1", "device")).await.unwrap();
+        assert!(first.inserted);
+        let again = store.upsert_finding(finding("fp-1", "device")).await.unwrap();
+        assert!(!again.inserted);
+        assert_eq!(again.value.id, first.value.id);
+        store.upsert_finding(finding("fp-2", "app")).await.unwrap();
+
+        let all = store.list_findings(a.tenant.id, &FindingFilter::default(), PageRequest::first(10)).await.unwrap();
+        assert_eq!(all.items.len(), 2);
+        let apps = store
+            .list_findings(a.tenant.id, &FindingFilter { subject_type: Some("app".into()), ..Default::default() }, PageRequest::first(10))
+            .await
+            .unwrap();
+        assert_eq!(apps.items.len(), 1);
+
+        // Another tenant can neither see nor acknowledge them.
+        assert!(store.finding(b.tenant.id, first.value.id).await.unwrap().is_none());
+        assert_eq!(store.acknowledge_findings(b.tenant.id, &[first.value.id], b.user.id).await.unwrap(), 0);
+        assert_eq!(store.acknowledge_findings(a.tenant.id, &[first.value.id], a.user.id).await.unwrap(), 1);
+        assert_eq!(store.acknowledge_findings(a.tenant.id, &[first.value.id], a.user.id).await.unwrap(), 0);
+        let acked = store.finding(a.tenant.id, first.value.id).await.unwrap().unwrap();
+        assert_eq!(acked.status, FindingStatus::Acknowledged);
+        assert_eq!(acked.acknowledged_by, Some(a.user.id));
+        let new_only = store
+            .list_findings(a.tenant.id, &FindingFilter { status: Some(FindingStatus::New), ..Default::default() }, PageRequest::first(10))
+            .await
+            .unwrap();
+        assert_eq!(new_only.items.len(), 1);
+
+        // A finding must point at the tenant's own syncs.
+        let mut foreign = finding("fp-3", "device");
+        foreign.tenant_id = b.tenant.id;
+        let err = store.upsert_finding(foreign).await.unwrap_err();
+        assert!(matches!(err, StoreError::MissingReference), "{err:?}");
+    }
+
+    async fn inventory_syncs_and_items(store) {
+        let a = fixture(store, "acme").await;
+        let b = fixture(store, "globex").await;
+        let (baseline, current) = two_syncs(store, &a).await;
+        let syncs = store.completed_syncs(a.tenant.id, "devices", 5).await.unwrap();
+        assert_eq!(syncs.iter().map(|s| s.id).collect::<Vec<_>>(), vec![current, baseline]);
+        assert_eq!(syncs[0].item_count, 2);
+        let items = store.inventory_items(a.tenant.id, current).await.unwrap();
+        assert_eq!(items.iter().map(|i| i.external_id.as_str()).collect::<Vec<_>>(), vec!["dev-1", "dev-3"]);
+        assert_eq!(items[0].payload["os"], "11");
+        let scopes = store.inventory_scopes(a.tenant.id).await.unwrap();
+        assert_eq!(scopes, vec![InventoryScope { selection_hash: "devices".into(), completed_syncs: 2 }]);
+        assert!(store.inventory_items(b.tenant.id, current).await.unwrap().is_empty());
+        assert!(store.completed_syncs(b.tenant.id, "devices", 5).await.unwrap().is_empty());
+
+        // A duplicate item within one sync is refused whole: no sync is recorded.
+        let item = NewInventoryItem { subject_type: "device".into(), external_id: "x".into(), display_name: "X".into(), payload: serde_json::json!({}) };
+        let err = store
+            .record_inventory_sync(NewInventorySync {
+                tenant_id: a.tenant.id,
+                selection_hash: "dups".into(),
+                finished_at: Timestamp::now(),
+                items: vec![item.clone(), item],
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Duplicate { what: "inventory item" }), "{err:?}");
+        assert!(store.completed_syncs(a.tenant.id, "dups", 5).await.unwrap().is_empty());
+    }
+
+    async fn backup_sets_and_policies(store) {
+        let a = fixture(store, "acme").await;
+        let b = fixture(store, "globex").await;
+        let policy = |f: &support::Fixture, ext: &str| NewPolicy {
+            tenant_id: f.tenant.id,
+            external_id: ext.into(),
+            name: format!("Policy {ext}"),
+            policy_type: "compliance".into(),
+            payload: serde_json::json!({ "level": 1 }),
+        };
+        let p1 = store.create_policy(policy(&a, "p1")).await.unwrap();
+        let p2 = store.create_policy(policy(&a, "p2")).await.unwrap();
+        let foreign = store.create_policy(policy(&b, "p1")).await.unwrap();
+        let err = store.create_policy(policy(&a, "p1")).await.unwrap_err();
+        assert!(matches!(err, StoreError::Duplicate { what: "policy" }), "{err:?}");
+        assert_eq!(store.list_policies(a.tenant.id).await.unwrap().len(), 2);
+        let found = store.policies_by_ids(a.tenant.id, &[p2.id, foreign.id, p1.id]).await.unwrap();
+        assert_eq!(found.iter().map(|p| p.id).collect::<Vec<_>>(), vec![p1.id, p2.id]);
+
+        let set = store.create_backup_set(a.tenant.id, "Nightly").await.unwrap();
+        assert_eq!(set.item_count, 0);
+        let err = store.create_backup_set(a.tenant.id, "Nightly").await.unwrap_err();
+        assert!(matches!(err, StoreError::Duplicate { what: "backup set name" }), "{err:?}");
+        let add = |policy: PolicyId| NewBackupSetItem {
+            tenant_id: a.tenant.id,
+            backup_set_id: set.id,
+            policy_id: policy,
+            snapshot: serde_json::json!({ "level": 1 }),
+            added_by_run_id: None,
+        };
+        assert!(matches!(store.add_to_backup_set(add(p1.id)).await.unwrap(), AddOutcome::Added(_)));
+        assert_eq!(store.add_to_backup_set(add(p1.id)).await.unwrap(), AddOutcome::AlreadyPresent);
+        let err = store.add_to_backup_set(add(foreign.id)).await.unwrap_err();
+        assert!(matches!(err, StoreError::MissingReference), "{err:?}");
+        let items = store.backup_set_items(a.tenant.id, set.id).await.unwrap();
+        assert_eq!(items.iter().map(|i| i.policy_id).collect::<Vec<_>>(), vec![p1.id]);
+        assert_eq!(store.backup_set(a.tenant.id, set.id).await.unwrap().unwrap().item_count, 1);
+        assert!(store.backup_set(b.tenant.id, set.id).await.unwrap().is_none());
+        assert!(store.backup_set_items(b.tenant.id, set.id).await.unwrap().is_empty());
+        assert_eq!(store.list_backup_sets(b.tenant.id).await.unwrap().len(), 0);
+    }
+
+    async fn notifications_per_user(store) {
+        let a = fixture(store, "acme").await;
+        let colleague = store
+            .create_user(NewUser { email: "c@acme.test".into(), display_name: "C".into(), password_hash: None })
+            .await
+            .unwrap();
+        let run = store.start_run(new_run(&a, "k")).await.unwrap().run.summary;
+        let notice = RunNotice {
+            run_id: run.id,
+            operation: run.operation,
+            bucket: run.bucket(),
+            counters: run.counters,
+            error_summary: None,
+            link: format!("/t/acme/operations/{}", run.id),
+        };
+        let mut created = Vec::new();
+        for kind in [NotificationKind::RunQueued, NotificationKind::RunCompleted, NotificationKind::RunQueued] {
+            created.push(
+                store
+                    .create_notification(NewNotification { tenant_id: a.tenant.id, user_id: a.user.id, kind, notice: notice.clone() })
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert_eq!(created[0].notice, notice);
+        assert_eq!(store.unread_count(a.tenant.id, a.user.id).await.unwrap(), 3);
+        assert_eq!(store.unread_count(a.tenant.id, colleague.id).await.unwrap(), 0);
+        let page = store.list_notifications(a.tenant.id, a.user.id, PageRequest::first(2)).await.unwrap();
+        assert_eq!(page.items.iter().map(|n| n.id).collect::<Vec<_>>(), vec![created[2].id, created[1].id]);
+        assert!(page.older.is_some());
+        assert!(store.list_notifications(a.tenant.id, colleague.id, PageRequest::first(5)).await.unwrap().items.is_empty());
+
+        let err = store.mark_read(a.tenant.id, colleague.id, created[0].id).await.unwrap_err();
+        assert!(matches!(err, StoreError::NotFound), "{err:?}");
+        store.mark_read(a.tenant.id, a.user.id, created[0].id).await.unwrap();
+        assert_eq!(store.unread_count(a.tenant.id, a.user.id).await.unwrap(), 2);
+        assert_eq!(store.mark_all_read(a.tenant.id, a.user.id).await.unwrap(), 2);
+        assert_eq!(store.unread_count(a.tenant.id, a.user.id).await.unwrap(), 0);
+    }
+
+    async fn audit_log(store) {
+        let a = fixture(store, "acme").await;
+        let b = fixture(store, "globex").await;
+        let entry = store
+            .record_audit(NewAuditEntry {
+                tenant_id: a.tenant.id,
+                user_id: Some(a.user.id),
+                action: "run.start".into(),
+                resource: "bulk_operation_run".into(),
+                resource_id: Some("r1".into()),
+                metadata: serde_json::json!({ "operation": "drift.generate" }),
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.audit_entry(a.tenant.id, entry.id).await.unwrap(), Some(entry.clone()));
+        assert!(store.audit_entry(b.tenant.id, entry.id).await.unwrap().is_none());
+        assert_eq!(store.list_audit(a.tenant.id, 10).await.unwrap(), vec![entry.clone()]);
+        let mut run = new_run(&a, "audited");
+        run.audit_log_id = Some(entry.id);
+        let started = store.start_run(run).await.unwrap();
+        assert_eq!(started.run.audit_log_id, Some(entry.id));
+    }
+
+    async fn demo_seed_fills_every_status_with_consistent_counters(store) {
+        assert!(store.is_empty().await.unwrap());
+        let summary = opshub::server::seed::seed_demo(store).await.unwrap();
+        assert_eq!(summary.tenants, 3);
+        for tenant in store.list_tenants().await.unwrap() {
+            let counts = store.count_runs_by_bucket(tenant.id, &RunFilter::default()).await.unwrap();
+            assert!(counts.total() >= 200, "{counts:?}");
+            for bucket in StatusBucket::ALL {
+                assert!(counts.get(bucket) > 0, "{} has no {bucket} runs", tenant.slug);
+            }
+            let mut cursor = None;
+            let mut statuses = HashSet::new();
+            loop {
+                let request = cursor.map_or(PageRequest::first(200), |c| PageRequest::older_than(c, 200));
+                let page = store.list_runs(tenant.id, &RunFilter::default(), request).await.unwrap();
+                for run in &page.items {
+                    assert!(run.counters.is_consistent(), "{:?}", run.counters);
+                    statuses.insert(run.status);
+                }
+                match page.older {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            assert_eq!(statuses.len(), RunStatus::ALL.len());
+            assert_eq!(store.completed_syncs(tenant.id, "devices/windows", 5).await.unwrap().len(), 3);
+        }
+        // Seeding twice is refused and changes nothing.
+        let before = store.list_tenants().await.unwrap();
+        assert!(opshub::server::seed::seed_demo(store).await.is_err());
+        assert_eq!(store.list_tenants().await.unwrap(), before);
+    }
+}
+
+/// Two completed syncs of scope `devices`: dev-1 changes, dev-2 is removed,
+/// dev-3 is added.
+async fn two_syncs(store: &dyn Store, f: &support::Fixture) -> (InventorySyncRunId, InventorySyncRunId) {
+    let item = |id: &str, os: &str| NewInventoryItem {
+        subject_type: "device".into(),
+        external_id: id.into(),
+        display_name: id.to_uppercase(),
+        payload: serde_json::json!({ "os": os }),
+    };
+    let now = Timestamp::now();
+    let baseline = store
+        .record_inventory_sync(NewInventorySync {
+            tenant_id: f.tenant.id,
+            selection_hash: "devices".into(),
+            finished_at: now.plus_millis(-60_000),
+            items: vec![item("dev-1", "10"), item("dev-2", "10")],
+        })
+        .await
+        .unwrap();
+    let current = store
+        .record_inventory_sync(NewInventorySync {
+            tenant_id: f.tenant.id,
+            selection_hash: "devices".into(),
+            finished_at: now,
+            items: vec![item("dev-3", "11"), item("dev-1", "11")],
+        })
+        .await
+        .unwrap();
+    (baseline.id, current.id)
+}

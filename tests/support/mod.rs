@@ -1,0 +1,148 @@
+//! Test harness: a fresh database of each backend per test.
+//!
+//! PostgreSQL comes from `OPSHUB_TEST_POSTGRES_URL` (an admin URL that may
+//! CREATE DATABASE; `make test` provides one) or 127.0.0.1:5432. If neither
+//! answers, the test fails: PostgreSQL tests are never skipped.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use opshub::domain::*;
+use opshub::server::store::*;
+use sqlx::{Connection, Executor, PgConnection};
+use std::sync::Arc;
+
+pub struct TestDb {
+    pub store: Arc<dyn Store>,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Sqlite(tempfile::TempDir),
+    Postgres { admin_url: String, database: String },
+}
+
+pub fn postgres_admin_url() -> String {
+    std::env::var("OPSHUB_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("test.db").display());
+                let store = connect(&url, 4).await.expect("open SQLite");
+                store.migrate().await.expect("migrate SQLite");
+                Self { store, cleanup: Cleanup::Sqlite(dir) }
+            }
+            Backend::Postgres => {
+                let admin_url = postgres_admin_url();
+                let database = format!("opshub_test_{}", uuid::Uuid::now_v7().simple());
+                let mut admin = PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
+                    panic!(
+                        "PostgreSQL could not be reached at {admin_url} ({e}); the conformance \
+                         suite needs it. Run the tests through `make test`, which provides one."
+                    )
+                });
+                admin
+                    .execute(format!("CREATE DATABASE {database}").as_str())
+                    .await
+                    .expect("create test database");
+                let url = database_url(&admin_url, &database);
+                let store = connect(&url, 4).await.expect("connect PostgreSQL");
+                store.migrate().await.expect("migrate PostgreSQL");
+                Self { store, cleanup: Cleanup::Postgres { admin_url, database } }
+            }
+        }
+    }
+
+    /// Drops the PostgreSQL database (SQLite's temp dir goes with `self`).
+    pub async fn finish(self) {
+        let TestDb { store, cleanup } = self;
+        drop(store);
+        if let Cleanup::Postgres { admin_url, database } = cleanup {
+            if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
+                let _ = admin
+                    .execute(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)").as_str())
+                    .await;
+            }
+        }
+    }
+}
+
+/// `admin_url` with its database name replaced.
+pub fn database_url(admin_url: &str, database: &str) -> String {
+    let (base, query) = admin_url.split_once('?').map_or((admin_url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[scheme_end..].find('/').map_or(base.len(), |i| scheme_end + i);
+    let mut url = format!("{}/{database}", &base[..path_start]);
+    if let Some(query) = query {
+        url.push('?');
+        url.push_str(query);
+    }
+    url
+}
+
+/// Runs the body once per backend as two tests: `<name>::sqlite` and
+/// `<name>::postgres`.
+#[macro_export]
+macro_rules! conformance {
+    ($(async fn $name:ident($store:ident) $body:block)+) => {$(
+        mod $name {
+            use super::*;
+
+            async fn body($store: &dyn opshub::server::store::Store) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let db = $crate::support::TestDb::new(opshub::server::store::Backend::Sqlite).await;
+                body(db.store.as_ref()).await;
+                db.finish().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let db = $crate::support::TestDb::new(opshub::server::store::Backend::Postgres).await;
+                body(db.store.as_ref()).await;
+                db.finish().await;
+            }
+        }
+    )+};
+}
+
+/// A tenant with an operator, for tests that need somewhere to put runs.
+pub struct Fixture {
+    pub tenant: Tenant,
+    pub user: User,
+}
+
+pub async fn fixture(store: &dyn Store, slug: &str) -> Fixture {
+    let tenant = store
+        .create_tenant(&TenantSlug::parse(slug).unwrap(), &format!("Tenant {slug}"))
+        .await
+        .unwrap();
+    let user = store
+        .create_user(NewUser {
+            email: format!("op@{slug}.test"),
+            display_name: format!("Operator of {slug}"),
+            password_hash: None,
+        })
+        .await
+        .unwrap();
+    store.set_membership(tenant.id, user.id, Role::Operator).await.unwrap();
+    Fixture { tenant, user }
+}
+
+pub fn new_run(f: &Fixture, key: &str) -> NewRun {
+    NewRun {
+        tenant_id: f.tenant.id,
+        user_id: f.user.id,
+        operation: OperationKind::DriftGenerate,
+        idempotency_key: key.to_string(),
+        item_ids: vec!["a".into(), "b".into(), "c".into()],
+        params: serde_json::json!({ "scope_key": "devices" }),
+        max_attempts: 3,
+        audit_log_id: None,
+    }
+}
