@@ -11,7 +11,11 @@ mod cli {
     use std::sync::Arc;
 
     #[derive(Parser)]
-    #[command(name = "opshub", version, about = "Operations hub of a multi-tenant admin platform")]
+    #[command(
+        name = "opshub",
+        version,
+        about = "Operations hub of a multi-tenant admin platform"
+    )]
     struct Cli {
         /// Settings file (default: ./Leptos.toml; a missing default file means built-in defaults).
         #[arg(long, global = true, env = "OPSHUB_CONFIG")]
@@ -47,7 +51,9 @@ mod cli {
             }
             Command::SeedDemo => {
                 migrate(store.as_ref()).await?;
-                let summary = seed::seed_demo(store.as_ref()).await.map_err(|e| e.to_string())?;
+                let summary = seed::seed_demo(store.as_ref())
+                    .await
+                    .map_err(|e| e.to_string())?;
                 println!(
                     "seeded {} tenants, {} users, {} runs",
                     summary.tenants, summary.users, summary.runs
@@ -65,8 +71,13 @@ mod cli {
     async fn serve(settings: Settings, store: Arc<dyn Store>) -> Result<(), String> {
         migrate(store.as_ref()).await?;
         if settings.seed_demo_when_empty && store.is_empty().await.map_err(|e| e.to_string())? {
-            let summary = seed::seed_demo(store.as_ref()).await.map_err(|e| e.to_string())?;
-            tracing::info!(runs = summary.runs, "loaded demo data into the empty database");
+            let summary = seed::seed_demo(store.as_ref())
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!(
+                runs = summary.runs,
+                "loaded demo data into the empty database"
+            );
         }
         let addr = settings.listen_addr().map_err(|e| e.to_string())?;
         // Asset locations come from cargo-leptos (compiled in) or LEPTOS_* env.
@@ -78,9 +89,15 @@ mod cli {
             .await
             .map_err(|e| format!("cannot listen on {addr} (`listen` / OPSHUB_LISTEN): {e}"))?;
         tracing::info!("opshub listening on http://{addr}");
-        http::serve(AppState { leptos_options, store }, listener)
-            .await
-            .map_err(|e| format!("server error: {e}"))
+        http::serve(
+            AppState {
+                leptos_options,
+                store,
+            },
+            listener,
+        )
+        .await
+        .map_err(|e| format!("server error: {e}"))
     }
 
     fn init_tracing(filter: &str) {

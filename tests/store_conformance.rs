@@ -486,7 +486,10 @@ conformance! {
 
 /// Two completed syncs of scope `devices`: dev-1 changes, dev-2 is removed,
 /// dev-3 is added.
-async fn two_syncs(store: &dyn Store, f: &support::Fixture) -> (InventorySyncRunId, InventorySyncRunId) {
+async fn two_syncs(
+    store: &dyn Store,
+    f: &support::Fixture,
+) -> (InventorySyncRunId, InventorySyncRunId) {
     let item = |id: &str, os: &str| NewInventoryItem {
         subject_type: "device".into(),
         external_id: id.into(),

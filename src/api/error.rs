@@ -1,6 +1,6 @@
-use serde::{Deserialize, Serialize};
 use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use serde::{Deserialize, Serialize};
 
 /// The one error type of every server function. Each variant knows its HTTP
 /// status; messages are safe to show — database details are logged on the

@@ -41,6 +41,9 @@ pub(crate) mod ssr {
     /// The tenant named in the URL. Unknown tenants answer exactly like any
     /// other missing resource.
     pub async fn tenant(slug: &str) -> Result<Tenant, AppError> {
-        store()?.tenant_by_slug(slug).await?.ok_or(AppError::NotFound)
+        store()?
+            .tenant_by_slug(slug)
+            .await?
+            .ok_or(AppError::NotFound)
     }
 }

@@ -44,8 +44,16 @@ impl HubQuery {
 
     pub fn parse(&self) -> Result<(RunFilter, PageRequest), ParseError> {
         let filter = RunFilter {
-            bucket: self.bucket.as_deref().map(StatusBucket::parse).transpose()?,
-            operation: self.operation.as_deref().map(OperationKind::parse).transpose()?,
+            bucket: self
+                .bucket
+                .as_deref()
+                .map(StatusBucket::parse)
+                .transpose()?,
+            operation: self
+                .operation
+                .as_deref()
+                .map(OperationKind::parse)
+                .transpose()?,
             ..RunFilter::default()
         };
         let limit = match self.limit.as_deref() {
@@ -54,10 +62,14 @@ impl HubQuery {
                 .parse::<u32>()
                 .ok()
                 .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
-                .ok_or_else(|| ParseError(format!("page size must be 1-{MAX_PAGE_SIZE}, not {text:?}")))?,
+                .ok_or_else(|| {
+                    ParseError(format!("page size must be 1-{MAX_PAGE_SIZE}, not {text:?}"))
+                })?,
         };
         let page = match (&self.older, &self.newer) {
-            (Some(_), Some(_)) => return Err(ParseError("use either `older` or `newer`, not both".into())),
+            (Some(_), Some(_)) => {
+                return Err(ParseError("use either `older` or `newer`, not both".into()))
+            }
             (Some(cursor), None) => PageRequest::older_than(Cursor::parse(cursor)?, limit),
             (None, Some(cursor)) => PageRequest::newer_than(Cursor::parse(cursor)?, limit),
             (None, None) => PageRequest::first(limit),
@@ -78,9 +90,19 @@ async fn hub_data(tenant: &str, query: &HubQuery) -> Result<HubData, AppError> {
     let store = super::ssr::store()?;
     let runs = store.list_runs(tenant.id, &filter, page).await?;
     let counts = store
-        .count_runs_by_bucket(tenant.id, &RunFilter { bucket: None, ..filter })
+        .count_runs_by_bucket(
+            tenant.id,
+            &RunFilter {
+                bucket: None,
+                ..filter
+            },
+        )
         .await?;
-    Ok(HubData { tenant, runs, counts })
+    Ok(HubData {
+        tenant,
+        runs,
+        counts,
+    })
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -99,6 +121,9 @@ async fn run_page_data(tenant: &str, run_id: &str) -> Result<RunPageData, AppErr
     let tenant = super::ssr::tenant(tenant).await?;
     // A malformed id is just another run that does not exist.
     let id = RunId::parse(run_id).map_err(|_| AppError::NotFound)?;
-    let run = super::ssr::store()?.run(tenant.id, id).await?.ok_or(AppError::NotFound)?;
+    let run = super::ssr::store()?
+        .run(tenant.id, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
     Ok(RunPageData { tenant, run })
 }

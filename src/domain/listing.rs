@@ -49,15 +49,27 @@ pub struct PageRequest {
 
 impl PageRequest {
     pub fn first(limit: u32) -> Self {
-        Self { cursor: None, direction: Direction::Older, limit }
+        Self {
+            cursor: None,
+            direction: Direction::Older,
+            limit,
+        }
     }
 
     pub fn older_than(cursor: Cursor, limit: u32) -> Self {
-        Self { cursor: Some(cursor), direction: Direction::Older, limit }
+        Self {
+            cursor: Some(cursor),
+            direction: Direction::Older,
+            limit,
+        }
     }
 
     pub fn newer_than(cursor: Cursor, limit: u32) -> Self {
-        Self { cursor: Some(cursor), direction: Direction::Newer, limit }
+        Self {
+            cursor: Some(cursor),
+            direction: Direction::Newer,
+            limit,
+        }
     }
 
     /// The limit clamped to 1..=MAX_PAGE_SIZE.
@@ -129,7 +141,10 @@ mod tests {
 
     #[test]
     fn cursor_round_trips_through_its_url_form() {
-        let cursor = Cursor { at: Timestamp(1_764_000_000_123_456), id: Uuid::nil() };
+        let cursor = Cursor {
+            at: Timestamp(1_764_000_000_123_456),
+            id: Uuid::nil(),
+        };
         assert_eq!(Cursor::parse(&cursor.to_string()).unwrap(), cursor);
         assert!(Cursor::parse("12_notauuid").is_err());
         assert!(Cursor::parse("nonsense").is_err());

@@ -16,15 +16,15 @@ mod tenant;
 mod time;
 
 pub use failure::{FailureEntry, FailureKind, ReasonCode};
-pub use ids::*;
-pub use operation::{idempotency_key, OperationKind};
 pub use finding::{Finding, FindingFilter, FindingStatus, FindingType};
+pub use ids::*;
 pub use listing::*;
 pub use notification::{Notification, NotificationKind, RunNotice};
+pub use operation::{idempotency_key, OperationKind};
 pub use run::{Counters, RunDetail, RunSummary};
-pub use tenant::{Membership, Role, Tenant, TenantSlug, User};
 pub use sanitize::{sanitize_reason, MAX_REASON_CHARS};
 pub use status::{RunStatus, StatusBucket};
+pub use tenant::{Membership, Role, Tenant, TenantSlug, User};
 pub use time::{format_duration, Timestamp};
 
 /// A value that could not be parsed into a domain type; the message is safe

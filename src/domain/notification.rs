@@ -1,5 +1,8 @@
 use super::finding::text_enum;
-use super::{Counters, NotificationId, OperationKind, ParseError, RunId, StatusBucket, TenantId, Timestamp, UserId};
+use super::{
+    Counters, NotificationId, OperationKind, ParseError, RunId, StatusBucket, TenantId, Timestamp,
+    UserId,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -80,7 +80,11 @@ mod tests {
 /// The deterministic idempotency key of an operation over a scope: the same
 /// tenant, operation and scope always give the same key; scope parts are
 /// order-insensitive (policy ids `[a, b]` and `[b, a]` are one scope).
-pub fn idempotency_key(tenant: super::TenantId, operation: OperationKind, scope: &[&str]) -> String {
+pub fn idempotency_key(
+    tenant: super::TenantId,
+    operation: OperationKind,
+    scope: &[&str],
+) -> String {
     use sha2::{Digest, Sha256};
     let mut parts: Vec<&str> = scope.to_vec();
     parts.sort_unstable();
@@ -111,7 +115,14 @@ mod key_tests {
         assert_eq!(a, idempotency_key(tenant, op, &["p2", "set-1", "p1"]));
         assert!(a.starts_with("backup_set.add_policies:"));
         assert_ne!(a, idempotency_key(tenant, op, &["set-1", "p1"]));
-        assert_ne!(a, idempotency_key(TenantId(uuid::Uuid::from_u128(8)), op, &["set-1", "p1", "p2"]));
+        assert_ne!(
+            a,
+            idempotency_key(
+                TenantId(uuid::Uuid::from_u128(8)),
+                op,
+                &["set-1", "p1", "p2"]
+            )
+        );
         assert_ne!(
             idempotency_key(tenant, op, &["ab", "c"]),
             idempotency_key(tenant, op, &["a", "bc"])

@@ -81,7 +81,13 @@ mod tests {
 
     #[test]
     fn counters_must_add_up() {
-        let ok = Counters { total: 10, processed: 6, succeeded: 3, failed: 2, skipped: 1 };
+        let ok = Counters {
+            total: 10,
+            processed: 6,
+            succeeded: 3,
+            failed: 2,
+            skipped: 1,
+        };
         assert!(ok.is_consistent());
         assert_eq!(ok.percent(), 60);
         assert!(!Counters { processed: 5, ..ok }.is_consistent());

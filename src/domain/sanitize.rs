@@ -96,7 +96,10 @@ fn sanitize_url(word: &str) -> Option<String> {
         .unwrap_or("")
         .to_ascii_lowercase();
     if CONNECTION_SCHEMES.contains(&scheme.as_str()) {
-        return Some(format!("{}[connection string]", &word[..scheme_end - scheme.len()]));
+        return Some(format!(
+            "{}[connection string]",
+            &word[..scheme_end - scheme.len()]
+        ));
     }
     let rest = &word[scheme_end + 3..];
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
@@ -160,7 +163,9 @@ fn redact_key_values(word: &str) -> String {
             .map_or(0, |i| i + 1);
         let key = head[key_start..].to_ascii_lowercase();
         let value = &tail[1..];
-        let value_end = value.find([';', '&', ',', '"', '\'']).unwrap_or(value.len());
+        let value_end = value
+            .find([';', '&', ',', '"', '\''])
+            .unwrap_or(value.len());
         if SECRET_KEYS.contains(&key.as_str()) && value_end > 0 {
             out.push_str("[redacted]");
             rest = &value[value_end..];
@@ -209,24 +214,39 @@ mod tests {
 
     #[test]
     fn redacts_connection_strings_and_url_credentials() {
-        assert_clean("connect postgres://admin:pw123@db.internal:5432/prod failed", "pw123");
-        assert_clean("connect postgres://admin:pw123@db.internal:5432/prod failed", "db.internal");
+        assert_clean(
+            "connect postgres://admin:pw123@db.internal:5432/prod failed",
+            "pw123",
+        );
+        assert_clean(
+            "connect postgres://admin:pw123@db.internal:5432/prod failed",
+            "db.internal",
+        );
         let out = sanitize_reason("GET https://bob:hunter2@api.example.com/v1 timed out");
         assert_eq!(out, "GET https://[redacted]@api.example.com/v1 timed out");
     }
 
     #[test]
     fn redacts_emails_and_opaque_tokens() {
-        assert_clean("owner jane.doe@contoso.com lacks rights", "jane.doe@contoso.com");
+        assert_clean(
+            "owner jane.doe@contoso.com lacks rights",
+            "jane.doe@contoso.com",
+        );
         assert_clean("key ghp_AbCdEf1234567890 rejected", "ghp_AbCdEf1234567890");
-        assert_clean("sig a8f5f167f44f4964e6c998dee827110c9 bad", "a8f5f167f44f4964e6c998dee827110c9");
+        assert_clean(
+            "sig a8f5f167f44f4964e6c998dee827110c9 bad",
+            "a8f5f167f44f4964e6c998dee827110c9",
+        );
     }
 
     #[test]
     fn keeps_ordinary_prose_and_ids() {
         let text = "Policy 0190a6b2-7c1e-7d3a-9f00-000000000001 is already in the backup set";
         assert_eq!(sanitize_reason(text), text);
-        assert_eq!(sanitize_reason("Upstream returned 503: try later"), "Upstream returned 503: try later");
+        assert_eq!(
+            sanitize_reason("Upstream returned 503: try later"),
+            "Upstream returned 503: try later"
+        );
     }
 
     #[test]

@@ -57,11 +57,11 @@ impl RunStatus {
     /// aborted (or failed) before any worker claims it; terminal states are final.
     pub fn can_transition_to(self, next: RunStatus) -> bool {
         use RunStatus::*;
-        match (self, next) {
-            (Pending, Running | Failed | Aborted) => true,
-            (Running, Completed | CompletedWithErrors | Failed | Aborted) => true,
-            _ => false,
-        }
+        matches!(
+            (self, next),
+            (Pending, Running | Failed | Aborted)
+                | (Running, Completed | CompletedWithErrors | Failed | Aborted)
+        )
     }
 
     /// Statuses from which `next` may be reached.

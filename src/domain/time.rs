@@ -83,7 +83,10 @@ mod tests {
     fn parses_rfc3339_and_dates() {
         let t = Timestamp::parse("2026-11-27T09:00:00Z").unwrap();
         assert_eq!(t.to_rfc3339(), "2026-11-27T09:00:00Z");
-        assert_eq!(Timestamp::parse("2026-11-27").unwrap(), t.plus_millis(-9 * 3_600_000));
+        assert_eq!(
+            Timestamp::parse("2026-11-27").unwrap(),
+            t.plus_millis(-9 * 3_600_000)
+        );
         assert!(Timestamp::parse("yesterday").is_err());
     }
 

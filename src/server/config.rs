@@ -54,7 +54,9 @@ impl Settings {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => String::new(),
             Err(e) => return Err(ConfigError(format!("cannot read {}: {e}", path.display()))),
         };
-        Self::from_sources(&text, &path.display().to_string(), |key| std::env::var(key).ok())
+        Self::from_sources(&text, &path.display().to_string(), |key| {
+            std::env::var(key).ok()
+        })
     }
 
     pub fn from_sources(
@@ -75,7 +77,8 @@ impl Settings {
             .map_err(|e| ConfigError(format!("`database_url` (OPSHUB_DATABASE_URL): {e}")))?;
         if self.database_max_connections == 0 {
             return Err(ConfigError(
-                "`database_max_connections` (OPSHUB_DATABASE_MAX_CONNECTIONS) must be at least 1".into(),
+                "`database_max_connections` (OPSHUB_DATABASE_MAX_CONNECTIONS) must be at least 1"
+                    .into(),
             ));
         }
         Ok(())
@@ -103,7 +106,8 @@ mod tests {
     fn file_values_and_env_overrides() {
         let s = Settings::from_sources("listen = \"0.0.0.0:8080\"", "t", no_env).unwrap();
         assert_eq!(s.listen, "0.0.0.0:8080");
-        let env = |key: &str| (key == "OPSHUB_DATABASE_URL").then(|| "postgres://x@h/db".to_string());
+        let env =
+            |key: &str| (key == "OPSHUB_DATABASE_URL").then(|| "postgres://x@h/db".to_string());
         let s = Settings::from_sources("", "t", env).unwrap();
         assert_eq!(s.database_url, "postgres://x@h/db");
     }
@@ -116,7 +120,8 @@ mod tests {
         assert!(err.0.contains("database_url"), "{err}");
         let err = Settings::from_sources("colour = \"red\"", "t", no_env).unwrap_err();
         assert!(err.0.contains("colour"), "{err}");
-        let env = |key: &str| (key == "OPSHUB_DATABASE_MAX_CONNECTIONS").then(|| "many".to_string());
+        let env =
+            |key: &str| (key == "OPSHUB_DATABASE_MAX_CONNECTIONS").then(|| "many".to_string());
         let err = Settings::from_sources("", "t", env).unwrap_err();
         assert!(err.0.contains("OPSHUB_DATABASE_MAX_CONNECTIONS"), "{err}");
     }

@@ -25,12 +25,27 @@ const MEMBERS: [(&str, &str, Role); 3] = [
 const SCOPES: [&str; 2] = ["devices/windows", "apps/managed"];
 
 const FAILURE_REASONS: [(ReasonCode, &str); 6] = [
-    (ReasonCode::PermissionDenied, "Graph API returned 403: the app lacks DeviceManagementConfiguration.ReadWrite.All"),
-    (ReasonCode::UpstreamUnavailable, "Upstream returned 503 Service Unavailable after 3 retries"),
-    (ReasonCode::RateLimited, "Throttled by upstream (429); retry-after 30s exceeded the run's budget"),
-    (ReasonCode::InvalidPayload, "Policy payload failed validation: missing field `settings`"),
+    (
+        ReasonCode::PermissionDenied,
+        "Graph API returned 403: the app lacks DeviceManagementConfiguration.ReadWrite.All",
+    ),
+    (
+        ReasonCode::UpstreamUnavailable,
+        "Upstream returned 503 Service Unavailable after 3 retries",
+    ),
+    (
+        ReasonCode::RateLimited,
+        "Throttled by upstream (429); retry-after 30s exceeded the run's budget",
+    ),
+    (
+        ReasonCode::InvalidPayload,
+        "Policy payload failed validation: missing field `settings`",
+    ),
     (ReasonCode::Timeout, "Snapshot request timed out after 30s"),
-    (ReasonCode::PolicyNotFound, "Policy no longer exists in the tenant"),
+    (
+        ReasonCode::PolicyNotFound,
+        "Policy no longer exists in the tenant",
+    ),
 ];
 
 /// Seeds an empty database; refuses to touch one that has tenants.
@@ -45,7 +60,10 @@ pub async fn seed_demo(store: &dyn Store) -> Result<SeedSummary, StoreError> {
     let mut summary = SeedSummary::default();
     for (slug, name) in TENANTS {
         let tenant = store
-            .create_tenant(&TenantSlug::parse(slug).map_err(|e| StoreError::Invalid(e.0))?, name)
+            .create_tenant(
+                &TenantSlug::parse(slug).map_err(|e| StoreError::Invalid(e.0))?,
+                name,
+            )
             .await?;
         summary.tenants += 1;
         let mut users = Vec::new();
@@ -117,7 +135,12 @@ async fn seed_inventory(
 }
 
 async fn seed_policies(store: &dyn Store, tenant: &Tenant) -> Result<Vec<Policy>, StoreError> {
-    let kinds = ["compliance", "configuration", "app_protection", "conditional_access"];
+    let kinds = [
+        "compliance",
+        "configuration",
+        "app_protection",
+        "conditional_access",
+    ];
     let mut policies = Vec::new();
     for n in 0..12 {
         let policy_type = kinds[n % kinds.len()];
@@ -141,7 +164,10 @@ async fn seed_backup_sets(
     tenant: &Tenant,
     policies: &[Policy],
 ) -> Result<(), StoreError> {
-    for (index, name) in ["Nightly baseline", "Pre-change snapshot", "Quarterly audit"].iter().enumerate() {
+    for (index, name) in ["Nightly baseline", "Pre-change snapshot", "Quarterly audit"]
+        .iter()
+        .enumerate()
+    {
         let set = store.create_backup_set(tenant.id, name).await?;
         for policy in policies.iter().skip(index).step_by(3).take(2) {
             store
@@ -183,27 +209,48 @@ async fn seed_runs(
                 _ => RunStatus::Aborted,
             },
         };
-        let operation = if n % 3 == 0 { OperationKind::BackupSetAddPolicies } else { OperationKind::DriftGenerate };
+        let operation = if n % 3 == 0 {
+            OperationKind::BackupSetAddPolicies
+        } else {
+            OperationKind::DriftGenerate
+        };
         let (item_ids, params, scope_parts) = match operation {
             OperationKind::BackupSetAddPolicies => {
                 let count = rng.gen_range(2..=policies.len());
-                let ids: Vec<String> = policies.iter().take(count).map(|p| p.id.to_string()).collect();
+                let ids: Vec<String> = policies
+                    .iter()
+                    .take(count)
+                    .map(|p| p.id.to_string())
+                    .collect();
                 let mut scope: Vec<String> = ids.iter().map(|id| format!("policy:{id}")).collect();
                 scope.push(format!("set:{n}"));
-                (ids, serde_json::json!({ "backup_set_name": "Nightly baseline" }), scope)
+                (
+                    ids,
+                    serde_json::json!({ "backup_set_name": "Nightly baseline" }),
+                    scope,
+                )
             }
             OperationKind::DriftGenerate => {
                 let scope = SCOPES[n % SCOPES.len()];
-                let ids: Vec<String> = (0..rng.gen_range(20..60)).map(|i| format!("subject-{i:03}")).collect();
-                (ids, serde_json::json!({ "scope_key": scope }), vec![format!("scope:{scope}:{n}")])
+                let ids: Vec<String> = (0..rng.gen_range(20..60))
+                    .map(|i| format!("subject-{i:03}"))
+                    .collect();
+                (
+                    ids,
+                    serde_json::json!({ "scope_key": scope }),
+                    vec![format!("scope:{scope}:{n}")],
+                )
             }
         };
         let total = item_ids.len() as i64;
         let (counters, failures) = outcome(status, &item_ids, rng);
-        let started_at = (status != RunStatus::Pending).then(|| created_at.plus_millis(rng.gen_range(200..5_000)));
-        let finished_at = status
-            .is_terminal()
-            .then(|| started_at.unwrap_or(created_at).plus_millis(rng.gen_range(2_000..600_000)));
+        let started_at = (status != RunStatus::Pending)
+            .then(|| created_at.plus_millis(rng.gen_range(200..5_000)));
+        let finished_at = status.is_terminal().then(|| {
+            started_at
+                .unwrap_or(created_at)
+                .plus_millis(rng.gen_range(2_000..600_000))
+        });
         let scope_refs: Vec<&str> = scope_parts.iter().map(String::as_str).collect();
         store
             .insert_run_record(RunRecord {
@@ -261,5 +308,14 @@ fn outcome(status: RunStatus, items: &[String], rng: &mut StdRng) -> (Counters, 
             ));
         }
     }
-    (Counters { total, processed, succeeded, failed, skipped }, failures)
+    (
+        Counters {
+            total,
+            processed,
+            succeeded,
+            failed,
+            skipped,
+        },
+        failures,
+    )
 }

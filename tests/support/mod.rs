@@ -34,7 +34,10 @@ impl TestDb {
                 let url = format!("sqlite://{}", dir.path().join("test.db").display());
                 let store = connect(&url, 4).await.expect("open SQLite");
                 store.migrate().await.expect("migrate SQLite");
-                Self { store, cleanup: Cleanup::Sqlite(dir) }
+                Self {
+                    store,
+                    cleanup: Cleanup::Sqlite(dir),
+                }
             }
             Backend::Postgres => {
                 let admin_url = postgres_admin_url();
@@ -52,7 +55,13 @@ impl TestDb {
                 let url = database_url(&admin_url, &database);
                 let store = connect(&url, 4).await.expect("connect PostgreSQL");
                 store.migrate().await.expect("migrate PostgreSQL");
-                Self { store, cleanup: Cleanup::Postgres { admin_url, database } }
+                Self {
+                    store,
+                    cleanup: Cleanup::Postgres {
+                        admin_url,
+                        database,
+                    },
+                }
             }
         }
     }
@@ -61,7 +70,11 @@ impl TestDb {
     pub async fn finish(self) {
         let TestDb { store, cleanup } = self;
         drop(store);
-        if let Cleanup::Postgres { admin_url, database } = cleanup {
+        if let Cleanup::Postgres {
+            admin_url,
+            database,
+        } = cleanup
+        {
             if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
                 let _ = admin
                     .execute(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)").as_str())
@@ -73,9 +86,13 @@ impl TestDb {
 
 /// `admin_url` with its database name replaced.
 pub fn database_url(admin_url: &str, database: &str) -> String {
-    let (base, query) = admin_url.split_once('?').map_or((admin_url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = admin_url
+        .split_once('?')
+        .map_or((admin_url, None), |(b, q)| (b, Some(q)));
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[scheme_end..].find('/').map_or(base.len(), |i| scheme_end + i);
+    let path_start = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
     let mut url = format!("{}/{database}", &base[..path_start]);
     if let Some(query) = query {
         url.push('?');
@@ -130,7 +147,10 @@ pub async fn fixture(store: &dyn Store, slug: &str) -> Fixture {
         })
         .await
         .unwrap();
-    store.set_membership(tenant.id, user.id, Role::Operator).await.unwrap();
+    store
+        .set_membership(tenant.id, user.id, Role::Operator)
+        .await
+        .unwrap();
     Fixture { tenant, user }
 }
 

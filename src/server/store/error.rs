@@ -33,12 +33,36 @@ const DUPLICATES: [(&str, &str, &str); 9] = [
     ("tenants_slug_key", "tenants.slug", "tenant slug"),
     ("users_email_key", "users.email", "user email"),
     ("bulk_operation_runs_pkey", "bulk_operation_runs.id", "run"),
-    ("bulk_operation_runs_active_key", "bulk_operation_runs.tenant_id, bulk_operation_runs.idempotency_key", "active run for this key"),
-    ("findings_tenant_id_fingerprint_key", "findings.tenant_id, findings.fingerprint", "finding fingerprint"),
-    ("policies_tenant_id_external_id_key", "policies.tenant_id, policies.external_id", "policy"),
-    ("backup_sets_tenant_id_name_key", "backup_sets.tenant_id, backup_sets.name", "backup set name"),
-    ("backup_set_items_backup_set_id_policy_id_key", "backup_set_items.backup_set_id, backup_set_items.policy_id", "backup set item"),
-    ("inventory_items_sync_run_id_subject_type_external_id_key", "inventory_items.sync_run_id, inventory_items.subject_type, inventory_items.external_id", "inventory item"),
+    (
+        "bulk_operation_runs_active_key",
+        "bulk_operation_runs.tenant_id, bulk_operation_runs.idempotency_key",
+        "active run for this key",
+    ),
+    (
+        "findings_tenant_id_fingerprint_key",
+        "findings.tenant_id, findings.fingerprint",
+        "finding fingerprint",
+    ),
+    (
+        "policies_tenant_id_external_id_key",
+        "policies.tenant_id, policies.external_id",
+        "policy",
+    ),
+    (
+        "backup_sets_tenant_id_name_key",
+        "backup_sets.tenant_id, backup_sets.name",
+        "backup set name",
+    ),
+    (
+        "backup_set_items_backup_set_id_policy_id_key",
+        "backup_set_items.backup_set_id, backup_set_items.policy_id",
+        "backup set item",
+    ),
+    (
+        "inventory_items_sync_run_id_subject_type_external_id_key",
+        "inventory_items.sync_run_id, inventory_items.subject_type, inventory_items.external_id",
+        "inventory item",
+    ),
 ];
 
 impl From<sqlx::Error> for StoreError {

@@ -169,10 +169,12 @@ pub trait BackupRepository: Send + Sync {
     async fn create_policy(&self, policy: NewPolicy) -> StoreResult<Policy>;
     async fn list_policies(&self, tenant: TenantId) -> StoreResult<Vec<Policy>>;
     /// The tenant's policies among `ids`; ids of other tenants are ignored.
-    async fn policies_by_ids(&self, tenant: TenantId, ids: &[PolicyId]) -> StoreResult<Vec<Policy>>;
+    async fn policies_by_ids(&self, tenant: TenantId, ids: &[PolicyId])
+        -> StoreResult<Vec<Policy>>;
     async fn create_backup_set(&self, tenant: TenantId, name: &str) -> StoreResult<BackupSet>;
     async fn list_backup_sets(&self, tenant: TenantId) -> StoreResult<Vec<BackupSet>>;
-    async fn backup_set(&self, tenant: TenantId, id: BackupSetId) -> StoreResult<Option<BackupSet>>;
+    async fn backup_set(&self, tenant: TenantId, id: BackupSetId)
+        -> StoreResult<Option<BackupSet>>;
     /// Snapshots a policy into a set; `AlreadyPresent` when it is there.
     async fn add_to_backup_set(&self, item: NewBackupSetItem) -> StoreResult<AddOutcome>;
     async fn backup_set_items(
@@ -184,7 +186,8 @@ pub trait BackupRepository: Send + Sync {
 
 #[async_trait]
 pub trait NotificationRepository: Send + Sync {
-    async fn create_notification(&self, notification: NewNotification) -> StoreResult<Notification>;
+    async fn create_notification(&self, notification: NewNotification)
+        -> StoreResult<Notification>;
     async fn list_notifications(
         &self,
         tenant: TenantId,
@@ -193,13 +196,22 @@ pub trait NotificationRepository: Send + Sync {
     ) -> StoreResult<Page<Notification>>;
     async fn unread_count(&self, tenant: TenantId, user: UserId) -> StoreResult<i64>;
     /// Marks one of the user's notifications read; `NotFound` for anyone else's.
-    async fn mark_read(&self, tenant: TenantId, user: UserId, id: NotificationId) -> StoreResult<()>;
+    async fn mark_read(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        id: NotificationId,
+    ) -> StoreResult<()>;
     async fn mark_all_read(&self, tenant: TenantId, user: UserId) -> StoreResult<u64>;
 }
 
 #[async_trait]
 pub trait AuditRepository: Send + Sync {
     async fn record_audit(&self, entry: NewAuditEntry) -> StoreResult<AuditEntry>;
-    async fn audit_entry(&self, tenant: TenantId, id: AuditLogId) -> StoreResult<Option<AuditEntry>>;
+    async fn audit_entry(
+        &self,
+        tenant: TenantId,
+        id: AuditLogId,
+    ) -> StoreResult<Option<AuditEntry>>;
     async fn list_audit(&self, tenant: TenantId, limit: u32) -> StoreResult<Vec<AuditEntry>>;
 }

@@ -17,13 +17,20 @@ impl PgStore {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Connect(format!("bad PostgreSQL URL: {e}")))?
             .application_name("opshub");
-        let target = format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or("postgres"));
+        let target = format!(
+            "{}:{}/{}",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or("postgres")
+        );
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await
-            .map_err(|e| StoreError::Connect(format!("cannot reach PostgreSQL at {target}: {e}")))?;
+            .map_err(|e| {
+                StoreError::Connect(format!("cannot reach PostgreSQL at {target}: {e}"))
+            })?;
         Ok(Self { pool })
     }
 }

@@ -24,7 +24,11 @@ pub struct TenantRow {
 
 impl From<TenantRow> for Tenant {
     fn from(row: TenantRow) -> Self {
-        Tenant { id: row.id, slug: row.slug, name: row.name }
+        Tenant {
+            id: row.id,
+            slug: row.slug,
+            name: row.name,
+        }
     }
 }
 
@@ -38,7 +42,10 @@ pub struct MembershipRow {
 
 impl From<MembershipRow> for Membership {
     fn from(row: MembershipRow) -> Self {
-        Membership { tenant: row.tenant.into(), role: row.role }
+        Membership {
+            tenant: row.tenant.into(),
+            role: row.role,
+        }
     }
 }
 
@@ -277,7 +284,12 @@ pub struct BackupSetRow {
 
 impl From<BackupSetRow> for BackupSet {
     fn from(row: BackupSetRow) -> Self {
-        BackupSet { id: row.id, tenant_id: row.tenant_id, name: row.name, item_count: row.item_count }
+        BackupSet {
+            id: row.id,
+            tenant_id: row.tenant_id,
+            name: row.name,
+            item_count: row.item_count,
+        }
     }
 }
 

@@ -14,20 +14,36 @@ pub trait SqlDialect {
 
 /// Turns the rows of a keyset query (fetched with `limit + 1` to learn
 /// whether more exist) into a newest-first page with neighbour cursors.
-pub fn finish_page<T>(mut rows: Vec<T>, request: &PageRequest, cursor_of: impl Fn(&T) -> Cursor) -> Page<T> {
+pub fn finish_page<T>(
+    mut rows: Vec<T>,
+    request: &PageRequest,
+    cursor_of: impl Fn(&T) -> Cursor,
+) -> Page<T> {
     let limit = request.effective_limit() as usize;
     let has_more = rows.len() > limit;
     rows.truncate(limit);
     match request.direction {
         Direction::Older => Page {
-            older: if has_more { rows.last().map(&cursor_of) } else { None },
-            newer: if request.cursor.is_some() { rows.first().map(&cursor_of) } else { None },
+            older: if has_more {
+                rows.last().map(&cursor_of)
+            } else {
+                None
+            },
+            newer: if request.cursor.is_some() {
+                rows.first().map(&cursor_of)
+            } else {
+                None
+            },
             items: rows,
         },
         Direction::Newer => {
             rows.reverse();
             Page {
-                newer: if has_more { rows.first().map(&cursor_of) } else { None },
+                newer: if has_more {
+                    rows.first().map(&cursor_of)
+                } else {
+                    None
+                },
                 older: rows.last().map(&cursor_of),
                 items: rows,
             }

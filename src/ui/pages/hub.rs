@@ -77,7 +77,11 @@ fn HubView(
         .map(tab)
         .collect();
     let page_link = |older: Option<String>, newer: Option<String>| {
-        let target = HubQuery { older, newer, ..query.clone() };
+        let target = HubQuery {
+            older,
+            newer,
+            ..query.clone()
+        };
         format!("{base}{}", target.to_query_string())
     };
     let newer_href = hub.runs.newer.map(|c| page_link(None, Some(c.to_string())));

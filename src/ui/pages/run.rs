@@ -12,7 +12,10 @@ pub fn RunPage() -> impl IntoView {
     let data = Resource::new(
         move || {
             let p = params.read();
-            (p.get("tenant").unwrap_or_default(), p.get("run_id").unwrap_or_default())
+            (
+                p.get("tenant").unwrap_or_default(),
+                p.get("run_id").unwrap_or_default(),
+            )
         },
         |(tenant, run_id)| run_page(tenant, run_id),
     );
@@ -45,18 +48,23 @@ fn RunView(page: RunPageData) -> impl IntoView {
         .zip(summary.finished_at)
         .map(|(start, end)| format_duration(start, end))
         .unwrap_or_else(|| "—".into());
-    let (skipped, failed): (Vec<_>, Vec<_>) =
-        run.failures.iter().cloned().partition(|f| f.kind == FailureKind::Skipped);
+    let (skipped, failed): (Vec<_>, Vec<_>) = run
+        .failures
+        .iter()
+        .cloned()
+        .partition(|f| f.kind == FailureKind::Skipped);
     let params = serde_json::to_string_pretty(&run.params).unwrap_or_default();
     let entry_rows = |entries: Vec<crate::domain::FailureEntry>| {
         entries
             .into_iter()
-            .map(|f| view! {
-                <tr>
-                    <td><code>{f.item_id.unwrap_or_else(|| "—".into())}</code></td>
-                    <td><code>{f.reason_code.as_str()}</code></td>
-                    <td>{f.reason}</td>
-                </tr>
+            .map(|f| {
+                view! {
+                    <tr>
+                        <td><code>{f.item_id.unwrap_or_else(|| "—".into())}</code></td>
+                        <td><code>{f.reason_code.as_str()}</code></td>
+                        <td>{f.reason}</td>
+                    </tr>
+                }
             })
             .collect_view()
     };
