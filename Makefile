@@ -8,6 +8,13 @@ SHELL := bash
 # download them; ours come from cargo install and npm (.tools/).
 export PATH := $(CURDIR)/.tools/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 
+# CI builds in a fresh clone each time; a target dir outside the clone keeps
+# its dependencies compiled between runs.
+ifeq ($(CI),true)
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/opshub/target
+endif
+export OPSHUB_BIN := $(or $(CARGO_TARGET_DIR),target)/release/opshub
+
 .PHONY: run test setup build
 .DEFAULT_GOAL := run
 
@@ -18,7 +25,7 @@ build: setup
 	cargo leptos build --release
 
 run: build
-	OPSHUB_SEED_DEMO_WHEN_EMPTY=true target/release/opshub serve
+	OPSHUB_SEED_DEMO_WHEN_EMPTY=true $(OPSHUB_BIN) serve
 
 test: setup
 	@scripts/test.sh

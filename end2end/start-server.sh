@@ -4,7 +4,8 @@
 # Runs from the repo root because the server serves its assets from target/site.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=target/release/opshub
+# OPSHUB_BIN: the server binary (make test passes it when CARGO_TARGET_DIR moves it).
+bin=${OPSHUB_BIN:-target/release/opshub}
 if [ ! -x "$bin" ] || [ ! -d target/site ]; then
   echo "start-server: $bin or target/site missing; run 'cargo leptos build --release' first" >&2
   exit 1

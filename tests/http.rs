@@ -43,10 +43,10 @@ async fn get(app: &App, path: &str) -> (StatusCode, String) {
     send(app, Request::get(path).body(Body::empty()).unwrap()).await
 }
 
-async fn post_form(app: &App, path: &str, form: &str) -> (StatusCode, String) {
+async fn post_json(app: &App, path: &str, body: serde_json::Value) -> (StatusCode, String) {
     let request = Request::post(path)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Body::from(form.to_string()))
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
         .unwrap();
     send(app, request).await
 }
@@ -115,16 +115,12 @@ async fn unknown_and_foreign_things_are_the_same_404() {
     }
 
     // Server function: another tenant's run answers exactly like a missing one.
-    let foreign = post_form(
+    let detail = |run_id: String| serde_json::json!({ "tenant": "globex", "run_id": run_id });
+    let foreign = post_json(&app, "/api/runs/detail", detail(acme_run.id.to_string())).await;
+    let missing = post_json(
         &app,
         "/api/runs/detail",
-        &format!("tenant=globex&run_id={}", acme_run.id),
-    )
-    .await;
-    let missing = post_form(
-        &app,
-        "/api/runs/detail",
-        "tenant=globex&run_id=0190a6b2-7c1e-7d3a-9f00-000000000001",
+        detail("0190a6b2-7c1e-7d3a-9f00-000000000001".into()),
     )
     .await;
     assert_eq!(foreign.0, StatusCode::NOT_FOUND);
@@ -134,12 +130,28 @@ async fn unknown_and_foreign_things_are_the_same_404() {
 #[tokio::test]
 async fn bad_input_is_a_clear_400_without_internals() {
     let app = app().await;
-    let (status, body) = post_form(&app, "/api/runs/hub", "tenant=acme&query[limit]=0").await;
+    let hub = |query: serde_json::Value| serde_json::json!({ "tenant": "acme", "query": query });
+    let (status, body) = post_json(
+        &app,
+        "/api/runs/hub",
+        hub(serde_json::json!({ "limit": "0" })),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body.contains("page size"), "{body}");
-    let (status, body) = post_form(&app, "/api/runs/hub", "tenant=acme&query[bucket]=done").await;
+    let (status, body) = post_json(
+        &app,
+        "/api/runs/hub",
+        hub(serde_json::json!({ "bucket": "done" })),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body.contains("not a status bucket"), "{body}");
+    // A body that does not decode is a 400 too, not a server error.
+    let (status, body) = post_json(&app, "/api/runs/hub", serde_json::json!({ "tenant": 7 })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = post_json(&app, "/api/runs/hub", hub(serde_json::json!({}))).await;
+    assert_eq!(status, StatusCode::OK);
     for leak in ["SELECT", "sqlx", "constraint"] {
         assert!(!body.contains(leak), "{body}");
     }

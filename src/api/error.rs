@@ -45,6 +45,11 @@ impl FromServerFnError for AppError {
             ServerFnErrorErr::Args(message) | ServerFnErrorErr::MissingArg(message) => {
                 AppError::BadRequest(format!("Bad request: {message}"))
             }
+            // On the server, failing to decode means the request body was bad;
+            // in the browser it is a transport problem.
+            ServerFnErrorErr::Deserialization(message) if cfg!(feature = "ssr") => {
+                AppError::BadRequest(format!("Bad request: {message}"))
+            }
             other => AppError::Transport(other.to_string()),
         }
     }

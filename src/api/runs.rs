@@ -1,6 +1,7 @@
 use super::AppError;
 use crate::domain::*;
 use leptos::prelude::*;
+use leptos::server_fn::codec::Json;
 use serde::{Deserialize, Serialize};
 
 /// What the hub page shows: one page of runs and the count per bucket.
@@ -78,7 +79,7 @@ impl HubQuery {
     }
 }
 
-#[server(endpoint = "runs/hub")]
+#[server(endpoint = "runs/hub", input = Json)]
 pub async fn hub_runs(tenant: String, query: HubQuery) -> Result<HubData, AppError> {
     super::ssr::respond(hub_data(&tenant, &query).await)
 }
@@ -111,7 +112,7 @@ pub struct RunPageData {
     pub run: RunDetail,
 }
 
-#[server(endpoint = "runs/detail")]
+#[server(endpoint = "runs/detail", input = Json)]
 pub async fn run_page(tenant: String, run_id: String) -> Result<RunPageData, AppError> {
     super::ssr::respond(run_page_data(&tenant, &run_id).await)
 }
