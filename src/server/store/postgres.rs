@@ -2,7 +2,7 @@ use super::sql::{impl_sql_repositories, SqlDialect};
 use super::{Backend, SchemaRepository, StoreError, StoreResult};
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{Connection, PgConnection, PgPool};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -23,6 +23,14 @@ impl PgStore {
             options.get_port(),
             options.get_database().unwrap_or("postgres")
         );
+        // One direct connection first: a pool would only report a timeout,
+        // this says why (refused, unknown host, bad password, no database).
+        PgConnection::connect_with(&options)
+            .await
+            .map_err(|e| StoreError::Connect(format!("cannot reach PostgreSQL at {target}: {e}")))?
+            .close()
+            .await
+            .ok();
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
