@@ -4,9 +4,10 @@
 mod cli {
     use clap::{Parser, Subcommand};
     use leptos::prelude::*;
+    use opshub::domain::Role;
     use opshub::server::config::Settings;
     use opshub::server::store::{self, Store};
-    use opshub::server::{http, seed, AppState};
+    use opshub::server::{admin, http, seed, AppState};
     use std::path::PathBuf;
     use std::sync::Arc;
 
@@ -32,6 +33,102 @@ mod cli {
         Migrate,
         /// Load the demo data into an empty database.
         SeedDemo,
+        /// Manage users and their memberships.
+        #[command(subcommand)]
+        User(UserCommand),
+    }
+
+    #[derive(Subcommand)]
+    enum UserCommand {
+        /// Create a user (or reuse one by email) and grant a role in a tenant.
+        Add {
+            #[arg(long)]
+            email: String,
+            /// Display name (needed for a new user).
+            #[arg(long, default_value = "")]
+            name: String,
+            /// Tenant slug.
+            #[arg(long)]
+            tenant: String,
+            #[arg(long, value_parser = parse_role)]
+            role: Role,
+            /// Read the new user's password from the first line of standard input.
+            #[arg(long)]
+            password_stdin: bool,
+        },
+        /// Change a member's role in a tenant.
+        SetRole {
+            #[arg(long)]
+            email: String,
+            #[arg(long)]
+            tenant: String,
+            #[arg(long, value_parser = parse_role)]
+            role: Role,
+        },
+        /// Remove a user's membership in a tenant.
+        Remove {
+            #[arg(long)]
+            email: String,
+            #[arg(long)]
+            tenant: String,
+        },
+        /// Set a user's password (first line of standard input); ends their sessions.
+        SetPassword {
+            #[arg(long)]
+            email: String,
+        },
+    }
+
+    fn parse_role(text: &str) -> Result<Role, String> {
+        Role::parse(text).map_err(|e| e.0)
+    }
+
+    fn password_from_stdin() -> Result<String, String> {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    }
+
+    async fn user_command(store: &dyn Store, command: UserCommand) -> Result<(), String> {
+        let result = match command {
+            UserCommand::Add {
+                email,
+                name,
+                tenant,
+                role,
+                password_stdin,
+            } => {
+                let password = if password_stdin {
+                    Some(password_from_stdin()?)
+                } else {
+                    None
+                };
+                admin::add_user(store, &email, &name, &tenant, role, password)
+                    .await
+                    .map(|user| println!("{} is now {} in {tenant}", user.email, role.as_str()))
+            }
+            UserCommand::SetRole {
+                email,
+                tenant,
+                role,
+            } => admin::set_role(store, &email, &tenant, role)
+                .await
+                .map(|()| println!("{email} is now {} in {tenant}", role.as_str())),
+            UserCommand::Remove { email, tenant } => {
+                admin::remove_membership(store, &email, &tenant)
+                    .await
+                    .map(|()| println!("{email} is no longer a member of {tenant}"))
+            }
+            UserCommand::SetPassword { email } => {
+                let password = password_from_stdin()?;
+                admin::set_password(store, &email, password)
+                    .await
+                    .map(|()| println!("password of {email} changed"))
+            }
+        };
+        result.map_err(|e| e.to_string())
     }
 
     pub async fn run() -> Result<(), String> {
@@ -59,6 +156,10 @@ mod cli {
                     summary.tenants, summary.users, summary.runs
                 );
                 Ok(())
+            }
+            Command::User(command) => {
+                migrate(store.as_ref()).await?;
+                user_command(store.as_ref(), command).await
             }
             Command::Serve => serve(settings, store).await,
         }
@@ -89,15 +190,16 @@ mod cli {
             .await
             .map_err(|e| format!("cannot listen on {addr} (`listen` / OPSHUB_LISTEN): {e}"))?;
         tracing::info!("opshub listening on http://{addr}");
-        http::serve(
-            AppState {
-                leptos_options,
-                store,
-            },
-            listener,
-        )
-        .await
-        .map_err(|e| format!("server error: {e}"))
+        // Expired sessions are swept in the background.
+        tokio::spawn(
+            tower_sessions::session_store::ExpiredDeletion::continuously_delete_expired(
+                store.session_store(),
+                std::time::Duration::from_secs(600),
+            ),
+        );
+        http::serve(AppState::new(leptos_options, store, settings), listener)
+            .await
+            .map_err(|e| format!("server error: {e}"))
     }
 
     fn init_tracing(filter: &str) {

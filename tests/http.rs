@@ -1,169 +1,547 @@
 //! The HTTP surface, driven in-process through the real router on a fresh
-//! seeded SQLite database: pages render on the server, missing things are
-//! 404s, and server functions answer with safe errors.
+//! seeded database of each backend: pages render on the server, every page
+//! and server function resolves the tenant through the session, cross-site
+//! writes are refused, sessions behave, brute force is slowed.
 
 mod support;
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{header, HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use opshub::domain::*;
+use opshub::server::config::Settings;
+use opshub::server::seed::DEMO_PASSWORD;
 use opshub::server::store::*;
 use opshub::server::{http::router, seed, AppState};
+use std::time::Duration;
 use tower::ServiceExt;
+
+// Long enough that the failures below all fall inside it on a slow machine.
+const SIGN_IN_WINDOW: Duration = Duration::from_secs(3);
+const MAX_FAILURES: u32 = 3;
 
 struct App {
     state: AppState,
-    _db: support::TestDb,
+    db: support::TestDb,
 }
 
-async fn app() -> App {
-    let db = support::TestDb::new(Backend::Sqlite).await;
-    seed::seed_demo(db.store.as_ref()).await.unwrap();
-    let leptos_options = leptos::prelude::LeptosOptions::builder()
-        .output_name("opshub")
-        .build();
-    App {
-        state: AppState {
-            leptos_options,
-            store: db.store.clone(),
-        },
-        _db: db,
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn location(&self) -> &str {
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// `name=value` of the session cookie this reply sets, if any.
+    fn session_cookie(&self) -> Option<String> {
+        self.set_cookie()
+            .map(|c| c.split(';').next().unwrap().to_string())
+    }
+
+    fn set_cookie(&self) -> Option<&str> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with("opshub_session="))
     }
 }
 
-async fn send(app: &App, request: Request<Body>) -> (StatusCode, String) {
-    let response = router(app.state.clone()).oneshot(request).await.unwrap();
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
+impl App {
+    async fn new(backend: Backend, settings: Settings) -> Self {
+        let db = support::TestDb::new(backend).await;
+        seed::seed_demo(db.store.as_ref()).await.unwrap();
+        let leptos_options = leptos::prelude::LeptosOptions::builder()
+            .output_name("opshub")
+            .build();
+        let state = AppState::new(leptos_options, db.store.clone(), settings);
+        App { state, db }
+    }
 
-async fn get(app: &App, path: &str) -> (StatusCode, String) {
-    send(app, Request::get(path).body(Body::empty()).unwrap()).await
-}
+    async fn start(backend: Backend) -> Self {
+        let settings = Settings {
+            sign_in_max_failures: MAX_FAILURES,
+            sign_in_window_secs: SIGN_IN_WINDOW.as_secs(),
+            ..Settings::default()
+        };
+        Self::new(backend, settings).await
+    }
 
-async fn post_json(app: &App, path: &str, body: serde_json::Value) -> (StatusCode, String) {
-    let request = Request::post(path)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    send(app, request).await
-}
+    async fn send(&self, request: Request<Body>) -> Reply {
+        let response = router(self.state.clone()).oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
 
-async fn newest_run(app: &App, slug: &str) -> RunSummary {
-    let tenant = app.state.store.tenant_by_slug(slug).await.unwrap().unwrap();
-    let page = app
-        .state
-        .store
-        .list_runs(tenant.id, &RunFilter::default(), PageRequest::first(1))
+    /// A page load, as a browser makes it.
+    async fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
+        let mut request = Request::get(path)
+            .header(header::HOST, "opshub.test")
+            .header(header::ACCEPT, "text/html");
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        self.send(request.body(Body::empty()).unwrap()).await
+    }
+
+    /// A same-origin POST, as the app's own pages send them.
+    async fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: String,
+        cookie: Option<&str>,
+    ) -> Reply {
+        let mut request = Request::post(path)
+            .header(header::HOST, "opshub.test")
+            .header("sec-fetch-site", "same-origin")
+            .header(header::CONTENT_TYPE, content_type)
+            .header(header::ACCEPT, "application/json");
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        self.send(request.body(Body::from(body)).unwrap()).await
+    }
+
+    async fn post_json(&self, path: &str, body: serde_json::Value, cookie: Option<&str>) -> Reply {
+        self.post(path, "application/json", body.to_string(), cookie)
+            .await
+    }
+
+    async fn sign_in_reply(&self, email: &str, password: &str, cookie: Option<&str>) -> Reply {
+        let form = format!(
+            "email={}&password={}",
+            encode_component(email),
+            encode_component(password)
+        );
+        self.post(
+            "/api/session/sign-in",
+            "application/x-www-form-urlencoded",
+            form,
+            cookie,
+        )
         .await
-        .unwrap();
-    page.items.into_iter().next().unwrap()
-}
-
-#[tokio::test]
-async fn pages_render_completely_on_the_server() {
-    let app = app().await;
-    let (status, body) = get(&app, "/").await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(
-        body.contains("Acme Corp") && body.contains("/t/globex/operations"),
-        "{body}"
-    );
-
-    let (status, body) = get(&app, "/t/acme/operations").await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        body.matches("data-testid=\"run-row\"").count(),
-        DEFAULT_PAGE_SIZE as usize
-    );
-    assert!(body.contains("Older"), "a second page is linked");
-
-    let run = newest_run(&app, "acme").await;
-    let (status, body) = get(&app, &format!("/t/acme/operations/{}", run.id)).await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(
-        body.contains(&run.id.to_string()) && body.contains(&run.idempotency_key),
-        "{body}"
-    );
-
-    let (status, body) = get(&app, "/t/acme/operations?bucket=failed&limit=5").await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(body.matches("data-testid=\"run-row\"").count(), 5);
-    assert!(
-        !body.contains(">Queued</span>"),
-        "only failed runs are listed"
-    );
-}
-
-#[tokio::test]
-async fn unknown_and_foreign_things_are_the_same_404() {
-    let app = app().await;
-    let acme_run = newest_run(&app, "acme").await;
-    let cases = [
-        "/t/nope/operations".to_string(),
-        "/t/acme/operations/00000000-0000-0000-0000-000000000000".to_string(),
-        "/t/acme/operations/not-a-uuid".to_string(),
-        format!("/t/globex/operations/{}", acme_run.id),
-        "/no/such/page".to_string(),
-    ];
-    for path in cases {
-        let (status, body) = get(&app, &path).await;
-        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
-        assert!(body.contains("Not found"), "{path}: {body}");
     }
 
-    // Server function: another tenant's run answers exactly like a missing one.
-    let detail = |run_id: String| serde_json::json!({ "tenant": "globex", "run_id": run_id });
-    let foreign = post_json(&app, "/api/runs/detail", detail(acme_run.id.to_string())).await;
-    let missing = post_json(
-        &app,
-        "/api/runs/detail",
-        detail("0190a6b2-7c1e-7d3a-9f00-000000000001".into()),
-    )
-    .await;
-    assert_eq!(foreign.0, StatusCode::NOT_FOUND);
-    assert_eq!(foreign, missing);
-}
-
-#[tokio::test]
-async fn bad_input_is_a_clear_400_without_internals() {
-    let app = app().await;
-    let hub = |query: serde_json::Value| serde_json::json!({ "tenant": "acme", "query": query });
-    let (status, body) = post_json(
-        &app,
-        "/api/runs/hub",
-        hub(serde_json::json!({ "limit": "0" })),
-    )
-    .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body.contains("page size"), "{body}");
-    let (status, body) = post_json(
-        &app,
-        "/api/runs/hub",
-        hub(serde_json::json!({ "bucket": "done" })),
-    )
-    .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body.contains("not a status bucket"), "{body}");
-    // A body that does not decode is a 400 too, not a server error.
-    let (status, body) = post_json(&app, "/api/runs/hub", serde_json::json!({ "tenant": 7 })).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    let (status, _) = post_json(&app, "/api/runs/hub", hub(serde_json::json!({}))).await;
-    assert_eq!(status, StatusCode::OK);
-    for leak in ["SELECT", "sqlx", "constraint"] {
-        assert!(!body.contains(leak), "{body}");
+    /// Signs in and returns the session cookie.
+    async fn sign_in(&self, email: &str) -> String {
+        let reply = self.sign_in_reply(email, DEMO_PASSWORD, None).await;
+        assert!(
+            reply.status.is_success() || reply.status.is_redirection(),
+            "{}: {}",
+            reply.status,
+            reply.body
+        );
+        reply.session_cookie().expect("a session cookie")
     }
-    let (status, _) = get(&app, "/t/acme/operations?older=garbage").await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    async fn newest_run(&self, slug: &str) -> RunSummary {
+        let tenant = self
+            .state
+            .store
+            .tenant_by_slug(slug)
+            .await
+            .unwrap()
+            .unwrap();
+        let page = self
+            .state
+            .store
+            .list_runs(tenant.id, &RunFilter::default(), PageRequest::first(1))
+            .await
+            .unwrap();
+        page.items.into_iter().next().unwrap()
+    }
+
+    async fn audit_actions(&self, slug: &str) -> Vec<String> {
+        let tenant = self
+            .state
+            .store
+            .tenant_by_slug(slug)
+            .await
+            .unwrap()
+            .unwrap();
+        self.state
+            .store
+            .list_audit(tenant.id, 200)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect()
+    }
+}
+
+/// Runs each test body on SQLite and on PostgreSQL.
+macro_rules! on_both_databases {
+    ($(async fn $name:ident($app:ident) $body:block)+) => {$(
+        mod $name {
+            use super::*;
+
+            async fn body($app: &App) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = App::start(Backend::Sqlite).await;
+                body(&app).await;
+                app.db.finish().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let app = App::start(Backend::Postgres).await;
+                body(&app).await;
+                app.db.finish().await;
+            }
+        }
+    )+};
+}
+
+/// How the matrix calls one server function.
+struct ServerFnCase {
+    body: fn(slug: &str, run_id: &str) -> (&'static str, String),
+    /// None: callable without a session.
+    needs: Option<Role>,
+    tenant_scoped: bool,
+}
+
+fn json(value: serde_json::Value) -> (&'static str, String) {
+    ("application/json", value.to_string())
+}
+
+/// Every server function the app registers must be listed here; the matrix
+/// test fails for one that is not, so no endpoint escapes it.
+fn server_fn_case(path: &str) -> Option<ServerFnCase> {
+    let case = match path {
+        "/api/tenants/list" => ServerFnCase {
+            body: |_, _| json(serde_json::json!({})),
+            needs: Some(Role::Viewer),
+            tenant_scoped: false,
+        },
+        "/api/runs/hub" => ServerFnCase {
+            body: |slug, _| json(serde_json::json!({ "tenant": slug, "query": {} })),
+            needs: Some(Role::Viewer),
+            tenant_scoped: true,
+        },
+        "/api/runs/detail" => ServerFnCase {
+            body: |slug, run| json(serde_json::json!({ "tenant": slug, "run_id": run })),
+            needs: Some(Role::Viewer),
+            tenant_scoped: true,
+        },
+        "/api/session/current" => ServerFnCase {
+            body: |_, _| json(serde_json::json!({})),
+            needs: None,
+            tenant_scoped: false,
+        },
+        "/api/session/sign-in" => ServerFnCase {
+            body: |_, _| {
+                (
+                    "application/x-www-form-urlencoded",
+                    "email=x%40y.test&password=wrong".into(),
+                )
+            },
+            needs: None,
+            tenant_scoped: false,
+        },
+        "/api/session/sign-out" => ServerFnCase {
+            body: |_, _| ("application/x-www-form-urlencoded", String::new()),
+            needs: None,
+            tenant_scoped: false,
+        },
+        _ => return None,
+    };
+    Some(case)
+}
+
+fn server_fn_paths() -> Vec<String> {
+    let mut paths: Vec<String> = leptos::server_fn::axum::server_fn_paths()
+        .map(|(path, _)| path.to_string())
+        .collect();
+    paths.sort();
+    paths
+}
+
+/// Page routes as the router knows them, with `{param}` placeholders.
+fn page_routes() -> Vec<String> {
+    let mut routes: Vec<String> = leptos_axum::generate_route_list(opshub::ui::App)
+        .iter()
+        .map(|route| route.path().to_string())
+        .collect();
+    routes.sort();
+    routes.dedup();
+    routes
+}
+
+/// A page without its per-response randomness (CSP nonces), so two answers
+/// can be compared byte for byte.
+fn without_nonces(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    let next_attribute = |text: &str| {
+        ["nonce=\"", "crossorigin=\""]
+            .iter()
+            .filter_map(|a| text.find(a))
+            .min()
+    };
+    while let Some(start) = next_attribute(rest) {
+        let value_start = start + rest[start..].find('"').unwrap() + 1;
+        let value_end = value_start + rest[value_start..].find('"').unwrap();
+        out.push_str(&rest[..value_start]);
+        rest = &rest[value_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn fill(route: &str, slug: &str, run_id: &str) -> String {
+    route
+        .replace("{tenant}", slug)
+        .replace(":tenant", slug)
+        .replace("{run_id}", run_id)
+        .replace(":run_id", run_id)
+}
+
+on_both_databases! {
+    async fn pages_render_completely_on_the_server(app) {
+        let operator = app.sign_in("operator@acme.example").await;
+        // One tenant: `/` goes straight to its hub.
+        let reply = app.get("/", Some(&operator)).await;
+        assert!(reply.status.is_redirection(), "{}", reply.status);
+        assert_eq!(reply.location(), "/t/acme/operations");
+
+        let multi = app.sign_in("multi@opshub.example").await;
+        let reply = app.get("/", Some(&multi)).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        for slug in ["acme", "globex", "initech"] {
+            assert!(reply.body.contains(&format!("/t/{slug}/operations")), "{slug}");
+        }
+        assert!(reply.body.contains("Morgan Multi"));
+
+        let reply = app.get("/t/acme/operations", Some(&operator)).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.body.matches("data-testid=\"run-row\"").count(), DEFAULT_PAGE_SIZE as usize);
+        assert!(reply.body.contains("Older"), "a second page is linked");
+
+        let run = app.newest_run("acme").await;
+        let reply = app.get(&format!("/t/acme/operations/{}", run.id), Some(&operator)).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert!(reply.body.contains(&run.id.to_string()) && reply.body.contains(&run.idempotency_key));
+
+        let reply = app.get("/t/acme/operations?bucket=failed&limit=5", Some(&operator)).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.body.matches("data-testid=\"run-row\"").count(), 5);
+        assert!(!reply.body.contains(">Queued</span>"), "only failed runs are listed");
+    }
+
+    async fn bad_input_is_a_clear_400_without_internals(app) {
+        let cookie = app.sign_in("viewer@acme.example").await;
+        let hub = |query: serde_json::Value| serde_json::json!({ "tenant": "acme", "query": query });
+        let reply = app.post_json("/api/runs/hub", hub(serde_json::json!({ "limit": "0" })), Some(&cookie)).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+        assert!(reply.body.contains("page size"), "{}", reply.body);
+        let reply = app.post_json("/api/runs/hub", hub(serde_json::json!({ "bucket": "done" })), Some(&cookie)).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+        assert!(reply.body.contains("not a status bucket"), "{}", reply.body);
+        for leak in ["SELECT", "sqlx", "constraint"] {
+            assert!(!reply.body.contains(leak), "{}", reply.body);
+        }
+        // A body that does not decode is a 400 too, not a server error.
+        let reply = app.post_json("/api/runs/hub", serde_json::json!({ "tenant": 7 }), Some(&cookie)).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+        let reply = app.post_json("/api/runs/hub", hub(serde_json::json!({})), Some(&cookie)).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        let reply = app.get("/t/acme/operations?older=garbage", Some(&cookie)).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        // Health needs no session.
+        let reply = app.get("/healthz", None).await;
+        assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "ok"));
+    }
+
+    async fn every_endpoint_keeps_tenants_apart(app) {
+        let acme = app.sign_in("operator@acme.example").await;
+        let viewer = app.sign_in("viewer@acme.example").await;
+        let acme_run = app.newest_run("acme").await.id.to_string();
+        let globex_run = app.newest_run("globex").await.id.to_string();
+        let random_run = uuid::Uuid::now_v7().to_string();
+
+        let paths = server_fn_paths();
+        assert!(paths.len() >= 6, "{paths:?}");
+        for path in &paths {
+            let case = server_fn_case(path)
+                .unwrap_or_else(|| panic!("{path} is not in the matrix: add it to server_fn_case"));
+            let call = |slug: &str, run: &str, cookie: Option<&str>| {
+                let (content_type, body) = (case.body)(slug, run);
+                let cookie = cookie.map(str::to_string);
+                async move { app.post(path, content_type, body, cookie.as_deref()).await }
+            };
+            if case.tenant_scoped {
+                let before = app.db.count_rows().await;
+                let foreign = call("globex", &globex_run, Some(&acme)).await;
+                let missing = call("no-such-tenant", &random_run, Some(&acme)).await;
+                assert_eq!(foreign.status, StatusCode::NOT_FOUND, "{path}: {}", foreign.body);
+                assert_eq!((foreign.status, &foreign.body), (missing.status, &missing.body), "{path}");
+                // The user's own tenant with another tenant's run id: also not found.
+                if (case.body)("acme", "RUN").1.contains("RUN") {
+                    let foreign_run = call("acme", &globex_run, Some(&acme)).await;
+                    let missing_run = call("acme", &random_run, Some(&acme)).await;
+                    assert_eq!(foreign_run.status, StatusCode::NOT_FOUND, "{path}");
+                    assert_eq!(foreign_run.body, missing_run.body, "{path}");
+                    assert_eq!(call("acme", &acme_run, Some(&acme)).await.status, StatusCode::OK, "{path}");
+                }
+                assert_eq!(app.db.count_rows().await, before, "{path} wrote rows");
+            }
+            if let Some(needed) = case.needs {
+                let reply = call("acme", &acme_run, None).await;
+                assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{path} without a session");
+                let as_viewer = call("acme", &acme_run, Some(&viewer)).await;
+                let expected = if needed > Role::Viewer { StatusCode::FORBIDDEN } else { StatusCode::OK };
+                assert_eq!(as_viewer.status, expected, "{path} as a viewer: {}", as_viewer.body);
+            }
+        }
+
+        let routes = page_routes();
+        assert!(routes.len() >= 4, "{routes:?}");
+        for route in &routes {
+            if route == "/sign-in" {
+                assert_eq!(app.get(route, None).await.status, StatusCode::OK);
+                continue;
+            }
+            // Signed out: sign in first, then come back.
+            let path = fill(route, "acme", &acme_run);
+            let reply = app.get(&path, None).await;
+            assert!(reply.status.is_redirection(), "{path}: {}", reply.status);
+            assert_eq!(reply.location(), sign_in_path(&path), "{path}");
+            if route.contains("tenant") {
+                let foreign = app.get(&fill(route, "globex", &globex_run), Some(&acme)).await;
+                let missing = app.get(&fill(route, "no-such-tenant", &random_run), Some(&acme)).await;
+                assert_eq!(foreign.status, StatusCode::NOT_FOUND, "{route}");
+                assert_eq!(without_nonces(&foreign.body), without_nonces(&missing.body), "{route}");
+            }
+            if route.contains("run_id") {
+                let foreign = app.get(&fill(route, "acme", &globex_run), Some(&acme)).await;
+                let missing = app.get(&fill(route, "acme", &random_run), Some(&acme)).await;
+                assert_eq!(foreign.status, StatusCode::NOT_FOUND, "{route}");
+                assert_eq!(without_nonces(&foreign.body), without_nonces(&missing.body), "{route}");
+            }
+        }
+    }
+
+    async fn cross_site_writes_are_refused(app) {
+        let form = format!("email=operator%40acme.example&password={DEMO_PASSWORD}");
+        let attempt = |site: Option<&'static str>, origin: Option<&'static str>| {
+            let form = form.clone();
+            async move {
+                let mut request = Request::post("/api/session/sign-in")
+                    .header(header::HOST, "opshub.test")
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header(header::ACCEPT, "application/json");
+                if let Some(site) = site {
+                    request = request.header("sec-fetch-site", site);
+                }
+                if let Some(origin) = origin {
+                    request = request.header(header::ORIGIN, origin);
+                }
+                app.send(request.body(Body::from(form)).unwrap()).await
+            }
+        };
+        let before = app.db.count_rows().await;
+        for (site, origin) in [
+            (Some("cross-site"), None),
+            (Some("same-site"), Some("http://opshub.test")),
+            (None, Some("https://evil.example")),
+            (None, None),
+        ] {
+            let reply = attempt(site, origin).await;
+            assert_eq!(reply.status, StatusCode::FORBIDDEN, "{site:?} {origin:?}");
+            assert!(reply.session_cookie().is_none());
+        }
+        assert_eq!(app.db.count_rows().await, before, "refused requests wrote nothing");
+        for (site, origin) in [(Some("same-origin"), None), (Some("none"), None), (None, Some("http://opshub.test"))] {
+            let reply = attempt(site, origin).await;
+            assert!(reply.status.is_success(), "{site:?} {origin:?}: {}", reply.status);
+        }
+    }
+
+    async fn sessions_cycle_at_sign_in_and_die_at_sign_out(app) {
+        // A planted session id is never adopted (session fixation).
+        let planted = "opshub_session=planted-by-an-attacker";
+        let reply = app.sign_in_reply("operator@acme.example", DEMO_PASSWORD, Some(planted)).await;
+        let cookie = reply.session_cookie().unwrap();
+        assert_ne!(cookie, planted);
+        let flags = reply.set_cookie().unwrap().to_ascii_lowercase();
+        assert!(flags.contains("httponly"), "{flags}");
+        assert!(flags.contains("samesite=lax"), "{flags}");
+        assert!(!flags.contains("secure"), "plain http by default: {flags}");
+        assert_eq!(app.get("/t/acme/operations", Some(&cookie)).await.status, StatusCode::OK);
+
+        let again = app.sign_in("operator@acme.example").await;
+        assert_ne!(again, cookie, "every sign-in gets its own session id");
+
+        let reply = app.post("/api/session/sign-out", "application/x-www-form-urlencoded", String::new(), Some(&cookie)).await;
+        assert!(reply.status.is_success() || reply.status.is_redirection(), "{}", reply.status);
+        // The old cookie is dead: pages send it to sign in, server functions say 401.
+        assert!(app.get("/t/acme/operations", Some(&cookie)).await.status.is_redirection());
+        let reply = app.post_json("/api/runs/hub", serde_json::json!({ "tenant": "acme", "query": {} }), Some(&cookie)).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        // The other session lives on.
+        assert_eq!(app.get("/t/acme/operations", Some(&again)).await.status, StatusCode::OK);
+
+        let actions = app.audit_actions("acme").await;
+        assert!(actions.iter().any(|a| a == "auth.sign_in"), "{actions:?}");
+        assert!(actions.iter().any(|a| a == "auth.sign_out"), "{actions:?}");
+    }
+
+    async fn wrong_passwords_get_one_answer_and_are_slowed_down(app) {
+        let unknown = app.sign_in_reply("nobody@acme.example", "whatever-password", None).await;
+        let wrong = app.sign_in_reply("viewer@acme.example", "not-the-password", None).await;
+        assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+        assert_eq!((unknown.status, &unknown.body), (wrong.status, &wrong.body));
+        assert_eq!(wrong.body, r#""InvalidCredentials""#);
+        assert!(wrong.session_cookie().is_none());
+        assert!(app.audit_actions("acme").await.iter().any(|a| a == "auth.sign_in_failed"));
+
+        // Up to the limit in the window (one failure above already counts).
+        for _ in 1..MAX_FAILURES {
+            let reply = app.sign_in_reply("viewer@acme.example", "not-the-password", None).await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        }
+        // The next attempt is refused, even with the right password...
+        let refused = app.sign_in_reply("viewer@acme.example", DEMO_PASSWORD, None).await;
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{}", refused.body);
+        assert!(refused.body.contains("TooManyAttempts"), "{}", refused.body);
+        // ...other accounts are not affected...
+        app.sign_in("operator@acme.example").await;
+        // ...and once the window has passed, the right password works again.
+        tokio::time::sleep(SIGN_IN_WINDOW + Duration::from_millis(100)).await;
+        app.sign_in("viewer@acme.example").await;
+    }
 }
 
 #[tokio::test]
-async fn health_check_answers() {
-    let app = app().await;
-    assert_eq!(
-        get(&app, "/healthz").await,
-        (StatusCode::OK, "ok".to_string())
-    );
+async fn secure_cookies_when_served_over_https() {
+    let settings = Settings {
+        secure_cookies: true,
+        ..Settings::default()
+    };
+    let app = App::new(Backend::Sqlite, settings).await;
+    let reply = app
+        .sign_in_reply("operator@acme.example", DEMO_PASSWORD, None)
+        .await;
+    assert!(reply
+        .set_cookie()
+        .unwrap()
+        .to_ascii_lowercase()
+        .contains("secure"));
 }

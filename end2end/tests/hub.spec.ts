@@ -1,78 +1,37 @@
-import { test as base, expect, type Page } from '@playwright/test';
+import {
+  USERS,
+  allowStatus,
+  expect,
+  firstRunHref,
+  gotoHydrated,
+  hubPath,
+  runIdOf,
+  signIn,
+  test,
+} from './support';
 
-// Every test fails if any page of its browser context logs a console error,
-// throws an uncaught exception, or warns about hydration. Tests that expect a
-// particular console error (a 404 document) list it in `allowedConsoleErrors`,
-// matched against "text (url)".
-// Chromium's own request for /favicon.ico is ignored: its 404 is no app error.
-const test = base.extend<{ allowedConsoleErrors: RegExp[]; consoleGuard: void }>({
-  allowedConsoleErrors: [[], { option: true }],
-  consoleGuard: [
-    async ({ context, allowedConsoleErrors }, use) => {
-      const problems: string[] = [];
-      context.on('console', (msg) => {
-        const text = msg.text();
-        const where = msg.location().url;
-        if (where.endsWith('/favicon.ico')) return;
-        const line = `${text} (${where})`;
-        if (msg.type() === 'error' && !allowedConsoleErrors.some((re) => re.test(line))) {
-          problems.push(`console.error: ${line}`);
-        } else if (msg.type() === 'warning' && /hydrat/i.test(text)) {
-          problems.push(`console.warn: ${line}`);
-        }
-      });
-      context.on('weberror', (err) => {
-        problems.push(`pageerror: ${err.error().stack ?? err.error().message} (${err.page()?.url()})`);
-      });
-      await use();
-      expect(problems, 'console errors / page errors').toEqual([]);
-    },
-    { auto: true },
-  ],
+// The hub as an operator of acme (and of acme only) sees it. Sign-in itself,
+// tenant switching and sign-out are in auth.spec.ts.
+
+const ACME_HUB = hubPath('acme');
+const UNKNOWN_RUN = `${ACME_HUB}/00000000-0000-0000-0000-000000000000`;
+
+test.beforeEach(async ({ page }) => {
+  await signIn(page, USERS.acmeOperator.email);
+  // The start page sends a single-tenant user on; let that finish first.
+  await expect(page).toHaveURL(ACME_HUB);
 });
 
-const ACME_HUB = '/t/acme/operations';
-const UNKNOWN_RUN = '/t/acme/operations/00000000-0000-0000-0000-000000000000';
-
-/**
- * Navigates and waits until the app has hydrated (only then do clicks work).
- * An uncaught error (a hydration panic, typically) fails at once instead of
- * after the test's timeout.
- */
-async function gotoHydrated(page: Page, path: string) {
-  let onError: (e: Error) => void = () => {};
-  const failed = new Promise<never>((_, reject) => {
-    onError = (e) => reject(new Error(`page error before hydration of ${path}: ${e.message}`));
-    page.on('pageerror', onError);
-  });
-  try {
-    const response = await Promise.race([page.goto(path), failed]);
-    await Promise.race([page.waitForSelector('body[data-hydrated]'), failed]);
-    return response;
-  } finally {
-    page.off('pageerror', onError);
-  }
-}
-
-/** The run id at the end of a detail link such as /t/acme/operations/{id}. */
-function runIdOf(href: string | null): string {
-  const m = href?.match(/^\/t\/acme\/operations\/([^/?#]+)$/);
-  expect(m, `detail link ${href}`).toBeTruthy();
-  return m![1];
-}
-
-test('the start page lists the tenants and leads to a hub', async ({ page }) => {
+test('the start page leads a single-tenant user to their hub', async ({ page }) => {
   const response = await gotoHydrated(page, '/');
   expect(response?.status()).toBe(200);
-
-  const tenantLinks = page.locator('a[href^="/t/"][href$="/operations"]');
-  await expect(tenantLinks).toHaveCount(3);
-  const acme = page.locator(`a[href="${ACME_HUB}"]`);
-  await expect(acme).toHaveText(/Acme Corp/);
-
-  await acme.click();
   await expect(page).toHaveURL(ACME_HUB);
   await expect(page.getByTestId('runs-table')).toBeVisible();
+
+  await expect(page.getByTestId('user-menu')).toContainText(USERS.acmeOperator.name);
+  await expect(page.locator('button[data-testid="sign-out"]')).toBeVisible();
+  // One tenant: nothing to switch between.
+  await expect(page.locator('nav[data-testid="tenant-switcher"]')).toHaveCount(0);
 });
 
 test('the hub lists the seeded runs and links each to its detail page', async ({ page }) => {
@@ -90,17 +49,20 @@ test('the hub lists the seeded runs and links each to its detail page', async ({
   await expect(page).toHaveURL(href!);
   await expect(page.getByTestId('run-id')).toHaveText(runId);
   await expect(page.locator('h1')).toHaveText(/\S/);
+  await expect(page.getByTestId('user-menu')).toContainText(USERS.acmeOperator.name);
 
   // The same page as a deep link, rendered by the server.
   const direct = await gotoHydrated(page, href!);
   expect(direct?.status()).toBe(200);
   await expect(page.getByTestId('run-id')).toHaveText(runId);
   await expect(page.locator('h1')).toHaveText(/\S/);
+  await expect(page.getByTestId('user-menu')).toContainText(USERS.acmeOperator.name);
 });
 
-test('the refresh button works only once hydrated', async ({ page, request }) => {
+test('the refresh button works only once hydrated', async ({ page }) => {
   // In the server's HTML (no JavaScript ran) the button is disabled.
-  const raw = await request.get(ACME_HUB);
+  // page.request shares the page's cookies, hence its session.
+  const raw = await page.request.get(ACME_HUB, { maxRedirects: 0 });
   expect(raw.status()).toBe(200);
   const html = await raw.text();
   const tag = html.match(/<button\b[^>]*\bdata-testid="refresh-runs"[^>]*>/)?.[0];
@@ -118,40 +80,69 @@ test('the refresh button works only once hydrated', async ({ page, request }) =>
   await expect.poll(() => table.getByTestId('run-row').count()).toBeGreaterThanOrEqual(10);
 });
 
+// Another tenant's hub is indistinguishable from one that does not exist.
 for (const [what, path] of [
-  ['run', UNKNOWN_RUN],
-  ['tenant', '/t/nope/operations'],
+  ['an unknown run', UNKNOWN_RUN],
+  ['an unknown tenant', '/t/nope/operations'],
+  ["another tenant's hub", hubPath('globex')],
 ]) {
-  test.describe(`an unknown ${what}`, () => {
+  test.describe(what, () => {
     // Chromium logs the 404 of the document itself as a console error; only
     // that one is allowed (a 404 of a script or style on the page still fails).
-    test.use({ allowedConsoleErrors: [new RegExp(`status of 404 .*\\(\\S*${path}\\)$`)] });
+    test.use({ allowedConsoleErrors: [allowStatus(404, path)] });
 
     test(`answers 404 "Not found"`, async ({ page }) => {
       const response = await gotoHydrated(page, path);
       expect(response?.status()).toBe(404);
+      await expect(page).toHaveURL(path);
       await expect(page.getByText('Not found').first()).toBeVisible();
     });
   });
 }
 
+test.describe("another tenant's run", () => {
+  test.use({ allowedConsoleErrors: [allowStatus(404, /\/t\/(acme|globex)\/operations\/[^/\s]+/)] });
+
+  test('answers 404 "Not found", under either tenant', async ({ page, newContext }) => {
+    // A real globex run, found by an operator of globex.
+    const globex = await (await newContext()).newPage();
+    await signIn(globex, USERS.globexOperator.email);
+    await expect(globex).toHaveURL(hubPath('globex'));
+    const href = await firstRunHref(globex);
+    const runId = runIdOf(href, 'globex');
+
+    for (const path of [href, `${ACME_HUB}/${runId}`]) {
+      const response = await gotoHydrated(page, path);
+      expect(response?.status(), path).toBe(404);
+      await expect(page.getByText('Not found').first()).toBeVisible();
+      await expect(page.getByTestId('run-id')).toHaveCount(0);
+    }
+  });
+});
+
 test.describe('without JavaScript', () => {
-  test.use({ javaScriptEnabled: false });
+  test('the hub and the detail page are rendered by the server', async ({ page, newContext }) => {
+    // The session of the (JavaScript) sign-in in beforeEach, in a context
+    // that runs no scripts.
+    const storageState = await page.context().storageState();
+    const context = await newContext({ storageState, javaScriptEnabled: false });
+    const noJs = await context.newPage();
 
-  test('the hub and the detail page are rendered by the server', async ({ page }) => {
-    const response = await page.goto(ACME_HUB);
+    const response = await noJs.goto(ACME_HUB);
     expect(response?.status()).toBe(200);
+    await expect(noJs).toHaveURL(ACME_HUB);
     // Proves that no script ran: nothing hydrated.
-    await expect(page.locator('body')).not.toHaveAttribute('data-hydrated');
+    await expect(noJs.locator('body')).not.toHaveAttribute('data-hydrated');
+    await expect(noJs.getByTestId('user-menu')).toContainText(USERS.acmeOperator.name);
 
-    const rows = page.getByTestId('runs-table').getByTestId('run-row');
+    const rows = noJs.getByTestId('runs-table').getByTestId('run-row');
     expect(await rows.count()).toBeGreaterThanOrEqual(10);
 
     const href = await rows.first().getByTestId('run-link').getAttribute('href');
     const runId = runIdOf(href);
-    const detail = await page.goto(href!);
+    const detail = await noJs.goto(href!);
     expect(detail?.status()).toBe(200);
-    await expect(page.getByTestId('run-id')).toHaveText(runId);
-    await expect(page.locator('h1')).toHaveText(/\S/);
+    await expect(noJs.getByTestId('run-id')).toHaveText(runId);
+    await expect(noJs.locator('h1')).toHaveText(/\S/);
   });
 });

@@ -13,6 +13,11 @@ pub enum AppError {
     BadRequest(String),
     #[error("Sign in required")]
     Unauthorized,
+    /// The same answer for an unknown email and a wrong password.
+    #[error("Email or password is incorrect.")]
+    InvalidCredentials,
+    #[error("Too many attempts. Try again in {retry_after_secs} seconds.")]
+    TooManyAttempts { retry_after_secs: u64 },
     #[error("Not allowed")]
     Forbidden,
     #[error("Something went wrong on our side; it has been logged")]
@@ -29,7 +34,8 @@ impl AppError {
         match self {
             AppError::NotFound => 404,
             AppError::BadRequest(_) => 400,
-            AppError::Unauthorized => 401,
+            AppError::Unauthorized | AppError::InvalidCredentials => 401,
+            AppError::TooManyAttempts { .. } => 429,
             AppError::Forbidden => 403,
             AppError::Internal | AppError::Transport(_) => 500,
             AppError::Unavailable => 503,

@@ -3,6 +3,7 @@
 
 mod error;
 pub mod runs;
+pub mod session;
 pub mod tenants;
 
 pub use error::AppError;
@@ -10,8 +11,9 @@ pub use error::AppError;
 #[cfg(feature = "ssr")]
 pub(crate) mod ssr {
     use super::AppError;
-    use crate::domain::Tenant;
-    use crate::server::store::Store;
+    use crate::domain::{Role, Tenant, TenantId, User, UserId};
+    use crate::server::auth::AuthSession;
+    use crate::server::store::{NewAuditEntry, Store};
     use crate::server::AppState;
     use leptos::prelude::*;
     use std::sync::Arc;
@@ -38,12 +40,63 @@ pub(crate) mod ssr {
         result
     }
 
-    /// The tenant named in the URL. Unknown tenants answer exactly like any
-    /// other missing resource.
-    pub async fn tenant(slug: &str) -> Result<Tenant, AppError> {
-        store()?
-            .tenant_by_slug(slug)
+    pub async fn auth_session() -> Result<AuthSession, AppError> {
+        leptos_axum::extract::<AuthSession>().await.map_err(|e| {
+            tracing::error!(error = %e, "auth session missing from the request");
+            AppError::Internal
+        })
+    }
+
+    /// The signed-in user, or 401.
+    pub async fn signed_in_user() -> Result<User, AppError> {
+        auth_session()
             .await?
-            .ok_or(AppError::NotFound)
+            .user
+            .map(|session_user| session_user.user)
+            .ok_or(AppError::Unauthorized)
+    }
+
+    /// Resolves the tenant named in the URL through the session's
+    /// memberships and checks the role. No session: 401. A tenant the user is
+    /// not a member of answers exactly like one that does not exist: 404.
+    /// Too weak a role: 403.
+    pub async fn authorize(slug: &str, needed: Role) -> Result<Tenant, AppError> {
+        let user = signed_in_user().await?;
+        let membership = store()?
+            .membership(user.id, slug)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        if membership.role < needed {
+            return Err(AppError::Forbidden);
+        }
+        Ok(membership.tenant)
+    }
+
+    /// Writes an audit entry; a failure is logged and does not undo the action
+    /// that already happened.
+    pub async fn audit(
+        tenant: TenantId,
+        user: Option<UserId>,
+        action: &str,
+        resource: &str,
+        resource_id: Option<String>,
+        metadata: serde_json::Value,
+    ) {
+        let entry = NewAuditEntry {
+            tenant_id: tenant,
+            user_id: user,
+            action: action.to_string(),
+            resource: resource.to_string(),
+            resource_id,
+            metadata,
+        };
+        match store() {
+            Ok(store) => {
+                if let Err(e) = store.record_audit(entry).await {
+                    tracing::error!(error = %e, action, "could not write an audit entry");
+                }
+            }
+            Err(_) => tracing::error!(action, "no store to write an audit entry"),
+        }
     }
 }

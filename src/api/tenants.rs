@@ -3,9 +3,14 @@ use crate::domain::Tenant;
 use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 
-/// Every tenant, by name.
+/// The tenants the signed-in user is a member of, by name.
 #[server(endpoint = "tenants/list", input = Json)]
 pub async fn list_tenants() -> Result<Vec<Tenant>, AppError> {
-    let tenants = async { Ok(super::ssr::store()?.list_tenants().await?) }.await;
+    let tenants = async {
+        let user = super::ssr::signed_in_user().await?;
+        let memberships = super::ssr::store()?.memberships(user.id).await?;
+        Ok(memberships.into_iter().map(|m| m.tenant).collect())
+    }
+    .await;
     super::ssr::respond(tenants)
 }

@@ -14,6 +14,7 @@ mod sanitize;
 mod status;
 mod tenant;
 mod time;
+mod url;
 
 pub use failure::{FailureEntry, FailureKind, ReasonCode};
 pub use finding::{Finding, FindingFilter, FindingStatus, FindingType};
@@ -26,6 +27,7 @@ pub use sanitize::{sanitize_reason, MAX_REASON_CHARS};
 pub use status::{RunStatus, StatusBucket};
 pub use tenant::{Membership, Role, Tenant, TenantSlug, User};
 pub use time::{format_duration, Timestamp};
+pub use url::{encode_component, safe_next, sign_in_path};
 
 /// A value that could not be parsed into a domain type; the message is safe
 /// to show to a user.

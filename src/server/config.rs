@@ -19,6 +19,11 @@ pub struct Settings {
     pub database_max_connections: u32,
     pub seed_demo_when_empty: bool,
     pub log: String,
+    pub secure_cookies: bool,
+    pub session_idle_minutes: u64,
+    pub session_absolute_hours: u64,
+    pub sign_in_max_failures: u32,
+    pub sign_in_window_secs: u64,
 }
 
 impl Default for Settings {
@@ -29,6 +34,11 @@ impl Default for Settings {
             database_max_connections: 8,
             seed_demo_when_empty: false,
             log: "info".into(),
+            secure_cookies: false,
+            session_idle_minutes: 12 * 60,
+            session_absolute_hours: 7 * 24,
+            sign_in_max_failures: 5,
+            sign_in_window_secs: 300,
         }
     }
 }
@@ -66,7 +76,19 @@ impl Settings {
     ) -> Result<Self, ConfigError> {
         let mut settings: Settings = toml::from_str(toml_text)
             .map_err(|e| ConfigError(format!("{origin}: {}", e.to_string().trim_end())))?;
-        env_overrides!(settings, env: listen, database_url, database_max_connections, seed_demo_when_empty, log);
+        env_overrides!(
+            settings,
+            env: listen,
+            database_url,
+            database_max_connections,
+            seed_demo_when_empty,
+            log,
+            secure_cookies,
+            session_idle_minutes,
+            session_absolute_hours,
+            sign_in_max_failures,
+            sign_in_window_secs
+        );
         settings.validate()?;
         Ok(settings)
     }
@@ -75,6 +97,19 @@ impl Settings {
         self.listen_addr()?;
         Backend::from_url(&self.database_url)
             .map_err(|e| ConfigError(format!("`database_url` (OPSHUB_DATABASE_URL): {e}")))?;
+        for (value, key) in [
+            (self.session_idle_minutes, "session_idle_minutes"),
+            (self.session_absolute_hours, "session_absolute_hours"),
+            (u64::from(self.sign_in_max_failures), "sign_in_max_failures"),
+            (self.sign_in_window_secs, "sign_in_window_secs"),
+        ] {
+            if value == 0 {
+                return Err(ConfigError(format!(
+                    "`{key}` (OPSHUB_{}) must be at least 1",
+                    key.to_ascii_uppercase()
+                )));
+            }
+        }
         if self.database_max_connections == 0 {
             return Err(ConfigError(
                 "`database_max_connections` (OPSHUB_DATABASE_MAX_CONNECTIONS) must be at least 1"

@@ -1,6 +1,7 @@
 //! The HTTP application: Leptos pages and server functions, health check,
 //! static assets, compression, tracing and timeouts.
 
+use super::auth::{self, AuthBackend};
 use super::AppState;
 use crate::api::AppError;
 use crate::ui::{shell, App};
@@ -11,16 +12,34 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
+use axum_login::AuthManagerLayerBuilder;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::time::Duration;
 use tower_http::compression::CompressionLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::{time, SameSite};
+use tower_sessions::{Expiry, SessionManagerLayer};
 
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let context_state = state.clone();
+    let settings = &state.settings;
+    let sessions = SessionManagerLayer::new(state.store.session_store())
+        .with_name("opshub_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(settings.secure_cookies)
+        .with_expiry(Expiry::OnInactivity(time::Duration::minutes(
+            i64::try_from(settings.session_idle_minutes).unwrap_or(i64::MAX),
+        )));
+    let auth_layer = AuthManagerLayerBuilder::new(
+        AuthBackend::new(state.store.clone(), state.sign_in_limiter.clone()),
+        sessions,
+    )
+    .build();
+    let absolute_limit = Duration::from_secs(settings.session_absolute_hours.saturating_mul(3_600));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .leptos_routes_with_context(
@@ -34,6 +53,15 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn(server_fn_error_status))
+        // Innermost first: pages need a session; old sessions end; the
+        // session itself; cross-site writes are refused before anything runs.
+        .layer(middleware::from_fn(auth::page_guard))
+        .layer(middleware::from_fn_with_state(
+            absolute_limit,
+            auth::absolute_expiry,
+        ))
+        .layer(auth_layer)
+        .layer(middleware::from_fn(auth::same_origin_only))
         .layer(CompressionLayer::new())
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -65,7 +93,9 @@ async fn server_fn_error_status(request: Request, next: Next) -> Response {
 
 /// Serves until SIGTERM or Ctrl-C, then finishes in-flight requests.
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    // The client address feeds the sign-in limiter.
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
 }

@@ -1,11 +1,15 @@
 //! Everything that only runs on the server.
 
+pub mod admin;
+pub mod auth;
 pub mod config;
 pub mod http;
 pub mod seed;
 pub mod store;
 
+use auth::SignInLimiter;
 use axum::extract::FromRef;
+use config::Settings;
 use leptos::prelude::LeptosOptions;
 use std::sync::Arc;
 use store::Store;
@@ -16,4 +20,21 @@ use store::Store;
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub store: Arc<dyn Store>,
+    pub settings: Arc<Settings>,
+    pub sign_in_limiter: Arc<SignInLimiter>,
+}
+
+impl AppState {
+    pub fn new(leptos_options: LeptosOptions, store: Arc<dyn Store>, settings: Settings) -> Self {
+        let sign_in_limiter = Arc::new(SignInLimiter::new(
+            settings.sign_in_max_failures,
+            std::time::Duration::from_secs(settings.sign_in_window_secs),
+        ));
+        Self {
+            leptos_options,
+            store,
+            settings: Arc::new(settings),
+            sign_in_limiter,
+        }
+    }
 }

@@ -9,6 +9,9 @@ use rand::{Rng, SeedableRng};
 
 pub const RUNS_PER_TENANT: usize = 220;
 
+/// The password of every demo user (listed in the README, for local use only).
+pub const DEMO_PASSWORD: &str = "opshub-demo";
+
 const TENANTS: [(&str, &str); 3] = [
     ("acme", "Acme Corp"),
     ("globex", "Globex Corporation"),
@@ -58,6 +61,18 @@ pub async fn seed_demo(store: &dyn Store) -> Result<SeedSummary, StoreError> {
     let mut rng = StdRng::seed_from_u64(0x0b5_40b);
     let now = Timestamp::now();
     let mut summary = SeedSummary::default();
+    // One hash for all demo users: argon2 is deliberately slow.
+    let password_hash = crate::server::auth::hash_password(DEMO_PASSWORD.to_string())
+        .await
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let multi = store
+        .create_user(NewUser {
+            email: "multi@opshub.example".into(),
+            display_name: "Morgan Multi".into(),
+            password_hash: Some(password_hash.clone()),
+        })
+        .await?;
+    summary.users += 1;
     for (slug, name) in TENANTS {
         let tenant = store
             .create_tenant(
@@ -72,13 +87,16 @@ pub async fn seed_demo(store: &dyn Store) -> Result<SeedSummary, StoreError> {
                 .create_user(NewUser {
                     email: format!("{local}@{slug}.example"),
                     display_name: display.to_string(),
-                    password_hash: None,
+                    password_hash: Some(password_hash.clone()),
                 })
                 .await?;
             store.set_membership(tenant.id, user.id, role).await?;
             users.push(user);
         }
         summary.users += users.len();
+        store
+            .set_membership(tenant.id, multi.id, Role::Operator)
+            .await?;
         seed_inventory(store, &tenant, &mut rng, now).await?;
         let policies = seed_policies(store, &tenant).await?;
         seed_backup_sets(store, &tenant, &policies).await?;

@@ -1,7 +1,10 @@
 //! The user interface: shell, router and pages.
 
 mod components;
+mod header;
 mod pages;
+
+use header::Header;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -43,14 +46,13 @@ pub fn App() -> impl IntoView {
             if title.is_empty() { "opshub".to_string() } else { format!("{title} · opshub") }
         } />
         <Router>
-            <header class="topbar">
-                <a class="brand" href="/">"opshub"</a>
-            </header>
+            <Header />
             <main class="page">
                 // Async SSR: data pages wait for their data so that a missing
                 // tenant or run can answer with a real 404 status.
                 <Routes fallback=|| view! { <components::NotFound /> }>
                     <Route path=path!("/") view=pages::TenantsPage ssr=SsrMode::Async />
+                    <Route path=path!("/sign-in") view=pages::SignInPage ssr=SsrMode::Async />
                     <Route
                         path=path!("/t/:tenant/operations")
                         view=pages::HubPage

@@ -13,8 +13,25 @@ use std::sync::Arc;
 
 pub struct TestDb {
     pub store: Arc<dyn Store>,
+    pub url: String,
     cleanup: Cleanup,
 }
+
+/// Tables whose rows count as "written" (sessions are bookkeeping).
+const DATA_TABLES: [&str; 12] = [
+    "tenants",
+    "users",
+    "tenant_memberships",
+    "audit_logs",
+    "bulk_operation_runs",
+    "inventory_sync_runs",
+    "inventory_items",
+    "findings",
+    "policies",
+    "backup_sets",
+    "backup_set_items",
+    "notifications",
+];
 
 enum Cleanup {
     Sqlite(tempfile::TempDir),
@@ -36,6 +53,7 @@ impl TestDb {
                 store.migrate().await.expect("migrate SQLite");
                 Self {
                     store,
+                    url,
                     cleanup: Cleanup::Sqlite(dir),
                 }
             }
@@ -57,6 +75,7 @@ impl TestDb {
                 store.migrate().await.expect("migrate PostgreSQL");
                 Self {
                     store,
+                    url,
                     cleanup: Cleanup::Postgres {
                         admin_url,
                         database,
@@ -66,9 +85,26 @@ impl TestDb {
         }
     }
 
+    /// Rows in every data table, to prove a request wrote nothing.
+    pub async fn count_rows(&self) -> i64 {
+        let sql = format!(
+            "SELECT {}",
+            DATA_TABLES
+                .map(|t| format!("(SELECT COUNT(*) FROM {t})"))
+                .join(" + ")
+        );
+        if self.url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            sqlx::query_scalar(&sql).fetch_one(&mut conn).await.unwrap()
+        } else {
+            let mut conn = PgConnection::connect(&self.url).await.unwrap();
+            sqlx::query_scalar(&sql).fetch_one(&mut conn).await.unwrap()
+        }
+    }
+
     /// Drops the PostgreSQL database (SQLite's temp dir goes with `self`).
     pub async fn finish(self) {
-        let TestDb { store, cleanup } = self;
+        let TestDb { store, cleanup, .. } = self;
         drop(store);
         if let Cleanup::Postgres {
             admin_url,

@@ -5,6 +5,7 @@
 mod error;
 mod postgres;
 mod rows;
+mod sessions;
 mod sql;
 mod sql_types;
 mod sqlite;
@@ -12,6 +13,7 @@ mod types;
 
 pub use error::StoreError;
 pub use postgres::PgStore;
+pub use sessions::DbSessionStore;
 pub use sqlite::SqliteStore;
 pub use types::*;
 
@@ -83,6 +85,8 @@ pub trait SchemaRepository: Send + Sync + 'static {
     async fn migrate(&self) -> StoreResult<()>;
     /// True when no tenant exists yet (used to decide whether to seed).
     async fn is_empty(&self) -> StoreResult<bool>;
+    /// The sign-in session store, in this same database.
+    fn session_store(&self) -> DbSessionStore;
 }
 
 #[async_trait]
@@ -94,6 +98,14 @@ pub trait TenantRepository: Send + Sync {
     /// Grants `role` in `tenant`, replacing an existing role.
     async fn set_membership(&self, tenant: TenantId, user: UserId, role: Role) -> StoreResult<()>;
     async fn memberships(&self, user: UserId) -> StoreResult<Vec<Membership>>;
+    /// The user's membership in the tenant with this slug, if any.
+    async fn membership(&self, user: UserId, tenant_slug: &str) -> StoreResult<Option<Membership>>;
+    /// Removes a membership; `NotFound` when there was none.
+    async fn remove_membership(&self, tenant: TenantId, user: UserId) -> StoreResult<()>;
+    /// A user and their password hash, by email (case-insensitive).
+    async fn user_credentials(&self, email: &str) -> StoreResult<Option<UserCredentials>>;
+    async fn user_credentials_by_id(&self, id: UserId) -> StoreResult<Option<UserCredentials>>;
+    async fn set_password_hash(&self, user: UserId, password_hash: &str) -> StoreResult<()>;
 }
 
 #[async_trait]

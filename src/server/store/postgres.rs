@@ -1,5 +1,5 @@
 use super::sql::{impl_sql_repositories, SqlDialect};
-use super::{Backend, SchemaRepository, StoreError, StoreResult};
+use super::{Backend, DbSessionStore, SchemaRepository, StoreError, StoreResult};
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
@@ -53,11 +53,18 @@ impl SchemaRepository for PgStore {
         Backend::Postgres
     }
 
+    fn session_store(&self) -> DbSessionStore {
+        DbSessionStore::Postgres(tower_sessions_sqlx_store::PostgresStore::new(
+            self.pool.clone(),
+        ))
+    }
+
     async fn migrate(&self) -> StoreResult<()> {
         sqlx::migrate!("migrations/postgres")
             .run(&self.pool)
             .await
-            .map_err(|e| StoreError::Invalid(format!("migration failed: {e}")))
+            .map_err(|e| StoreError::Invalid(format!("migration failed: {e}")))?;
+        self.session_store().migrate().await
     }
 
     async fn is_empty(&self) -> StoreResult<bool> {

@@ -49,6 +49,29 @@ impl From<MembershipRow> for Membership {
     }
 }
 
+pub const CREDENTIALS_COLUMNS: &str = "id, email, display_name, password_hash";
+
+#[derive(FromRow)]
+pub struct CredentialsRow {
+    id: UserId,
+    email: String,
+    display_name: String,
+    password_hash: Option<String>,
+}
+
+impl From<CredentialsRow> for UserCredentials {
+    fn from(row: CredentialsRow) -> Self {
+        UserCredentials {
+            user: User {
+                id: row.id,
+                email: row.email,
+                display_name: row.display_name,
+            },
+            password_hash: row.password_hash,
+        }
+    }
+}
+
 /// Columns of `RunSummaryRow`; runs are aliased `r`, their initiator `u`.
 pub const RUN_SUMMARY_COLUMNS: &str = "r.id, r.tenant_id, r.user_id, r.resource, r.action, \
      r.idempotency_key, r.status, r.total_items, r.processed_items, r.succeeded, r.failed, \

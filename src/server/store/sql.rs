@@ -192,6 +192,66 @@ macro_rules! impl_sql_repositories {
                     Ok(())
                 }
 
+                async fn membership(&self, user: UserId, tenant_slug: &str) -> StoreResult<Option<Membership>> {
+                    let row: Option<MembershipRow> = sqlx::query_as(
+                        "SELECT t.id, t.slug, t.name, m.role FROM tenant_memberships m \
+                         JOIN tenants t ON t.id = m.tenant_id WHERE m.user_id = $1 AND t.slug = $2",
+                    )
+                    .bind(user)
+                    .bind(tenant_slug)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    Ok(row.map(Into::into))
+                }
+
+                async fn remove_membership(&self, tenant: TenantId, user: UserId) -> StoreResult<()> {
+                    let removed = sqlx::query(
+                        "DELETE FROM tenant_memberships WHERE tenant_id = $1 AND user_id = $2",
+                    )
+                    .bind(tenant)
+                    .bind(user)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                    if removed == 0 {
+                        return Err(StoreError::NotFound);
+                    }
+                    Ok(())
+                }
+
+                async fn user_credentials(&self, email: &str) -> StoreResult<Option<UserCredentials>> {
+                    let row: Option<CredentialsRow> = sqlx::query_as(&format!(
+                        "SELECT {CREDENTIALS_COLUMNS} FROM users WHERE email = $1"
+                    ))
+                    .bind(email.trim().to_lowercase())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    Ok(row.map(Into::into))
+                }
+
+                async fn user_credentials_by_id(&self, id: UserId) -> StoreResult<Option<UserCredentials>> {
+                    let row: Option<CredentialsRow> = sqlx::query_as(&format!(
+                        "SELECT {CREDENTIALS_COLUMNS} FROM users WHERE id = $1"
+                    ))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    Ok(row.map(Into::into))
+                }
+
+                async fn set_password_hash(&self, user: UserId, password_hash: &str) -> StoreResult<()> {
+                    let updated = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+                        .bind(user)
+                        .bind(password_hash)
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected();
+                    if updated == 0 {
+                        return Err(StoreError::NotFound);
+                    }
+                    Ok(())
+                }
+
                 async fn memberships(&self, user: UserId) -> StoreResult<Vec<Membership>> {
                     let rows: Vec<MembershipRow> = sqlx::query_as(
                         "SELECT t.id, t.slug, t.name, m.role FROM tenant_memberships m \

@@ -1,5 +1,5 @@
 use super::sql::{impl_sql_repositories, SqlDialect};
-use super::{Backend, SchemaRepository, StoreError, StoreResult};
+use super::{Backend, DbSessionStore, SchemaRepository, StoreError, StoreResult};
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
@@ -50,11 +50,18 @@ impl SchemaRepository for SqliteStore {
         Backend::Sqlite
     }
 
+    fn session_store(&self) -> DbSessionStore {
+        DbSessionStore::Sqlite(tower_sessions_sqlx_store::SqliteStore::new(
+            self.pool.clone(),
+        ))
+    }
+
     async fn migrate(&self) -> StoreResult<()> {
         sqlx::migrate!("migrations/sqlite")
             .run(&self.pool)
             .await
-            .map_err(|e| StoreError::Invalid(format!("migration failed: {e}")))
+            .map_err(|e| StoreError::Invalid(format!("migration failed: {e}")))?;
+        self.session_store().migrate().await
     }
 
     async fn is_empty(&self) -> StoreResult<bool> {

@@ -11,6 +11,12 @@ pub struct NewUser {
     pub password_hash: Option<String>,
 }
 
+#[derive(Clone, Debug)]
+pub struct UserCredentials {
+    pub user: User,
+    pub password_hash: Option<String>,
+}
+
 /// A request to start an operation; `idempotency_key` is derived by the caller
 /// from tenant + operation + scope.
 #[derive(Clone, Debug)]

@@ -26,6 +26,8 @@ pub fn NotFound() -> impl IntoView {
 pub fn ErrorView(error: AppError) -> impl IntoView {
     match error {
         AppError::NotFound => view! { <NotFound /> }.into_any(),
+        // The session ended while the page was open: sign in, then come back.
+        AppError::Unauthorized => view! { <SignInAgain /> }.into_any(),
         other => view! {
             <section class="error-state" role="alert">
                 <h1>"Something went wrong"</h1>
@@ -34,6 +36,17 @@ pub fn ErrorView(error: AppError) -> impl IntoView {
         }
         .into_any(),
     }
+}
+
+#[component]
+fn SignInAgain() -> impl IntoView {
+    let location = leptos_router::hooks::use_location();
+    let target = crate::domain::sign_in_path(&format!(
+        "{}{}",
+        location.pathname.get_untracked(),
+        location.search.get_untracked()
+    ));
+    view! { <leptos_router::components::Redirect path=target /> }
 }
 
 #[component]

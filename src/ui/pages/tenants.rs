@@ -2,6 +2,7 @@ use crate::api::tenants::list_tenants;
 use crate::ui::components::ErrorView;
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::components::Redirect;
 
 #[component]
 pub fn TenantsPage() -> impl IntoView {
@@ -13,7 +14,11 @@ pub fn TenantsPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match tenants.await {
                     Ok(list) if list.is_empty() => view! {
-                        <p class="empty-state">"No tenants yet. Run `opshub seed-demo` to load demo data."</p>
+                        <p class="empty-state">"You are not a member of any tenant yet. Ask an administrator to add you."</p>
+                    }.into_any(),
+                    // One tenant: straight to its hub.
+                    Ok(list) if list.len() == 1 => view! {
+                        <Redirect path=format!("/t/{}/operations", list[0].slug) />
                     }.into_any(),
                     Ok(list) => view! {
                         <ul class="tenant-list" data-testid="tenant-list">

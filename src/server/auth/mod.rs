@@ -1,0 +1,123 @@
+//! Sign-in: users, password hashes, the axum-login backend, the brute-force
+//! limiter, and the middleware that guards pages and state-changing requests.
+
+mod guard;
+mod limiter;
+mod password;
+
+pub use guard::{absolute_expiry, page_guard, same_origin_only, SIGNED_IN_AT};
+pub use limiter::SignInLimiter;
+pub use password::{hash_password, verify_password};
+
+use crate::domain::{User, UserId};
+use crate::server::store::{Store, StoreError};
+use axum_login::{AuthUser, AuthnBackend};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub type AuthSession = axum_login::AuthSession<AuthBackend>;
+
+/// The signed-in user as the session knows them.
+#[derive(Clone)]
+pub struct SessionUser {
+    pub user: User,
+    /// Changing the password changes this and so ends every other session.
+    auth_hash: Vec<u8>,
+}
+
+impl std::fmt::Debug for SessionUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the hash.
+        f.debug_struct("SessionUser")
+            .field("user", &self.user)
+            .finish()
+    }
+}
+
+impl AuthUser for SessionUser {
+    type Id = UserId;
+
+    fn id(&self) -> UserId {
+        self.user.id
+    }
+
+    fn session_auth_hash(&self) -> &[u8] {
+        &self.auth_hash
+    }
+}
+
+pub struct Credentials {
+    pub email: String,
+    pub password: String,
+    pub client: Option<IpAddr>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("too many sign-in attempts; try again in {} s", .retry_after.as_secs().max(1))]
+    Throttled { retry_after: Duration },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("password hashing failed")]
+    Hashing,
+}
+
+#[derive(Clone)]
+pub struct AuthBackend {
+    store: Arc<dyn Store>,
+    limiter: Arc<SignInLimiter>,
+}
+
+impl AuthBackend {
+    pub fn new(store: Arc<dyn Store>, limiter: Arc<SignInLimiter>) -> Self {
+        Self { store, limiter }
+    }
+}
+
+impl AuthnBackend for AuthBackend {
+    type User = SessionUser;
+    type Credentials = Credentials;
+    type Error = AuthError;
+
+    async fn authenticate(
+        &self,
+        credentials: Credentials,
+    ) -> Result<Option<SessionUser>, AuthError> {
+        let email = credentials.email.trim().to_lowercase();
+        let keys = limiter::keys(&email, credentials.client);
+        if let Err(retry_after) = self.limiter.check(&keys) {
+            return Err(AuthError::Throttled { retry_after });
+        }
+        let found = self.store.user_credentials(&email).await?;
+        let hash = found.as_ref().and_then(|c| c.password_hash.clone());
+        // Unknown users cost the same hashing time as known ones, so timing
+        // does not tell which emails exist.
+        let valid = verify_password(hash, credentials.password).await?;
+        match found {
+            Some(found) if valid => {
+                self.limiter.clear(&keys[..1]);
+                let auth_hash = found.password_hash.unwrap_or_default().into_bytes();
+                Ok(Some(SessionUser {
+                    user: found.user,
+                    auth_hash,
+                }))
+            }
+            _ => {
+                self.limiter.record_failure(&keys);
+                Ok(None)
+            }
+        }
+    }
+
+    async fn get_user(&self, id: &UserId) -> Result<Option<SessionUser>, AuthError> {
+        Ok(self
+            .store
+            .user_credentials_by_id(*id)
+            .await?
+            .map(|found| SessionUser {
+                auth_hash: found.password_hash.unwrap_or_default().into_bytes(),
+                user: found.user,
+            }))
+    }
+}
