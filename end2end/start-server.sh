@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Started by Playwright's webServer (see playwright.config.ts): serves the release
-# build on a fresh SQLite database filled with demo data.
+# build on a fresh database filled with demo data.
 # Runs from the repo root because the server serves its assets from target/site.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,23 @@ fi
 # A new directory per run; it is left behind (exec below leaves no one to delete
 # it), which costs one small SQLite file per run.
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/opshub-e2e.XXXXXX")
-export OPSHUB_DATABASE_URL="sqlite://$tmp/e2e.db"
+# OPSHUB_E2E_BACKEND=postgres runs the same suite on a fresh PostgreSQL
+# database (OPSHUB_TEST_POSTGRES_URL: an admin URL, as scripts/with-postgres.sh
+# provides); the default is a fresh SQLite file.
+case "${OPSHUB_E2E_BACKEND:-sqlite}" in
+  sqlite) export OPSHUB_DATABASE_URL="sqlite://$tmp/e2e.db" ;;
+  postgres)
+    admin=${OPSHUB_TEST_POSTGRES_URL:?OPSHUB_TEST_POSTGRES_URL must name a PostgreSQL admin URL}
+    db="opshub_e2e_$(date +%s)_$$"
+    # Databases of earlier runs go first, so they do not pile up.
+    for old in $(psql "$admin" -qAtc "SELECT datname FROM pg_database WHERE datname LIKE 'opshub\_e2e\_%'"); do
+      psql "$admin" -qAtc "DROP DATABASE IF EXISTS $old WITH (FORCE)" >/dev/null
+    done
+    psql "$admin" -qAtc "CREATE DATABASE $db" >/dev/null
+    export OPSHUB_DATABASE_URL="${admin%/*}/$db"
+    ;;
+  *) echo "start-server: OPSHUB_E2E_BACKEND must be sqlite or postgres" >&2; exit 2 ;;
+esac
 export OPSHUB_LISTEN="127.0.0.1:${OPSHUB_E2E_PORT:-3000}"
 "$bin" migrate
 "$bin" seed-demo

@@ -20,9 +20,13 @@ stage "clippy (hydrate, wasm32)" cargo clippy --features hydrate --lib --target 
 # Unit tests and the store conformance suite on SQLite and PostgreSQL.
 stage "unit + conformance tests" scripts/with-postgres.sh cargo test --features ssr
 stage "release build" cargo leptos build --release
-# Browser tests against the release server on a fresh SQLite database.
-stage "end-to-end (Chromium)" env OPSHUB_E2E_BASE_URL="${OPSHUB_E2E_BASE_URL:-http://127.0.0.1:3917}" \
-  bash -c 'cd end2end && npx playwright test'
+# Browser tests against the release server, on a fresh database of each kind.
+e2e() {  # e2e BACKEND
+  OPSHUB_E2E_BACKEND=$1 OPSHUB_E2E_BASE_URL="${OPSHUB_E2E_BASE_URL:-http://127.0.0.1:3917}" \
+    scripts/with-postgres.sh bash -c 'cd end2end && npx playwright test'
+}
+stage "end-to-end, SQLite" e2e sqlite
+stage "end-to-end, PostgreSQL" e2e postgres
 
 echo
 echo "stage timings:"

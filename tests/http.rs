@@ -196,14 +196,12 @@ macro_rules! on_both_databases {
             async fn sqlite() {
                 let app = App::start(Backend::Sqlite).await;
                 body(&app).await;
-                app.db.finish().await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 let app = App::start(Backend::Postgres).await;
                 body(&app).await;
-                app.db.finish().await;
             }
         }
     )+};

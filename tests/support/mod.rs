@@ -101,21 +101,39 @@ impl TestDb {
             sqlx::query_scalar(&sql).fetch_one(&mut conn).await.unwrap()
         }
     }
+}
 
-    /// Drops the PostgreSQL database (SQLite's temp dir goes with `self`).
-    pub async fn finish(self) {
-        let TestDb { store, cleanup, .. } = self;
-        drop(store);
-        if let Cleanup::Postgres {
+/// The PostgreSQL database goes with the harness, also when a test panics
+/// (SQLite's temp dir removes itself).
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Cleanup::Postgres {
             admin_url,
             database,
-        } = cleanup
-        {
-            if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
-                let _ = admin
-                    .execute(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)").as_str())
-                    .await;
-            }
+        } = &self.cleanup
+        else {
+            return;
+        };
+        let (admin_url, name) = (admin_url.clone(), database.clone());
+        // Drop runs inside the test's runtime; a thread of its own may block.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let mut admin = PgConnection::connect(&admin_url)
+                    .await
+                    .map_err(std::io::Error::other)?;
+                admin
+                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                    .await
+                    .map_err(std::io::Error::other)
+                    .map(|_| ())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test database {database}");
         }
     }
 }
@@ -151,14 +169,12 @@ macro_rules! conformance {
             async fn sqlite() {
                 let db = $crate::support::TestDb::new(opshub::server::store::Backend::Sqlite).await;
                 body(db.store.as_ref()).await;
-                db.finish().await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 let db = $crate::support::TestDb::new(opshub::server::store::Backend::Postgres).await;
                 body(db.store.as_ref()).await;
-                db.finish().await;
             }
         }
     )+};
