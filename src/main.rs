@@ -105,7 +105,7 @@ mod cli {
                 } else {
                     None
                 };
-                admin::add_user(store, &email, &name, &tenant, role, password)
+                admin::cli::add_user(store, &email, &name, &tenant, role, password)
                     .await
                     .map(|user| println!("{} is now {} in {tenant}", user.email, role.as_str()))
             }
@@ -113,17 +113,17 @@ mod cli {
                 email,
                 tenant,
                 role,
-            } => admin::set_role(store, &email, &tenant, role)
+            } => admin::cli::set_role(store, &email, &tenant, role)
                 .await
                 .map(|()| println!("{email} is now {} in {tenant}", role.as_str())),
             UserCommand::Remove { email, tenant } => {
-                admin::remove_membership(store, &email, &tenant)
+                admin::cli::remove_membership(store, &email, &tenant)
                     .await
                     .map(|()| println!("{email} is no longer a member of {tenant}"))
             }
             UserCommand::SetPassword { email } => {
                 let password = password_from_stdin()?;
-                admin::set_password(store, &email, password)
+                admin::cli::set_password(store, &email, password)
                     .await
                     .map(|()| println!("password of {email} changed"))
             }

@@ -23,7 +23,7 @@ async fn audit_actions(store: &dyn Store, tenant: TenantId) -> Vec<String> {
 conformance! {
     async fn add_creates_a_user_and_grants_a_role(store) {
         let f = support::fixture(store, "acme").await;
-        let user = admin::add_user(store, " New@Acme.test ", "New Person", "acme", Role::Viewer, Some(PASSWORD.into()))
+        let user = admin::cli::add_user(store, " New@Acme.test ", "New Person", "acme", Role::Viewer, Some(PASSWORD.into()))
             .await
             .unwrap();
         assert_eq!(user.email, "new@acme.test");
@@ -35,7 +35,7 @@ conformance! {
 
         // An existing user joins another tenant without a new password.
         support::fixture(store, "globex").await;
-        let again = admin::add_user(store, "new@acme.test", "", "globex", Role::Admin, None).await.unwrap();
+        let again = admin::cli::add_user(store, "new@acme.test", "", "globex", Role::Admin, None).await.unwrap();
         assert_eq!(again.id, user.id);
         assert_eq!(store.memberships(user.id).await.unwrap().len(), 2);
     }
@@ -44,19 +44,19 @@ conformance! {
         support::fixture(store, "acme").await;
         let before = store.list_audit(store.tenant_by_slug("acme").await.unwrap().unwrap().id, 100).await.unwrap().len();
         let cases = [
-            admin::add_user(store, "x@acme.test", "X", "nope", Role::Viewer, Some(PASSWORD.into())).await,
-            admin::add_user(store, "x@acme.test", "X", "acme", Role::Viewer, Some("short".into())).await,
-            admin::add_user(store, "not-an-email", "X", "acme", Role::Viewer, Some(PASSWORD.into())).await,
-            admin::add_user(store, "x@acme.test", "X", "acme", Role::Viewer, None).await,
-            admin::add_user(store, "x@acme.test", "  ", "acme", Role::Viewer, Some(PASSWORD.into())).await,
+            admin::cli::add_user(store, "x@acme.test", "X", "nope", Role::Viewer, Some(PASSWORD.into())).await,
+            admin::cli::add_user(store, "x@acme.test", "X", "acme", Role::Viewer, Some("short".into())).await,
+            admin::cli::add_user(store, "not-an-email", "X", "acme", Role::Viewer, Some(PASSWORD.into())).await,
+            admin::cli::add_user(store, "x@acme.test", "X", "acme", Role::Viewer, None).await,
+            admin::cli::add_user(store, "x@acme.test", "  ", "acme", Role::Viewer, Some(PASSWORD.into())).await,
         ];
         for result in cases {
             let err = result.unwrap_err();
             assert!(matches!(err, AdminError::Invalid(_)), "{err:?}");
         }
         assert!(store.user_credentials("x@acme.test").await.unwrap().is_none());
-        assert!(admin::set_role(store, "ghost@acme.test", "acme", Role::Admin).await.is_err());
-        assert!(admin::remove_membership(store, "op@acme.test", "nope").await.is_err());
+        assert!(admin::cli::set_role(store, "ghost@acme.test", "acme", Role::Admin).await.is_err());
+        assert!(admin::cli::remove_membership(store, "op@acme.test", "nope").await.is_err());
         let tenant = store.tenant_by_slug("acme").await.unwrap().unwrap();
         assert_eq!(store.list_audit(tenant.id, 100).await.unwrap().len(), before);
     }
@@ -64,31 +64,40 @@ conformance! {
     async fn roles_change_and_memberships_go_with_an_audit_trail(store) {
         let f = support::fixture(store, "acme").await;
         let g = support::fixture(store, "globex").await;
-        admin::set_role(store, "op@acme.test", "acme", Role::Admin).await.unwrap();
+        admin::cli::set_role(store, "op@acme.test", "acme", Role::Admin).await.unwrap();
         assert_eq!(store.membership(f.user.id, "acme").await.unwrap().unwrap().role, Role::Admin);
         // Not a member of globex: changing a role there is refused.
-        let err = admin::set_role(store, "op@acme.test", "globex", Role::Viewer).await.unwrap_err();
+        let err = admin::cli::set_role(store, "op@acme.test", "globex", Role::Viewer).await.unwrap_err();
         assert!(err.to_string().contains("not a member"), "{err}");
 
-        admin::remove_membership(store, "op@acme.test", "acme").await.unwrap();
+        // The only admin cannot leave or step down.
+        let err = admin::cli::remove_membership(store, "op@acme.test", "acme").await.unwrap_err();
+        assert!(err.to_string().contains("at least one admin"), "{err}");
+        let err = admin::cli::set_role(store, "op@acme.test", "acme", Role::Viewer).await.unwrap_err();
+        assert!(err.to_string().contains("at least one admin"), "{err}");
+        admin::cli::add_user(store, "second@acme.test", "Second", "acme", Role::Admin, Some(PASSWORD.into()))
+            .await
+            .unwrap();
+
+        admin::cli::remove_membership(store, "op@acme.test", "acme").await.unwrap();
         assert!(store.membership(f.user.id, "acme").await.unwrap().is_none());
-        let err = admin::remove_membership(store, "op@acme.test", "acme").await.unwrap_err();
+        let err = admin::cli::remove_membership(store, "op@acme.test", "acme").await.unwrap_err();
         assert!(err.to_string().contains("not a member"), "{err}");
 
         let entries = store.list_audit(f.tenant.id, 10).await.unwrap();
         let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
-        assert_eq!(actions, vec!["membership.remove", "membership.role_change"]);
-        assert_eq!(entries[1].metadata, serde_json::json!({ "from": "operator", "to": "admin" }));
-        assert_eq!(entries[1].resource_id, Some(f.user.id.to_string()));
+        assert_eq!(actions, vec!["membership.remove", "membership.grant", "membership.role_change"]);
+        assert_eq!(entries[2].metadata, serde_json::json!({ "from": "operator", "to": "admin" }));
+        assert_eq!(entries[2].resource_id, Some(f.user.id.to_string()));
         assert!(audit_actions(store, g.tenant.id).await.is_empty());
     }
 
     async fn a_new_password_replaces_the_old(store) {
         let f = support::fixture(store, "acme").await;
-        admin::set_password(store, "op@acme.test", PASSWORD.into()).await.unwrap();
+        admin::cli::set_password(store, "op@acme.test", PASSWORD.into()).await.unwrap();
         let hash = store.user_credentials_by_id(f.user.id).await.unwrap().unwrap().password_hash;
         assert!(verify_password(hash.clone(), PASSWORD.into()).await.unwrap());
-        assert!(admin::set_password(store, "op@acme.test", "short".into()).await.is_err());
+        assert!(admin::cli::set_password(store, "op@acme.test", "short".into()).await.is_err());
         let unchanged = store.user_credentials_by_id(f.user.id).await.unwrap().unwrap().password_hash;
         assert_eq!(unchanged, hash);
         assert_eq!(audit_actions(store, f.tenant.id).await, vec!["user.password_change"]);

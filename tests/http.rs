@@ -209,10 +209,28 @@ macro_rules! on_both_databases {
 
 /// How the matrix calls one server function.
 struct ServerFnCase {
-    body: fn(slug: &str, run_id: &str) -> (&'static str, String),
+    /// The request naming a tenant slug and, where the function takes one,
+    /// the id of a run or a user.
+    body: fn(slug: &str, id: &str) -> (&'static str, String),
     /// None: callable without a session.
     needs: Option<Role>,
     tenant_scoped: bool,
+    takes: Option<IdKind>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum IdKind {
+    Run,
+    User,
+}
+
+fn form(pairs: &[(&str, &str)]) -> (&'static str, String) {
+    let body = pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode_component(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    ("application/x-www-form-urlencoded", body)
 }
 
 fn json(value: serde_json::Value) -> (&'static str, String) {
@@ -222,45 +240,47 @@ fn json(value: serde_json::Value) -> (&'static str, String) {
 /// Every server function the app registers must be listed here; the matrix
 /// test fails for one that is not, so no endpoint escapes it.
 fn server_fn_case(path: &str) -> Option<ServerFnCase> {
-    let case = match path {
-        "/api/tenants/list" => ServerFnCase {
-            body: |_, _| json(serde_json::json!({})),
-            needs: Some(Role::Viewer),
-            tenant_scoped: false,
-        },
-        "/api/runs/hub" => ServerFnCase {
-            body: |slug, _| json(serde_json::json!({ "tenant": slug, "query": {} })),
-            needs: Some(Role::Viewer),
-            tenant_scoped: true,
-        },
-        "/api/runs/detail" => ServerFnCase {
-            body: |slug, run| json(serde_json::json!({ "tenant": slug, "run_id": run })),
-            needs: Some(Role::Viewer),
-            tenant_scoped: true,
-        },
-        "/api/session/current" => ServerFnCase {
-            body: |_, _| json(serde_json::json!({})),
-            needs: None,
-            tenant_scoped: false,
-        },
-        "/api/session/sign-in" => ServerFnCase {
-            body: |_, _| {
-                (
-                    "application/x-www-form-urlencoded",
-                    "email=x%40y.test&password=wrong".into(),
-                )
-            },
-            needs: None,
-            tenant_scoped: false,
-        },
-        "/api/session/sign-out" => ServerFnCase {
-            body: |_, _| ("application/x-www-form-urlencoded", String::new()),
-            needs: None,
-            tenant_scoped: false,
-        },
-        _ => return None,
+    let case = |needs, tenant_scoped, takes, body| ServerFnCase {
+        body,
+        needs,
+        tenant_scoped,
+        takes,
     };
-    Some(case)
+    Some(match path {
+        "/api/tenants/list" => case(Some(Role::Viewer), false, None, |_, _| {
+            json(serde_json::json!({}))
+        }),
+        "/api/runs/hub" => case(Some(Role::Viewer), true, None, |slug, _| {
+            json(serde_json::json!({ "tenant": slug, "query": {} }))
+        }),
+        "/api/runs/detail" => case(Some(Role::Viewer), true, Some(IdKind::Run), |slug, run| {
+            json(serde_json::json!({ "tenant": slug, "run_id": run }))
+        }),
+        "/api/members/list" => case(Some(Role::Admin), true, None, |slug, _| {
+            json(serde_json::json!({ "tenant": slug }))
+        }),
+        "/api/members/add" => case(Some(Role::Admin), true, None, |slug, _| {
+            form(&[
+                ("tenant", slug),
+                ("email", "viewer@globex.example"),
+                ("role", "viewer"),
+            ])
+        }),
+        "/api/members/set-role" => {
+            case(Some(Role::Admin), true, Some(IdKind::User), |slug, user| {
+                form(&[("tenant", slug), ("user_id", user), ("role", "viewer")])
+            })
+        }
+        "/api/members/remove" => case(Some(Role::Admin), true, Some(IdKind::User), |slug, user| {
+            form(&[("tenant", slug), ("user_id", user)])
+        }),
+        "/api/session/current" => case(None, false, None, |_, _| json(serde_json::json!({}))),
+        "/api/session/sign-in" => case(None, false, None, |_, _| {
+            form(&[("email", "x@y.test"), ("password", "wrong")])
+        }),
+        "/api/session/sign-out" => case(None, false, None, |_, _| form(&[])),
+        _ => return None,
+    })
 }
 
 fn server_fn_paths() -> Vec<String> {
@@ -368,49 +388,62 @@ on_both_databases! {
     }
 
     async fn every_endpoint_keeps_tenants_apart(app) {
-        let acme = app.sign_in("operator@acme.example").await;
+        let operator = app.sign_in("operator@acme.example").await;
+        let admin = app.sign_in("admin@acme.example").await;
         let viewer = app.sign_in("viewer@acme.example").await;
         let acme_run = app.newest_run("acme").await.id.to_string();
         let globex_run = app.newest_run("globex").await.id.to_string();
-        let random_run = uuid::Uuid::now_v7().to_string();
+        let globex_user = app.state.store.user_credentials("viewer@globex.example").await.unwrap().unwrap().user.id.to_string();
+        let random_id = uuid::Uuid::now_v7().to_string();
 
         let paths = server_fn_paths();
-        assert!(paths.len() >= 6, "{paths:?}");
+        assert!(paths.len() >= 10, "{paths:?}");
         for path in &paths {
             let case = server_fn_case(path)
                 .unwrap_or_else(|| panic!("{path} is not in the matrix: add it to server_fn_case"));
-            let call = |slug: &str, run: &str, cookie: Option<&str>| {
-                let (content_type, body) = (case.body)(slug, run);
+            let call = |slug: &str, id: &str, cookie: Option<&str>| {
+                let (content_type, body) = (case.body)(slug, id);
                 let cookie = cookie.map(str::to_string);
                 async move { app.post(path, content_type, body, cookie.as_deref()).await }
             };
+            // Each call is made by a user whose role suffices in their own tenant.
+            let strong = if case.needs == Some(Role::Admin) { &admin } else { &operator };
             if case.tenant_scoped {
                 let before = app.db.count_rows().await;
-                let foreign = call("globex", &globex_run, Some(&acme)).await;
-                let missing = call("no-such-tenant", &random_run, Some(&acme)).await;
+                let foreign = call("globex", &random_id, Some(strong)).await;
+                let missing = call("no-such-tenant", &random_id, Some(strong)).await;
                 assert_eq!(foreign.status, StatusCode::NOT_FOUND, "{path}: {}", foreign.body);
                 assert_eq!((foreign.status, &foreign.body), (missing.status, &missing.body), "{path}");
-                // The user's own tenant with another tenant's run id: also not found.
-                if (case.body)("acme", "RUN").1.contains("RUN") {
-                    let foreign_run = call("acme", &globex_run, Some(&acme)).await;
-                    let missing_run = call("acme", &random_run, Some(&acme)).await;
-                    assert_eq!(foreign_run.status, StatusCode::NOT_FOUND, "{path}");
-                    assert_eq!(foreign_run.body, missing_run.body, "{path}");
-                    assert_eq!(call("acme", &acme_run, Some(&acme)).await.status, StatusCode::OK, "{path}");
+                // The user's own tenant naming another tenant's run or user:
+                // exactly like an id that does not exist.
+                if let Some(kind) = case.takes {
+                    let foreign_id = if kind == IdKind::Run { &globex_run } else { &globex_user };
+                    let foreign = call("acme", foreign_id, Some(strong)).await;
+                    let missing = call("acme", &random_id, Some(strong)).await;
+                    assert_eq!(foreign.status, StatusCode::NOT_FOUND, "{path}: {}", foreign.body);
+                    assert_eq!(foreign.body, missing.body, "{path}");
                 }
                 assert_eq!(app.db.count_rows().await, before, "{path} wrote rows");
             }
+            if case.takes == Some(IdKind::Run) {
+                assert_eq!(call("acme", &acme_run, Some(&viewer)).await.status, StatusCode::OK, "{path}");
+            }
             if let Some(needed) = case.needs {
-                let reply = call("acme", &acme_run, None).await;
+                let before = app.db.count_rows().await;
+                let reply = call("acme", &random_id, None).await;
                 assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{path} without a session");
-                let as_viewer = call("acme", &acme_run, Some(&viewer)).await;
-                let expected = if needed > Role::Viewer { StatusCode::FORBIDDEN } else { StatusCode::OK };
-                assert_eq!(as_viewer.status, expected, "{path} as a viewer: {}", as_viewer.body);
+                for (role, cookie) in [(Role::Viewer, &viewer), (Role::Operator, &operator)] {
+                    if role < needed {
+                        let reply = call("acme", &random_id, Some(cookie)).await;
+                        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{path} as {role:?}: {}", reply.body);
+                    }
+                }
+                assert_eq!(app.db.count_rows().await, before, "{path} wrote rows for a refused caller");
             }
         }
 
         let routes = page_routes();
-        assert!(routes.len() >= 4, "{routes:?}");
+        assert!(routes.len() >= 5, "{routes:?}");
         for route in &routes {
             if route == "/sign-in" {
                 assert_eq!(app.get(route, None).await.status, StatusCode::OK);
@@ -418,22 +451,76 @@ on_both_databases! {
             }
             // Signed out: sign in first, then come back.
             let path = fill(route, "acme", &acme_run);
+            // An admin sees every page of their own tenant (`/` sends a
+            // single-tenant user on to the hub).
+            let status = app.get(&path, Some(&admin)).await.status;
+            assert!(status == StatusCode::OK || (path == "/" && status.is_redirection()), "{path}: {status}");
             let reply = app.get(&path, None).await;
             assert!(reply.status.is_redirection(), "{path}: {}", reply.status);
             assert_eq!(reply.location(), sign_in_path(&path), "{path}");
             if route.contains("tenant") {
-                let foreign = app.get(&fill(route, "globex", &globex_run), Some(&acme)).await;
-                let missing = app.get(&fill(route, "no-such-tenant", &random_run), Some(&acme)).await;
+                let foreign = app.get(&fill(route, "globex", &globex_run), Some(&admin)).await;
+                let missing = app.get(&fill(route, "no-such-tenant", &random_id), Some(&admin)).await;
                 assert_eq!(foreign.status, StatusCode::NOT_FOUND, "{route}");
                 assert_eq!(without_nonces(&foreign.body), without_nonces(&missing.body), "{route}");
             }
             if route.contains("run_id") {
-                let foreign = app.get(&fill(route, "acme", &globex_run), Some(&acme)).await;
-                let missing = app.get(&fill(route, "acme", &random_run), Some(&acme)).await;
+                let foreign = app.get(&fill(route, "acme", &globex_run), Some(&admin)).await;
+                let missing = app.get(&fill(route, "acme", &random_id), Some(&admin)).await;
                 assert_eq!(foreign.status, StatusCode::NOT_FOUND, "{route}");
                 assert_eq!(without_nonces(&foreign.body), without_nonces(&missing.body), "{route}");
             }
         }
+    }
+
+    async fn admins_manage_members_and_others_cannot(app) {
+        let admin = app.sign_in("admin@acme.example").await;
+        let operator = app.sign_in("operator@acme.example").await;
+        let members = |cookie: String| async move {
+            let reply = app.post_json("/api/members/list", serde_json::json!({ "tenant": "acme" }), Some(&cookie)).await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+            serde_json::from_str::<Vec<Member>>(&reply.body).unwrap()
+        };
+        let listed = members(admin.clone()).await;
+        assert_eq!(listed.len(), 4, "operator, viewer, admin and Morgan Multi");
+        let viewer = listed.iter().find(|m| m.user.email == "viewer@acme.example").unwrap().user.id.to_string();
+
+        let post = |path: &'static str, pairs: Vec<(&'static str, String)>, cookie: String| async move {
+            let body = pairs.iter().map(|(k, v)| format!("{k}={}", encode_component(v))).collect::<Vec<_>>().join("&");
+            app.post(path, "application/x-www-form-urlencoded", body, Some(&cookie)).await
+        };
+        let promote = vec![("tenant", "acme".to_string()), ("user_id", viewer.clone()), ("role", "operator".to_string())];
+        assert_eq!(post("/api/members/set-role", promote.clone(), operator.clone()).await.status, StatusCode::FORBIDDEN);
+        assert_eq!(post("/api/members/set-role", promote, admin.clone()).await.status, StatusCode::OK);
+        let bad_role = vec![("tenant", "acme".to_string()), ("user_id", viewer.clone()), ("role", "root".to_string())];
+        assert_eq!(post("/api/members/set-role", bad_role, admin.clone()).await.status, StatusCode::BAD_REQUEST);
+
+        let add = vec![("tenant", "acme".to_string()), ("email", "viewer@globex.example".to_string()), ("role", "viewer".to_string())];
+        assert_eq!(post("/api/members/add", add, admin.clone()).await.status, StatusCode::OK);
+        let unknown = vec![("tenant", "acme".to_string()), ("email", "ghost@nowhere.example".to_string()), ("role", "viewer".to_string())];
+        let reply = post("/api/members/add", unknown, admin.clone()).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+
+        let remove = vec![("tenant", "acme".to_string()), ("user_id", viewer.clone())];
+        assert_eq!(post("/api/members/remove", remove, admin.clone()).await.status, StatusCode::OK);
+        let roles: Vec<(String, Role)> = members(admin.clone()).await.into_iter().map(|m| (m.user.email, m.role)).collect();
+        assert!(roles.contains(&("viewer@globex.example".to_string(), Role::Viewer)), "{roles:?}");
+        assert!(!roles.iter().any(|(email, _)| email == "viewer@acme.example"), "{roles:?}");
+
+        // The last admin cannot remove themselves.
+        let me = listed.iter().find(|m| m.user.email == "admin@acme.example").unwrap().user.id.to_string();
+        let reply = post("/api/members/remove", vec![("tenant", "acme".to_string()), ("user_id", me)], admin.clone()).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+        assert!(reply.body.contains("at least one admin"), "{}", reply.body);
+
+        let actions = app.audit_actions("acme").await;
+        for action in ["membership.role_change", "membership.grant", "membership.remove"] {
+            assert!(actions.iter().any(|a| a == action), "{action} missing from {actions:?}");
+        }
+        let page = app.get("/t/acme/members", Some(&admin)).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains("viewer@globex.example"));
+        assert_eq!(app.get("/t/acme/members", Some(&operator)).await.status, StatusCode::FORBIDDEN);
     }
 
     async fn cross_site_writes_are_refused(app) {

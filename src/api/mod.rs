@@ -2,6 +2,7 @@
 //! domain types. Compiled for both targets; the bodies run on the server only.
 
 mod error;
+pub mod members;
 pub mod runs;
 pub mod session;
 pub mod tenants;

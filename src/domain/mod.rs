@@ -25,7 +25,7 @@ pub use operation::{idempotency_key, OperationKind};
 pub use run::{Counters, RunDetail, RunSummary};
 pub use sanitize::{sanitize_reason, MAX_REASON_CHARS};
 pub use status::{RunStatus, StatusBucket};
-pub use tenant::{Membership, Role, Tenant, TenantSlug, User};
+pub use tenant::{Member, Membership, Role, Tenant, TenantSlug, User};
 pub use time::{format_duration, Timestamp};
 pub use url::{encode_component, safe_next, sign_in_path};
 

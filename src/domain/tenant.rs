@@ -83,6 +83,13 @@ pub struct User {
     pub display_name: String,
 }
 
+/// A user's place in one tenant, as the members page lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub user: User,
+    pub role: Role,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Membership {
     pub tenant: Tenant,

@@ -1,7 +1,8 @@
-//! Administration of users and memberships, for the `opshub user …` CLI.
-//! Every change is validated first and audited in the tenant it touches.
+//! Administration of users and memberships: one code path for the
+//! `opshub user …` CLI and the admins' members page. Every change is
+//! validated first and audited in the tenant it touches.
 
-use crate::domain::{Role, Tenant, TenantId, User, UserId};
+use crate::domain::{Role, Tenant, User, UserId};
 use crate::server::auth::hash_password;
 use crate::server::store::{NewAuditEntry, NewUser, Store, StoreError};
 
@@ -11,6 +12,8 @@ pub const MIN_PASSWORD_CHARS: usize = 10;
 pub enum AdminError {
     #[error("{0}")]
     Invalid(String),
+    #[error("not found")]
+    NotFound,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -28,33 +31,21 @@ pub fn validate_password(password: &str) -> Result<(), AdminError> {
     Ok(())
 }
 
-async fn tenant(store: &dyn Store, slug: &str) -> Result<Tenant, AdminError> {
-    store
-        .tenant_by_slug(slug)
-        .await?
-        .ok_or_else(|| invalid(format!("no tenant with slug {slug:?}")))
-}
-
-async fn user(store: &dyn Store, email: &str) -> Result<User, AdminError> {
-    store
-        .user_credentials(email)
-        .await?
-        .map(|found| found.user)
-        .ok_or_else(|| invalid(format!("no user with email {email:?}")))
-}
+/// Who made a change: a signed-in admin, or the command line (`None`).
+pub type Actor = Option<UserId>;
 
 async fn audit(
     store: &dyn Store,
-    tenant: TenantId,
+    tenant: &Tenant,
+    actor: Actor,
     action: &str,
     subject: UserId,
     metadata: serde_json::Value,
 ) -> Result<(), AdminError> {
     store
         .record_audit(NewAuditEntry {
-            tenant_id: tenant,
-            // Changed from the command line: no signed-in actor.
-            user_id: None,
+            tenant_id: tenant.id,
+            user_id: actor,
             action: action.to_string(),
             resource: "membership".to_string(),
             resource_id: Some(subject.to_string()),
@@ -64,25 +55,145 @@ async fn audit(
     Ok(())
 }
 
-/// Creates the user if the email is new (a password is then required) and
-/// grants `role` in the tenant.
-pub async fn add_user(
+/// Grants `role` in `tenant` to an existing user (by email).
+pub async fn grant(
     store: &dyn Store,
+    actor: Actor,
+    tenant: &Tenant,
     email: &str,
-    display_name: &str,
-    tenant_slug: &str,
     role: Role,
-    password: Option<String>,
 ) -> Result<User, AdminError> {
-    let email = email.trim().to_lowercase();
-    if !email.contains('@') || email.len() > 254 {
-        return Err(invalid(format!("{email:?} is not an email address")));
+    let user = store
+        .user_credentials(email)
+        .await?
+        .map(|found| found.user)
+        .ok_or_else(|| invalid(format!("no user with email {:?}", email.trim())))?;
+    store.set_membership(tenant.id, user.id, role).await?;
+    audit(
+        store,
+        tenant,
+        actor,
+        "membership.grant",
+        user.id,
+        serde_json::json!({ "role": role.as_str() }),
+    )
+    .await?;
+    Ok(user)
+}
+
+/// Changes a member's role. A tenant always keeps at least one admin.
+pub async fn change_role(
+    store: &dyn Store,
+    actor: Actor,
+    tenant: &Tenant,
+    user: UserId,
+    role: Role,
+) -> Result<(), AdminError> {
+    let members = store.members(tenant.id).await?;
+    let before = members
+        .iter()
+        .find(|m| m.user.id == user)
+        .ok_or(AdminError::NotFound)?
+        .role;
+    if before == Role::Admin && role != Role::Admin {
+        ensure_another_admin(&members, user)?;
     }
-    let tenant = tenant(store, tenant_slug).await?;
-    let existing = store.user_credentials(&email).await?;
-    let user = match existing {
-        Some(found) => found.user,
-        None => {
+    store.set_membership(tenant.id, user, role).await?;
+    audit(
+        store,
+        tenant,
+        actor,
+        "membership.role_change",
+        user,
+        serde_json::json!({ "from": before.as_str(), "to": role.as_str() }),
+    )
+    .await
+}
+
+/// Removes a membership. A tenant always keeps at least one admin.
+pub async fn remove(
+    store: &dyn Store,
+    actor: Actor,
+    tenant: &Tenant,
+    user: UserId,
+) -> Result<(), AdminError> {
+    let members = store.members(tenant.id).await?;
+    let member = members
+        .iter()
+        .find(|m| m.user.id == user)
+        .ok_or(AdminError::NotFound)?;
+    if member.role == Role::Admin {
+        ensure_another_admin(&members, user)?;
+    }
+    store.remove_membership(tenant.id, user).await?;
+    audit(
+        store,
+        tenant,
+        actor,
+        "membership.remove",
+        user,
+        serde_json::json!({ "role": member.role.as_str() }),
+    )
+    .await
+}
+
+fn ensure_another_admin(
+    members: &[crate::domain::Member],
+    leaving: UserId,
+) -> Result<(), AdminError> {
+    if members
+        .iter()
+        .any(|m| m.role == Role::Admin && m.user.id != leaving)
+    {
+        Ok(())
+    } else {
+        Err(invalid("a tenant keeps at least one admin"))
+    }
+}
+
+/// The CLI's ways in: tenants by slug, users by email.
+pub mod cli {
+    use super::*;
+
+    async fn tenant(store: &dyn Store, slug: &str) -> Result<Tenant, AdminError> {
+        store
+            .tenant_by_slug(slug)
+            .await?
+            .ok_or_else(|| invalid(format!("no tenant with slug {slug:?}")))
+    }
+
+    async fn user(store: &dyn Store, email: &str) -> Result<User, AdminError> {
+        store
+            .user_credentials(email)
+            .await?
+            .map(|found| found.user)
+            .ok_or_else(|| invalid(format!("no user with email {email:?}")))
+    }
+
+    fn not_member(user: &User, tenant: &Tenant) -> impl FnOnce(AdminError) -> AdminError {
+        let message = format!("{} is not a member of {}", user.email, tenant.slug);
+        move |e| match e {
+            AdminError::NotFound => invalid(message),
+            other => other,
+        }
+    }
+
+    /// Creates the user if the email is new (a password and a name are then
+    /// required) and grants `role` in the tenant.
+    pub async fn add_user(
+        store: &dyn Store,
+        email: &str,
+        display_name: &str,
+        tenant_slug: &str,
+        role: Role,
+        password: Option<String>,
+    ) -> Result<User, AdminError> {
+        let email = email.trim().to_lowercase();
+        if !email.contains('@') || email.len() > 254 {
+            return Err(invalid(format!("{email:?} is not an email address")));
+        }
+        let tenant = tenant(store, tenant_slug).await?;
+        if store.user_credentials(&email).await?.is_none() {
             let password = password
                 .ok_or_else(|| invalid("a new user needs a password (--password-stdin)"))?;
             validate_password(&password)?;
@@ -94,100 +205,64 @@ pub async fn add_user(
                 .map_err(|e| invalid(e.to_string()))?;
             store
                 .create_user(NewUser {
-                    email,
+                    email: email.clone(),
                     display_name: display_name.to_string(),
                     password_hash: Some(hash),
                 })
-                .await?
+                .await?;
         }
-    };
-    store.set_membership(tenant.id, user.id, role).await?;
-    audit(
-        store,
-        tenant.id,
-        "membership.grant",
-        user.id,
-        serde_json::json!({ "role": role.as_str() }),
-    )
-    .await?;
-    Ok(user)
-}
-
-pub async fn set_role(
-    store: &dyn Store,
-    email: &str,
-    tenant_slug: &str,
-    role: Role,
-) -> Result<(), AdminError> {
-    let tenant = tenant(store, tenant_slug).await?;
-    let user = user(store, email).await?;
-    let before = store
-        .membership(user.id, &tenant.slug)
-        .await?
-        .ok_or_else(|| {
-            invalid(format!(
-                "{} is not a member of {}; use `opshub user add`",
-                user.email, tenant.slug
-            ))
-        })?;
-    store.set_membership(tenant.id, user.id, role).await?;
-    audit(
-        store,
-        tenant.id,
-        "membership.role_change",
-        user.id,
-        serde_json::json!({ "from": before.role.as_str(), "to": role.as_str() }),
-    )
-    .await
-}
-
-pub async fn remove_membership(
-    store: &dyn Store,
-    email: &str,
-    tenant_slug: &str,
-) -> Result<(), AdminError> {
-    let tenant = tenant(store, tenant_slug).await?;
-    let user = user(store, email).await?;
-    store
-        .remove_membership(tenant.id, user.id)
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound => {
-                invalid(format!("{} is not a member of {}", user.email, tenant.slug))
-            }
-            other => other.into(),
-        })?;
-    audit(
-        store,
-        tenant.id,
-        "membership.remove",
-        user.id,
-        serde_json::json!({}),
-    )
-    .await
-}
-
-/// Sets a new password; every existing session of the user ends with it.
-pub async fn set_password(
-    store: &dyn Store,
-    email: &str,
-    password: String,
-) -> Result<(), AdminError> {
-    validate_password(&password)?;
-    let user = user(store, email).await?;
-    let hash = hash_password(password)
-        .await
-        .map_err(|e| invalid(e.to_string()))?;
-    store.set_password_hash(user.id, &hash).await?;
-    for membership in store.memberships(user.id).await? {
-        audit(
-            store,
-            membership.tenant.id,
-            "user.password_change",
-            user.id,
-            serde_json::json!({}),
-        )
-        .await?;
+        grant(store, None, &tenant, &email, role).await
     }
-    Ok(())
+
+    pub async fn set_role(
+        store: &dyn Store,
+        email: &str,
+        tenant_slug: &str,
+        role: Role,
+    ) -> Result<(), AdminError> {
+        let tenant = tenant(store, tenant_slug).await?;
+        let user = user(store, email).await?;
+        change_role(store, None, &tenant, user.id, role)
+            .await
+            .map_err(not_member(&user, &tenant))
+    }
+
+    pub async fn remove_membership(
+        store: &dyn Store,
+        email: &str,
+        tenant_slug: &str,
+    ) -> Result<(), AdminError> {
+        let tenant = tenant(store, tenant_slug).await?;
+        let user = user(store, email).await?;
+        remove(store, None, &tenant, user.id)
+            .await
+            .map_err(not_member(&user, &tenant))
+    }
+
+    /// Sets a new password; every existing session of the user ends with it.
+    pub async fn set_password(
+        store: &dyn Store,
+        email: &str,
+        password: String,
+    ) -> Result<(), AdminError> {
+        validate_password(&password)?;
+        let user = user(store, email).await?;
+        let hash = hash_password(password)
+            .await
+            .map_err(|e| invalid(e.to_string()))?;
+        store.set_password_hash(user.id, &hash).await?;
+        for membership in store.memberships(user.id).await? {
+            store
+                .record_audit(NewAuditEntry {
+                    tenant_id: membership.tenant.id,
+                    user_id: None,
+                    action: "user.password_change".to_string(),
+                    resource: "user".to_string(),
+                    resource_id: Some(user.id.to_string()),
+                    metadata: serde_json::json!({}),
+                })
+                .await?;
+        }
+        Ok(())
+    }
 }

@@ -1,4 +1,5 @@
 use crate::api::session::{current_session, SignOut};
+use crate::domain::Role;
 use leptos::prelude::*;
 use leptos_router::hooks::use_location;
 
@@ -22,6 +23,15 @@ pub fn Header() -> impl IntoView {
             <Transition fallback=|| ()>
                 {move || Suspend::new(async move {
                     let Ok(Some(info)) = session.await else { return ().into_any() };
+                    // Admins of the tenant on screen manage its members.
+                    let members_link = current_slug().and_then(|slug| {
+                        info.memberships
+                            .iter()
+                            .find(|m| m.tenant.slug == slug && m.role == Role::Admin)
+                            .map(|_| view! {
+                                <a href=format!("/t/{slug}/members") data-testid="members-link">"Members"</a>
+                            })
+                    });
                     let switcher = (info.memberships.len() > 1).then(|| {
                         let links = info.memberships.into_iter().map(|membership| {
                             let slug = membership.tenant.slug.clone();
@@ -42,6 +52,7 @@ pub fn Header() -> impl IntoView {
                     });
                     view! {
                         {switcher}
+                        {members_link}
                         <div class="user-menu" data-testid="user-menu">
                             <span class="user-name">{info.user.display_name}</span>
                             <ActionForm action=sign_out attr:class="inline-form">

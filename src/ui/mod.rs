@@ -59,6 +59,11 @@ pub fn App() -> impl IntoView {
                         ssr=SsrMode::Async
                     />
                     <Route
+                        path=path!("/t/:tenant/members")
+                        view=pages::MembersPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route
                         path=path!("/t/:tenant/operations/:run_id")
                         view=pages::RunPage
                         ssr=SsrMode::Async

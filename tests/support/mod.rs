@@ -49,7 +49,7 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite://{}", dir.path().join("test.db").display());
-                let store = connect(&url, 4).await.expect("open SQLite");
+                let store = connect(&url, 8).await.expect("open SQLite");
                 store.migrate().await.expect("migrate SQLite");
                 Self {
                     store,
@@ -71,7 +71,7 @@ impl TestDb {
                     .await
                     .expect("create test database");
                 let url = database_url(&admin_url, &database);
-                let store = connect(&url, 4).await.expect("connect PostgreSQL");
+                let store = connect(&url, 8).await.expect("connect PostgreSQL");
                 store.migrate().await.expect("migrate PostgreSQL");
                 Self {
                     store,

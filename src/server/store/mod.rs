@@ -98,6 +98,8 @@ pub trait TenantRepository: Send + Sync {
     /// Grants `role` in `tenant`, replacing an existing role.
     async fn set_membership(&self, tenant: TenantId, user: UserId, role: Role) -> StoreResult<()>;
     async fn memberships(&self, user: UserId) -> StoreResult<Vec<Membership>>;
+    /// Everyone with a role in the tenant, by name.
+    async fn members(&self, tenant: TenantId) -> StoreResult<Vec<Member>>;
     /// The user's membership in the tenant with this slug, if any.
     async fn membership(&self, user: UserId, tenant_slug: &str) -> StoreResult<Option<Membership>>;
     /// Removes a membership; `NotFound` when there was none.

@@ -192,6 +192,23 @@ macro_rules! impl_sql_repositories {
                     Ok(())
                 }
 
+                async fn members(&self, tenant: TenantId) -> StoreResult<Vec<Member>> {
+                    let rows: Vec<(UserId, String, String, String)> = sqlx::query_as(
+                        "SELECT u.id, u.email, u.display_name, m.role FROM tenant_memberships m \
+                         JOIN users u ON u.id = m.user_id WHERE m.tenant_id = $1 \
+                         ORDER BY u.display_name, u.email",
+                    )
+                    .bind(tenant)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.into_iter()
+                        .map(|(id, email, display_name, role)| {
+                            let role = Role::parse(&role).map_err(|e| StoreError::Invalid(e.0))?;
+                            Ok(Member { user: User { id, email, display_name }, role })
+                        })
+                        .collect()
+                }
+
                 async fn membership(&self, user: UserId, tenant_slug: &str) -> StoreResult<Option<Membership>> {
                     let row: Option<MembershipRow> = sqlx::query_as(
                         "SELECT t.id, t.slug, t.name, m.role FROM tenant_memberships m \

@@ -1,0 +1,84 @@
+//! The members page: admins see who has which role in their tenant and
+//! change it. Users themselves are created on the command line.
+
+use super::AppError;
+use crate::domain::Member;
+use leptos::prelude::*;
+use leptos::server_fn::codec::Json;
+
+#[server(endpoint = "members/list", input = Json)]
+pub async fn list_members(tenant: String) -> Result<Vec<Member>, AppError> {
+    super::ssr::respond(
+        async {
+            let tenant = super::ssr::authorize(&tenant, crate::domain::Role::Admin).await?;
+            Ok(super::ssr::store()?.members(tenant.id).await?)
+        }
+        .await,
+    )
+}
+
+/// Grants a role to an existing user, by email.
+#[server(endpoint = "members/add")]
+pub async fn add_member(tenant: String, email: String, role: String) -> Result<(), AppError> {
+    super::ssr::respond(ssr::add(tenant, email, role).await)
+}
+
+#[server(endpoint = "members/set-role")]
+pub async fn set_member_role(
+    tenant: String,
+    user_id: String,
+    role: String,
+) -> Result<(), AppError> {
+    super::ssr::respond(ssr::set_role(tenant, user_id, role).await)
+}
+
+#[server(endpoint = "members/remove")]
+pub async fn remove_member(tenant: String, user_id: String) -> Result<(), AppError> {
+    super::ssr::respond(ssr::remove(tenant, user_id).await)
+}
+
+#[cfg(feature = "ssr")]
+mod ssr {
+    use super::super::ssr::{authorize, signed_in_user, store};
+    use super::AppError;
+    use crate::domain::{Role, UserId};
+    use crate::server::admin::{self, AdminError};
+
+    impl From<AdminError> for AppError {
+        fn from(err: AdminError) -> Self {
+            match err {
+                AdminError::Invalid(message) => AppError::BadRequest(message),
+                AdminError::NotFound => AppError::NotFound,
+                AdminError::Store(e) => e.into(),
+            }
+        }
+    }
+
+    /// The tenant, if the signed-in user is its admin, and that admin.
+    async fn admin_of(tenant: &str) -> Result<(crate::domain::Tenant, UserId), AppError> {
+        let tenant = authorize(tenant, Role::Admin).await?;
+        Ok((tenant, signed_in_user().await?.id))
+    }
+
+    pub async fn add(tenant: String, email: String, role: String) -> Result<(), AppError> {
+        let (tenant, actor) = admin_of(&tenant).await?;
+        let role = Role::parse(&role)?;
+        admin::grant(store()?.as_ref(), Some(actor), &tenant, &email, role).await?;
+        Ok(())
+    }
+
+    pub async fn set_role(tenant: String, user_id: String, role: String) -> Result<(), AppError> {
+        let (tenant, actor) = admin_of(&tenant).await?;
+        let user = UserId::parse(&user_id).map_err(|_| AppError::NotFound)?;
+        let role = Role::parse(&role)?;
+        admin::change_role(store()?.as_ref(), Some(actor), &tenant, user, role).await?;
+        Ok(())
+    }
+
+    pub async fn remove(tenant: String, user_id: String) -> Result<(), AppError> {
+        let (tenant, actor) = admin_of(&tenant).await?;
+        let user = UserId::parse(&user_id).map_err(|_| AppError::NotFound)?;
+        admin::remove(store()?.as_ref(), Some(actor), &tenant, user).await?;
+        Ok(())
+    }
+}
