@@ -36,6 +36,99 @@ mod cli {
         /// Manage users and their memberships.
         #[command(subcommand)]
         User(UserCommand),
+        /// Start an operation (or join the active run with the same scope).
+        #[command(subcommand)]
+        Start(StartCommand),
+    }
+
+    #[derive(Subcommand)]
+    enum StartCommand {
+        /// Generate drift findings between the last two inventory syncs of a scope.
+        Drift {
+            #[arg(long)]
+            tenant: String,
+            /// The inventory scope (selection hash).
+            #[arg(long)]
+            scope: String,
+            /// Email of the operator starting it.
+            #[arg(long = "as")]
+            initiator: String,
+        },
+        /// Snapshot policies into a backup set.
+        AddPolicies {
+            #[arg(long)]
+            tenant: String,
+            /// Backup set id.
+            #[arg(long)]
+            set: String,
+            /// Policy id (repeat for several).
+            #[arg(long = "policy", required = true)]
+            policies: Vec<String>,
+            #[arg(long)]
+            include_payload: bool,
+            #[arg(long = "as")]
+            initiator: String,
+        },
+    }
+
+    async fn start_command(store: &dyn Store, command: StartCommand) -> Result<(), String> {
+        use opshub::domain::{BackupSetId, PolicyId};
+        use opshub::server::operations::{self, AddPoliciesOptions, StartRequest};
+        let (tenant, initiator, request) = match command {
+            StartCommand::Drift {
+                tenant,
+                scope,
+                initiator,
+            } => (tenant, initiator, StartRequest::Drift { scope_key: scope }),
+            StartCommand::AddPolicies {
+                tenant,
+                set,
+                policies,
+                include_payload,
+                initiator,
+            } => {
+                let backup_set_id = BackupSetId::parse(&set).map_err(|e| e.0)?;
+                let policy_ids = policies
+                    .iter()
+                    .map(|id| PolicyId::parse(id))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| e.0)?;
+                let options = AddPoliciesOptions { include_payload };
+                (
+                    tenant,
+                    initiator,
+                    StartRequest::AddPolicies {
+                        backup_set_id,
+                        policy_ids,
+                        options,
+                    },
+                )
+            }
+        };
+        // The same rule as in the app: the initiator operates in the tenant.
+        let user = store
+            .user_credentials(&initiator)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no user with email {initiator:?}"))?
+            .user;
+        let membership = store
+            .membership(user.id, &tenant)
+            .await
+            .map_err(|e| e.to_string())?
+            .filter(|m| m.role >= Role::Operator)
+            .ok_or_else(|| format!("{initiator} is not an operator of tenant {tenant:?}"))?;
+        let started = operations::start(store, &membership.tenant, &user, &request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let id = started.run.summary.id;
+        if started.joined {
+            println!("joined active run {id} (already running)");
+        } else {
+            println!("queued run {id}");
+        }
+        println!("{}", operations::run_link(&membership.tenant, id));
+        Ok(())
     }
 
     #[derive(Subcommand)]
@@ -160,6 +253,10 @@ mod cli {
             Command::User(command) => {
                 migrate(store.as_ref()).await?;
                 user_command(store.as_ref(), command).await
+            }
+            Command::Start(command) => {
+                migrate(store.as_ref()).await?;
+                start_command(store.as_ref(), command).await
             }
             Command::Serve => serve(settings, store).await,
         }

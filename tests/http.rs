@@ -22,6 +22,8 @@ const MAX_FAILURES: u32 = 3;
 
 struct App {
     state: AppState,
+    /// Built once, as the server does: building it renders the route list.
+    router: axum::Router,
     db: support::TestDb,
 }
 
@@ -56,13 +58,22 @@ impl Reply {
 
 impl App {
     async fn new(backend: Backend, settings: Settings) -> Self {
+        // Server logs appear with a failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter("info,sqlx=warn")
+            .try_init();
         let db = support::TestDb::new(backend).await;
         seed::seed_demo(db.store.as_ref()).await.unwrap();
         let leptos_options = leptos::prelude::LeptosOptions::builder()
             .output_name("opshub")
             .build();
         let state = AppState::new(leptos_options, db.store.clone(), settings);
-        App { state, db }
+        App {
+            router: router(state.clone()),
+            state,
+            db,
+        }
     }
 
     async fn start(backend: Backend) -> Self {
@@ -75,7 +86,7 @@ impl App {
     }
 
     async fn send(&self, request: Request<Body>) -> Reply {
-        let response = router(self.state.clone()).oneshot(request).await.unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -274,6 +285,16 @@ fn server_fn_case(path: &str) -> Option<ServerFnCase> {
         "/api/members/remove" => case(Some(Role::Admin), true, Some(IdKind::User), |slug, user| {
             form(&[("tenant", slug), ("user_id", user)])
         }),
+        "/api/operations/start-drift" => case(Some(Role::Operator), true, None, |slug, _| {
+            json(serde_json::json!({ "tenant": slug, "scope_key": "devices/windows" }))
+        }),
+        "/api/operations/start-add-policies" => {
+            case(Some(Role::Operator), true, None, |slug, id| {
+                json(serde_json::json!({
+                    "tenant": slug, "backup_set_id": id, "policy_ids": [id], "include_payload": false
+                }))
+            })
+        }
         "/api/session/current" => case(None, false, None, |_, _| json(serde_json::json!({}))),
         "/api/session/sign-in" => case(None, false, None, |_, _| {
             form(&[("email", "x@y.test"), ("password", "wrong")])
@@ -521,6 +542,31 @@ on_both_databases! {
         assert_eq!(page.status, StatusCode::OK);
         assert!(page.body.contains("viewer@globex.example"));
         assert_eq!(app.get("/t/acme/members", Some(&operator)).await.status, StatusCode::FORBIDDEN);
+    }
+
+    async fn operators_start_operations_and_duplicates_join(app) {
+        let operator = app.sign_in("operator@acme.example").await;
+        let start = serde_json::json!({ "tenant": "acme", "scope_key": "apps/managed" });
+        let first = app.post_json("/api/operations/start-drift", start.clone(), Some(&operator)).await;
+        assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+        let first: serde_json::Value = serde_json::from_str(&first.body).unwrap();
+        assert_eq!(first["joined"], false);
+        let again = app.post_json("/api/operations/start-drift", start, Some(&operator)).await;
+        let again: serde_json::Value = serde_json::from_str(&again.body).unwrap();
+        assert_eq!(again["joined"], true);
+        assert_eq!(again["run_id"], first["run_id"]);
+        assert_eq!(again["link"], format!("/t/acme/operations/{}", first["run_id"].as_str().unwrap()));
+
+        let unknown = serde_json::json!({ "tenant": "acme", "scope_key": "no/such/scope" });
+        let reply = app.post_json("/api/operations/start-drift", unknown, Some(&operator)).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+        assert!(reply.body.contains("drift needs two"), "{}", reply.body);
+        let malformed = serde_json::json!({
+            "tenant": "acme", "backup_set_id": "nope", "policy_ids": [], "include_payload": false
+        });
+        let reply = app.post_json("/api/operations/start-add-policies", malformed, Some(&operator)).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+        assert!(app.audit_actions("acme").await.iter().any(|a| a == "run.start"));
     }
 
     async fn cross_site_writes_are_refused(app) {

@@ -266,7 +266,7 @@ conformance! {
     async fn findings_upsert_by_fingerprint_list_and_acknowledge(store) {
         let a = fixture(store, "acme").await;
         let b = fixture(store, "globex").await;
-        let (baseline, current) = two_syncs(store, &a).await;
+        let (baseline, current) = support::two_syncs(store, &a).await;
         let finding = |fingerprint: &str, subject_type: &str| NewFinding {
             tenant_id: a.tenant.id,
             finding_type: FindingType::Changed,
@@ -318,7 +318,7 @@ conformance! {
     async fn inventory_syncs_and_items(store) {
         let a = fixture(store, "acme").await;
         let b = fixture(store, "globex").await;
-        let (baseline, current) = two_syncs(store, &a).await;
+        let (baseline, current) = support::two_syncs(store, &a).await;
         let syncs = store.completed_syncs(a.tenant.id, "devices", 5).await.unwrap();
         assert_eq!(syncs.iter().map(|s| s.id).collect::<Vec<_>>(), vec![current, baseline]);
         assert_eq!(syncs[0].item_count, 2);
@@ -444,10 +444,42 @@ conformance! {
         assert_eq!(store.audit_entry(a.tenant.id, entry.id).await.unwrap(), Some(entry.clone()));
         assert!(store.audit_entry(b.tenant.id, entry.id).await.unwrap().is_none());
         assert_eq!(store.list_audit(a.tenant.id, 10).await.unwrap(), vec![entry.clone()]);
+        // Starting a run writes its audit entry and notification with it,
+        // atomically; joining the active run writes neither.
         let mut run = new_run(&a, "audited");
-        run.audit_log_id = Some(entry.id);
-        let started = store.start_run(run).await.unwrap();
-        assert_eq!(started.run.audit_log_id, Some(entry.id));
+        let start = |run_id: RunId| NewAuditEntry {
+            tenant_id: a.tenant.id,
+            user_id: Some(a.user.id),
+            action: "run.start".into(),
+            resource: "bulk_operation_run".into(),
+            resource_id: Some(run_id.to_string()),
+            metadata: serde_json::json!({}),
+        };
+        run.audit = Some(start(run.id));
+        run.notification = Some(NewNotification {
+            tenant_id: a.tenant.id,
+            user_id: a.user.id,
+            kind: NotificationKind::RunQueued,
+            notice: RunNotice {
+                run_id: run.id,
+                operation: run.operation,
+                bucket: StatusBucket::Queued,
+                counters: Counters { total: 3, ..Counters::default() },
+                error_summary: None,
+                link: format!("/t/acme/operations/{}", run.id),
+            },
+        });
+        let started = store.start_run(run.clone()).await.unwrap();
+        assert!(!started.joined);
+        let audit_id = started.run.audit_log_id.expect("linked audit entry");
+        let linked = store.audit_entry(a.tenant.id, audit_id).await.unwrap().unwrap();
+        assert_eq!(linked.resource_id, Some(started.run.summary.id.to_string()));
+        assert_eq!(store.unread_count(a.tenant.id, a.user.id).await.unwrap(), 1);
+
+        let again = store.start_run(NewRun { id: RunId::generate(), ..run }).await.unwrap();
+        assert!(again.joined);
+        assert_eq!(store.list_audit(a.tenant.id, 10).await.unwrap().len(), 2);
+        assert_eq!(store.unread_count(a.tenant.id, a.user.id).await.unwrap(), 1);
     }
 
     async fn demo_seed_fills_every_status_with_consistent_counters(store) {
@@ -482,38 +514,4 @@ conformance! {
         assert!(opshub::server::seed::seed_demo(store).await.is_err());
         assert_eq!(store.list_tenants().await.unwrap(), before);
     }
-}
-
-/// Two completed syncs of scope `devices`: dev-1 changes, dev-2 is removed,
-/// dev-3 is added.
-async fn two_syncs(
-    store: &dyn Store,
-    f: &support::Fixture,
-) -> (InventorySyncRunId, InventorySyncRunId) {
-    let item = |id: &str, os: &str| NewInventoryItem {
-        subject_type: "device".into(),
-        external_id: id.into(),
-        display_name: id.to_uppercase(),
-        payload: serde_json::json!({ "os": os }),
-    };
-    let now = Timestamp::now();
-    let baseline = store
-        .record_inventory_sync(NewInventorySync {
-            tenant_id: f.tenant.id,
-            selection_hash: "devices".into(),
-            finished_at: now.plus_millis(-60_000),
-            items: vec![item("dev-1", "10"), item("dev-2", "10")],
-        })
-        .await
-        .unwrap();
-    let current = store
-        .record_inventory_sync(NewInventorySync {
-            tenant_id: f.tenant.id,
-            selection_hash: "devices".into(),
-            finished_at: now,
-            items: vec![item("dev-3", "11"), item("dev-1", "11")],
-        })
-        .await
-        .unwrap();
-    (baseline.id, current.id)
 }

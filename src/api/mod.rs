@@ -3,6 +3,7 @@
 
 mod error;
 pub mod members;
+pub mod operations;
 pub mod runs;
 pub mod session;
 pub mod tenants;
@@ -41,10 +42,13 @@ pub(crate) mod ssr {
         result
     }
 
+    /// The request's session. Every real request has one (the auth layer
+    /// adds it); the render that lists the routes at start-up has none and
+    /// counts as signed out.
     pub async fn auth_session() -> Result<AuthSession, AppError> {
         leptos_axum::extract::<AuthSession>().await.map_err(|e| {
-            tracing::error!(error = %e, "auth session missing from the request");
-            AppError::Internal
+            tracing::debug!(error = %e, "no auth session in this request");
+            AppError::Unauthorized
         })
     }
 

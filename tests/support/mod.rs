@@ -208,6 +208,7 @@ pub async fn fixture(store: &dyn Store, slug: &str) -> Fixture {
 
 pub fn new_run(f: &Fixture, key: &str) -> NewRun {
     NewRun {
+        id: RunId::generate(),
         tenant_id: f.tenant.id,
         user_id: f.user.id,
         operation: OperationKind::DriftGenerate,
@@ -215,6 +216,38 @@ pub fn new_run(f: &Fixture, key: &str) -> NewRun {
         item_ids: vec!["a".into(), "b".into(), "c".into()],
         params: serde_json::json!({ "scope_key": "devices" }),
         max_attempts: 3,
-        audit_log_id: None,
+        audit: None,
+        notification: None,
     }
+}
+
+/// Two completed syncs of scope `devices`: dev-1 changes, dev-2 is removed,
+/// dev-3 is added.
+pub async fn two_syncs(store: &dyn Store, f: &Fixture) -> (InventorySyncRunId, InventorySyncRunId) {
+    let item = |id: &str, os: &str| NewInventoryItem {
+        subject_type: "device".into(),
+        external_id: id.into(),
+        display_name: id.to_uppercase(),
+        payload: serde_json::json!({ "os": os }),
+    };
+    let now = Timestamp::now();
+    let baseline = store
+        .record_inventory_sync(NewInventorySync {
+            tenant_id: f.tenant.id,
+            selection_hash: "devices".into(),
+            finished_at: now.plus_millis(-60_000),
+            items: vec![item("dev-1", "10"), item("dev-2", "10")],
+        })
+        .await
+        .unwrap();
+    let current = store
+        .record_inventory_sync(NewInventorySync {
+            tenant_id: f.tenant.id,
+            selection_hash: "devices".into(),
+            finished_at: now,
+            items: vec![item("dev-3", "11"), item("dev-1", "11")],
+        })
+        .await
+        .unwrap();
+    (baseline.id, current.id)
 }

@@ -127,6 +127,45 @@ macro_rules! impl_sql_repositories {
                 }
             }
 
+            type Connection = <$db as sqlx::Database>::Connection;
+
+            async fn insert_audit(conn: &mut Connection, entry: &NewAuditEntry) -> StoreResult<AuditEntry> {
+                let row: AuditRow = sqlx::query_as(&format!(
+                    "INSERT INTO audit_logs (id, tenant_id, user_id, action, resource, resource_id, \
+                     metadata, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {AUDIT_COLUMNS}"
+                ))
+                .bind(AuditLogId::generate())
+                .bind(entry.tenant_id)
+                .bind(entry.user_id)
+                .bind(&entry.action)
+                .bind(&entry.resource)
+                .bind(&entry.resource_id)
+                .bind(Json(&entry.metadata))
+                .bind(Timestamp::now())
+                .fetch_one(&mut *conn)
+                .await?;
+                Ok(row.into())
+            }
+
+            async fn insert_notification(
+                conn: &mut Connection,
+                notification: &NewNotification,
+            ) -> StoreResult<Notification> {
+                let row: NotificationRow = sqlx::query_as(&format!(
+                    "INSERT INTO notifications (id, tenant_id, user_id, kind, payload, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING {NOTIFICATION_COLUMNS}"
+                ))
+                .bind(NotificationId::generate())
+                .bind(notification.tenant_id)
+                .bind(notification.user_id)
+                .bind(notification.kind.as_str())
+                .bind(Json(&notification.notice))
+                .bind(Timestamp::now())
+                .fetch_one(&mut *conn)
+                .await?;
+                Ok(row.into())
+            }
+
             #[async_trait]
             impl TenantRepository for $store {
                 async fn create_tenant(&self, slug: &TenantSlug, name: &str) -> StoreResult<Tenant> {
@@ -284,20 +323,20 @@ macro_rules! impl_sql_repositories {
             #[async_trait]
             impl RunRepository for $store {
                 async fn start_run(&self, run: NewRun) -> StoreResult<StartedRun> {
-                    let candidate = RunId::generate();
+                    let mut tx = self.pool.begin_with(<$store as SqlDialect>::BEGIN_WRITE).await?;
                     // The partial unique index decides: either our row goes in, or
                     // the conflicting active row is "updated" (a no-op) and returned.
                     let (id,): (RunId,) = sqlx::query_as(&format!(
                         "INSERT INTO bulk_operation_runs (id, tenant_id, user_id, resource, action, \
-                         idempotency_key, status, total_items, item_ids, params, audit_log_id, \
+                         idempotency_key, status, total_items, item_ids, params, \
                          max_attempts, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11, $12, $12) \
+                         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11, $11) \
                          ON CONFLICT (tenant_id, idempotency_key) WHERE status IN ({}) \
                          DO UPDATE SET updated_at = bulk_operation_runs.updated_at \
                          RETURNING id",
                         status_list(&RunStatus::ACTIVE)
                     ))
-                    .bind(candidate)
+                    .bind(run.id)
                     .bind(run.tenant_id)
                     .bind(run.user_id)
                     .bind(run.operation.resource())
@@ -306,13 +345,29 @@ macro_rules! impl_sql_repositories {
                     .bind(run.item_ids.len() as i64)
                     .bind(Json(&run.item_ids))
                     .bind(Json(&run.params))
-                    .bind(run.audit_log_id)
                     .bind(run.max_attempts)
                     .bind(Timestamp::now())
-                    .fetch_one(&self.pool)
+                    .fetch_one(&mut *tx)
                     .await?;
+                    let joined = id != run.id;
+                    // Only a run that was created gets its audit entry and
+                    // "queued" notification, in the same transaction.
+                    if !joined {
+                        if let Some(audit) = &run.audit {
+                            let entry = insert_audit(&mut tx, audit).await?;
+                            sqlx::query("UPDATE bulk_operation_runs SET audit_log_id = $2 WHERE id = $1")
+                                .bind(id)
+                                .bind(entry.id)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        if let Some(notification) = &run.notification {
+                            insert_notification(&mut tx, notification).await?;
+                        }
+                    }
+                    tx.commit().await?;
                     let detail = self.run(run.tenant_id, id).await?.ok_or(StoreError::NotFound)?;
-                    Ok(StartedRun { run: detail, joined: id != candidate })
+                    Ok(StartedRun { run: detail, joined })
                 }
 
                 async fn run(&self, tenant: TenantId, id: RunId) -> StoreResult<Option<RunDetail>> {
@@ -747,19 +802,7 @@ macro_rules! impl_sql_repositories {
             #[async_trait]
             impl NotificationRepository for $store {
                 async fn create_notification(&self, notification: NewNotification) -> StoreResult<Notification> {
-                    let row: NotificationRow = sqlx::query_as(&format!(
-                        "INSERT INTO notifications (id, tenant_id, user_id, kind, payload, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {NOTIFICATION_COLUMNS}"
-                    ))
-                    .bind(NotificationId::generate())
-                    .bind(notification.tenant_id)
-                    .bind(notification.user_id)
-                    .bind(notification.kind.as_str())
-                    .bind(Json(&notification.notice))
-                    .bind(Timestamp::now())
-                    .fetch_one(&self.pool)
-                    .await?;
-                    Ok(row.into())
+                    insert_notification(&mut *self.pool.acquire().await?, &notification).await
                 }
 
                 async fn list_notifications(
@@ -827,21 +870,7 @@ macro_rules! impl_sql_repositories {
             #[async_trait]
             impl AuditRepository for $store {
                 async fn record_audit(&self, entry: NewAuditEntry) -> StoreResult<AuditEntry> {
-                    let row: AuditRow = sqlx::query_as(&format!(
-                        "INSERT INTO audit_logs (id, tenant_id, user_id, action, resource, resource_id, \
-                         metadata, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {AUDIT_COLUMNS}"
-                    ))
-                    .bind(AuditLogId::generate())
-                    .bind(entry.tenant_id)
-                    .bind(entry.user_id)
-                    .bind(&entry.action)
-                    .bind(&entry.resource)
-                    .bind(&entry.resource_id)
-                    .bind(Json(&entry.metadata))
-                    .bind(Timestamp::now())
-                    .fetch_one(&self.pool)
-                    .await?;
-                    Ok(row.into())
+                    insert_audit(&mut *self.pool.acquire().await?, &entry).await
                 }
 
                 async fn audit_entry(&self, tenant: TenantId, id: AuditLogId) -> StoreResult<Option<AuditEntry>> {

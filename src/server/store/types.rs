@@ -18,9 +18,12 @@ pub struct UserCredentials {
 }
 
 /// A request to start an operation; `idempotency_key` is derived by the caller
-/// from tenant + operation + scope.
+/// from tenant + operation + scope. `id` is the id the run gets if it is
+/// created (so the notification can link to it); when an active run with the
+/// key exists, that run is returned and `audit` and `notification` are dropped.
 #[derive(Clone, Debug)]
 pub struct NewRun {
+    pub id: RunId,
     pub tenant_id: TenantId,
     pub user_id: UserId,
     pub operation: OperationKind,
@@ -28,7 +31,8 @@ pub struct NewRun {
     pub item_ids: Vec<String>,
     pub params: serde_json::Value,
     pub max_attempts: i64,
-    pub audit_log_id: Option<AuditLogId>,
+    pub audit: Option<NewAuditEntry>,
+    pub notification: Option<NewNotification>,
 }
 
 #[derive(Clone, Debug)]

@@ -1,0 +1,90 @@
+//! Starting operations from the UI. Operators only; the same validation and
+//! code path as `opshub start …` (`server::operations`).
+
+use super::AppError;
+use crate::domain::RunId;
+use leptos::prelude::*;
+use leptos::server_fn::codec::Json;
+use serde::{Deserialize, Serialize};
+
+/// Where a start led: a new run, or the active run it joined.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartOutcome {
+    pub run_id: RunId,
+    pub joined: bool,
+    /// The run's detail page.
+    pub link: String,
+}
+
+#[server(endpoint = "operations/start-drift", input = Json)]
+pub async fn start_drift(tenant: String, scope_key: String) -> Result<StartOutcome, AppError> {
+    let request = crate::server::operations::StartRequest::Drift { scope_key };
+    super::ssr::respond(ssr::start(&tenant, request).await)
+}
+
+#[server(endpoint = "operations/start-add-policies", input = Json)]
+pub async fn start_add_policies(
+    tenant: String,
+    backup_set_id: String,
+    policy_ids: Vec<String>,
+    include_payload: bool,
+) -> Result<StartOutcome, AppError> {
+    use crate::domain::{BackupSetId, PolicyId};
+    use crate::server::operations::{AddPoliciesOptions, StartRequest};
+    let parsed = (|| {
+        let backup_set_id = BackupSetId::parse(&backup_set_id)?;
+        let policy_ids = policy_ids
+            .iter()
+            .map(|id| PolicyId::parse(id))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok::<_, crate::domain::ParseError>(StartRequest::AddPolicies {
+            backup_set_id,
+            policy_ids,
+            options: AddPoliciesOptions { include_payload },
+        })
+    })();
+    let result = match parsed {
+        Ok(request) => ssr::start(&tenant, request).await,
+        Err(e) => ssr::authorized_bad_request(&tenant, e.0).await,
+    };
+    super::ssr::respond(result)
+}
+
+#[cfg(feature = "ssr")]
+mod ssr {
+    use super::super::ssr::{authorize, signed_in_user, store};
+    use super::{AppError, StartOutcome};
+    use crate::domain::Role;
+    use crate::server::operations::{self, run_link, StartError, StartRequest};
+
+    impl From<StartError> for AppError {
+        fn from(err: StartError) -> Self {
+            match err {
+                StartError::Invalid(message) => AppError::BadRequest(message),
+                StartError::Store(e) => e.into(),
+            }
+        }
+    }
+
+    pub async fn start(tenant: &str, request: StartRequest) -> Result<StartOutcome, AppError> {
+        let tenant = authorize(tenant, Role::Operator).await?;
+        let user = signed_in_user().await?;
+        let started = operations::start(store()?.as_ref(), &tenant, &user, &request).await?;
+        let run_id = started.run.summary.id;
+        Ok(StartOutcome {
+            run_id,
+            joined: started.joined,
+            link: run_link(&tenant, run_id),
+        })
+    }
+
+    /// Malformed ids are a 400 — but only for someone allowed to start
+    /// operations here; everyone else gets the answer access control gives.
+    pub async fn authorized_bad_request(
+        tenant: &str,
+        message: String,
+    ) -> Result<StartOutcome, AppError> {
+        authorize(tenant, Role::Operator).await?;
+        Err(AppError::BadRequest(message))
+    }
+}

@@ -1,0 +1,196 @@
+//! Starting operations: one code path for the server functions and the CLI.
+//! Input is validated completely before anything is written; the run, its
+//! audit entry and the "queued" notification are then written together.
+
+use crate::domain::*;
+use crate::server::store::*;
+use serde::{Deserialize, Serialize};
+
+/// How many times a run is attempted before it fails with `worker_lost`.
+pub const DEFAULT_MAX_ATTEMPTS: i64 = 3;
+
+/// What an operator asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StartRequest {
+    /// Compare the last two completed inventory syncs of a scope.
+    Drift { scope_key: String },
+    /// Snapshot policies into a backup set.
+    AddPolicies {
+        backup_set_id: BackupSetId,
+        policy_ids: Vec<PolicyId>,
+        options: AddPoliciesOptions,
+    },
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddPoliciesOptions {
+    /// Snapshot each policy's full payload, not only its metadata.
+    #[serde(default)]
+    pub include_payload: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The request names something that does not exist or cannot be used;
+    /// the message says what.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn invalid(message: impl Into<String>) -> StartError {
+    StartError::Invalid(message.into())
+}
+
+/// A validated request: everything the run row needs.
+struct Plan {
+    operation: OperationKind,
+    scope: Vec<String>,
+    item_ids: Vec<String>,
+    params: serde_json::Value,
+}
+
+const MAX_SCOPE_KEY: usize = 200;
+const MAX_POLICIES: usize = 1_000;
+
+async fn plan_drift(
+    store: &dyn Store,
+    tenant: &Tenant,
+    scope_key: &str,
+) -> Result<Plan, StartError> {
+    let scope_key = scope_key.trim();
+    if scope_key.is_empty() || scope_key.len() > MAX_SCOPE_KEY {
+        return Err(invalid(format!(
+            "a scope key has 1 to {MAX_SCOPE_KEY} characters"
+        )));
+    }
+    let syncs = store.completed_syncs(tenant.id, scope_key, 2).await?;
+    let [current, baseline] = syncs.as_slice() else {
+        return Err(invalid(format!(
+            "scope {scope_key:?} has {} completed inventory sync(s); drift needs two",
+            syncs.len()
+        )));
+    };
+    // One item per subject compared: everything in either snapshot.
+    let mut subjects = std::collections::BTreeSet::new();
+    for sync in [baseline, current] {
+        for item in store.inventory_items(tenant.id, sync.id).await? {
+            subjects.insert(format!("{}:{}", item.subject_type, item.external_id));
+        }
+    }
+    Ok(Plan {
+        operation: OperationKind::DriftGenerate,
+        scope: vec![format!("scope:{scope_key}")],
+        item_ids: subjects.into_iter().collect(),
+        params: serde_json::json!({
+            "scope_key": scope_key,
+            "baseline_run_id": baseline.id,
+            "current_run_id": current.id,
+        }),
+    })
+}
+
+async fn plan_add_policies(
+    store: &dyn Store,
+    tenant: &Tenant,
+    set_id: BackupSetId,
+    policy_ids: &[PolicyId],
+    options: AddPoliciesOptions,
+) -> Result<Plan, StartError> {
+    let set = store
+        .backup_set(tenant.id, set_id)
+        .await?
+        .ok_or_else(|| invalid(format!("no backup set {set_id} in this tenant")))?;
+    let mut wanted: Vec<PolicyId> = policy_ids.to_vec();
+    wanted.sort();
+    wanted.dedup();
+    if wanted.is_empty() || wanted.len() > MAX_POLICIES {
+        return Err(invalid(format!("choose 1 to {MAX_POLICIES} policies")));
+    }
+    let found = store.policies_by_ids(tenant.id, &wanted).await?;
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|id| !found.iter().any(|p| p.id == **id))
+        .map(ToString::to_string)
+        .collect();
+    if !missing.is_empty() {
+        return Err(invalid(format!(
+            "no such policy in this tenant: {}",
+            missing.join(", ")
+        )));
+    }
+    let item_ids: Vec<String> = wanted.iter().map(ToString::to_string).collect();
+    let mut scope: Vec<String> = item_ids.iter().map(|id| format!("policy:{id}")).collect();
+    scope.push(format!("set:{}", set.id));
+    Ok(Plan {
+        operation: OperationKind::BackupSetAddPolicies,
+        scope,
+        item_ids,
+        params: serde_json::json!({
+            "backup_set_id": set.id,
+            "backup_set_name": set.name,
+            "include_payload": options.include_payload,
+        }),
+    })
+}
+
+/// Starts the operation, or joins the tenant's active run with the same key.
+pub async fn start(
+    store: &dyn Store,
+    tenant: &Tenant,
+    initiator: &User,
+    request: &StartRequest,
+) -> Result<StartedRun, StartError> {
+    let plan = match request {
+        StartRequest::Drift { scope_key } => plan_drift(store, tenant, scope_key).await?,
+        StartRequest::AddPolicies {
+            backup_set_id,
+            policy_ids,
+            options,
+        } => plan_add_policies(store, tenant, *backup_set_id, policy_ids, *options).await?,
+    };
+    let scope: Vec<&str> = plan.scope.iter().map(String::as_str).collect();
+    let id = RunId::generate();
+    let total = plan.item_ids.len() as i64;
+    let run = NewRun {
+        id,
+        tenant_id: tenant.id,
+        user_id: initiator.id,
+        operation: plan.operation,
+        idempotency_key: idempotency_key(tenant.id, plan.operation, &scope),
+        item_ids: plan.item_ids,
+        params: plan.params.clone(),
+        max_attempts: DEFAULT_MAX_ATTEMPTS,
+        audit: Some(NewAuditEntry {
+            tenant_id: tenant.id,
+            user_id: Some(initiator.id),
+            action: "run.start".to_string(),
+            resource: "bulk_operation_run".to_string(),
+            resource_id: Some(id.to_string()),
+            metadata: serde_json::json!({ "operation": plan.operation.code(), "params": plan.params }),
+        }),
+        notification: Some(NewNotification {
+            tenant_id: tenant.id,
+            user_id: initiator.id,
+            kind: NotificationKind::RunQueued,
+            notice: RunNotice {
+                run_id: id,
+                operation: plan.operation,
+                bucket: StatusBucket::Queued,
+                counters: Counters {
+                    total,
+                    ..Counters::default()
+                },
+                error_summary: None,
+                link: run_link(tenant, id),
+            },
+        }),
+    };
+    Ok(store.start_run(run).await?)
+}
+
+/// The deep link to a run's detail page.
+pub fn run_link(tenant: &Tenant, run: RunId) -> String {
+    format!("/t/{}/operations/{run}", tenant.slug)
+}

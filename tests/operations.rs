@@ -1,0 +1,194 @@
+//! Starting operations (`server::operations`), the code path of the server
+//! functions and the CLI: validation, idempotency, audit and notification,
+//! on both databases.
+
+mod support;
+
+use opshub::domain::*;
+use opshub::server::operations::{self, AddPoliciesOptions, StartError, StartRequest};
+use opshub::server::store::*;
+use std::collections::HashSet;
+use support::{fixture, two_syncs, Fixture};
+
+fn drift(scope: &str) -> StartRequest {
+    StartRequest::Drift {
+        scope_key: scope.into(),
+    }
+}
+
+async fn policies(store: &dyn Store, f: &Fixture, n: usize) -> (BackupSet, Vec<PolicyId>) {
+    let set = store
+        .create_backup_set(f.tenant.id, "Nightly")
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let policy = store
+            .create_policy(NewPolicy {
+                tenant_id: f.tenant.id,
+                external_id: format!("p{i}"),
+                name: format!("Policy {i}"),
+                policy_type: "compliance".into(),
+                payload: serde_json::json!({ "level": i }),
+            })
+            .await
+            .unwrap();
+        ids.push(policy.id);
+    }
+    (set, ids)
+}
+
+fn add(set: &BackupSet, ids: Vec<PolicyId>) -> StartRequest {
+    StartRequest::AddPolicies {
+        backup_set_id: set.id,
+        policy_ids: ids,
+        options: AddPoliciesOptions::default(),
+    }
+}
+
+/// Queued + running runs of the tenant.
+async fn active_runs(store: &dyn Store, tenant: TenantId) -> i64 {
+    let counts = store
+        .count_runs_by_bucket(tenant, &RunFilter::default())
+        .await
+        .unwrap();
+    counts.queued + counts.running
+}
+
+async fn finish(store: &dyn Store, tenant: TenantId, run: RunId) {
+    store
+        .transition_run(tenant, run, RunStatus::Running)
+        .await
+        .unwrap();
+    store
+        .transition_run(tenant, run, RunStatus::Completed)
+        .await
+        .unwrap();
+}
+
+conformance! {
+    async fn drift_compares_the_last_two_syncs_and_joins_while_active(store) {
+        let f = fixture(store, "acme").await;
+        let (baseline, current) = two_syncs(store, &f).await;
+        let started = operations::start(store, &f.tenant, &f.user, &drift("devices")).await.unwrap();
+        assert!(!started.joined);
+        let run = &started.run;
+        assert_eq!(run.summary.operation, OperationKind::DriftGenerate);
+        assert_eq!(run.summary.status, RunStatus::Pending);
+        // dev-1 changed, dev-2 removed, dev-3 added: three subjects compared.
+        assert_eq!(run.item_ids, vec!["device:dev-1", "device:dev-2", "device:dev-3"]);
+        assert_eq!(run.summary.counters.total, 3);
+        assert_eq!(run.params["baseline_run_id"], serde_json::json!(baseline));
+        assert_eq!(run.params["current_run_id"], serde_json::json!(current));
+        assert!(run.summary.idempotency_key.starts_with("drift.generate:"));
+
+        let audit = store.audit_entry(f.tenant.id, run.audit_log_id.unwrap()).await.unwrap().unwrap();
+        assert_eq!(audit.action, "run.start");
+        assert_eq!(audit.user_id, Some(f.user.id));
+        let feed = store.list_notifications(f.tenant.id, f.user.id, PageRequest::first(10)).await.unwrap();
+        assert_eq!(feed.items.len(), 1);
+        assert_eq!(feed.items[0].kind, NotificationKind::RunQueued);
+        assert_eq!(feed.items[0].notice.link, format!("/t/acme/operations/{}", run.summary.id));
+
+        let again = operations::start(store, &f.tenant, &f.user, &drift(" devices ")).await.unwrap();
+        assert!(again.joined);
+        assert_eq!(again.run.summary.id, run.summary.id);
+        assert_eq!(store.list_audit(f.tenant.id, 10).await.unwrap().len(), 1);
+        assert_eq!(store.unread_count(f.tenant.id, f.user.id).await.unwrap(), 1);
+
+        finish(store, f.tenant.id, run.summary.id).await;
+        let fresh = operations::start(store, &f.tenant, &f.user, &drift("devices")).await.unwrap();
+        assert!(!fresh.joined);
+    }
+
+    async fn bad_requests_are_refused_and_write_nothing(store) {
+        let f = fixture(store, "acme").await;
+        let g = fixture(store, "globex").await;
+        let (set, ids) = policies(store, &f, 2).await;
+        let (foreign_set, foreign_ids) = policies(store, &g, 1).await;
+        store
+            .record_inventory_sync(NewInventorySync {
+                tenant_id: f.tenant.id,
+                selection_hash: "one-sync".into(),
+                finished_at: Timestamp::now(),
+                items: vec![],
+            })
+            .await
+            .unwrap();
+        let db_before = (store.list_audit(f.tenant.id, 100).await.unwrap().len(), active_runs(store, f.tenant.id).await);
+        let cases = [
+            (drift("one-sync"), "drift needs two"),
+            (drift("never-synced"), "drift needs two"),
+            (drift("  "), "scope key"),
+            (add(&foreign_set, ids.clone()), "no backup set"),
+            (add(&set, vec![ids[0], foreign_ids[0]]), "no such policy"),
+            (add(&set, vec![]), "choose 1"),
+        ];
+        for (request, expected) in cases {
+            let err = operations::start(store, &f.tenant, &f.user, &request).await.unwrap_err();
+            assert!(matches!(&err, StartError::Invalid(m) if m.contains(expected)), "{request:?}: {err}");
+        }
+        let db_after = (store.list_audit(f.tenant.id, 100).await.unwrap().len(), active_runs(store, f.tenant.id).await);
+        assert_eq!(db_after, db_before);
+        assert_eq!(store.unread_count(f.tenant.id, f.user.id).await.unwrap(), 0);
+    }
+
+    async fn policy_order_does_not_change_the_key(store) {
+        let f = fixture(store, "acme").await;
+        let (set, ids) = policies(store, &f, 3).await;
+        let first = operations::start(store, &f.tenant, &f.user, &add(&set, vec![ids[0], ids[1]])).await.unwrap();
+        let swapped = operations::start(store, &f.tenant, &f.user, &add(&set, vec![ids[1], ids[0], ids[1]])).await.unwrap();
+        assert!(swapped.joined);
+        assert_eq!(swapped.run.summary.id, first.run.summary.id);
+        assert_eq!(first.run.summary.counters.total, 2, "duplicates are dropped");
+        let other = operations::start(store, &f.tenant, &f.user, &add(&set, vec![ids[0], ids[2]])).await.unwrap();
+        assert!(!other.joined);
+        assert_eq!(first.run.params["backup_set_name"], "Nightly");
+    }
+
+    async fn concurrent_starts_make_exactly_one_run_per_round(store) {
+        const CALLERS: usize = 64;
+        const ROUNDS: usize = 200;
+        let f = fixture(store, "acme").await;
+        two_syncs(store, &f).await;
+        let mut seen = HashSet::new();
+        for round in 0..ROUNDS {
+            let request = drift("devices");
+            let starts = (0..CALLERS).map(|_| operations::start(store, &f.tenant, &f.user, &request));
+            let results = futures::future::join_all(starts).await;
+            let ids: HashSet<RunId> = results
+                .iter()
+                .map(|r| r.as_ref().unwrap_or_else(|e| panic!("round {round}: {e}")).run.summary.id)
+                .collect();
+            assert_eq!(ids.len(), 1, "round {round}: {ids:?}");
+            assert_eq!(results.iter().filter(|r| !r.as_ref().unwrap().joined).count(), 1, "round {round}");
+            let id = *ids.iter().next().unwrap();
+            assert!(seen.insert(id), "round {round} reused an old run");
+            finish(store, f.tenant.id, id).await;
+        }
+        assert_eq!(store.count_runs_by_bucket(f.tenant.id, &RunFilter::default()).await.unwrap().succeeded, ROUNDS as i64);
+    }
+
+    async fn a_start_racing_completion_never_leaves_two_active_runs(store) {
+        let f = fixture(store, "acme").await;
+        two_syncs(store, &f).await;
+        for round in 0..100 {
+            let active = operations::start(store, &f.tenant, &f.user, &drift("devices")).await.unwrap().run.summary.id;
+            store.transition_run(f.tenant.id, active, RunStatus::Running).await.unwrap();
+            let complete = store.transition_run(f.tenant.id, active, RunStatus::Completed);
+            let request = drift("devices");
+            let start = operations::start(store, &f.tenant, &f.user, &request);
+            let (completed, started) = futures::join!(complete, start);
+            completed.unwrap();
+            let started = started.unwrap_or_else(|e| panic!("round {round}: {e}"));
+            // Either it joined the run just before it completed, or it started anew.
+            assert_eq!(started.joined, started.run.summary.id == active, "round {round}");
+            assert!(active_runs(store, f.tenant.id).await <= 1, "round {round}");
+            if started.joined {
+                continue;
+            }
+            finish(store, f.tenant.id, started.run.summary.id).await;
+        }
+        assert_eq!(active_runs(store, f.tenant.id).await, 0);
+    }
+}
