@@ -76,9 +76,7 @@ pub async fn absolute_expiry(
         if auth.user.is_some() {
             let signed_in_at: Option<Timestamp> =
                 auth.session.get(SIGNED_IN_AT).await.ok().flatten();
-            let limit_micros = i64::try_from(limit.as_micros()).unwrap_or(i64::MAX);
-            let expired = signed_in_at.is_none_or(|at| Timestamp::now().0 - at.0 > limit_micros);
-            if expired {
+            if outlived(signed_in_at, Timestamp::now(), limit) {
                 let _ = auth.logout().await;
                 // Continue signed out: this request sees no user.
                 let mut request = request;
@@ -88,4 +86,26 @@ pub async fn absolute_expiry(
         }
     }
     next.run(request).await
+}
+
+/// True when a session that began at `signed_in_at` is older than `limit`
+/// at `now`. A session without a start time is treated as expired.
+fn outlived(signed_in_at: Option<Timestamp>, now: Timestamp, limit: Duration) -> bool {
+    let limit_micros = i64::try_from(limit.as_micros()).unwrap_or(i64::MAX);
+    signed_in_at.is_none_or(|at| now.0.saturating_sub(at.0) > limit_micros)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_end_at_the_absolute_limit() {
+        let start = Timestamp(1_000_000_000_000);
+        let day = Duration::from_secs(86_400);
+        assert!(!outlived(Some(start), start.plus_millis(1_000), day));
+        assert!(!outlived(Some(start), start.plus_millis(86_400_000), day));
+        assert!(outlived(Some(start), start.plus_millis(86_400_001), day));
+        assert!(outlived(None, start, day), "no start time: expired");
+    }
 }
