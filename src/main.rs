@@ -39,6 +39,45 @@ mod cli {
         /// Start an operation (or join the active run with the same scope).
         #[command(subcommand)]
         Start(StartCommand),
+        /// Inventory snapshots, the input of drift.
+        #[command(subcommand)]
+        Inventory(InventoryCommand),
+    }
+
+    #[derive(Subcommand)]
+    enum InventoryCommand {
+        /// Record a completed inventory sync of a scope from a JSON file: an
+        /// array of {subject_type, external_id, display_name, payload}.
+        Import {
+            #[arg(long)]
+            tenant: String,
+            #[arg(long)]
+            scope: String,
+            file: PathBuf,
+        },
+    }
+
+    async fn inventory_command(store: &dyn Store, command: InventoryCommand) -> Result<(), String> {
+        let InventoryCommand::Import {
+            tenant,
+            scope,
+            file,
+        } = command;
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let tenant = store
+            .tenant_by_slug(&tenant)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no tenant with slug {tenant:?}"))?;
+        let sync = opshub::server::inventory::import(store, &tenant, &scope, &text)
+            .await
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        println!(
+            "recorded inventory sync {} of scope {scope:?} with {} items",
+            sync.id, sync.item_count
+        );
+        Ok(())
     }
 
     #[derive(Subcommand)]
@@ -257,6 +296,10 @@ mod cli {
             Command::Start(command) => {
                 migrate(store.as_ref()).await?;
                 start_command(store.as_ref(), command).await
+            }
+            Command::Inventory(command) => {
+                migrate(store.as_ref()).await?;
+                inventory_command(store.as_ref(), command).await
             }
             Command::Serve => serve(settings, store).await,
         }

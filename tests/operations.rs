@@ -101,6 +101,24 @@ conformance! {
         assert!(!fresh.joined);
     }
 
+    async fn imported_inventory_feeds_drift(store) {
+        use opshub::server::inventory::{import, ImportError};
+        let f = fixture(store, "acme").await;
+        let before = r#"[{"subject_type":"app","external_id":"a1","display_name":"A1","payload":{"v":1}}]"#;
+        let after = r#"[{"subject_type":"app","external_id":"a1","display_name":"A1","payload":{"v":2}},
+                        {"subject_type":"app","external_id":"a2","display_name":"A2","payload":{}}]"#;
+        import(store, &f.tenant, "apps", before).await.unwrap();
+        // A malformed file is refused whole: no sync is recorded.
+        let err = import(store, &f.tenant, "apps", "[{\"subject_type\": 1}]").await.unwrap_err();
+        assert!(matches!(&err, ImportError::Invalid(m) if m.starts_with("line 1")), "{err}");
+        assert_eq!(store.completed_syncs(f.tenant.id, "apps", 5).await.unwrap().len(), 1);
+        let sync = import(store, &f.tenant, "apps", after).await.unwrap();
+        assert_eq!(sync.item_count, 2);
+        let started = operations::start(store, &f.tenant, &f.user, &drift("apps")).await.unwrap();
+        assert_eq!(started.run.item_ids, vec!["app:a1", "app:a2"]);
+        assert_eq!(started.run.params["current_run_id"], serde_json::json!(sync.id));
+    }
+
     async fn bad_requests_are_refused_and_write_nothing(store) {
         let f = fixture(store, "acme").await;
         let g = fixture(store, "globex").await;

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod inventory;
 pub mod operations;
 pub mod seed;
 pub mod store;

@@ -1,0 +1,147 @@
+//! `opshub inventory import`: a JSON array of inventory items becomes a
+//! completed inventory sync of one scope, so drift runs on real data. A
+//! malformed file is refused whole, naming the line or the item and field.
+
+use crate::domain::{Tenant, Timestamp};
+use crate::server::store::{InventorySync, NewInventoryItem, NewInventorySync, Store, StoreError};
+use serde::Deserialize;
+
+const MAX_FIELD: usize = 200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One item as the file spells it; unknown fields are refused.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileItem {
+    subject_type: String,
+    external_id: String,
+    display_name: String,
+    #[serde(default)]
+    payload: serde_json::Value,
+}
+
+/// Parses and checks a whole file before anything is written.
+pub fn parse_items(text: &str) -> Result<Vec<NewInventoryItem>, ImportError> {
+    let items: Vec<FileItem> = serde_json::from_str(text).map_err(|e| {
+        ImportError::Invalid(format!(
+            "line {}, column {}: {} (expected a JSON array of items with subject_type, external_id, display_name and payload)",
+            e.line(),
+            e.column(),
+            e
+        ))
+    })?;
+    let mut seen = std::collections::HashSet::new();
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let at = |field: &str, problem: &str| {
+                ImportError::Invalid(format!("item {index}, field `{field}`: {problem}"))
+            };
+            for (field, value) in [
+                ("subject_type", &item.subject_type),
+                ("external_id", &item.external_id),
+            ] {
+                if value.trim().is_empty() || value.len() > MAX_FIELD {
+                    return Err(at(field, &format!("must have 1 to {MAX_FIELD} characters")));
+                }
+            }
+            if item.display_name.len() > MAX_FIELD {
+                return Err(at(
+                    "display_name",
+                    &format!("must have at most {MAX_FIELD} characters"),
+                ));
+            }
+            if !(item.payload.is_object() || item.payload.is_null()) {
+                return Err(at("payload", "must be a JSON object"));
+            }
+            if !seen.insert((item.subject_type.clone(), item.external_id.clone())) {
+                return Err(at("external_id", "appears twice for the same subject_type"));
+            }
+            Ok(NewInventoryItem {
+                subject_type: item.subject_type,
+                external_id: item.external_id,
+                display_name: item.display_name,
+                payload: if item.payload.is_null() {
+                    serde_json::json!({})
+                } else {
+                    item.payload
+                },
+            })
+        })
+        .collect()
+}
+
+/// Records a completed sync of `scope` in `tenant` with the file's items.
+pub async fn import(
+    store: &dyn Store,
+    tenant: &Tenant,
+    scope: &str,
+    text: &str,
+) -> Result<InventorySync, ImportError> {
+    let scope = scope.trim();
+    if scope.is_empty() || scope.len() > MAX_FIELD {
+        return Err(ImportError::Invalid(format!(
+            "the scope needs 1 to {MAX_FIELD} characters"
+        )));
+    }
+    let items = parse_items(text)?;
+    Ok(store
+        .record_inventory_sync(NewInventorySync {
+            tenant_id: tenant.id,
+            selection_hash: scope.to_string(),
+            finished_at: Timestamp::now(),
+            items,
+        })
+        .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(text: &str) -> String {
+        parse_items(text).map(|_| ()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn reads_a_valid_file() {
+        let items = parse_items(
+            r#"[{"subject_type":"device","external_id":"d1","display_name":"D1","payload":{"os":"11"}},
+                {"subject_type":"device","external_id":"d2","display_name":"D2"}]"#,
+        )
+        .unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[1].payload, serde_json::json!({}));
+    }
+
+    #[test]
+    fn names_the_line_or_the_item_and_field_at_fault() {
+        assert!(message("[\n{\"subject_type\": \"device\",\n oops}]").starts_with("line 3"));
+        assert!(message(r#"{"not": "an array"}"#).starts_with("line 1"));
+        let missing = message(r#"[{"subject_type":"device","display_name":"x"}]"#);
+        assert!(missing.contains("external_id"), "{missing}");
+        assert_eq!(
+            message(r#"[{"subject_type":"device","external_id":" ","display_name":"x"}]"#),
+            "item 0, field `external_id`: must have 1 to 200 characters"
+        );
+        assert!(message(
+            r#"[{"subject_type":"d","external_id":"1","display_name":"x","payload":[1]}]"#
+        )
+        .contains("item 0, field `payload`"));
+        let twice = r#"[{"subject_type":"d","external_id":"1","display_name":"x"},
+                        {"subject_type":"d","external_id":"1","display_name":"y"}]"#;
+        assert!(message(twice).starts_with("item 1, field `external_id`"));
+        assert!(message(
+            r#"[{"subject_type":"d","external_id":"1","display_name":"x","secret":1}]"#
+        )
+        .contains("unknown field"));
+    }
+}
