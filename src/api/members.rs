@@ -10,7 +10,9 @@ use leptos::server_fn::codec::Json;
 pub async fn list_members(tenant: String) -> Result<Vec<Member>, AppError> {
     super::ssr::respond(
         async {
-            let tenant = super::ssr::authorize(&tenant, crate::domain::Role::Admin).await?;
+            let tenant = super::ssr::authorize(&tenant, crate::domain::Role::Admin)
+                .await?
+                .tenant;
             Ok(super::ssr::store()?.members(tenant.id).await?)
         }
         .await,
@@ -39,7 +41,7 @@ pub async fn remove_member(tenant: String, user_id: String) -> Result<(), AppErr
 
 #[cfg(feature = "ssr")]
 mod ssr {
-    use super::super::ssr::{authorize, signed_in_user, store};
+    use super::super::ssr::{authorize, store};
     use super::AppError;
     use crate::domain::{Role, UserId};
     use crate::server::admin::{self, AdminError};
@@ -56,8 +58,8 @@ mod ssr {
 
     /// The tenant, if the signed-in user is its admin, and that admin.
     async fn admin_of(tenant: &str) -> Result<(crate::domain::Tenant, UserId), AppError> {
-        let tenant = authorize(tenant, Role::Admin).await?;
-        Ok((tenant, signed_in_user().await?.id))
+        let access = authorize(tenant, Role::Admin).await?;
+        Ok((access.tenant, access.user.id))
     }
 
     pub async fn add(tenant: String, email: String, role: String) -> Result<(), AppError> {

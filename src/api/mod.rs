@@ -61,11 +61,17 @@ pub(crate) mod ssr {
             .ok_or(AppError::Unauthorized)
     }
 
+    /// Who acts, in which tenant.
+    pub struct Access {
+        pub tenant: Tenant,
+        pub user: User,
+    }
+
     /// Resolves the tenant named in the URL through the session's
     /// memberships and checks the role. No session: 401. A tenant the user is
     /// not a member of answers exactly like one that does not exist: 404.
     /// Too weak a role: 403.
-    pub async fn authorize(slug: &str, needed: Role) -> Result<Tenant, AppError> {
+    pub async fn authorize(slug: &str, needed: Role) -> Result<Access, AppError> {
         let user = signed_in_user().await?;
         let membership = store()?
             .membership(user.id, slug)
@@ -74,7 +80,10 @@ pub(crate) mod ssr {
         if membership.role < needed {
             return Err(AppError::Forbidden);
         }
-        Ok(membership.tenant)
+        Ok(Access {
+            tenant: membership.tenant,
+            user,
+        })
     }
 
     /// Writes an audit entry; a failure is logged and does not undo the action

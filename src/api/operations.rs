@@ -52,7 +52,7 @@ pub async fn start_add_policies(
 
 #[cfg(feature = "ssr")]
 mod ssr {
-    use super::super::ssr::{authorize, signed_in_user, store};
+    use super::super::ssr::{authorize, store};
     use super::{AppError, StartOutcome};
     use crate::domain::Role;
     use crate::server::operations::{self, run_link, StartError, StartRequest};
@@ -67,8 +67,7 @@ mod ssr {
     }
 
     pub async fn start(tenant: &str, request: StartRequest) -> Result<StartOutcome, AppError> {
-        let tenant = authorize(tenant, Role::Operator).await?;
-        let user = signed_in_user().await?;
+        let super::super::ssr::Access { tenant, user } = authorize(tenant, Role::Operator).await?;
         let started = operations::start(store()?.as_ref(), &tenant, &user, &request).await?;
         let run_id = started.run.summary.id;
         Ok(StartOutcome {

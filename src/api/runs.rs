@@ -86,7 +86,7 @@ pub async fn hub_runs(tenant: String, query: HubQuery) -> Result<HubData, AppErr
 
 #[cfg(feature = "ssr")]
 async fn hub_data(tenant: &str, query: &HubQuery) -> Result<HubData, AppError> {
-    let tenant = super::ssr::authorize(tenant, Role::Viewer).await?;
+    let tenant = super::ssr::authorize(tenant, Role::Viewer).await?.tenant;
     let (filter, page) = query.parse()?;
     let store = super::ssr::store()?;
     let runs = store.list_runs(tenant.id, &filter, page).await?;
@@ -119,7 +119,7 @@ pub async fn run_page(tenant: String, run_id: String) -> Result<RunPageData, App
 
 #[cfg(feature = "ssr")]
 async fn run_page_data(tenant: &str, run_id: &str) -> Result<RunPageData, AppError> {
-    let tenant = super::ssr::authorize(tenant, Role::Viewer).await?;
+    let tenant = super::ssr::authorize(tenant, Role::Viewer).await?.tenant;
     // A malformed id is just another run that does not exist.
     let id = RunId::parse(run_id).map_err(|_| AppError::NotFound)?;
     let run = super::ssr::store()?

@@ -51,6 +51,15 @@ pub fn finish_page<T>(
     }
 }
 
+/// `NotFound` unless a statement that targets one row changed it.
+pub fn one_row_changed(rows_affected: u64) -> Result<(), super::StoreError> {
+    if rows_affected == 0 {
+        Err(super::StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
 /// SQL list of quoted status names, e.g. `'pending', 'running'`. Only ever
 /// built from our own enum, never from input.
 pub fn status_list(statuses: &[RunStatus]) -> String {
@@ -66,7 +75,7 @@ macro_rules! impl_sql_repositories {
         const _: () = {
             use $crate::domain::*;
             use $crate::server::store::rows::*;
-            use $crate::server::store::sql::{finish_page, status_list, SqlDialect};
+            use $crate::server::store::sql::{finish_page, one_row_changed, status_list, SqlDialect};
             use $crate::server::store::types::*;
             use $crate::server::store::*;
             use async_trait::async_trait;
@@ -261,18 +270,14 @@ macro_rules! impl_sql_repositories {
                 }
 
                 async fn remove_membership(&self, tenant: TenantId, user: UserId) -> StoreResult<()> {
-                    let removed = sqlx::query(
+                    one_row_changed(sqlx::query(
                         "DELETE FROM tenant_memberships WHERE tenant_id = $1 AND user_id = $2",
                     )
                     .bind(tenant)
                     .bind(user)
                     .execute(&self.pool)
                     .await?
-                    .rows_affected();
-                    if removed == 0 {
-                        return Err(StoreError::NotFound);
-                    }
-                    Ok(())
+                    .rows_affected())
                 }
 
                 async fn user_credentials(&self, email: &str) -> StoreResult<Option<UserCredentials>> {
@@ -296,16 +301,12 @@ macro_rules! impl_sql_repositories {
                 }
 
                 async fn set_password_hash(&self, user: UserId, password_hash: &str) -> StoreResult<()> {
-                    let updated = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+                    one_row_changed(sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
                         .bind(user)
                         .bind(password_hash)
                         .execute(&self.pool)
                         .await?
-                        .rows_affected();
-                    if updated == 0 {
-                        return Err(StoreError::NotFound);
-                    }
-                    Ok(())
+                        .rows_affected())
                 }
 
                 async fn memberships(&self, user: UserId) -> StoreResult<Vec<Membership>> {
@@ -836,7 +837,7 @@ macro_rules! impl_sql_repositories {
                 }
 
                 async fn mark_read(&self, tenant: TenantId, user: UserId, id: NotificationId) -> StoreResult<()> {
-                    let updated = sqlx::query(
+                    one_row_changed(sqlx::query(
                         "UPDATE notifications SET read_at = COALESCE(read_at, $4) \
                          WHERE tenant_id = $1 AND user_id = $2 AND id = $3",
                     )
@@ -846,11 +847,7 @@ macro_rules! impl_sql_repositories {
                     .bind(Timestamp::now())
                     .execute(&self.pool)
                     .await?
-                    .rows_affected();
-                    if updated == 0 {
-                        return Err(StoreError::NotFound);
-                    }
-                    Ok(())
+                    .rows_affected())
                 }
 
                 async fn mark_all_read(&self, tenant: TenantId, user: UserId) -> StoreResult<u64> {
