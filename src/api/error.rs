@@ -20,6 +20,9 @@ pub enum AppError {
     TooManyAttempts { retry_after_secs: u64 },
     #[error("Not allowed")]
     Forbidden,
+    /// The request is well-formed but the thing is not in a state for it.
+    #[error("{0}")]
+    Conflict(String),
     #[error("Something went wrong on our side; it has been logged")]
     Internal,
     #[error("The service is temporarily unavailable; try again shortly")]
@@ -37,6 +40,7 @@ impl AppError {
             AppError::Unauthorized | AppError::InvalidCredentials => 401,
             AppError::TooManyAttempts { .. } => 429,
             AppError::Forbidden => 403,
+            AppError::Conflict(_) => 409,
             AppError::Internal | AppError::Transport(_) => 500,
             AppError::Unavailable => 503,
         }

@@ -50,12 +50,20 @@ pub async fn start_add_policies(
     super::ssr::respond(result)
 }
 
+/// Aborts a queued run at once, or asks a running run's worker to stop;
+/// the answer says which.
+#[server(endpoint = "operations/abort", input = Json)]
+pub async fn abort_run(tenant: String, run_id: String) -> Result<String, AppError> {
+    super::ssr::respond(ssr::abort(&tenant, &run_id).await)
+}
+
 #[cfg(feature = "ssr")]
 mod ssr {
     use super::super::ssr::{authorize, store};
     use super::{AppError, StartOutcome};
     use crate::domain::Role;
-    use crate::server::operations::{self, run_link, StartError, StartRequest};
+    use crate::domain::RunId;
+    use crate::server::operations::{self, StartError, StartRequest};
 
     impl From<StartError> for AppError {
         fn from(err: StartError) -> Self {
@@ -73,8 +81,20 @@ mod ssr {
         Ok(StartOutcome {
             run_id,
             joined: started.joined,
-            link: run_link(&tenant, run_id),
+            link: crate::domain::run_path(&tenant.slug, run_id),
         })
+    }
+
+    pub async fn abort(tenant: &str, run_id: &str) -> Result<String, AppError> {
+        use crate::server::operations::AbortError;
+        let super::super::ssr::Access { tenant, user } = authorize(tenant, Role::Operator).await?;
+        let run = RunId::parse(run_id)?;
+        match operations::abort(store()?.as_ref(), &tenant, &user, run).await {
+            Ok(outcome) => Ok(operations::describe_abort(outcome)),
+            Err(AbortError::NotFound) => Err(AppError::NotFound),
+            Err(e @ AbortError::AlreadyFinished(_)) => Err(AppError::Conflict(e.to_string())),
+            Err(AbortError::Store(e)) => Err(e.into()),
+        }
     }
 
     /// Malformed ids are a 400 — but only for someone allowed to start

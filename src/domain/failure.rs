@@ -1,6 +1,10 @@
 use super::{sanitize_reason, ParseError};
 use serde::{Deserialize, Serialize};
 
+/// A run keeps at most this many failure entries; its counters stay exact
+/// beyond that, so a run with a million failures stays a readable record.
+pub const MAX_STORED_FAILURES: usize = 500;
+
 /// Stable, closed list of reasons an item can fail or be skipped. Operators
 /// filter and group by these, so a code never changes meaning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -16,7 +16,7 @@ mod tenant;
 mod time;
 mod url;
 
-pub use failure::{FailureEntry, FailureKind, ReasonCode};
+pub use failure::{FailureEntry, FailureKind, ReasonCode, MAX_STORED_FAILURES};
 pub use finding::{Finding, FindingFilter, FindingStatus, FindingType};
 pub use ids::*;
 pub use listing::*;
@@ -27,7 +27,7 @@ pub use sanitize::{sanitize_reason, MAX_REASON_CHARS};
 pub use status::{RunStatus, StatusBucket};
 pub use tenant::{Member, Membership, Role, Tenant, TenantSlug, User};
 pub use time::{format_duration, Timestamp};
-pub use url::{encode_component, safe_next, sign_in_path};
+pub use url::{encode_component, run_path, safe_next, sign_in_path};
 
 /// A value that could not be parsed into a domain type; the message is safe
 /// to show to a user.

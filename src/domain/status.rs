@@ -72,6 +72,19 @@ impl RunStatus {
             .collect()
     }
 
+    /// The status a finished run ends in, from what happened to its items:
+    /// nothing failed -> completed; failures but nothing succeeded -> failed;
+    /// otherwise completed_with_errors. (Skipped items are neither.)
+    pub fn for_outcome(counters: &super::Counters) -> RunStatus {
+        if counters.failed == 0 {
+            RunStatus::Completed
+        } else if counters.succeeded == 0 {
+            RunStatus::Failed
+        } else {
+            RunStatus::CompletedWithErrors
+        }
+    }
+
     pub fn bucket(self) -> StatusBucket {
         match self {
             RunStatus::Pending => StatusBucket::Queued,
@@ -181,6 +194,32 @@ mod tests {
                 assert!(!terminal.can_transition_to(next), "{terminal} -> {next}");
             }
         }
+    }
+
+    #[test]
+    fn final_status_follows_the_outcome() {
+        use super::super::Counters;
+        let done = |succeeded, failed, skipped| Counters {
+            total: 10,
+            processed: succeeded + failed + skipped,
+            succeeded,
+            failed,
+            skipped,
+        };
+        assert_eq!(
+            RunStatus::for_outcome(&done(10, 0, 0)),
+            RunStatus::Completed
+        );
+        assert_eq!(
+            RunStatus::for_outcome(&done(0, 0, 10)),
+            RunStatus::Completed
+        );
+        assert_eq!(RunStatus::for_outcome(&done(0, 0, 0)), RunStatus::Completed);
+        assert_eq!(
+            RunStatus::for_outcome(&done(7, 3, 0)),
+            RunStatus::CompletedWithErrors
+        );
+        assert_eq!(RunStatus::for_outcome(&done(0, 4, 6)), RunStatus::Failed);
     }
 
     #[test]

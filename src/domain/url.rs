@@ -14,6 +14,11 @@ pub fn encode_component(value: &str) -> String {
         .collect()
 }
 
+/// The deep link to a run's detail page.
+pub fn run_path(tenant_slug: &str, run: super::RunId) -> String {
+    format!("/t/{tenant_slug}/operations/{run}")
+}
+
 /// `/sign-in?next=<path>`: sign in, then come back to `path`.
 pub fn sign_in_path(next: &str) -> String {
     format!("/sign-in?next={}", encode_component(next))

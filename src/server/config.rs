@@ -24,6 +24,11 @@ pub struct Settings {
     pub session_absolute_hours: u64,
     pub sign_in_max_failures: u32,
     pub sign_in_window_secs: u64,
+    pub workers: usize,
+    pub worker_lease_secs: u64,
+    pub worker_rescue_interval_secs: u64,
+    pub worker_poll_interval_ms: u64,
+    pub worker_shutdown_grace_secs: u64,
 }
 
 impl Default for Settings {
@@ -39,6 +44,11 @@ impl Default for Settings {
             session_absolute_hours: 7 * 24,
             sign_in_max_failures: 5,
             sign_in_window_secs: 300,
+            workers: 4,
+            worker_lease_secs: 30,
+            worker_rescue_interval_secs: 5,
+            worker_poll_interval_ms: 1_000,
+            worker_shutdown_grace_secs: 20,
         }
     }
 }
@@ -87,7 +97,12 @@ impl Settings {
             session_idle_minutes,
             session_absolute_hours,
             sign_in_max_failures,
-            sign_in_window_secs
+            sign_in_window_secs,
+            workers,
+            worker_lease_secs,
+            worker_rescue_interval_secs,
+            worker_poll_interval_ms,
+            worker_shutdown_grace_secs
         );
         settings.validate()?;
         Ok(settings)
@@ -102,6 +117,12 @@ impl Settings {
             (self.session_absolute_hours, "session_absolute_hours"),
             (u64::from(self.sign_in_max_failures), "sign_in_max_failures"),
             (self.sign_in_window_secs, "sign_in_window_secs"),
+            (self.worker_lease_secs, "worker_lease_secs"),
+            (
+                self.worker_rescue_interval_secs,
+                "worker_rescue_interval_secs",
+            ),
+            (self.worker_poll_interval_ms, "worker_poll_interval_ms"),
         ] {
             if value == 0 {
                 return Err(ConfigError(format!(

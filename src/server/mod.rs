@@ -2,7 +2,9 @@
 
 pub mod admin;
 pub mod auth;
+pub mod bench;
 pub mod config;
+pub mod engine;
 pub mod http;
 pub mod inventory;
 pub mod operations;

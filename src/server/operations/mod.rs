@@ -1,10 +1,17 @@
-//! Starting operations: one code path for the server functions and the CLI.
-//! Input is validated completely before anything is written; the run, its
-//! audit entry and the "queued" notification are then written together.
+//! The operations: starting them (one code path for the server functions
+//! and the CLI; input validated completely before anything is written; the
+//! run, its audit entry and the "queued" notification written together) and,
+//! in the submodules, executing them item by item for the engine.
+
+mod add_policies;
+mod drift;
 
 use crate::domain::*;
 use crate::server::store::*;
 use serde::{Deserialize, Serialize};
+
+pub use add_policies::AddPoliciesParams;
+pub use drift::DriftParams;
 
 /// How many times a run is attempted before it fails with `worker_lost`.
 pub const DEFAULT_MAX_ATTEMPTS: i64 = 3;
@@ -67,8 +74,10 @@ async fn plan_drift(
     }
     let syncs = store.completed_syncs(tenant.id, scope_key, 2).await?;
     let [current, baseline] = syncs.as_slice() else {
+        // The scope is echoed back sanitised: input can carry anything.
         return Err(invalid(format!(
-            "scope {scope_key:?} has {} completed inventory sync(s); drift needs two",
+            "scope {:?} has {} completed inventory sync(s); drift needs two",
+            sanitize_reason(scope_key),
             syncs.len()
         )));
     };
@@ -76,18 +85,19 @@ async fn plan_drift(
     let mut subjects = std::collections::BTreeSet::new();
     for sync in [baseline, current] {
         for item in store.inventory_items(tenant.id, sync.id).await? {
-            subjects.insert(format!("{}:{}", item.subject_type, item.external_id));
+            subjects.insert(drift::subject_key(&item));
         }
     }
+    let params = DriftParams {
+        scope_key: scope_key.to_string(),
+        baseline_run_id: baseline.id,
+        current_run_id: current.id,
+    };
     Ok(Plan {
         operation: OperationKind::DriftGenerate,
         scope: vec![format!("scope:{scope_key}")],
         item_ids: subjects.into_iter().collect(),
-        params: serde_json::json!({
-            "scope_key": scope_key,
-            "baseline_run_id": baseline.id,
-            "current_run_id": current.id,
-        }),
+        params: serde_json::to_value(params).map_err(|e| invalid(e.to_string()))?,
     })
 }
 
@@ -123,15 +133,16 @@ async fn plan_add_policies(
     let item_ids: Vec<String> = wanted.iter().map(ToString::to_string).collect();
     let mut scope: Vec<String> = item_ids.iter().map(|id| format!("policy:{id}")).collect();
     scope.push(format!("set:{}", set.id));
+    let params = AddPoliciesParams {
+        backup_set_id: set.id,
+        backup_set_name: set.name,
+        include_payload: options.include_payload,
+    };
     Ok(Plan {
         operation: OperationKind::BackupSetAddPolicies,
         scope,
         item_ids,
-        params: serde_json::json!({
-            "backup_set_id": set.id,
-            "backup_set_name": set.name,
-            "include_payload": options.include_payload,
-        }),
+        params: serde_json::to_value(params).map_err(|e| invalid(e.to_string()))?,
     })
 }
 
@@ -183,14 +194,104 @@ pub async fn start(
                     ..Counters::default()
                 },
                 error_summary: None,
-                link: run_link(tenant, id),
+                link: run_path(&tenant.slug, id),
             },
         }),
     };
     Ok(store.start_run(run).await?)
 }
 
-/// The deep link to a run's detail page.
-pub fn run_link(tenant: &Tenant, run: RunId) -> String {
-    format!("/t/{}/operations/{run}", tenant.slug)
+#[derive(Debug, thiserror::Error)]
+pub enum AbortError {
+    #[error("no such run")]
+    NotFound,
+    #[error("the run already ended as {0}; there is nothing to abort")]
+    AlreadyFinished(RunStatus),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+/// An operator's abort of a queued or running run, with its audit entry.
+pub async fn abort(
+    store: &dyn Store,
+    tenant: &Tenant,
+    by: &User,
+    run: RunId,
+) -> Result<AbortOutcome, AbortError> {
+    let audit = NewAuditEntry {
+        tenant_id: tenant.id,
+        user_id: Some(by.id),
+        action: "run.abort".to_string(),
+        resource: "bulk_operation_run".to_string(),
+        resource_id: Some(run.to_string()),
+        metadata: serde_json::json!({}),
+    };
+    match store.request_abort(tenant.id, run, audit).await {
+        Ok(AbortOutcome::AlreadyFinished(status)) => Err(AbortError::AlreadyFinished(status)),
+        Ok(outcome) => Ok(outcome),
+        Err(StoreError::NotFound) => Err(AbortError::NotFound),
+        Err(e) => Err(AbortError::Store(e)),
+    }
+}
+
+/// What an abort did, in words for people.
+pub fn describe_abort(outcome: AbortOutcome) -> String {
+    match outcome {
+        AbortOutcome::Aborted => "aborted (it had not started)".into(),
+        AbortOutcome::Requested => "abort requested; the worker stops it within 2 seconds".into(),
+        AbortOutcome::AlreadyFinished(status) => format!("already ended as {status}"),
+    }
+}
+
+/// A claimed run made ready to execute: its inputs loaded once, so that
+/// processing an item is a pure function and batches stay cheap.
+pub enum Execution {
+    Drift(drift::DriftExecution),
+    AddPolicies(add_policies::AddPoliciesExecution),
+    /// The run cannot be executed at all (its inputs are gone or malformed):
+    /// every item fails with this reason.
+    Unusable {
+        reason_code: ReasonCode,
+        reason: String,
+    },
+}
+
+impl Execution {
+    /// Loads what the run needs. Store errors are returned (the run is left
+    /// for another attempt); a run that can never execute becomes `Unusable`.
+    pub async fn prepare(store: &dyn Store, run: &ClaimedRun) -> StoreResult<Self> {
+        let unusable = |reason: String| Execution::Unusable {
+            reason_code: ReasonCode::InvalidPayload,
+            reason,
+        };
+        Ok(match run.operation {
+            OperationKind::DriftGenerate => match serde_json::from_value(run.params.clone()) {
+                Ok(params) => drift::DriftExecution::prepare(store, run, params)
+                    .await?
+                    .map_or_else(unusable, Execution::Drift),
+                Err(e) => unusable(format!("the run's parameters are malformed: {e}")),
+            },
+            OperationKind::BackupSetAddPolicies => match serde_json::from_value(run.params.clone())
+            {
+                Ok(params) => Execution::AddPolicies(
+                    add_policies::AddPoliciesExecution::prepare(store, run, params).await?,
+                ),
+                Err(e) => unusable(format!("the run's parameters are malformed: {e}")),
+            },
+        })
+    }
+
+    pub fn process(&self, item_id: &str) -> ItemOutcome {
+        match self {
+            Execution::Drift(drift) => drift.process(item_id),
+            Execution::AddPolicies(add) => add.process(item_id),
+            Execution::Unusable {
+                reason_code,
+                reason,
+            } => ItemOutcome::Failed {
+                reason_code: *reason_code,
+                reason: reason.clone(),
+            },
+        }
+    }
 }

@@ -63,6 +63,8 @@ pub trait Store:
     + BackupRepository
     + NotificationRepository
     + AuditRepository
+    + QueueRepository
+    + QueueSignal
 {
 }
 
@@ -75,6 +77,8 @@ impl<T> Store for T where
         + BackupRepository
         + NotificationRepository
         + AuditRepository
+        + QueueRepository
+        + QueueSignal
 {
 }
 
@@ -228,4 +232,58 @@ pub trait AuditRepository: Send + Sync {
         id: AuditLogId,
     ) -> StoreResult<Option<AuditEntry>>;
     async fn list_audit(&self, tenant: TenantId, limit: u32) -> StoreResult<Vec<AuditEntry>>;
+}
+
+/// The work queue the engine drives. Claims and every later write are fenced
+/// on the claim (`Lease`), so a worker that lost its run changes nothing.
+#[async_trait]
+pub trait QueueRepository: Send + Sync {
+    /// Claims the oldest pending run for `owner`, leased for `lease_for`.
+    async fn claim_run(
+        &self,
+        owner: &str,
+        lease_for: std::time::Duration,
+    ) -> StoreResult<Option<ClaimedRun>>;
+    /// Writes a batch of item results with their artifacts, counters and
+    /// failures in one transaction, and renews the lease; with `finish`, the
+    /// run also ends in the status its outcome calls for and its initiator is
+    /// notified. Fenced on the lease and on no abort having been requested:
+    /// all of it is written or none of it.
+    async fn record_progress(
+        &self,
+        lease: &Lease,
+        lease_for: std::time::Duration,
+        items: Vec<ItemResult>,
+        finish: bool,
+    ) -> StoreResult<ProgressOutcome>;
+    /// Extends the lease (the heartbeat) and reports whether an abort waits.
+    async fn renew_lease(
+        &self,
+        lease: &Lease,
+        lease_for: std::time::Duration,
+    ) -> StoreResult<LeaseState>;
+    /// Ends a running run whose abort was requested, with the work recorded
+    /// so far counted. False when the lease was lost meanwhile.
+    async fn finish_aborted(&self, lease: &Lease) -> StoreResult<bool>;
+    /// Runs whose lease expired: requeued while attempts remain, otherwise
+    /// failed with `worker_lost` (or aborted, when that was requested).
+    async fn rescue_expired(&self) -> StoreResult<RescueReport>;
+    /// An operator's abort: a pending run ends at once, a running one is
+    /// flagged for its worker. The audit entry is written with it.
+    async fn request_abort(
+        &self,
+        tenant: TenantId,
+        id: RunId,
+        audit: NewAuditEntry,
+    ) -> StoreResult<AbortOutcome>;
+}
+
+/// How workers learn that runs were queued without polling.
+#[async_trait]
+pub trait QueueSignal: Send + Sync {
+    /// Notified (`notify_waiters`) whenever this process queues or requeues runs.
+    fn queued(&self) -> &tokio::sync::Notify;
+    /// Also wakes `queued` for runs other processes queue (PostgreSQL
+    /// LISTEN/NOTIFY); a no-op where only one process writes.
+    async fn listen_across_processes(&self) -> StoreResult<()>;
 }

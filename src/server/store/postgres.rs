@@ -1,15 +1,26 @@
 use super::sql::{impl_sql_repositories, SqlDialect};
-use super::{Backend, DbSessionStore, SchemaRepository, StoreError, StoreResult};
+use super::{Backend, DbSessionStore, QueueSignal, SchemaRepository, StoreError, StoreResult};
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 
 /// The production database; several opshub instances may share one.
 #[derive(Clone)]
 pub struct PgStore {
     pub(crate) pool: PgPool,
+    pub(crate) queued: Arc<Notify>,
+    listening: Arc<std::sync::Once>,
+}
+
+/// The LISTEN/NOTIFY channel on which queued runs wake other processes.
+macro_rules! queued_channel {
+    () => {
+        "opshub_runs_queued"
+    };
 }
 
 impl PgStore {
@@ -39,11 +50,17 @@ impl PgStore {
             .map_err(|e| {
                 StoreError::Connect(format!("cannot reach PostgreSQL at {target}: {e}"))
             })?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            queued: Arc::default(),
+            listening: Arc::new(std::sync::Once::new()),
+        })
     }
 }
 
 impl SqlDialect for PgStore {
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    const NOTIFY_QUEUED: &'static str = concat!("SELECT pg_notify('", queued_channel!(), "', '')");
     const BEGIN_WRITE: &'static str = "BEGIN";
 }
 
@@ -72,6 +89,44 @@ impl SchemaRepository for PgStore {
             .fetch_one(&self.pool)
             .await?;
         Ok(empty)
+    }
+}
+
+#[async_trait]
+impl QueueSignal for PgStore {
+    fn queued(&self) -> &Notify {
+        &self.queued
+    }
+
+    /// Starts (once) a task that turns NOTIFYs into local wake-ups. It
+    /// reconnects on its own; while it is down, workers fall back to polling.
+    async fn listen_across_processes(&self) -> StoreResult<()> {
+        let pool = self.pool.clone();
+        let queued = self.queued.clone();
+        self.listening.call_once(|| {
+            tokio::spawn(async move {
+                loop {
+                    match sqlx::postgres::PgListener::connect_with(&pool).await {
+                        Ok(mut listener) => {
+                            if let Err(e) = listener.listen(queued_channel!()).await {
+                                tracing::warn!(error = %e, "cannot LISTEN for queued runs");
+                            } else {
+                                // A reconnect may have missed notifications.
+                                queued.notify_waiters();
+                                while listener.recv().await.is_ok() {
+                                    queued.notify_waiters();
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot connect to LISTEN for queued runs")
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            });
+        });
+        Ok(())
     }
 }
 

@@ -399,3 +399,127 @@ impl From<AuditRow> for AuditEntry {
         }
     }
 }
+
+/// The tenant's slug next to a run row, for deep links (valid in RETURNING).
+macro_rules! tenant_slug_column {
+    () => {
+        "(SELECT t.slug FROM tenants t WHERE t.id = bulk_operation_runs.tenant_id) AS tenant_slug"
+    };
+}
+
+pub const CLAIM_COLUMNS: &str = concat!(
+    "id, tenant_id, user_id, resource, action, item_ids, params, processed_items, attempt, \
+     created_at, ",
+    tenant_slug_column!()
+);
+
+#[derive(FromRow)]
+pub struct ClaimRow {
+    id: RunId,
+    tenant_id: TenantId,
+    user_id: UserId,
+    resource: String,
+    action: String,
+    item_ids: Json<Vec<String>>,
+    params: Json<serde_json::Value>,
+    processed_items: i64,
+    attempt: i64,
+    created_at: Timestamp,
+    tenant_slug: String,
+}
+
+impl ClaimRow {
+    pub fn into_domain(self, claimed_at: Timestamp) -> StoreResult<ClaimedRun> {
+        Ok(ClaimedRun {
+            lease: Lease {
+                run_id: self.id,
+                tenant_id: self.tenant_id,
+                attempt: self.attempt,
+            },
+            tenant_slug: self.tenant_slug,
+            user_id: self.user_id,
+            operation: OperationKind::from_parts(&self.resource, &self.action).map_err(corrupt)?,
+            item_ids: self.item_ids.0,
+            params: self.params.0,
+            resume_at: usize::try_from(self.processed_items).map_err(corrupt)?,
+            created_at: self.created_at,
+            claimed_at,
+        })
+    }
+}
+
+/// What the engine reads and returns when it moves a run: counters,
+/// failures and whom to notify.
+pub const RUN_STATE_COLUMNS: &str = concat!(
+    "id, tenant_id, user_id, resource, action, status, total_items, processed_items, succeeded, \
+     failed, skipped, failures, attempt, max_attempts, \
+     cancel_requested_at IS NOT NULL AS abort_requested, ",
+    tenant_slug_column!()
+);
+
+#[derive(FromRow)]
+pub struct RunStateRow {
+    pub id: RunId,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    resource: String,
+    action: String,
+    #[sqlx(try_from = "String")]
+    pub status: RunStatus,
+    total_items: i64,
+    processed_items: i64,
+    succeeded: i64,
+    failed: i64,
+    skipped: i64,
+    pub failures: Json<Vec<FailureEntry>>,
+    pub attempt: i64,
+    pub max_attempts: i64,
+    pub abort_requested: bool,
+    pub tenant_slug: String,
+}
+
+impl RunStateRow {
+    pub fn counters(&self) -> Counters {
+        Counters {
+            total: self.total_items,
+            processed: self.processed_items,
+            succeeded: self.succeeded,
+            failed: self.failed,
+            skipped: self.skipped,
+        }
+    }
+
+    /// The "completed" notification of this run as it now stands.
+    pub fn finished_notification(&self) -> StoreResult<NewNotification> {
+        let operation = OperationKind::from_parts(&self.resource, &self.action).map_err(corrupt)?;
+        Ok(NewNotification {
+            tenant_id: self.tenant_id,
+            user_id: self.user_id,
+            kind: NotificationKind::RunCompleted,
+            notice: RunNotice::finished(
+                self.id,
+                operation,
+                self.status,
+                self.counters(),
+                &self.failures.0,
+                run_path(&self.tenant_slug, self.id),
+            ),
+        })
+    }
+
+    /// This row after a batch moved it to `status` with `counters`.
+    pub fn advanced(
+        mut self,
+        status: RunStatus,
+        counters: Counters,
+        failures: Vec<FailureEntry>,
+    ) -> Self {
+        self.status = status;
+        self.processed_items = counters.processed;
+        self.succeeded = counters.succeeded;
+        self.failed = counters.failed;
+        self.skipped = counters.skipped;
+        self.failures = Json(failures);
+        self
+    }
+}

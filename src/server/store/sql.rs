@@ -10,6 +10,12 @@ pub trait SqlDialect {
     /// a deferred transaction that reads first fails with SQLITE_BUSY when it
     /// later tries to write.
     const BEGIN_WRITE: &'static str;
+    /// Appended to the queue's row-picking SELECTs: PostgreSQL skips rows
+    /// another worker has locked; SQLite serialises writers anyway.
+    const SKIP_LOCKED: &'static str;
+    /// Run inside the transaction that queues a run, to wake other
+    /// processes' workers (PostgreSQL NOTIFY); empty where there are none.
+    const NOTIFY_QUEUED: &'static str;
 }
 
 /// Turns the rows of a keyset query (fetched with `limit + 1` to learn
@@ -173,6 +179,94 @@ macro_rules! impl_sql_repositories {
                 .fetch_one(&mut *conn)
                 .await?;
                 Ok(row.into())
+            }
+
+            /// Inserts findings, or touches `updated_at` of those whose
+            /// fingerprint the tenant already has; ids in input order.
+            async fn upsert_findings(
+                conn: &mut Connection,
+                findings: &[&NewFinding],
+                now: Timestamp,
+            ) -> StoreResult<Vec<(FindingId, bool)>> {
+                let mut upserted = Vec::with_capacity(findings.len());
+                // Batches keep each statement well under the bind-parameter limits.
+                for chunk in findings.chunks(500) {
+                    let candidates: Vec<FindingId> = chunk.iter().map(|_| FindingId::generate()).collect();
+                    let mut qb = Builder::new(
+                        "INSERT INTO findings (id, tenant_id, finding_type, scope_key, baseline_run_id, \
+                         current_run_id, produced_by_run_id, fingerprint, subject_type, \
+                         subject_external_id, status, evidence, created_at, updated_at) ",
+                    );
+                    qb.push_values(chunk.iter().zip(&candidates), |mut values, (finding, id)| {
+                        values
+                            .push_bind(*id)
+                            .push_bind(finding.tenant_id)
+                            .push_bind(finding.finding_type.as_str())
+                            .push_bind(finding.scope_key.clone())
+                            .push_bind(finding.baseline_run_id)
+                            .push_bind(finding.current_run_id)
+                            .push_bind(finding.produced_by_run_id)
+                            .push_bind(finding.fingerprint.clone())
+                            .push_bind(finding.subject_type.clone())
+                            .push_bind(finding.subject_external_id.clone())
+                            .push_bind("new")
+                            .push_bind(Json(finding.evidence.clone()))
+                            .push_bind(now)
+                            .push_bind(now);
+                    });
+                    qb.push(" ON CONFLICT (tenant_id, fingerprint) DO UPDATE SET updated_at = excluded.updated_at \
+                              RETURNING id, fingerprint");
+                    let rows: Vec<(FindingId, String)> = qb.build_query_as().fetch_all(&mut *conn).await?;
+                    for (finding, candidate) in chunk.iter().zip(&candidates) {
+                        let (id, _) = rows
+                            .iter()
+                            .find(|(_, fingerprint)| *fingerprint == finding.fingerprint)
+                            .ok_or(StoreError::NotFound)?;
+                        upserted.push((*id, id == candidate));
+                    }
+                }
+                Ok(upserted)
+            }
+
+            /// Snapshots a policy into a set. `None` when the policy is not
+            /// (or no longer) the set's tenant's: checked in the statement, so
+            /// a transaction is never broken by a foreign-key error.
+            async fn insert_backup_set_item(
+                conn: &mut Connection,
+                item: &NewBackupSetItem,
+            ) -> StoreResult<Option<AddOutcome>> {
+                let added: Option<(BackupSetItemId,)> = sqlx::query_as(
+                    "INSERT INTO backup_set_items (id, tenant_id, backup_set_id, policy_id, snapshot, \
+                     added_by_run_id, created_at) SELECT $1, $2, $3, $4, $5, $6, $7 \
+                     WHERE EXISTS (SELECT 1 FROM policies p WHERE p.id = $4 AND p.tenant_id = $2) \
+                     ON CONFLICT (backup_set_id, policy_id) DO NOTHING RETURNING id",
+                )
+                .bind(BackupSetItemId::generate())
+                .bind(item.tenant_id)
+                .bind(item.backup_set_id)
+                .bind(item.policy_id)
+                .bind(Json(&item.snapshot))
+                .bind(item.added_by_run_id)
+                .bind(Timestamp::now())
+                .fetch_optional(&mut *conn)
+                .await?;
+                if let Some((id,)) = added {
+                    return Ok(Some(AddOutcome::Added(id)));
+                }
+                let (present,): (bool,) = sqlx::query_as(
+                    "SELECT EXISTS (SELECT 1 FROM backup_set_items WHERE backup_set_id = $1 AND policy_id = $2)",
+                )
+                .bind(item.backup_set_id)
+                .bind(item.policy_id)
+                .fetch_one(&mut *conn)
+                .await?;
+                Ok(present.then_some(AddOutcome::AlreadyPresent))
+            }
+
+            /// Writes the "completed" notification of a run that just ended.
+            async fn notify_finished(conn: &mut Connection, run: &RunStateRow) -> StoreResult<()> {
+                insert_notification(conn, &run.finished_notification()?).await?;
+                Ok(())
             }
 
             #[async_trait]
@@ -365,8 +459,14 @@ macro_rules! impl_sql_repositories {
                         if let Some(notification) = &run.notification {
                             insert_notification(&mut tx, notification).await?;
                         }
+                        if !<$store as SqlDialect>::NOTIFY_QUEUED.is_empty() {
+                            sqlx::query(<$store as SqlDialect>::NOTIFY_QUEUED).execute(&mut *tx).await?;
+                        }
                     }
                     tx.commit().await?;
+                    if !joined {
+                        self.queued.notify_waiters();
+                    }
                     let detail = self.run(run.tenant_id, id).await?.ok_or(StoreError::NotFound)?;
                     Ok(StartedRun { run: detail, joined })
                 }
@@ -497,32 +597,12 @@ macro_rules! impl_sql_repositories {
             #[async_trait]
             impl FindingRepository for $store {
                 async fn upsert_finding(&self, finding: NewFinding) -> StoreResult<Upserted<Finding>> {
-                    let candidate = FindingId::generate();
-                    let now = Timestamp::now();
-                    let (id,): (FindingId,) = sqlx::query_as(
-                        "INSERT INTO findings (id, tenant_id, finding_type, scope_key, baseline_run_id, \
-                         current_run_id, produced_by_run_id, fingerprint, subject_type, \
-                         subject_external_id, status, evidence, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'new', $11, $12, $12) \
-                         ON CONFLICT (tenant_id, fingerprint) DO UPDATE SET updated_at = excluded.updated_at \
-                         RETURNING id",
-                    )
-                    .bind(candidate)
-                    .bind(finding.tenant_id)
-                    .bind(finding.finding_type.as_str())
-                    .bind(&finding.scope_key)
-                    .bind(finding.baseline_run_id)
-                    .bind(finding.current_run_id)
-                    .bind(finding.produced_by_run_id)
-                    .bind(&finding.fingerprint)
-                    .bind(&finding.subject_type)
-                    .bind(&finding.subject_external_id)
-                    .bind(Json(&finding.evidence))
-                    .bind(now)
-                    .fetch_one(&self.pool)
-                    .await?;
+                    let mut conn = self.pool.acquire().await?;
+                    let upserted = upsert_findings(&mut conn, &[&finding], Timestamp::now()).await?;
+                    drop(conn);
+                    let (id, inserted) = upserted.first().copied().ok_or(StoreError::NotFound)?;
                     let value = self.finding(finding.tenant_id, id).await?.ok_or(StoreError::NotFound)?;
-                    Ok(Upserted { value, inserted: id == candidate })
+                    Ok(Upserted { value, inserted })
                 }
 
                 async fn finding(&self, tenant: TenantId, id: FindingId) -> StoreResult<Option<Finding>> {
@@ -766,21 +846,8 @@ macro_rules! impl_sql_repositories {
                 }
 
                 async fn add_to_backup_set(&self, item: NewBackupSetItem) -> StoreResult<AddOutcome> {
-                    let added: Option<(BackupSetItemId,)> = sqlx::query_as(
-                        "INSERT INTO backup_set_items (id, tenant_id, backup_set_id, policy_id, snapshot, \
-                         added_by_run_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                         ON CONFLICT (backup_set_id, policy_id) DO NOTHING RETURNING id",
-                    )
-                    .bind(BackupSetItemId::generate())
-                    .bind(item.tenant_id)
-                    .bind(item.backup_set_id)
-                    .bind(item.policy_id)
-                    .bind(Json(&item.snapshot))
-                    .bind(item.added_by_run_id)
-                    .bind(Timestamp::now())
-                    .fetch_optional(&self.pool)
-                    .await?;
-                    Ok(added.map_or(AddOutcome::AlreadyPresent, |(id,)| AddOutcome::Added(id)))
+                    let mut conn = self.pool.acquire().await?;
+                    insert_backup_set_item(&mut conn, &item).await?.ok_or(StoreError::MissingReference)
                 }
 
                 async fn backup_set_items(
@@ -891,6 +958,353 @@ macro_rules! impl_sql_repositories {
                     .fetch_all(&self.pool)
                     .await?;
                     Ok(rows.into_iter().map(Into::into).collect())
+                }
+            }
+
+            /// How many item results of each kind a batch holds, once the
+            /// artifacts are written.
+            enum Counted {
+                Succeeded,
+                Entry(FailureEntry),
+            }
+
+            fn lease_expiry(now: Timestamp, lease_for: std::time::Duration) -> Timestamp {
+                now.plus_millis(i64::try_from(lease_for.as_millis()).unwrap_or(i64::MAX / 1_000))
+            }
+
+            impl $store {
+                /// Why a fenced write changed nothing.
+                async fn refused_because(&self, lease: &Lease) -> StoreResult<ProgressOutcome> {
+                    let state: Option<(String, i64, bool)> = sqlx::query_as(
+                        "SELECT status, attempt, cancel_requested_at IS NOT NULL \
+                         FROM bulk_operation_runs WHERE id = $1",
+                    )
+                    .bind(lease.run_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    Ok(match state {
+                        Some((status, attempt, true)) if status == "running" && attempt == lease.attempt => {
+                            ProgressOutcome::AbortRequested
+                        }
+                        _ => ProgressOutcome::LeaseLost,
+                    })
+                }
+            }
+
+            #[async_trait]
+            impl QueueRepository for $store {
+                async fn claim_run(
+                    &self,
+                    owner: &str,
+                    lease_for: std::time::Duration,
+                ) -> StoreResult<Option<ClaimedRun>> {
+                    let now = Timestamp::now();
+                    let row: Option<ClaimRow> = sqlx::query_as(&format!(
+                        "UPDATE bulk_operation_runs SET status = 'running', attempt = attempt + 1, \
+                         lease_owner = $1, lease_expires_at = $2, heartbeat_at = $3, \
+                         started_at = COALESCE(started_at, $3), updated_at = $3 \
+                         WHERE id = (SELECT id FROM bulk_operation_runs WHERE status = 'pending' \
+                         ORDER BY created_at, id LIMIT 1{skip}) AND status = 'pending' \
+                         RETURNING {CLAIM_COLUMNS}",
+                        skip = <$store as SqlDialect>::SKIP_LOCKED,
+                    ))
+                    .bind(owner)
+                    .bind(lease_expiry(now, lease_for))
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.map(|row| row.into_domain(now)).transpose()
+                }
+
+                async fn record_progress(
+                    &self,
+                    lease: &Lease,
+                    lease_for: std::time::Duration,
+                    items: Vec<ItemResult>,
+                    finish: bool,
+                ) -> StoreResult<ProgressOutcome> {
+                    let now = Timestamp::now();
+                    let mut tx = self.pool.begin_with(<$store as SqlDialect>::BEGIN_WRITE).await?;
+                    // Artifacts first: if the fence below refuses, they roll
+                    // back with everything else.
+                    let findings: Vec<&NewFinding> = items
+                        .iter()
+                        .filter_map(|item| match &item.outcome {
+                            ItemOutcome::Succeeded(Some(Artifact::Finding(finding))) => Some(finding),
+                            _ => None,
+                        })
+                        .collect();
+                    upsert_findings(&mut tx, &findings, now).await?;
+                    let mut counted = Vec::with_capacity(items.len());
+                    for item in items {
+                        counted.push(match item.outcome {
+                            ItemOutcome::Succeeded(Some(Artifact::BackupSetItem(add))) => {
+                                match insert_backup_set_item(&mut tx, &add).await? {
+                                    Some(AddOutcome::Added(_)) => Counted::Succeeded,
+                                    Some(AddOutcome::AlreadyPresent) => Counted::Entry(FailureEntry::skipped(
+                                        Some(item.item_id),
+                                        ReasonCode::AlreadyPresent,
+                                        "the backup set already holds this policy",
+                                    )),
+                                    None => Counted::Entry(FailureEntry::failed(
+                                        Some(item.item_id),
+                                        ReasonCode::PolicyNotFound,
+                                        "the policy does not exist in this tenant",
+                                    )),
+                                }
+                            }
+                            ItemOutcome::Succeeded(_) => Counted::Succeeded,
+                            ItemOutcome::Failed { reason_code, reason } => {
+                                Counted::Entry(FailureEntry::failed(Some(item.item_id), reason_code, &reason))
+                            }
+                            ItemOutcome::Skipped { reason_code, reason } => {
+                                Counted::Entry(FailureEntry::skipped(Some(item.item_id), reason_code, &reason))
+                            }
+                        });
+                    }
+                    let state: Option<RunStateRow> = sqlx::query_as(&format!(
+                        "SELECT {RUN_STATE_COLUMNS} FROM bulk_operation_runs \
+                         WHERE id = $1 AND attempt = $2 AND status = 'running'"
+                    ))
+                    .bind(lease.run_id)
+                    .bind(lease.attempt)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let state = match state {
+                        None => return Ok(ProgressOutcome::LeaseLost),
+                        Some(state) if state.abort_requested => return Ok(ProgressOutcome::AbortRequested),
+                        Some(state) => state,
+                    };
+                    let mut counters = state.counters();
+                    let mut failures = state.failures.0.clone();
+                    for outcome in counted {
+                        counters.processed += 1;
+                        match outcome {
+                            Counted::Succeeded => counters.succeeded += 1,
+                            Counted::Entry(entry) => {
+                                match entry.kind {
+                                    FailureKind::Failed => counters.failed += 1,
+                                    FailureKind::Skipped => counters.skipped += 1,
+                                }
+                                if failures.len() < MAX_STORED_FAILURES {
+                                    failures.push(entry);
+                                }
+                            }
+                        }
+                    }
+                    if !counters.is_consistent() {
+                        return Err(StoreError::Invalid(format!(
+                            "progress of run {} would count {} of {} items",
+                            lease.run_id, counters.processed, counters.total
+                        )));
+                    }
+                    let status = if finish { RunStatus::for_outcome(&counters) } else { RunStatus::Running };
+                    let (lease_expires_at, finished_at) = if finish {
+                        (None, Some(now))
+                    } else {
+                        (Some(lease_expiry(now, lease_for)), None)
+                    };
+                    // The fence: this claim, still running, no abort requested.
+                    let written = sqlx::query(
+                        "UPDATE bulk_operation_runs SET processed_items = $3, succeeded = $4, failed = $5, \
+                         skipped = $6, failures = $7, status = $8, updated_at = $9, heartbeat_at = $9, \
+                         lease_expires_at = $10, finished_at = $11 \
+                         WHERE id = $1 AND attempt = $2 AND status = 'running' AND cancel_requested_at IS NULL",
+                    )
+                    .bind(lease.run_id)
+                    .bind(lease.attempt)
+                    .bind(counters.processed)
+                    .bind(counters.succeeded)
+                    .bind(counters.failed)
+                    .bind(counters.skipped)
+                    .bind(Json(&failures))
+                    .bind(status.as_str())
+                    .bind(now)
+                    .bind(lease_expires_at)
+                    .bind(finished_at)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if written == 0 {
+                        drop(tx);
+                        return self.refused_because(lease).await;
+                    }
+                    if finish {
+                        notify_finished(&mut tx, &state.advanced(status, counters, failures)).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(ProgressOutcome::Recorded(status))
+                }
+
+                async fn renew_lease(
+                    &self,
+                    lease: &Lease,
+                    lease_for: std::time::Duration,
+                ) -> StoreResult<LeaseState> {
+                    let now = Timestamp::now();
+                    let abort: Option<(bool,)> = sqlx::query_as(
+                        "UPDATE bulk_operation_runs SET lease_expires_at = $3, heartbeat_at = $4 \
+                         WHERE id = $1 AND attempt = $2 AND status = 'running' \
+                         RETURNING cancel_requested_at IS NOT NULL",
+                    )
+                    .bind(lease.run_id)
+                    .bind(lease.attempt)
+                    .bind(lease_expiry(now, lease_for))
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    Ok(match abort {
+                        None => LeaseState::Lost,
+                        Some((true,)) => LeaseState::AbortRequested,
+                        Some((false,)) => LeaseState::Held,
+                    })
+                }
+
+                async fn finish_aborted(&self, lease: &Lease) -> StoreResult<bool> {
+                    let now = Timestamp::now();
+                    let mut tx = self.pool.begin_with(<$store as SqlDialect>::BEGIN_WRITE).await?;
+                    let row: Option<RunStateRow> = sqlx::query_as(&format!(
+                        "UPDATE bulk_operation_runs SET status = 'aborted', finished_at = $3, updated_at = $3, \
+                         lease_expires_at = NULL WHERE id = $1 AND attempt = $2 AND status = 'running' \
+                         RETURNING {RUN_STATE_COLUMNS}"
+                    ))
+                    .bind(lease.run_id)
+                    .bind(lease.attempt)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some(run) = row else { return Ok(false) };
+                    notify_finished(&mut tx, &run).await?;
+                    tx.commit().await?;
+                    Ok(true)
+                }
+
+                async fn rescue_expired(&self) -> StoreResult<RescueReport> {
+                    let now = Timestamp::now();
+                    let mut report = RescueReport::default();
+                    let mut tx = self.pool.begin_with(<$store as SqlDialect>::BEGIN_WRITE).await?;
+                    let expired: Vec<RunStateRow> = sqlx::query_as(&format!(
+                        "SELECT {RUN_STATE_COLUMNS} FROM bulk_operation_runs \
+                         WHERE status = 'running' AND lease_expires_at < $1 \
+                         ORDER BY lease_expires_at LIMIT 200{skip}",
+                        skip = <$store as SqlDialect>::SKIP_LOCKED,
+                    ))
+                    .bind(now)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for run in expired {
+                        // Fenced like a worker's write: a heartbeat that renewed
+                        // the lease meanwhile wins.
+                        const FENCE: &str = "WHERE id = $1 AND attempt = $2 AND status = 'running' AND lease_expires_at < $3";
+                        if !run.abort_requested && run.attempt < run.max_attempts {
+                            let moved = sqlx::query(&format!(
+                                "UPDATE bulk_operation_runs SET status = 'pending', lease_owner = NULL, \
+                                 lease_expires_at = NULL, heartbeat_at = NULL, updated_at = $3 {FENCE}"
+                            ))
+                            .bind(run.id)
+                            .bind(run.attempt)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                            report.requeued += moved;
+                            continue;
+                        }
+                        let (status, failures) = if run.abort_requested {
+                            (RunStatus::Aborted, run.failures.0.clone())
+                        } else {
+                            let mut failures = run.failures.0.clone();
+                            failures.truncate(MAX_STORED_FAILURES - 1);
+                            failures.push(FailureEntry::failed(
+                                None,
+                                ReasonCode::WorkerLost,
+                                &format!(
+                                    "the run's worker stopped renewing its lease on each of {} attempts",
+                                    run.attempt
+                                ),
+                            ));
+                            (RunStatus::Failed, failures)
+                        };
+                        let ended = sqlx::query(&format!(
+                            "UPDATE bulk_operation_runs SET status = $4, failures = $5, finished_at = $3, \
+                             updated_at = $3, lease_expires_at = NULL {FENCE}"
+                        ))
+                        .bind(run.id)
+                        .bind(run.attempt)
+                        .bind(now)
+                        .bind(status.as_str())
+                        .bind(Json(&failures))
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                        if ended == 1 {
+                            let counters = run.counters();
+                            notify_finished(&mut tx, &run.advanced(status, counters, failures)).await?;
+                            match status {
+                                RunStatus::Aborted => report.aborted += 1,
+                                _ => report.failed += 1,
+                            }
+                        }
+                    }
+                    if report.requeued > 0 && !<$store as SqlDialect>::NOTIFY_QUEUED.is_empty() {
+                        sqlx::query(<$store as SqlDialect>::NOTIFY_QUEUED).execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                    if report.requeued > 0 {
+                        self.queued.notify_waiters();
+                    }
+                    Ok(report)
+                }
+
+                async fn request_abort(
+                    &self,
+                    tenant: TenantId,
+                    id: RunId,
+                    audit: NewAuditEntry,
+                ) -> StoreResult<AbortOutcome> {
+                    let now = Timestamp::now();
+                    let mut tx = self.pool.begin_with(<$store as SqlDialect>::BEGIN_WRITE).await?;
+                    let pending: Option<RunStateRow> = sqlx::query_as(&format!(
+                        "UPDATE bulk_operation_runs SET status = 'aborted', cancel_requested_at = $3, \
+                         finished_at = $3, updated_at = $3 \
+                         WHERE tenant_id = $1 AND id = $2 AND status = 'pending' RETURNING {RUN_STATE_COLUMNS}"
+                    ))
+                    .bind(tenant)
+                    .bind(id)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let outcome = if let Some(run) = pending {
+                        notify_finished(&mut tx, &run).await?;
+                        AbortOutcome::Aborted
+                    } else {
+                        let flagged = sqlx::query(
+                            "UPDATE bulk_operation_runs SET cancel_requested_at = COALESCE(cancel_requested_at, $3), \
+                             updated_at = $3 WHERE tenant_id = $1 AND id = $2 AND status = 'running'",
+                        )
+                        .bind(tenant)
+                        .bind(id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                        if flagged == 0 {
+                            let status: Option<(String,)> = sqlx::query_as(
+                                "SELECT status FROM bulk_operation_runs WHERE tenant_id = $1 AND id = $2",
+                            )
+                            .bind(tenant)
+                            .bind(id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                            let (status,) = status.ok_or(StoreError::NotFound)?;
+                            let status = RunStatus::parse(&status).map_err(|e| StoreError::Invalid(e.0))?;
+                            return Ok(AbortOutcome::AlreadyFinished(status));
+                        }
+                        AbortOutcome::Requested
+                    };
+                    insert_audit(&mut tx, &audit).await?;
+                    tx.commit().await?;
+                    Ok(outcome)
                 }
             }
         };

@@ -1,15 +1,18 @@
 use super::sql::{impl_sql_repositories, SqlDialect};
-use super::{Backend, DbSessionStore, SchemaRepository, StoreError, StoreResult};
+use super::{Backend, DbSessionStore, QueueSignal, SchemaRepository, StoreError, StoreResult};
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 
 /// The embedded database: one file, WAL mode, foreign keys enforced.
 #[derive(Clone)]
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
+    pub(crate) queued: Arc<Notify>,
 }
 
 impl SqliteStore {
@@ -36,11 +39,16 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Connect(format!("cannot open the SQLite database: {e}")))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            queued: Arc::default(),
+        })
     }
 }
 
 impl SqlDialect for SqliteStore {
+    const SKIP_LOCKED: &'static str = "";
+    const NOTIFY_QUEUED: &'static str = "";
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
 }
 
@@ -69,6 +77,18 @@ impl SchemaRepository for SqliteStore {
             .fetch_one(&self.pool)
             .await?;
         Ok(empty)
+    }
+}
+
+#[async_trait]
+impl QueueSignal for SqliteStore {
+    fn queued(&self) -> &Notify {
+        &self.queued
+    }
+
+    /// One process owns an SQLite file's queue; others' runs are found by polling.
+    async fn listen_across_processes(&self) -> StoreResult<()> {
+        Ok(())
     }
 }
 

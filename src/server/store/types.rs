@@ -206,3 +206,98 @@ pub struct AuditEntry {
     pub metadata: serde_json::Value,
     pub created_at: Timestamp,
 }
+
+/// One claim of a run. Every write a worker makes after claiming is fenced
+/// on it: once the run was rescued, aborted or claimed again, the lease's
+/// writes change nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub run_id: RunId,
+    pub tenant_id: TenantId,
+    pub attempt: i64,
+}
+
+/// A run a worker now holds, with what it needs to execute it.
+#[derive(Clone, Debug)]
+pub struct ClaimedRun {
+    pub lease: Lease,
+    pub tenant_slug: String,
+    pub user_id: UserId,
+    pub operation: OperationKind,
+    pub item_ids: Vec<String>,
+    pub params: serde_json::Value,
+    /// Items before this index were recorded by an earlier attempt.
+    pub resume_at: usize,
+    pub created_at: Timestamp,
+    pub claimed_at: Timestamp,
+}
+
+/// What processing one item produced.
+#[derive(Clone, Debug)]
+pub struct ItemResult {
+    pub item_id: String,
+    pub outcome: ItemOutcome,
+}
+
+#[derive(Clone, Debug)]
+pub enum ItemOutcome {
+    /// Done, with the artifact it produced, if any.
+    Succeeded(Option<Artifact>),
+    /// The reason passes the sanitiser before it is stored.
+    Failed {
+        reason_code: ReasonCode,
+        reason: String,
+    },
+    Skipped {
+        reason_code: ReasonCode,
+        reason: String,
+    },
+}
+
+/// Written in the same transaction as the progress that counts it.
+#[derive(Clone, Debug)]
+pub enum Artifact {
+    Finding(NewFinding),
+    /// Becomes a `skipped` (already_present) or `failed` (policy_not_found)
+    /// outcome when the set already holds the policy or the policy is gone.
+    BackupSetItem(NewBackupSetItem),
+}
+
+/// What became of a batch of progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgressOutcome {
+    /// Written; the run's status after it (terminal when the batch finished it).
+    Recorded(RunStatus),
+    /// Nothing written: an abort was requested; end the run as aborted.
+    AbortRequested,
+    /// Nothing written: the lease is no longer this worker's.
+    LeaseLost,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseState {
+    Held,
+    AbortRequested,
+    Lost,
+}
+
+/// What a rescue pass did with runs whose lease had expired.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RescueReport {
+    /// Back to pending for another attempt.
+    pub requeued: u64,
+    /// Out of attempts: failed with `worker_lost`.
+    pub failed: u64,
+    /// Their abort had been requested: aborted.
+    pub aborted: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AbortOutcome {
+    /// It was pending: aborted on the spot.
+    Aborted,
+    /// It is running: its worker stops it within moments.
+    Requested,
+    /// It had already ended in this status; nothing changed.
+    AlreadyFinished(RunStatus),
+}

@@ -1,0 +1,338 @@
+//! `opshub bench engine`: measures the engine on each backend, in a fresh
+//! scratch database, and prints figures. No assertions: the machine decides.
+//!
+//! Phases per backend:
+//! 1. floor: the claim and complete statements alone, four tasks in a loop;
+//! 2. runs: the worker pool (4 workers) draining one-item runs;
+//! 3. items: the pool executing large drift runs;
+//! 4. latency: runs queued one at a time into an idle pool, queued→claimed.
+
+use crate::domain::*;
+use crate::server::engine::{self, EngineSettings};
+use crate::server::operations::{AddPoliciesParams, DriftParams};
+use crate::server::store::{
+    self, NewInventoryItem, NewInventorySync, NewPolicy, NewRun, NewUser, Store,
+};
+use std::time::{Duration, Instant};
+
+const WORKERS: usize = 4;
+const SUBJECTS: usize = 20_000;
+const DRIFT_RUNS: usize = 4;
+const LATENCY_RUNS: usize = 200;
+
+struct Fixture {
+    tenant: TenantId,
+    user: UserId,
+    set: BackupSetId,
+    policies: Vec<PolicyId>,
+    drift: DriftParams,
+    subjects: Vec<String>,
+}
+
+pub async fn engine(postgres_admin_url: &str, runs: usize) -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("opshub-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let sqlite_url = format!("sqlite://{}/bench.db", dir.display());
+    let sqlite = bench_backend("sqlite", &sqlite_url, runs).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    sqlite?;
+
+    let name = format!("opshub_bench_{}", std::process::id());
+    match scratch_postgres(postgres_admin_url, &name).await {
+        Ok(url) => {
+            let result = bench_backend("postgres", &url, runs).await;
+            drop_postgres(postgres_admin_url, &name).await;
+            result?;
+        }
+        Err(e) => println!("engine backend=postgres skipped: {e}"),
+    }
+    Ok(())
+}
+
+async fn bench_backend(backend: &str, url: &str, runs: usize) -> Result<(), String> {
+    let store = store::connect(url, (WORKERS * 2 + 2) as u32)
+        .await
+        .map_err(|e| e.to_string())?;
+    store.migrate().await.map_err(|e| e.to_string())?;
+    let fixture = fixture(store.as_ref()).await.map_err(|e| e.to_string())?;
+    println!("backend={backend}: {runs} runs per throughput phase, {DRIFT_RUNS} drift runs of {SUBJECTS} subjects, {LATENCY_RUNS} latency runs");
+
+    // 1. The floor: claim + complete, nothing around them.
+    enqueue_policy_runs(store.as_ref(), &fixture, "floor", runs).await?;
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..WORKERS {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let lease = Duration::from_secs(30);
+            let owner = format!("floor-{task}");
+            while let Some(run) = store.claim_run(&owner, lease).await? {
+                store
+                    .record_progress(&run.lease, lease, Vec::new(), true)
+                    .await?;
+            }
+            Ok::<_, store::StoreError>(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+    }
+    let raw_runs_per_s = runs as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "  floor: {runs} runs claimed+completed by bare statements in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // 2.–4. The engine.
+    let settings = EngineSettings {
+        workers: WORKERS,
+        lease: Duration::from_secs(30),
+        heartbeat: Duration::from_secs(1),
+        rescue_interval: Duration::from_secs(5),
+        poll_interval: Duration::from_secs(1),
+        shutdown_grace: Duration::from_secs(10),
+        batch_max_items: 500,
+        batch_max_time: Duration::from_millis(250),
+    };
+    enqueue_policy_runs(store.as_ref(), &fixture, "engine", runs).await?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let pool = tokio::spawn(engine::run(store.clone(), settings, stopped));
+    let started = Instant::now();
+    drained(store.as_ref(), fixture.tenant).await?;
+    let runs_per_s = runs as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "  runs: {runs} one-item runs executed by {WORKERS} workers in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let started = Instant::now();
+    for index in 0..DRIFT_RUNS {
+        enqueue(
+            store.as_ref(),
+            &fixture,
+            OperationKind::DriftGenerate,
+            format!("items-{index}"),
+            fixture.subjects.clone(),
+            serde_json::to_value(&fixture.drift).map_err(|e| e.to_string())?,
+        )
+        .await?;
+    }
+    drained(store.as_ref(), fixture.tenant).await?;
+    let items = DRIFT_RUNS * fixture.subjects.len();
+    let items_per_s = items as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "  items: {items} drift items in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let mut latencies = Vec::with_capacity(LATENCY_RUNS);
+    let mut ids = Vec::with_capacity(LATENCY_RUNS);
+    for index in 0..LATENCY_RUNS {
+        let policy = fixture.policies[index % fixture.policies.len()];
+        ids.push(
+            enqueue(
+                store.as_ref(),
+                &fixture,
+                OperationKind::BackupSetAddPolicies,
+                format!("latency-{index}"),
+                vec![policy.to_string()],
+                add_params(&fixture),
+            )
+            .await?,
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drained(store.as_ref(), fixture.tenant).await?;
+    for id in ids {
+        let run = store
+            .run(fixture.tenant, id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("run vanished")?;
+        let claimed = run.summary.started_at.ok_or("run never started")?;
+        latencies.push((claimed.0 - run.summary.created_at.0) as f64 / 1_000.0);
+    }
+    let _ = stop.send(true);
+    let _ = pool.await;
+    latencies.sort_by(f64::total_cmp);
+    let percentile = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    println!(
+        "engine backend={backend} runs_per_s={runs_per_s:.0} raw_runs_per_s={raw_runs_per_s:.0} items_per_s={items_per_s:.0} claim_p50_ms={:.2} claim_p99_ms={:.2}",
+        percentile(0.50),
+        percentile(0.99)
+    );
+    Ok(())
+}
+
+/// Waits (polling the counts, not the workers) until nothing is queued or running.
+async fn drained(store: &dyn Store, tenant: TenantId) -> Result<(), String> {
+    loop {
+        let counts = store
+            .count_runs_by_bucket(tenant, &RunFilter::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        if counts.queued + counts.running == 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn add_params(fixture: &Fixture) -> serde_json::Value {
+    serde_json::to_value(AddPoliciesParams {
+        backup_set_id: fixture.set,
+        backup_set_name: "bench".into(),
+        include_payload: true,
+    })
+    .unwrap_or_default()
+}
+
+async fn enqueue_policy_runs(
+    store: &dyn Store,
+    fixture: &Fixture,
+    phase: &str,
+    runs: usize,
+) -> Result<(), String> {
+    for index in 0..runs {
+        let policy = fixture.policies[index % fixture.policies.len()];
+        enqueue(
+            store,
+            fixture,
+            OperationKind::BackupSetAddPolicies,
+            format!("{phase}-{index}"),
+            vec![policy.to_string()],
+            add_params(fixture),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn enqueue(
+    store: &dyn Store,
+    fixture: &Fixture,
+    operation: OperationKind,
+    key: String,
+    item_ids: Vec<String>,
+    params: serde_json::Value,
+) -> Result<RunId, String> {
+    let started = store
+        .start_run(NewRun {
+            id: RunId::generate(),
+            tenant_id: fixture.tenant,
+            user_id: fixture.user,
+            operation,
+            idempotency_key: key,
+            item_ids,
+            params,
+            max_attempts: 3,
+            audit: None,
+            notification: None,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(started.run.summary.id)
+}
+
+async fn fixture(store: &dyn Store) -> Result<Fixture, store::StoreError> {
+    let tenant = store
+        .create_tenant(
+            &TenantSlug::parse("bench").map_err(|e| store::StoreError::Invalid(e.0))?,
+            "Bench",
+        )
+        .await?;
+    let user = store
+        .create_user(NewUser {
+            email: "bench@opshub.example".into(),
+            display_name: "Bench".into(),
+            password_hash: None,
+        })
+        .await?;
+    let mut policies = Vec::new();
+    for n in 0..64 {
+        let policy = store
+            .create_policy(NewPolicy {
+                tenant_id: tenant.id,
+                external_id: format!("policy-{n}"),
+                name: format!("Policy {n}"),
+                policy_type: "compliance".into(),
+                payload: serde_json::json!({ "settings": { "level": n % 3 } }),
+            })
+            .await?;
+        policies.push(policy.id);
+    }
+    let set = store.create_backup_set(tenant.id, "bench").await?;
+    // Two snapshots: a quarter of the subjects changed, a few added and removed.
+    let snapshot = |sync: usize| -> Vec<NewInventoryItem> {
+        (0..SUBJECTS + 100)
+            .filter(|n| if sync == 0 { *n < SUBJECTS } else { *n >= 100 })
+            .map(|n| NewInventoryItem {
+                subject_type: "device".into(),
+                external_id: format!("device-{n:06}"),
+                display_name: format!("Device {n}"),
+                payload: serde_json::json!({
+                    "os_version": if n % 4 == 0 { format!("10.{sync}") } else { "10.0".into() },
+                    "owner": "it-ops",
+                }),
+            })
+            .collect()
+    };
+    let mut syncs = Vec::new();
+    for sync in 0..2 {
+        let recorded = store
+            .record_inventory_sync(NewInventorySync {
+                tenant_id: tenant.id,
+                selection_hash: "bench/devices".into(),
+                finished_at: Timestamp::now(),
+                items: snapshot(sync),
+            })
+            .await?;
+        syncs.push(recorded.id);
+    }
+    let mut subjects: Vec<String> = (0..SUBJECTS + 100)
+        .map(|n| format!("device:device-{n:06}"))
+        .collect();
+    subjects.sort();
+    Ok(Fixture {
+        tenant: tenant.id,
+        user: user.id,
+        set: set.id,
+        policies,
+        drift: DriftParams {
+            scope_key: "bench/devices".into(),
+            baseline_run_id: syncs[0],
+            current_run_id: syncs[1],
+        },
+        subjects,
+    })
+}
+
+async fn scratch_postgres(admin_url: &str, name: &str) -> Result<String, String> {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(admin_url)
+        .await
+        .map_err(|e| format!("cannot reach PostgreSQL at {admin_url}: {e}"))?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+        .execute(&mut admin)
+        .await
+        .map_err(|e| e.to_string())?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .map_err(|e| format!("cannot create database {name}: {e}"))?;
+    let base = admin_url.split('?').next().unwrap_or(admin_url);
+    let (server, _) = base
+        .rsplit_once('/')
+        .ok_or("the PostgreSQL URL names no database")?;
+    Ok(format!("{server}/{name}"))
+}
+
+async fn drop_postgres(admin_url: &str, name: &str) {
+    use sqlx::Connection;
+    if let Ok(mut admin) = sqlx::PgConnection::connect(admin_url).await {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await;
+    }
+}

@@ -1,0 +1,88 @@
+//! `backup_set.add_policies`: snapshots each policy into a backup set. The
+//! store decides "already present" and "gone meanwhile" in the transaction
+//! that writes the snapshot.
+
+use crate::domain::*;
+use crate::server::store::*;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Where the policies go; stored as the run's `params`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddPoliciesParams {
+    pub backup_set_id: BackupSetId,
+    pub backup_set_name: String,
+    /// Snapshot each policy's full payload, not only its metadata.
+    pub include_payload: bool,
+}
+
+/// A snapshot larger than this is refused (`invalid_payload`): backup sets
+/// hold configuration, not bulk data.
+pub const MAX_SNAPSHOT_BYTES: usize = 256 * 1024;
+
+pub struct AddPoliciesExecution {
+    run_id: RunId,
+    tenant_id: TenantId,
+    params: AddPoliciesParams,
+    policies: HashMap<String, Policy>,
+}
+
+impl AddPoliciesExecution {
+    pub async fn prepare(
+        store: &dyn Store,
+        run: &ClaimedRun,
+        params: AddPoliciesParams,
+    ) -> StoreResult<Self> {
+        let ids: Vec<PolicyId> = run.item_ids[run.resume_at..]
+            .iter()
+            .filter_map(|id| PolicyId::parse(id).ok())
+            .collect();
+        // Only the run's tenant's policies: another tenant's id is "not found".
+        let policies = store
+            .policies_by_ids(run.lease.tenant_id, &ids)
+            .await?
+            .into_iter()
+            .map(|policy| (policy.id.to_string(), policy))
+            .collect();
+        Ok(Self {
+            run_id: run.lease.run_id,
+            tenant_id: run.lease.tenant_id,
+            params,
+            policies,
+        })
+    }
+
+    pub fn process(&self, item_id: &str) -> ItemOutcome {
+        let Some(policy) = self.policies.get(item_id) else {
+            return ItemOutcome::Failed {
+                reason_code: ReasonCode::PolicyNotFound,
+                reason: "the policy does not exist in this tenant".into(),
+            };
+        };
+        let mut snapshot = serde_json::json!({
+            "external_id": policy.external_id,
+            "name": policy.name,
+            "policy_type": policy.policy_type,
+        });
+        if self.params.include_payload {
+            snapshot["payload"] = policy.payload.clone();
+        }
+        let size = snapshot.to_string().len();
+        if size > MAX_SNAPSHOT_BYTES {
+            return ItemOutcome::Failed {
+                reason_code: ReasonCode::InvalidPayload,
+                reason: format!(
+                    "policy {:?} is {size} bytes, over the {MAX_SNAPSHOT_BYTES}-byte snapshot limit",
+                    policy.name
+                ),
+            };
+        }
+        ItemOutcome::Succeeded(Some(Artifact::BackupSetItem(NewBackupSetItem {
+            tenant_id: self.tenant_id,
+            backup_set_id: self.params.backup_set_id,
+            policy_id: policy.id,
+            snapshot,
+            added_by_run_id: Some(self.run_id),
+        })))
+    }
+}

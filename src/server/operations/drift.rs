@@ -1,0 +1,320 @@
+//! `drift.generate`: compares two inventory snapshots of a scope subject by
+//! subject. Every added, removed or changed subject becomes a finding whose
+//! fingerprint is derived from the change itself, so generating again (or
+//! seeing the same change through another pair of syncs) adds no duplicate.
+
+use crate::domain::*;
+use crate::server::store::*;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+/// What a drift run compares; stored as the run's `params`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftParams {
+    pub scope_key: String,
+    pub baseline_run_id: InventorySyncRunId,
+    pub current_run_id: InventorySyncRunId,
+}
+
+/// Payload fields that may appear in a finding's evidence, by value. Any
+/// other field is only named (in `changed_fields`), never copied: payloads
+/// can hold secrets and whole documents.
+const EVIDENCE_FIELDS: [&str; 12] = [
+    "os",
+    "os_version",
+    "version",
+    "platform",
+    "model",
+    "manufacturer",
+    "compliant",
+    "state",
+    "status",
+    "enabled",
+    "owner",
+    "assignment",
+];
+const MAX_EVIDENCE_TEXT: usize = 120;
+const MAX_CHANGED_FIELDS: usize = 20;
+
+/// A run's item id for an inventory subject.
+pub fn subject_key(item: &InventoryItem) -> String {
+    format!("{}:{}", item.subject_type, item.external_id)
+}
+
+pub struct DriftExecution {
+    tenant_id: TenantId,
+    run_id: RunId,
+    params: DriftParams,
+    baseline: HashMap<String, InventoryItem>,
+    current: HashMap<String, InventoryItem>,
+}
+
+impl DriftExecution {
+    /// Loads both snapshots; `Err(reason)` when they are no longer there.
+    pub async fn prepare(
+        store: &dyn Store,
+        run: &ClaimedRun,
+        params: DriftParams,
+    ) -> StoreResult<Result<Self, String>> {
+        let tenant = run.lease.tenant_id;
+        let load = |sync| async move {
+            let items = store.inventory_items(tenant, sync).await?;
+            Ok::<_, StoreError>(
+                items
+                    .into_iter()
+                    .map(|item| (subject_key(&item), item))
+                    .collect::<HashMap<_, _>>(),
+            )
+        };
+        let baseline = load(params.baseline_run_id).await?;
+        let current = load(params.current_run_id).await?;
+        if baseline.is_empty() && current.is_empty() && !run.item_ids.is_empty() {
+            return Ok(Err(
+                "the inventory snapshots this run compares no longer exist".into(),
+            ));
+        }
+        Ok(Ok(Self {
+            tenant_id: tenant,
+            run_id: run.lease.run_id,
+            params,
+            baseline,
+            current,
+        }))
+    }
+
+    pub fn process(&self, item_id: &str) -> ItemOutcome {
+        let before = self.baseline.get(item_id);
+        let after = self.current.get(item_id);
+        let (finding_type, subject) = match (before, after) {
+            (None, None) => {
+                return ItemOutcome::Failed {
+                    reason_code: ReasonCode::InternalError,
+                    reason: "the subject is in neither inventory snapshot".into(),
+                }
+            }
+            (None, Some(item)) => (FindingType::Added, item),
+            (Some(item), None) => (FindingType::Removed, item),
+            (Some(b), Some(a)) if state_digest(b) == state_digest(a) => {
+                return ItemOutcome::Succeeded(None)
+            }
+            (Some(_), Some(item)) => (FindingType::Changed, item),
+        };
+        ItemOutcome::Succeeded(Some(Artifact::Finding(NewFinding {
+            tenant_id: self.tenant_id,
+            finding_type,
+            scope_key: self.params.scope_key.clone(),
+            baseline_run_id: self.params.baseline_run_id,
+            current_run_id: self.params.current_run_id,
+            produced_by_run_id: Some(self.run_id),
+            fingerprint: fingerprint(
+                self.tenant_id,
+                &self.params.scope_key,
+                finding_type,
+                subject,
+                before,
+                after,
+            ),
+            subject_type: subject.subject_type.clone(),
+            subject_external_id: subject.external_id.clone(),
+            evidence: evidence(before, after),
+        })))
+    }
+}
+
+/// The same change of the same subject in the same scope: the same fingerprint.
+fn fingerprint(
+    tenant: TenantId,
+    scope_key: &str,
+    finding_type: FindingType,
+    subject: &InventoryItem,
+    before: Option<&InventoryItem>,
+    after: Option<&InventoryItem>,
+) -> String {
+    let digest = |item: Option<&InventoryItem>| item.map(state_digest).unwrap_or_default();
+    let mut hasher = Sha256::new();
+    for part in [
+        tenant.to_string(),
+        scope_key.to_string(),
+        finding_type.as_str().to_string(),
+        subject.subject_type.clone(),
+        subject.external_id.clone(),
+        digest(before),
+        digest(after),
+    ] {
+        // Length-prefixed, so no two part lists hash alike.
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    format!("drift:{:x}", hasher.finalize())
+}
+
+/// What "the same state" means for a subject: name and payload, with object
+/// keys in a canonical order.
+fn state_digest(item: &InventoryItem) -> String {
+    let mut text = String::new();
+    canonical_json(&item.payload, &mut text);
+    let mut hasher = Sha256::new();
+    hasher.update(item.display_name.as_bytes());
+    hasher.update([0]);
+    hasher.update(text.as_bytes());
+    format!("{:x}", hasher.finalize())
+}
+
+fn canonical_json(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                canonical_json(&map[key], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// Allowlisted, sanitised evidence: the display name, the allowlisted
+/// fields' scalar values before/after, and the names of changed fields.
+fn evidence(before: Option<&InventoryItem>, after: Option<&InventoryItem>) -> Value {
+    let side = |item: Option<&InventoryItem>, pick: &dyn Fn(&InventoryItem) -> Value| {
+        item.map_or(Value::Null, pick)
+    };
+    let mut evidence = Map::new();
+    evidence.insert(
+        "display_name".into(),
+        serde_json::json!({
+            "before": side(before, &|i| Value::String(safe_text(&i.display_name))),
+            "after": side(after, &|i| Value::String(safe_text(&i.display_name))),
+        }),
+    );
+    let mut fields = Map::new();
+    for field in EVIDENCE_FIELDS {
+        let value_of = |i: &InventoryItem| safe_scalar(i.payload.get(field));
+        let (b, a) = (side(before, &value_of), side(after, &value_of));
+        if !(b.is_null() && a.is_null()) {
+            fields.insert(field.into(), serde_json::json!({ "before": b, "after": a }));
+        }
+    }
+    evidence.insert("fields".into(), Value::Object(fields));
+    if let (Some(b), Some(a)) = (before, after) {
+        evidence.insert(
+            "changed_fields".into(),
+            changed_fields(&b.payload, &a.payload),
+        );
+    }
+    Value::Object(evidence)
+}
+
+/// Top-level payload keys whose values differ, by name only.
+fn changed_fields(before: &Value, after: &Value) -> Value {
+    let empty = Map::new();
+    let b = before.as_object().unwrap_or(&empty);
+    let a = after.as_object().unwrap_or(&empty);
+    let mut names: Vec<&String> = b
+        .keys()
+        .chain(a.keys())
+        .filter(|key| b.get(*key) != a.get(*key))
+        .collect();
+    names.sort();
+    names.dedup();
+    Value::Array(
+        names
+            .into_iter()
+            .take(MAX_CHANGED_FIELDS)
+            .map(|name| Value::String(safe_text(name)))
+            .collect(),
+    )
+}
+
+fn safe_scalar(value: Option<&Value>) -> Value {
+    match value {
+        Some(Value::String(text)) => Value::String(safe_text(text)),
+        Some(value @ (Value::Bool(_) | Value::Number(_))) => value.clone(),
+        _ => Value::Null,
+    }
+}
+
+fn safe_text(text: &str) -> String {
+    sanitize_reason(text)
+        .chars()
+        .take(MAX_EVIDENCE_TEXT)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(name: &str, payload: Value) -> InventoryItem {
+        InventoryItem {
+            id: InventoryItemId(uuid::Uuid::nil()),
+            sync_run_id: InventorySyncRunId(uuid::Uuid::nil()),
+            subject_type: "device".into(),
+            external_id: "d-1".into(),
+            display_name: name.into(),
+            payload,
+        }
+    }
+
+    #[test]
+    fn key_order_does_not_change_the_state() {
+        let a = item("A", serde_json::json!({"x": 1, "y": {"b": 2, "a": 1}}));
+        let b = item(
+            "A",
+            serde_json::from_str(r#"{"y": {"a": 1, "b": 2}, "x": 1}"#).unwrap(),
+        );
+        assert_eq!(state_digest(&a), state_digest(&b));
+        assert_ne!(
+            state_digest(&a),
+            state_digest(&item("B", a.payload.clone()))
+        );
+    }
+
+    #[test]
+    fn evidence_copies_only_allowlisted_scalars_and_redacts_them() {
+        let before = item(
+            "laptop",
+            serde_json::json!({"os_version": "10.0.1", "client_secret": "s3cr3t-canary",
+                "owner": "mail bob@example.com", "blob": {"os": "x"}}),
+        );
+        let after = item(
+            "laptop token=abc-canary",
+            serde_json::json!({"os_version": "10.0.2", "client_secret": "n3w-canary",
+                "owner": "it-ops"}),
+        );
+        let evidence = evidence(Some(&before), Some(&after));
+        let text = evidence.to_string();
+        for secret in [
+            "s3cr3t-canary",
+            "n3w-canary",
+            "abc-canary",
+            "bob@example.com",
+        ] {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+        assert_eq!(evidence["fields"]["os_version"]["after"], "10.0.2");
+        assert_eq!(
+            evidence["changed_fields"],
+            serde_json::json!(["blob", "client_secret", "os_version", "owner"])
+        );
+    }
+}

@@ -1,0 +1,631 @@
+//! The operations engine on both databases: executing drift and add-policies
+//! for real, fencing, rescue, abort, wake-ups and shutdown. Workers are
+//! driven step by step (`Worker::step` until the queue is empty) wherever
+//! the test is about outcomes rather than the pool itself.
+
+mod support;
+
+use opshub::domain::*;
+use opshub::server::engine::{self, EngineSettings, RunEnd, Worker};
+use opshub::server::operations::{self, AddPoliciesOptions, StartRequest};
+use opshub::server::store::*;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use support::{fixture, two_syncs, Fixture};
+
+fn settings() -> EngineSettings {
+    EngineSettings {
+        workers: 4,
+        lease: Duration::from_secs(30),
+        heartbeat: Duration::from_millis(200),
+        rescue_interval: Duration::from_millis(200),
+        poll_interval: Duration::from_secs(60),
+        shutdown_grace: Duration::from_secs(20),
+        batch_max_items: 500,
+        batch_max_time: Duration::from_millis(250),
+    }
+}
+
+fn worker(store: &Arc<dyn Store>, name: &str) -> Worker {
+    Worker::new(store.clone(), name, settings())
+}
+
+/// Steps one worker until the queue is empty; what it executed.
+async fn drain(worker: &Worker) -> Vec<engine::Executed> {
+    let mut executed = Vec::new();
+    while let Some(run) = worker.step().await.unwrap() {
+        executed.push(run);
+    }
+    executed
+}
+
+async fn detail(store: &dyn Store, f: &Fixture, id: RunId) -> RunDetail {
+    store.run(f.tenant.id, id).await.unwrap().unwrap()
+}
+
+async fn policies(store: &dyn Store, f: &Fixture, names: &[&str]) -> Vec<Policy> {
+    let mut created = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        created.push(
+            store
+                .create_policy(NewPolicy {
+                    tenant_id: f.tenant.id,
+                    external_id: format!("ext-{i}-{}", uuid::Uuid::now_v7().simple()),
+                    name: name.to_string(),
+                    policy_type: "compliance".into(),
+                    payload: serde_json::json!({ "level": i }),
+                })
+                .await
+                .unwrap(),
+        );
+    }
+    created
+}
+
+/// A run queued straight into the store (what `operations::start` writes,
+/// minus validation), so tests can queue what validation would refuse.
+async fn queue_add_policies(
+    store: &dyn Store,
+    f: &Fixture,
+    set: BackupSetId,
+    key: &str,
+    item_ids: Vec<String>,
+    max_attempts: i64,
+) -> RunId {
+    let params = operations::AddPoliciesParams {
+        backup_set_id: set,
+        backup_set_name: "set".into(),
+        include_payload: true,
+    };
+    store
+        .start_run(NewRun {
+            id: RunId::generate(),
+            tenant_id: f.tenant.id,
+            user_id: f.user.id,
+            operation: OperationKind::BackupSetAddPolicies,
+            idempotency_key: key.into(),
+            item_ids,
+            params: serde_json::to_value(params).unwrap(),
+            max_attempts,
+            audit: None,
+            notification: None,
+        })
+        .await
+        .unwrap()
+        .run
+        .summary
+        .id
+}
+
+async fn completed_notices(store: &dyn Store, f: &Fixture, run: RunId) -> Vec<RunNotice> {
+    store
+        .list_notifications(f.tenant.id, f.user.id, PageRequest::first(100))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|n| n.kind == NotificationKind::RunCompleted && n.notice.run_id == run)
+        .map(|n| n.notice)
+        .collect()
+}
+
+/// Everything observable about a run and what it produced, to prove a write changed nothing.
+async fn snapshot(store: &dyn Store, f: &Fixture, run: RunId, set: BackupSetId) -> String {
+    let detail = detail(store, f, run).await;
+    let items = store.backup_set_items(f.tenant.id, set).await.unwrap();
+    let feed = store
+        .list_notifications(f.tenant.id, f.user.id, PageRequest::first(100))
+        .await
+        .unwrap();
+    format!("{detail:?}|{items:?}|{:?}", feed.items)
+}
+
+/// Server logs of this test binary, to look for leaked secrets.
+fn captured_logs() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug,sqlx=warn")
+            .with_writer(move || LogWriter(sink.clone()))
+            .try_init();
+        logs
+    })
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs the body once per backend with a shareable store.
+macro_rules! on_both {
+    ($(async fn $name:ident($db:ident) $body:block)+) => {$(
+        mod $name {
+            use super::*;
+
+            async fn body($db: &support::TestDb) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                body(&support::TestDb::new(Backend::Sqlite).await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                body(&support::TestDb::new(Backend::Postgres).await).await;
+            }
+        }
+    )+};
+}
+
+on_both! {
+    async fn drift_turns_changes_into_findings_once(db) {
+        let store = db.store.as_ref();
+        let f = fixture(store, "acme").await;
+        two_syncs(store, &f).await;
+        let request = StartRequest::Drift { scope_key: "devices".into() };
+        let run = operations::start(store, &f.tenant, &f.user, &request).await.unwrap().run.summary.id;
+        let executed = drain(&worker(&db.store, "w1")).await;
+        assert_eq!(executed.len(), 1);
+        assert_eq!(executed[0].end, RunEnd::Finished(RunStatus::Completed));
+
+        let done = detail(store, &f, run).await;
+        assert_eq!(done.summary.status, RunStatus::Completed);
+        assert_eq!(done.summary.counters, Counters { total: 3, processed: 3, succeeded: 3, failed: 0, skipped: 0 });
+        assert_eq!(done.attempt, 1);
+        assert!(done.summary.finished_at.is_some());
+        let findings = store
+            .list_findings(f.tenant.id, &FindingFilter::default(), PageRequest::first(50))
+            .await
+            .unwrap()
+            .items;
+        let mut kinds: Vec<(String, FindingType)> =
+            findings.iter().map(|x| (x.subject_external_id.clone(), x.finding_type)).collect();
+        kinds.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(kinds, vec![
+            ("dev-1".into(), FindingType::Changed),
+            ("dev-2".into(), FindingType::Removed),
+            ("dev-3".into(), FindingType::Added),
+        ]);
+        assert!(findings.iter().all(|x| x.produced_by_run_id == Some(run) && x.scope_key == "devices"));
+        let changed = findings.iter().find(|x| x.finding_type == FindingType::Changed).unwrap();
+        assert_eq!(changed.evidence["fields"]["os"], serde_json::json!({ "before": "10", "after": "11" }));
+
+        let notices = completed_notices(store, &f, run).await;
+        assert_eq!(notices.len(), 1);
+        assert_eq!(notices[0].bucket, StatusBucket::Succeeded);
+        assert_eq!(notices[0].counters, done.summary.counters);
+        assert_eq!(notices[0].link, format!("/t/acme/operations/{run}"));
+        assert_eq!(notices[0].error_summary, None);
+
+        // Generating again: a new run (the first ended), the same findings.
+        let again = operations::start(store, &f.tenant, &f.user, &request).await.unwrap();
+        assert!(!again.joined);
+        drain(&worker(&db.store, "w2")).await;
+        assert_eq!(detail(store, &f, again.run.summary.id).await.summary.status, RunStatus::Completed);
+        let after = store
+            .list_findings(f.tenant.id, &FindingFilter::default(), PageRequest::first(50))
+            .await
+            .unwrap()
+            .items;
+        assert_eq!(after.len(), 3, "no duplicate findings");
+    }
+
+    async fn add_policies_adds_skips_and_fails_per_policy(db) {
+        let store = db.store.as_ref();
+        let f = fixture(store, "acme").await;
+        let g = fixture(store, "globex").await;
+        let mine = policies(store, &f, &["Present", "New"]).await;
+        let foreign = policies(store, &g, &["Theirs"]).await;
+        let set = store.create_backup_set(f.tenant.id, "Nightly").await.unwrap();
+        store
+            .add_to_backup_set(NewBackupSetItem {
+                tenant_id: f.tenant.id,
+                backup_set_id: set.id,
+                policy_id: mine[0].id,
+                snapshot: serde_json::json!({}),
+                added_by_run_id: None,
+            })
+            .await
+            .unwrap();
+        let missing = PolicyId(uuid::Uuid::now_v7());
+        let items = vec![mine[0].id.to_string(), mine[1].id.to_string(), foreign[0].id.to_string(), missing.to_string()];
+        let run = queue_add_policies(store, &f, set.id, "mixed", items, 3).await;
+        drain(&worker(&db.store, "w")).await;
+
+        let done = detail(store, &f, run).await;
+        assert_eq!(done.summary.status, RunStatus::CompletedWithErrors);
+        assert_eq!(done.summary.counters, Counters { total: 4, processed: 4, succeeded: 1, failed: 2, skipped: 1 });
+        let codes: Vec<(Option<String>, ReasonCode, FailureKind)> =
+            done.failures.iter().map(|e| (e.item_id.clone(), e.reason_code, e.kind)).collect();
+        assert_eq!(codes, vec![
+            (Some(mine[0].id.to_string()), ReasonCode::AlreadyPresent, FailureKind::Skipped),
+            (Some(foreign[0].id.to_string()), ReasonCode::PolicyNotFound, FailureKind::Failed),
+            (Some(missing.to_string()), ReasonCode::PolicyNotFound, FailureKind::Failed),
+        ]);
+        let in_set = store.backup_set_items(f.tenant.id, set.id).await.unwrap();
+        assert_eq!(in_set.len(), 2);
+        let added = in_set.iter().find(|i| i.policy_id == mine[1].id).unwrap();
+        assert_eq!(added.added_by_run_id, Some(run));
+        assert_eq!(added.snapshot["name"], "New");
+        assert!(store.backup_set_items(g.tenant.id, set.id).await.unwrap().is_empty());
+        let notice = &completed_notices(store, &f, run).await[0];
+        assert_eq!(notice.bucket, StatusBucket::PartiallySucceeded);
+        assert_eq!(notice.error_summary.as_deref(), Some("2 failed: policy_not_found ×2"));
+
+        // Failures and nothing succeeded: failed.
+        let hopeless = queue_add_policies(store, &f, set.id, "hopeless", vec![missing.to_string()], 3).await;
+        drain(&worker(&db.store, "w")).await;
+        assert_eq!(detail(store, &f, hopeless).await.summary.status, RunStatus::Failed);
+    }
+
+    async fn a_stale_worker_changes_nothing(db) {
+        let store = db.store.as_ref();
+        let f = fixture(store, "acme").await;
+        let mine = policies(store, &f, &["A", "B"]).await;
+        let set = store.create_backup_set(f.tenant.id, "Nightly").await.unwrap();
+        let ids = mine.iter().map(|p| p.id.to_string()).collect();
+        let run = queue_add_policies(store, &f, set.id, "stale", ids, 3).await;
+
+        // The first worker claims with a lease that lapses at once, and pauses.
+        let stale = store.claim_run("paused", Duration::from_millis(1)).await.unwrap().unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(store.rescue_expired().await.unwrap(), RescueReport { requeued: 1, ..Default::default() });
+        let fresh = store.claim_run("fresh", Duration::from_secs(30)).await.unwrap().unwrap();
+        assert_eq!(fresh.lease.attempt, stale.lease.attempt + 1);
+
+        let before = snapshot(store, &f, run, set.id).await;
+        let items: Vec<ItemResult> = mine
+            .iter()
+            .map(|p| ItemResult {
+                item_id: p.id.to_string(),
+                outcome: ItemOutcome::Succeeded(Some(Artifact::BackupSetItem(NewBackupSetItem {
+                    tenant_id: f.tenant.id,
+                    backup_set_id: set.id,
+                    policy_id: p.id,
+                    snapshot: serde_json::json!({ "by": "stale" }),
+                    added_by_run_id: Some(run),
+                }))),
+            })
+            .collect();
+        let lease = Duration::from_secs(30);
+        assert_eq!(store.record_progress(&stale.lease, lease, items.clone(), true).await.unwrap(), ProgressOutcome::LeaseLost);
+        assert_eq!(store.record_progress(&stale.lease, lease, items, false).await.unwrap(), ProgressOutcome::LeaseLost);
+        assert_eq!(store.renew_lease(&stale.lease, lease).await.unwrap(), LeaseState::Lost);
+        assert!(!store.finish_aborted(&stale.lease).await.unwrap());
+        assert_eq!(snapshot(store, &f, run, set.id).await, before, "the stale worker changed something");
+
+        // The fresh claim is unaffected and finishes the run.
+        assert_eq!(store.renew_lease(&fresh.lease, lease).await.unwrap(), LeaseState::Held);
+        assert_eq!(
+            store.record_progress(&fresh.lease, lease, Vec::new(), true).await.unwrap(),
+            ProgressOutcome::Recorded(RunStatus::Completed)
+        );
+    }
+
+    async fn expired_leases_are_retried_then_fail_worker_lost(db) {
+        let store = db.store.as_ref();
+        let f = fixture(store, "acme").await;
+        let mine = policies(store, &f, &["A", "B", "C"]).await;
+        let set = store.create_backup_set(f.tenant.id, "Nightly").await.unwrap();
+        let ids = mine.iter().map(|p| p.id.to_string()).collect();
+        let run = queue_add_policies(store, &f, set.id, "lost", ids, 2).await;
+
+        // Attempt 1 records one item, then its worker vanishes.
+        let first = store.claim_run("gone-1", Duration::from_millis(1)).await.unwrap().unwrap();
+        let one = vec![ItemResult {
+            item_id: mine[0].id.to_string(),
+            outcome: ItemOutcome::Succeeded(None),
+        }];
+        assert_eq!(
+            store.record_progress(&first.lease, Duration::from_millis(1), one, false).await.unwrap(),
+            ProgressOutcome::Recorded(RunStatus::Running)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(store.rescue_expired().await.unwrap().requeued, 1);
+        let requeued = detail(store, &f, run).await;
+        assert_eq!((requeued.summary.status, requeued.attempt), (RunStatus::Pending, 1));
+        assert!(requeued.lease_owner.is_none());
+
+        // Attempt 2 resumes after the recorded item, and vanishes too.
+        let second = store.claim_run("gone-2", Duration::from_millis(1)).await.unwrap().unwrap();
+        assert_eq!((second.lease.attempt, second.resume_at), (2, 1));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(store.rescue_expired().await.unwrap(), RescueReport { failed: 1, ..Default::default() });
+        let failed = detail(store, &f, run).await;
+        assert_eq!(failed.summary.status, RunStatus::Failed);
+        assert_eq!(failed.summary.counters.processed, 1, "work done stays counted");
+        assert_eq!(failed.failures.last().unwrap().reason_code, ReasonCode::WorkerLost);
+        let notice = &completed_notices(store, &f, run).await[0];
+        assert_eq!(notice.bucket, StatusBucket::Failed);
+        assert_eq!(notice.error_summary.as_deref(), Some("worker_lost ×1"));
+        assert!(store.claim_run("late", Duration::from_secs(1)).await.unwrap().is_none());
+    }
+
+    async fn abort_ends_pending_runs_at_once_and_running_runs_through_their_worker(db) {
+        let store = db.store.as_ref();
+        let f = fixture(store, "acme").await;
+        let g = fixture(store, "globex").await;
+        let mine = policies(store, &f, &["A", "B", "C"]).await;
+        let set = store.create_backup_set(f.tenant.id, "Nightly").await.unwrap();
+        let ids: Vec<String> = mine.iter().map(|p| p.id.to_string()).collect();
+
+        let pending = queue_add_policies(store, &f, set.id, "pending", ids.clone(), 3).await;
+        assert!(matches!(
+            operations::abort(store, &g.tenant, &g.user, pending).await,
+            Err(operations::AbortError::NotFound)
+        ));
+        assert_eq!(operations::abort(store, &f.tenant, &f.user, pending).await.unwrap(), AbortOutcome::Aborted);
+        let aborted = detail(store, &f, pending).await;
+        assert_eq!(aborted.summary.status, RunStatus::Aborted);
+        assert!(aborted.cancel_requested_at.is_some() && aborted.summary.finished_at.is_some());
+        assert_eq!(completed_notices(store, &f, pending).await[0].bucket, StatusBucket::Failed);
+        assert!(matches!(
+            operations::abort(store, &f.tenant, &f.user, pending).await,
+            Err(operations::AbortError::AlreadyFinished(RunStatus::Aborted))
+        ));
+        assert_eq!(store.list_audit(f.tenant.id, 10).await.unwrap()[0].action, "run.abort");
+
+        let running = queue_add_policies(store, &f, set.id, "running", ids, 3).await;
+        let claim = store.claim_run("w", Duration::from_secs(30)).await.unwrap().unwrap();
+        let first = vec![ItemResult { item_id: mine[0].id.to_string(), outcome: ItemOutcome::Succeeded(None) }];
+        let lease = Duration::from_secs(30);
+        store.record_progress(&claim.lease, lease, first, false).await.unwrap();
+        assert_eq!(operations::abort(store, &f.tenant, &f.user, running).await.unwrap(), AbortOutcome::Requested);
+        assert_eq!(store.renew_lease(&claim.lease, lease).await.unwrap(), LeaseState::AbortRequested);
+        let rest = vec![ItemResult { item_id: mine[1].id.to_string(), outcome: ItemOutcome::Succeeded(None) }];
+        assert_eq!(
+            store.record_progress(&claim.lease, lease, rest, true).await.unwrap(),
+            ProgressOutcome::AbortRequested
+        );
+        assert!(store.finish_aborted(&claim.lease).await.unwrap());
+        let done = detail(store, &f, running).await;
+        assert_eq!(done.summary.status, RunStatus::Aborted);
+        assert_eq!(done.summary.counters.processed, 1, "the work done is counted, nothing after the abort");
+        assert_eq!(
+            completed_notices(store, &f, running).await[0].error_summary.as_deref(),
+            Some("aborted after 1 of 3 items")
+        );
+    }
+
+    async fn abort_racing_completion_ends_in_exactly_one_terminal_state(db) {
+        const ROUNDS: usize = 500;
+        let store = db.store.as_ref();
+        let f = fixture(store, "acme").await;
+        let mine = policies(store, &f, &["A", "B", "C"]).await;
+        let set = store.create_backup_set(f.tenant.id, "Nightly").await.unwrap();
+        let ids: Vec<String> = mine.iter().map(|p| p.id.to_string()).collect();
+        // One item per batch, so an abort can land between any two writes.
+        let racer = Worker::new(db.store.clone(), "racer", EngineSettings { batch_max_items: 1, ..settings() });
+        let mut ended = [0usize; 3];
+        for round in 0..ROUNDS {
+            let run = queue_add_policies(store, &f, set.id, &format!("race-{round}"), ids.clone(), 3).await;
+            let f = &f;
+            let abort = async move {
+                // Land the abort before the claim, right after it, or late in the run.
+                let wait_until = |processed: i64| async move {
+                    loop {
+                        let run = detail(store, f, run).await;
+                        let reached = match processed {
+                            0 => run.summary.status != RunStatus::Pending,
+                            n => run.summary.counters.processed >= n,
+                        };
+                        if reached || run.summary.status.is_terminal() {
+                            return;
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                };
+                match round % 3 {
+                    1 => wait_until(0).await,
+                    2 => wait_until(2).await,
+                    _ => {}
+                }
+                let outcome = operations::abort(store, &f.tenant, &f.user, run).await;
+                let at_abort = detail(store, f, run).await.summary.counters;
+                (outcome, at_abort)
+            };
+            let (executed, (outcome, at_abort)) = futures::join!(racer.step(), abort);
+            executed.unwrap();
+            let done = detail(store, f, run).await;
+            assert!(done.summary.status.is_terminal(), "round {round}: {:?}", done.summary.status);
+            assert_eq!(completed_notices(store, f, run).await.len(), 1, "round {round}");
+            match outcome {
+                Ok(outcome) => {
+                    assert_eq!(done.summary.status, RunStatus::Aborted, "round {round}");
+                    assert_eq!(done.summary.counters, at_abort, "round {round}: counters moved after the abort");
+                    ended[usize::from(outcome == AbortOutcome::Requested)] += 1;
+                }
+                Err(operations::AbortError::AlreadyFinished(status)) => {
+                    assert_eq!(status, done.summary.status, "round {round}");
+                    assert_eq!(done.summary.status, RunStatus::Completed, "round {round}");
+                    ended[2] += 1;
+                }
+                Err(e) => panic!("round {round}: {e}"),
+            }
+        }
+        println!(
+            "of {ROUNDS} rounds: aborted while queued {}, aborted while running {}, completed first {}",
+            ended[0], ended[1], ended[2]
+        );
+    }
+
+    async fn two_thousand_runs_four_workers_each_executed_once(db) {
+        const RUNS: usize = 2_000;
+        let store = db.store.as_ref();
+        let f = fixture(store, "acme").await;
+        let set = store.create_backup_set(f.tenant.id, "Nightly").await.unwrap();
+        let names: Vec<String> = (0..RUNS * 2).map(|i| format!("Policy {i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let all = policies(store, &f, &names).await;
+        let mut runs = HashSet::new();
+        for (i, pair) in all.chunks(2).enumerate() {
+            let ids = pair.iter().map(|p| p.id.to_string()).collect();
+            runs.insert(queue_add_policies(store, &f, set.id, &format!("bulk-{i}"), ids, 3).await);
+        }
+        let workers: Vec<Worker> = (0..4).map(|i| worker(&db.store, &format!("w{i}"))).collect();
+        let executed: Vec<engine::Executed> =
+            futures::future::join_all(workers.iter().map(drain)).await.into_iter().flatten().collect();
+        let executed_ids: HashSet<RunId> = executed.iter().map(|e| e.run_id).collect();
+        assert_eq!(executed.len(), RUNS, "runs executed more than once");
+        assert_eq!(executed_ids, runs);
+        assert!(executed.iter().all(|e| e.attempt == 1 && e.end == RunEnd::Finished(RunStatus::Completed)));
+        let counts = store.count_runs_by_bucket(f.tenant.id, &RunFilter::default()).await.unwrap();
+        assert_eq!(counts.succeeded, RUNS as i64);
+        let items = store.backup_set_items(f.tenant.id, set.id).await.unwrap();
+        assert_eq!(items.len(), RUNS * 2);
+        for run in runs.iter().take(50) {
+            let done = detail(store, &f, *run).await;
+            assert_eq!(done.summary.counters, Counters { total: 2, processed: 2, succeeded: 2, failed: 0, skipped: 0 });
+            assert_eq!(items.iter().filter(|i| i.added_by_run_id == Some(*run)).count(), 2);
+        }
+    }
+
+    async fn canary_secrets_appear_nowhere(db) {
+        const CANARY: &str = "CANARY7f3a9";
+        let logs = captured_logs();
+        let store = db.store.as_ref();
+        let f = fixture(store, "acme").await;
+        // Secrets in inventory names and payloads (drift evidence)...
+        let item = |id: &str, name: String, payload: serde_json::Value| NewInventoryItem {
+            subject_type: "device".into(),
+            external_id: id.into(),
+            display_name: name,
+            payload,
+        };
+        for (n, os) in [(0, "10"), (1, "11")] {
+            store
+                .record_inventory_sync(NewInventorySync {
+                    tenant_id: f.tenant.id,
+                    selection_hash: "devices".into(),
+                    finished_at: Timestamp::now().plus_millis(n - 10),
+                    items: vec![
+                        item("d1", format!("laptop Bearer {CANARY}-bearer"), serde_json::json!({
+                            "os": format!("{os} password={CANARY}-pw"),
+                            "client_secret": format!("{CANARY}-secret"),
+                            "owner": format!("ops-{CANARY}@example.com"),
+                            "db": format!("postgres://app:{CANARY}-conn@db.internal/prod"),
+                        })),
+                        item(&format!("d{}", n + 2), format!("api_key: {CANARY}-key"), serde_json::json!({
+                            "version": format!("https://user:{CANARY}-url@host/x"),
+                        })),
+                    ],
+                })
+                .await
+                .unwrap();
+        }
+        let drift = operations::start(store, &f.tenant, &f.user, &StartRequest::Drift { scope_key: "devices".into() })
+            .await
+            .unwrap();
+        // ...and in a policy whose snapshot is refused (its name is quoted in the reason).
+        let big = store
+            .create_policy(NewPolicy {
+                tenant_id: f.tenant.id,
+                external_id: "big".into(),
+                name: format!("big token={CANARY}-token"),
+                policy_type: "compliance".into(),
+                payload: serde_json::json!({ "blob": "x".repeat(300 * 1024) }),
+            })
+            .await
+            .unwrap();
+        let set = store.create_backup_set(f.tenant.id, "Nightly").await.unwrap();
+        let add = StartRequest::AddPolicies {
+            backup_set_id: set.id,
+            policy_ids: vec![big.id],
+            options: AddPoliciesOptions { include_payload: true },
+        };
+        let refused = operations::start(store, &f.tenant, &f.user, &add).await.unwrap();
+        // A bad request quoting a secret is answered without it.
+        let err = operations::start(store, &f.tenant, &f.user, &StartRequest::Drift {
+            scope_key: format!("scope password={CANARY}-input"),
+        })
+        .await
+        .unwrap_err();
+        assert!(!err.to_string().contains(CANARY), "{err}");
+        drain(&worker(&db.store, "w")).await;
+
+        let refused = detail(store, &f, refused.run.summary.id).await;
+        assert_eq!(refused.summary.status, RunStatus::Failed);
+        assert_eq!(refused.failures[0].reason_code, ReasonCode::InvalidPayload);
+        assert!(refused.failures[0].reason.contains("snapshot limit"));
+        let drift = detail(store, &f, drift.run.summary.id).await;
+        assert_eq!(drift.summary.status, RunStatus::Completed);
+
+        let mut seen = String::new();
+        for run in store.list_runs(f.tenant.id, &RunFilter::default(), PageRequest::first(50)).await.unwrap().items {
+            seen.push_str(&format!("{:?}", detail(store, &f, run.id).await));
+        }
+        seen.push_str(&format!("{:?}", store.list_notifications(f.tenant.id, f.user.id, PageRequest::first(50)).await.unwrap()));
+        seen.push_str(&format!("{:?}", store.list_audit(f.tenant.id, 50).await.unwrap()));
+        let findings = store.list_findings(f.tenant.id, &FindingFilter::default(), PageRequest::first(50)).await.unwrap();
+        assert_eq!(findings.items.len(), 3);
+        for finding in &findings.items {
+            seen.push_str(&finding.evidence.to_string());
+        }
+        seen.push_str(&String::from_utf8_lossy(&logs.lock().unwrap()));
+        assert!(!seen.contains(CANARY), "a canary leaked: {}", &seen[seen.find(CANARY).unwrap().saturating_sub(200)..]);
+    }
+
+    async fn a_queued_run_wakes_an_idle_pool_without_polling(db) {
+        let store = db.store.as_ref();
+        let f = fixture(store, "acme").await;
+        let mine = policies(store, &f, &["A"]).await;
+        let set = store.create_backup_set(f.tenant.id, "Nightly").await.unwrap();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        // Polling once a minute: only the wake-up can explain a prompt claim.
+        let pool = tokio::spawn(engine::run(db.store.clone(), settings(), stopped));
+        tokio::time::sleep(Duration::from_millis(200)).await; // the pool goes idle
+        // On PostgreSQL the run is queued through another connection pool, as
+        // another process would: only LISTEN/NOTIFY reaches the idle workers.
+        let other = match store.backend() {
+            Backend::Postgres => connect(&db.url, 2).await.unwrap(),
+            Backend::Sqlite => db.store.clone(),
+        };
+        let run = queue_add_policies(other.as_ref(), &f, set.id, "wake", vec![mine[0].id.to_string()], 3).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while detail(store, &f, run).await.summary.status.is_active() {
+            assert!(Instant::now() < deadline, "the queued run was not picked up");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.send(true).unwrap();
+        pool.await.unwrap();
+    }
+
+    async fn shutdown_stops_claiming_and_lets_runs_in_flight_finish(db) {
+        let store = db.store.as_ref();
+        let f = fixture(store, "acme").await;
+        let names: Vec<String> = (0..400).map(|i| format!("P{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let all = policies(store, &f, &names).await;
+        let set = store.create_backup_set(f.tenant.id, "Nightly").await.unwrap();
+        let ids: Vec<String> = all.iter().map(|p| p.id.to_string()).collect();
+        let long = queue_add_policies(store, &f, set.id, "long", ids.clone(), 3).await;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        // One worker writing every item on its own: the run takes a while.
+        let slow = EngineSettings { workers: 1, batch_max_items: 1, poll_interval: Duration::from_millis(20), ..settings() };
+        let pool = tokio::spawn(engine::run(db.store.clone(), slow, stopped));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while detail(store, &f, long).await.summary.counters.processed == 0 {
+            assert!(Instant::now() < deadline, "the run never started");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stop.send(true).unwrap();
+        let after_signal = queue_add_policies(store, &f, set.id, "after", ids[..1].to_vec(), 3).await;
+        pool.await.unwrap();
+        let finished = detail(store, &f, long).await;
+        assert_eq!(finished.summary.status, RunStatus::Completed, "the run in flight finished");
+        assert_eq!(finished.summary.counters.processed, 400);
+        let untouched = detail(store, &f, after_signal).await;
+        assert_eq!((untouched.summary.status, untouched.attempt), (RunStatus::Pending, 0), "claimed after the signal");
+    }
+}
