@@ -359,6 +359,45 @@ fn fill(route: &str, slug: &str, run_id: &str) -> String {
 }
 
 on_both_databases! {
+    async fn operators_abort_runs_and_ended_runs_answer_409(app) {
+        let operator = app.sign_in("operator@acme.example").await;
+        let store = app.state.store.clone();
+        let acme = store.tenant_by_slug("acme").await.unwrap().unwrap();
+        let start = serde_json::json!({ "tenant": "acme", "scope_key": "devices/windows" });
+        let reply = app.post_json("/api/operations/start-drift", start, Some(&operator)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let run: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+        let abort = serde_json::json!({ "tenant": "acme", "run_id": run["run_id"] });
+        let reply = app.post_json("/api/operations/abort", abort.clone(), Some(&operator)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let id = RunId::parse(run["run_id"].as_str().unwrap()).unwrap();
+        let after = store.run(acme.id, id).await.unwrap().unwrap();
+        // No engine runs here: a queued run ends at once, a running one is flagged.
+        assert!(after.summary.status == RunStatus::Aborted || after.cancel_requested_at.is_some(), "{after:?}");
+
+        let ended = store
+            .list_runs(acme.id, &RunFilter { bucket: Some(StatusBucket::Succeeded), ..Default::default() }, PageRequest::first(1))
+            .await
+            .unwrap()
+            .items[0]
+            .id;
+        let before = app.db.count_rows().await;
+        let abort = serde_json::json!({ "tenant": "acme", "run_id": ended });
+        let reply = app.post_json("/api/operations/abort", abort, Some(&operator)).await;
+        assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.body);
+        assert!(reply.body.contains("already ended as completed"), "{}", reply.body);
+        let abort = serde_json::json!({ "tenant": "acme", "run_id": "not-a-run" });
+        let reply = app.post_json("/api/operations/abort", abort, Some(&operator)).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+        assert_eq!(app.db.count_rows().await, before, "refused aborts wrote something");
+
+        // Input quoting a secret is answered without it.
+        let start = serde_json::json!({ "tenant": "acme", "scope_key": "x password=CANARY51c0" });
+        let reply = app.post_json("/api/operations/start-drift", start, Some(&operator)).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+        assert!(reply.body.contains("drift needs two") && !reply.body.contains("CANARY51c0"), "{}", reply.body);
+    }
+
     async fn pages_render_completely_on_the_server(app) {
         let operator = app.sign_in("operator@acme.example").await;
         // One tenant: `/` goes straight to its hub.
