@@ -1,6 +1,7 @@
 # opshub — the two commands of the README:
 #   make run    build and serve the hub on SQLite with demo data (http://127.0.0.1:3000)
 #   make test   the whole suite (what CI runs)
+#   make bench  the engine benchmark (prints figures)
 # Both install whatever is missing first (scripts/setup-tools.sh; idempotent).
 
 SHELL := bash
@@ -15,7 +16,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/opshub/target
 endif
 export OPSHUB_BIN := $(or $(CARGO_TARGET_DIR),target)/release/opshub
 
-.PHONY: run test setup build
+.PHONY: run test setup build bench
 .DEFAULT_GOAL := run
 
 setup:
@@ -29,3 +30,7 @@ run: build
 
 test: setup
 	@scripts/test.sh
+
+# Engine figures (runs/s, items/s, claim latency) on SQLite and PostgreSQL.
+bench: build
+	$(OPSHUB_BIN) bench engine

@@ -90,6 +90,7 @@ async fn queue_add_policies(
             max_attempts,
             audit: None,
             notification: None,
+            retry_of: None,
         })
         .await
         .unwrap()
@@ -144,6 +145,53 @@ impl std::io::Write for LogWriter {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// A 400-item run in flight in a one-worker pool that writes every item on
+/// its own (so the run takes a while): returned once its first item is recorded.
+struct LongRun {
+    f: Fixture,
+    run: RunId,
+    set: BackupSetId,
+    policy_ids: Vec<String>,
+    stop: tokio::sync::watch::Sender<bool>,
+    pool: tokio::task::JoinHandle<()>,
+}
+
+async fn long_run_in_flight(db: &support::TestDb) -> LongRun {
+    let store = db.store.as_ref();
+    let f = fixture(store, "acme").await;
+    let names: Vec<String> = (0..400).map(|i| format!("P{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let all = policies(store, &f, &names).await;
+    let set = store
+        .create_backup_set(f.tenant.id, "Nightly")
+        .await
+        .unwrap();
+    let policy_ids: Vec<String> = all.iter().map(|p| p.id.to_string()).collect();
+    let run = queue_add_policies(store, &f, set.id, "long", policy_ids.clone(), 3).await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let slow = EngineSettings {
+        workers: 1,
+        batch_max_items: 1,
+        heartbeat: Duration::from_secs(1),
+        poll_interval: Duration::from_millis(20),
+        ..settings()
+    };
+    let pool = tokio::spawn(engine::run(db.store.clone(), slow, stopped));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while detail(store, &f, run).await.summary.counters.processed == 0 {
+        assert!(Instant::now() < deadline, "the run never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    LongRun {
+        f,
+        run,
+        set: set.id,
+        policy_ids,
+        stop,
+        pool,
     }
 }
 
@@ -267,6 +315,45 @@ on_both! {
         let hopeless = queue_add_policies(store, &f, set.id, "hopeless", vec![missing.to_string()], 3).await;
         drain(&worker(&db.store, "w")).await;
         assert_eq!(detail(store, &f, hopeless).await.summary.status, RunStatus::Failed);
+    }
+
+    async fn retrying_failed_items_makes_a_linked_run_and_duplicate_starts_join(db) {
+        let store = db.store.as_ref();
+        let f = fixture(store, "acme").await;
+        let mine = policies(store, &f, &["Good"]).await;
+        let set = store.create_backup_set(f.tenant.id, "Nightly").await.unwrap();
+        let gone = [PolicyId(uuid::Uuid::now_v7()), PolicyId(uuid::Uuid::now_v7())];
+        let items = vec![mine[0].id.to_string(), gone[0].to_string(), gone[1].to_string()];
+        let original = queue_add_policies(store, &f, set.id, "partly", items, 3).await;
+        let retry = StartRequest::Retry { run_id: original };
+        let err = operations::start(store, &f.tenant, &f.user, &retry).await.unwrap_err();
+        assert!(err.to_string().contains("still active"), "{err}");
+        drain(&worker(&db.store, "w")).await;
+        assert_eq!(detail(store, &f, original).await.summary.status, RunStatus::CompletedWithErrors);
+
+        let started = operations::start(store, &f.tenant, &f.user, &retry).await.unwrap();
+        assert!(!started.joined);
+        let again = fixture(store, "acme-2").await; // another operator, same tenant
+        store.set_membership(f.tenant.id, again.user.id, Role::Operator).await.unwrap();
+        let joined = operations::start(store, &f.tenant, &again.user, &retry).await.unwrap();
+        assert!(joined.joined);
+        assert_eq!(joined.run.summary.id, started.run.summary.id);
+        let retried = started.run;
+        assert_eq!(retried.retry_of, Some(original));
+        assert_eq!(retried.item_ids, vec![gone[0].to_string(), gone[1].to_string()]);
+        assert_eq!(retried.params, detail(store, &f, original).await.params);
+        let listed: Vec<RunId> = store.retries_of(f.tenant.id, original).await.unwrap().iter().map(|r| r.id).collect();
+        assert_eq!(listed, vec![retried.summary.id]);
+        let joins = store.run_joins(f.tenant.id, retried.summary.id).await.unwrap();
+        assert_eq!(joins.iter().map(|j| j.user_id).collect::<Vec<_>>(), vec![again.user.id]);
+        assert!(store.run_joins(again.tenant.id, retried.summary.id).await.unwrap().is_empty(), "tenant-scoped");
+
+        drain(&worker(&db.store, "w")).await;
+        assert_eq!(detail(store, &f, retried.summary.id).await.summary.status, RunStatus::Failed);
+        let clean = queue_add_policies(store, &f, set.id, "clean", vec![mine[0].id.to_string()], 3).await;
+        drain(&worker(&db.store, "w")).await;
+        let err = operations::start(store, &f.tenant, &f.user, &StartRequest::Retry { run_id: clean }).await.unwrap_err();
+        assert!(err.to_string().contains("no failed items"), "{err}");
     }
 
     async fn a_stale_worker_changes_nothing(db) {
@@ -601,26 +688,29 @@ on_both! {
         pool.await.unwrap();
     }
 
-    async fn shutdown_stops_claiming_and_lets_runs_in_flight_finish(db) {
+    async fn a_running_run_observes_its_abort_within_two_seconds(db) {
         let store = db.store.as_ref();
-        let f = fixture(store, "acme").await;
-        let names: Vec<String> = (0..400).map(|i| format!("P{i}")).collect();
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let all = policies(store, &f, &names).await;
-        let set = store.create_backup_set(f.tenant.id, "Nightly").await.unwrap();
-        let ids: Vec<String> = all.iter().map(|p| p.id.to_string()).collect();
-        let long = queue_add_policies(store, &f, set.id, "long", ids.clone(), 3).await;
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        // One worker writing every item on its own: the run takes a while.
-        let slow = EngineSettings { workers: 1, batch_max_items: 1, poll_interval: Duration::from_millis(20), ..settings() };
-        let pool = tokio::spawn(engine::run(db.store.clone(), slow, stopped));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while detail(store, &f, long).await.summary.counters.processed == 0 {
-            assert!(Instant::now() < deadline, "the run never started");
+        let LongRun { f, run, stop, pool, .. } = long_run_in_flight(db).await;
+        assert_eq!(operations::abort(store, &f.tenant, &f.user, run).await.unwrap(), AbortOutcome::Requested);
+        let requested = Instant::now();
+        let at_abort = detail(store, &f, run).await.summary.counters;
+        while detail(store, &f, run).await.summary.status == RunStatus::Running {
+            assert!(requested.elapsed() < Duration::from_secs(2), "the worker did not observe the abort within 2 s");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        let aborted = detail(store, &f, run).await;
+        assert_eq!(aborted.summary.status, RunStatus::Aborted);
+        assert_eq!(aborted.summary.counters, at_abort, "the work done is counted, nothing after");
+        assert!(aborted.summary.counters.processed < 400);
         stop.send(true).unwrap();
-        let after_signal = queue_add_policies(store, &f, set.id, "after", ids[..1].to_vec(), 3).await;
+        pool.await.unwrap();
+    }
+
+    async fn shutdown_stops_claiming_and_lets_runs_in_flight_finish(db) {
+        let store = db.store.as_ref();
+        let LongRun { f, run: long, set, policy_ids, stop, pool } = long_run_in_flight(db).await;
+        stop.send(true).unwrap();
+        let after_signal = queue_add_policies(store, &f, set, "after", policy_ids[..1].to_vec(), 3).await;
         pool.await.unwrap();
         let finished = detail(store, &f, long).await;
         assert_eq!(finished.summary.status, RunStatus::Completed, "the run in flight finished");

@@ -22,7 +22,7 @@ pub use ids::*;
 pub use listing::*;
 pub use notification::{Notification, NotificationKind, RunNotice};
 pub use operation::{idempotency_key, OperationKind};
-pub use run::{Counters, RunDetail, RunSummary};
+pub use run::{Counters, RunDetail, RunJoin, RunSummary};
 pub use sanitize::{sanitize_reason, MAX_REASON_CHARS};
 pub use status::{RunStatus, StatusBucket};
 pub use tenant::{Member, Membership, Role, Tenant, TenantSlug, User};

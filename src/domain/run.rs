@@ -73,6 +73,16 @@ pub struct RunDetail {
     pub lease_expires_at: Option<Timestamp>,
     pub heartbeat_at: Option<Timestamp>,
     pub cancel_requested_at: Option<Timestamp>,
+    /// The run whose failed items this run retries.
+    pub retry_of: Option<RunId>,
+}
+
+/// A start that found this run active and joined it instead of starting another.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunJoin {
+    pub user_id: UserId,
+    pub user_name: String,
+    pub at: Timestamp,
 }
 
 #[cfg(test)]

@@ -229,6 +229,7 @@ async fn enqueue(
             max_attempts: 3,
             audit: None,
             notification: None,
+            retry_of: None,
         })
         .await
         .map_err(|e| e.to_string())?;

@@ -218,6 +218,7 @@ pub fn new_run(f: &Fixture, key: &str) -> NewRun {
         max_attempts: 3,
         audit: None,
         notification: None,
+        retry_of: None,
     }
 }
 

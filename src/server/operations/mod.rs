@@ -27,6 +27,8 @@ pub enum StartRequest {
         policy_ids: Vec<PolicyId>,
         options: AddPoliciesOptions,
     },
+    /// Re-run the failed items of an ended run, as a new run linked to it.
+    Retry { run_id: RunId },
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +58,7 @@ struct Plan {
     scope: Vec<String>,
     item_ids: Vec<String>,
     params: serde_json::Value,
+    retry_of: Option<RunId>,
 }
 
 const MAX_SCOPE_KEY: usize = 200;
@@ -98,6 +101,7 @@ async fn plan_drift(
         scope: vec![format!("scope:{scope_key}")],
         item_ids: subjects.into_iter().collect(),
         params: serde_json::to_value(params).map_err(|e| invalid(e.to_string()))?,
+        retry_of: None,
     })
 }
 
@@ -143,6 +147,47 @@ async fn plan_add_policies(
         scope,
         item_ids,
         params: serde_json::to_value(params).map_err(|e| invalid(e.to_string()))?,
+        retry_of: None,
+    })
+}
+
+/// The failed items of an ended run, with the run's own parameters. Two
+/// retries of the same items while one is active join each other.
+async fn plan_retry(store: &dyn Store, tenant: &Tenant, run_id: RunId) -> Result<Plan, StartError> {
+    let run = store
+        .run(tenant.id, run_id)
+        .await?
+        .ok_or_else(|| invalid(format!("no run {run_id} in this tenant")))?;
+    if run.summary.status.is_active() {
+        return Err(invalid(
+            "the run is still active; retry its failed items once it has ended",
+        ));
+    }
+    // Only ids the run really had: a stored id passed the sanitiser.
+    let items: std::collections::HashSet<&String> = run.item_ids.iter().collect();
+    let mut failed: Vec<String> = Vec::new();
+    for entry in run
+        .failures
+        .iter()
+        .filter(|f| f.kind == FailureKind::Failed)
+    {
+        if let Some(item) = entry.item_id.as_ref().filter(|item| items.contains(item)) {
+            if !failed.contains(item) {
+                failed.push(item.clone());
+            }
+        }
+    }
+    if failed.is_empty() {
+        return Err(invalid("the run has no failed items to retry"));
+    }
+    let mut scope: Vec<String> = failed.iter().map(|id| format!("item:{id}")).collect();
+    scope.push(format!("retry_of:{run_id}"));
+    Ok(Plan {
+        operation: run.summary.operation,
+        scope,
+        item_ids: failed,
+        params: run.params,
+        retry_of: Some(run_id),
     })
 }
 
@@ -160,6 +205,7 @@ pub async fn start(
             policy_ids,
             options,
         } => plan_add_policies(store, tenant, *backup_set_id, policy_ids, *options).await?,
+        StartRequest::Retry { run_id } => plan_retry(store, tenant, *run_id).await?,
     };
     let scope: Vec<&str> = plan.scope.iter().map(String::as_str).collect();
     let id = RunId::generate();
@@ -197,6 +243,7 @@ pub async fn start(
                 link: run_path(&tenant.slug, id),
             },
         }),
+        retry_of: plan.retry_of,
     };
     Ok(store.start_run(run).await?)
 }

@@ -138,6 +138,10 @@ pub trait RunRepository: Send + Sync {
         id: RunId,
         to: RunStatus,
     ) -> StoreResult<RunDetail>;
+    /// The starts that joined this run while it was active, oldest first.
+    async fn run_joins(&self, tenant: TenantId, run: RunId) -> StoreResult<Vec<RunJoin>>;
+    /// Runs started to retry this run's failed items, newest first.
+    async fn retries_of(&self, tenant: TenantId, run: RunId) -> StoreResult<Vec<RunSummary>>;
     /// Inserts a run with its whole history as given (demo data, imports).
     async fn insert_run_record(&self, run: RunRecord) -> StoreResult<()>;
 }

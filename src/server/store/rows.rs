@@ -82,7 +82,7 @@ pub const RUN_DETAIL_COLUMNS: &str = "r.id, r.tenant_id, r.user_id, r.resource, 
      r.idempotency_key, r.status, r.total_items, r.processed_items, r.succeeded, r.failed, \
      r.skipped, r.created_at, r.started_at, r.finished_at, u.display_name AS initiator_name, \
      r.item_ids, r.params, r.failures, r.audit_log_id, r.updated_at, r.attempt, r.max_attempts, \
-     r.lease_owner, r.lease_expires_at, r.heartbeat_at, r.cancel_requested_at";
+     r.lease_owner, r.lease_expires_at, r.heartbeat_at, r.cancel_requested_at, r.retry_of_run_id";
 
 #[derive(FromRow)]
 pub struct RunSummaryRow {
@@ -144,6 +144,7 @@ pub struct RunDetailRow {
     lease_expires_at: Option<Timestamp>,
     heartbeat_at: Option<Timestamp>,
     cancel_requested_at: Option<Timestamp>,
+    retry_of_run_id: Option<RunId>,
 }
 
 impl RunDetailRow {
@@ -161,6 +162,7 @@ impl RunDetailRow {
             lease_expires_at: self.lease_expires_at,
             heartbeat_at: self.heartbeat_at,
             cancel_requested_at: self.cancel_requested_at,
+            retry_of: self.retry_of_run_id,
         })
     }
 }

@@ -424,8 +424,8 @@ macro_rules! impl_sql_repositories {
                     let (id,): (RunId,) = sqlx::query_as(&format!(
                         "INSERT INTO bulk_operation_runs (id, tenant_id, user_id, resource, action, \
                          idempotency_key, status, total_items, item_ids, params, \
-                         max_attempts, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11, $11) \
+                         max_attempts, created_at, updated_at, retry_of_run_id) \
+                         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11, $11, $12) \
                          ON CONFLICT (tenant_id, idempotency_key) WHERE status IN ({}) \
                          DO UPDATE SET updated_at = bulk_operation_runs.updated_at \
                          RETURNING id",
@@ -442,9 +442,24 @@ macro_rules! impl_sql_repositories {
                     .bind(Json(&run.params))
                     .bind(run.max_attempts)
                     .bind(Timestamp::now())
+                    .bind(run.retry_of)
                     .fetch_one(&mut *tx)
                     .await?;
                     let joined = id != run.id;
+                    if joined {
+                        // Recorded so the run shows who else asked for it.
+                        sqlx::query(
+                            "INSERT INTO run_joins (id, tenant_id, run_id, user_id, created_at) \
+                             VALUES ($1, $2, $3, $4, $5)",
+                        )
+                        .bind(uuid::Uuid::now_v7())
+                        .bind(run.tenant_id)
+                        .bind(id)
+                        .bind(run.user_id)
+                        .bind(Timestamp::now())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                     // Only a run that was created gets its audit entry and
                     // "queued" notification, in the same transaction.
                     if !joined {
@@ -557,6 +572,36 @@ macro_rules! impl_sql_repositories {
                         None => Err(StoreError::NotFound),
                         Some(run) => Err(StoreError::IllegalTransition { from: run.summary.status, to }),
                     }
+                }
+
+                async fn run_joins(&self, tenant: TenantId, run: RunId) -> StoreResult<Vec<RunJoin>> {
+                    let rows: Vec<(UserId, String, Timestamp)> = sqlx::query_as(
+                        "SELECT j.user_id, u.display_name, j.created_at FROM run_joins j \
+                         JOIN users u ON u.id = j.user_id \
+                         WHERE j.tenant_id = $1 AND j.run_id = $2 ORDER BY j.created_at, j.id",
+                    )
+                    .bind(tenant)
+                    .bind(run)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    Ok(rows
+                        .into_iter()
+                        .map(|(user_id, user_name, at)| RunJoin { user_id, user_name, at })
+                        .collect())
+                }
+
+                async fn retries_of(&self, tenant: TenantId, run: RunId) -> StoreResult<Vec<RunSummary>> {
+                    let rows: Vec<RunSummaryRow> = sqlx::query_as(&format!(
+                        "SELECT {RUN_SUMMARY_COLUMNS} FROM bulk_operation_runs r \
+                         JOIN users u ON u.id = r.user_id \
+                         WHERE r.tenant_id = $1 AND r.retry_of_run_id = $2 \
+                         ORDER BY r.created_at DESC, r.id DESC LIMIT 50"
+                    ))
+                    .bind(tenant)
+                    .bind(run)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.into_iter().map(RunSummaryRow::into_domain).collect()
                 }
 
                 async fn insert_run_record(&self, run: RunRecord) -> StoreResult<()> {

@@ -33,6 +33,8 @@ pub struct NewRun {
     pub max_attempts: i64,
     pub audit: Option<NewAuditEntry>,
     pub notification: Option<NewNotification>,
+    /// The run whose failed items this run retries.
+    pub retry_of: Option<RunId>,
 }
 
 #[derive(Clone, Debug)]
