@@ -2,7 +2,9 @@
 //! domain types. Compiled for both targets; the bodies run on the server only.
 
 mod error;
+pub mod findings;
 pub mod members;
+pub mod notifications;
 pub mod operations;
 pub mod runs;
 pub mod session;

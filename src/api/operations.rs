@@ -51,10 +51,17 @@ pub async fn start_add_policies(
 }
 
 /// Aborts a queued run at once, or asks a running run's worker to stop;
-/// the answer says which.
-#[server(endpoint = "operations/abort", input = Json)]
+/// the answer says which. A form post, so it works without JavaScript.
+#[server(endpoint = "operations/abort")]
 pub async fn abort_run(tenant: String, run_id: String) -> Result<String, AppError> {
     super::ssr::respond(ssr::abort(&tenant, &run_id).await)
+}
+
+/// Starts a new run for the failed items of an ended run (or joins the one
+/// already retrying them) and goes to it.
+#[server(endpoint = "operations/retry")]
+pub async fn retry_run(tenant: String, run_id: String) -> Result<StartOutcome, AppError> {
+    super::ssr::respond(ssr::retry(&tenant, &run_id).await)
 }
 
 #[cfg(feature = "ssr")]
@@ -69,6 +76,7 @@ mod ssr {
         fn from(err: StartError) -> Self {
             match err {
                 StartError::Invalid(message) => AppError::BadRequest(message),
+                StartError::RunNotFound => AppError::NotFound,
                 StartError::Store(e) => e.into(),
             }
         }
@@ -83,6 +91,21 @@ mod ssr {
             joined: started.joined,
             link: crate::domain::run_path(&tenant.slug, run_id),
         })
+    }
+
+    pub async fn retry(tenant: &str, run_id: &str) -> Result<StartOutcome, AppError> {
+        // A malformed id names no run: the same answer as a missing one.
+        let run_id = RunId::parse(run_id).map_err(|_| AppError::NotFound);
+        let run_id = match run_id {
+            Ok(id) => id,
+            Err(e) => {
+                authorize(tenant, Role::Operator).await?;
+                return Err(e);
+            }
+        };
+        let outcome = start(tenant, StartRequest::Retry { run_id }).await?;
+        leptos_axum::redirect(&outcome.link);
+        Ok(outcome)
     }
 
     pub async fn abort(tenant: &str, run_id: &str) -> Result<String, AppError> {

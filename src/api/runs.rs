@@ -106,11 +106,44 @@ async fn hub_data(tenant: &str, query: &HubQuery) -> Result<HubData, AppError> {
     })
 }
 
+/// Everything the run detail page shows.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunPageData {
     pub tenant: Tenant,
     pub run: RunDetail,
+    /// Whether the viewer may abort or retry (operator or admin).
+    pub can_operate: bool,
+    pub scope: RunScope,
+    /// Starts that found this run active and joined it.
+    pub joins: Vec<RunJoin>,
+    /// Runs retrying this run's failed items.
+    pub retries: Vec<RunSummary>,
+    pub audit: Option<AuditEntry>,
+    /// The first findings this run produced (drift), newest first.
+    pub findings: Page<Finding>,
 }
+
+/// What a run works on, per operation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum RunScope {
+    Drift {
+        scope_key: String,
+        baseline_run_id: InventorySyncRunId,
+        current_run_id: InventorySyncRunId,
+    },
+    AddPolicies {
+        backup_set_id: BackupSetId,
+        backup_set_name: String,
+        include_payload: bool,
+        /// The run's policies by name, where they still exist.
+        policies: Vec<(String, String)>,
+    },
+    /// Parameters this version cannot read (shown raw instead).
+    Unreadable,
+}
+
+/// How many produced findings the run page lists before linking onwards.
+pub const RUN_PAGE_FINDINGS: u32 = 10;
 
 #[server(endpoint = "runs/detail", input = Json)]
 pub async fn run_page(tenant: String, run_id: String) -> Result<RunPageData, AppError> {
@@ -119,12 +152,71 @@ pub async fn run_page(tenant: String, run_id: String) -> Result<RunPageData, App
 
 #[cfg(feature = "ssr")]
 async fn run_page_data(tenant: &str, run_id: &str) -> Result<RunPageData, AppError> {
-    let tenant = super::ssr::authorize(tenant, Role::Viewer).await?.tenant;
+    use crate::server::operations::{AddPoliciesParams, DriftParams};
+    let access = super::ssr::authorize(tenant, Role::Viewer).await?;
+    let tenant = access.tenant;
     // A malformed id is just another run that does not exist.
     let id = RunId::parse(run_id).map_err(|_| AppError::NotFound)?;
-    let run = super::ssr::store()?
-        .run(tenant.id, id)
+    let store = super::ssr::store()?;
+    let run = store.run(tenant.id, id).await?.ok_or(AppError::NotFound)?;
+    let role = store
+        .membership(access.user.id, &tenant.slug)
         .await?
-        .ok_or(AppError::NotFound)?;
-    Ok(RunPageData { tenant, run })
+        .map(|m| m.role);
+    let scope = match run.summary.operation {
+        OperationKind::DriftGenerate => serde_json::from_value::<DriftParams>(run.params.clone())
+            .map_or(RunScope::Unreadable, |p| RunScope::Drift {
+                scope_key: p.scope_key,
+                baseline_run_id: p.baseline_run_id,
+                current_run_id: p.current_run_id,
+            }),
+        OperationKind::BackupSetAddPolicies => {
+            match serde_json::from_value::<AddPoliciesParams>(run.params.clone()) {
+                Ok(p) => {
+                    let ids: Vec<PolicyId> = run
+                        .item_ids
+                        .iter()
+                        .filter_map(|id| PolicyId::parse(id).ok())
+                        .collect();
+                    let policies = store
+                        .policies_by_ids(tenant.id, &ids)
+                        .await?
+                        .into_iter()
+                        .map(|policy| (policy.id.to_string(), policy.name))
+                        .collect();
+                    RunScope::AddPolicies {
+                        backup_set_id: p.backup_set_id,
+                        backup_set_name: p.backup_set_name,
+                        include_payload: p.include_payload,
+                        policies,
+                    }
+                }
+                Err(_) => RunScope::Unreadable,
+            }
+        }
+    };
+    let audit = match run.audit_log_id {
+        Some(entry) => store.audit_entry(tenant.id, entry).await?,
+        None => None,
+    };
+    let findings = store
+        .list_findings(
+            tenant.id,
+            &FindingFilter {
+                produced_by: Some(id),
+                ..FindingFilter::default()
+            },
+            PageRequest::first(RUN_PAGE_FINDINGS),
+        )
+        .await?;
+    Ok(RunPageData {
+        joins: store.run_joins(tenant.id, id).await?,
+        retries: store.retries_of(tenant.id, id).await?,
+        can_operate: role.is_some_and(|role| role >= Role::Operator),
+        tenant,
+        run,
+        scope,
+        audit,
+        findings,
+    })
 }

@@ -59,6 +59,23 @@ impl ReasonCode {
     }
 }
 
+/// How many failed (not skipped) entries carry each reason code, most
+/// frequent first.
+pub fn failure_counts(entries: &[FailureEntry]) -> Vec<(ReasonCode, usize)> {
+    let mut counts: Vec<(ReasonCode, usize)> = Vec::new();
+    for entry in entries.iter().filter(|e| e.kind == FailureKind::Failed) {
+        match counts
+            .iter_mut()
+            .find(|(code, _)| *code == entry.reason_code)
+        {
+            Some((_, n)) => *n += 1,
+            None => counts.push((entry.reason_code, 1)),
+        }
+    }
+    counts.sort_by_key(|(code, n)| (std::cmp::Reverse(*n), code.as_str()));
+    counts
+}
+
 /// Whether an entry records a failure or a deliberate non-failure outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

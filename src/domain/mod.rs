@@ -3,6 +3,7 @@
 //! Nothing in here touches a database or the network, so everything compiles
 //! to wasm as well; the server adds sqlx encodings behind `feature = "ssr"`.
 
+mod audit;
 mod failure;
 mod finding;
 mod ids;
@@ -16,7 +17,8 @@ mod tenant;
 mod time;
 mod url;
 
-pub use failure::{FailureEntry, FailureKind, ReasonCode, MAX_STORED_FAILURES};
+pub use audit::AuditEntry;
+pub use failure::{failure_counts, FailureEntry, FailureKind, ReasonCode, MAX_STORED_FAILURES};
 pub use finding::{Finding, FindingFilter, FindingStatus, FindingType};
 pub use ids::*;
 pub use listing::*;

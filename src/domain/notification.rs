@@ -1,6 +1,6 @@
 use super::finding::text_enum;
 use super::{
-    Counters, FailureEntry, FailureKind, NotificationId, OperationKind, ParseError, RunId,
+    failure_counts, Counters, FailureEntry, NotificationId, OperationKind, ParseError, RunId,
     RunStatus, StatusBucket, TenantId, Timestamp, UserId,
 };
 use serde::{Deserialize, Serialize};
@@ -55,18 +55,9 @@ fn error_summary(
     counters: &Counters,
     failures: &[FailureEntry],
 ) -> Option<String> {
-    let mut codes: Vec<(&str, usize)> = Vec::new();
-    for entry in failures.iter().filter(|f| f.kind == FailureKind::Failed) {
-        let code = entry.reason_code.as_str();
-        match codes.iter_mut().find(|(c, _)| *c == code) {
-            Some((_, n)) => *n += 1,
-            None => codes.push((code, 1)),
-        }
-    }
-    codes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    let listed = codes
+    let listed = failure_counts(failures)
         .iter()
-        .map(|(code, n)| format!("{code} ×{n}"))
+        .map(|(code, n)| format!("{} ×{n}", code.as_str()))
         .collect::<Vec<_>>()
         .join(", ");
     match (status, counters.failed, listed.is_empty()) {

@@ -1,3 +1,4 @@
+use crate::api::notifications::unread_notifications;
 use crate::api::session::{current_session, SignOut};
 use crate::domain::Role;
 use leptos::prelude::*;
@@ -8,8 +9,6 @@ use leptos_router::hooks::use_location;
 #[component]
 pub fn Header() -> impl IntoView {
     let location = use_location();
-    // Re-read on navigation, so signing in or out updates the header.
-    let session = Resource::new(move || location.pathname.get(), |_| current_session());
     let sign_out = ServerAction::<SignOut>::new();
     let current_slug = move || {
         let path = location.pathname.get();
@@ -17,12 +16,26 @@ pub fn Header() -> impl IntoView {
             .and_then(|rest| rest.split('/').next())
             .map(str::to_string)
     };
+    // Who is signed in, and the bell's count for the tenant on screen; one
+    // resource (nested suspense would stall async rendering), re-read on
+    // navigation so signing in or out updates the header.
+    let session = Resource::new(
+        move || (location.pathname.get(), current_slug()),
+        |(_, slug)| async move {
+            let session = current_session().await;
+            let unread = match slug {
+                Some(slug) => unread_notifications(slug).await.unwrap_or_default(),
+                None => 0,
+            };
+            session.map(|info| info.map(|info| (info, unread)))
+        },
+    );
     view! {
         <header class="topbar">
             <a class="brand" href="/">"opshub"</a>
             <Transition fallback=|| ()>
                 {move || Suspend::new(async move {
-                    let Ok(Some(info)) = session.await else { return ().into_any() };
+                    let Ok(Some((info, unread))) = session.await else { return ().into_any() };
                     // Admins of the tenant on screen manage its members.
                     let members_link = current_slug().and_then(|slug| {
                         info.memberships
@@ -32,6 +45,25 @@ pub fn Header() -> impl IntoView {
                                 <a href=format!("/t/{slug}/members") data-testid="members-link">"Members"</a>
                             })
                     });
+                    // Tenant navigation, for a tenant the user belongs to.
+                    let tenant_nav = current_slug()
+                        .filter(|slug| info.memberships.iter().any(|m| &m.tenant.slug == slug))
+                        .map(|slug| {
+                            let bell_slug = slug.clone();
+                            view! {
+                                <nav class="tenant-nav" aria-label="Tenant">
+                                    <a href=format!("/t/{slug}/operations")>"Operations"</a>
+                                    <a href=format!("/t/{slug}/findings") data-testid="findings-link">"Findings"</a>
+                                </nav>
+                                <a class="bell" href=format!("/t/{bell_slug}/notifications")
+                                    data-testid="bell"
+                                    aria-label=format!("Notifications, {unread} unread")>
+                                    <span aria-hidden="true">"🔔"</span>
+                                    <span class="count" class:zero=unread == 0
+                                        data-testid="bell-count">{unread}</span>
+                                </a>
+                            }
+                        });
                     let switcher = (info.memberships.len() > 1).then(|| {
                         let links = info.memberships.into_iter().map(|membership| {
                             let slug = membership.tenant.slug.clone();
@@ -52,6 +84,7 @@ pub fn Header() -> impl IntoView {
                     });
                     view! {
                         {switcher}
+                        {tenant_nav}
                         {members_link}
                         <div class="user-menu" data-testid="user-menu">
                             <span class="user-name">{info.user.display_name}</span>

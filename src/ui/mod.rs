@@ -59,6 +59,16 @@ pub fn App() -> impl IntoView {
                         ssr=SsrMode::Async
                     />
                     <Route
+                        path=path!("/t/:tenant/findings")
+                        view=pages::FindingsPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=path!("/t/:tenant/notifications")
+                        view=pages::NotificationsPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route
                         path=path!("/t/:tenant/members")
                         view=pages::MembersPage
                         ssr=SsrMode::Async

@@ -44,6 +44,9 @@ pub enum StartError {
     /// the message says what.
     #[error("{0}")]
     Invalid(String),
+    /// The run to retry is not in this tenant.
+    #[error("no such run")]
+    RunNotFound,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -157,7 +160,7 @@ async fn plan_retry(store: &dyn Store, tenant: &Tenant, run_id: RunId) -> Result
     let run = store
         .run(tenant.id, run_id)
         .await?
-        .ok_or_else(|| invalid(format!("no run {run_id} in this tenant")))?;
+        .ok_or(StartError::RunNotFound)?;
     if run.summary.status.is_active() {
         return Err(invalid(
             "the run is still active; retry its failed items once it has ended",

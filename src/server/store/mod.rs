@@ -217,13 +217,14 @@ pub trait NotificationRepository: Send + Sync {
         page: PageRequest,
     ) -> StoreResult<Page<Notification>>;
     async fn unread_count(&self, tenant: TenantId, user: UserId) -> StoreResult<i64>;
-    /// Marks one of the user's notifications read; `NotFound` for anyone else's.
+    /// Marks one of the user's notifications read and returns it; `NotFound`
+    /// for anyone else's.
     async fn mark_read(
         &self,
         tenant: TenantId,
         user: UserId,
         id: NotificationId,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<Notification>;
     async fn mark_all_read(&self, tenant: TenantId, user: UserId) -> StoreResult<u64>;
 }
 

@@ -59,9 +59,14 @@ impl PgStore {
 }
 
 impl SqlDialect for PgStore {
+    const BEGIN_ENGINE_WRITE: &'static str = "BEGIN; SET LOCAL synchronous_commit = off";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const NOTIFY_QUEUED: &'static str = concat!("SELECT pg_notify('", queued_channel!(), "', '')");
     const BEGIN_WRITE: &'static str = "BEGIN";
+
+    fn write_gate(&self) -> Option<&Arc<tokio::sync::Mutex<()>>> {
+        None
+    }
 }
 
 #[async_trait]

@@ -10,12 +10,23 @@ pub trait SqlDialect {
     /// a deferred transaction that reads first fails with SQLITE_BUSY when it
     /// later tries to write.
     const BEGIN_WRITE: &'static str;
+    /// Starts one of the engine's own write transactions (claims, progress,
+    /// rescue). On PostgreSQL these commit without waiting for the WAL flush:
+    /// a database crash can lose the last moments of progress, whole batches
+    /// at a time (artifacts, counters and notification commit together), and
+    /// rescue redoes them. Operators' writes (starts, aborts) stay durable.
+    const BEGIN_ENGINE_WRITE: &'static str;
     /// Appended to the queue's row-picking SELECTs: PostgreSQL skips rows
     /// another worker has locked; SQLite serialises writers anyway.
     const SKIP_LOCKED: &'static str;
     /// Run inside the transaction that queues a run, to wake other
     /// processes' workers (PostgreSQL NOTIFY); empty where there are none.
     const NOTIFY_QUEUED: &'static str;
+
+    /// Writers take turns here before the database sees them, where the
+    /// database allows one writer at a time (SQLite): waiting on an
+    /// in-process lock is far cheaper than SQLITE_BUSY back-off sleeps.
+    fn write_gate(&self) -> Option<&std::sync::Arc<tokio::sync::Mutex<()>>>;
 }
 
 /// Turns the rows of a keyset query (fetched with `limit + 1` to learn
@@ -269,6 +280,27 @@ macro_rules! impl_sql_repositories {
                 Ok(())
             }
 
+            /// This writer's turn (see `SqlDialect::write_gate`); held until dropped.
+            type WriteTurn = Option<tokio::sync::OwnedMutexGuard<()>>;
+
+            impl $store {
+                async fn write_turn(&self) -> WriteTurn {
+                    match self.write_gate() {
+                        Some(gate) => Some(gate.clone().lock_owned().await),
+                        None => None,
+                    }
+                }
+
+                /// A write transaction begun with `begin`, in this writer's turn.
+                async fn begin_write(
+                    &self,
+                    begin: &'static str,
+                ) -> StoreResult<(WriteTurn, sqlx::Transaction<'static, $db>)> {
+                    let turn = self.write_turn().await;
+                    Ok((turn, self.pool.begin_with(begin).await?))
+                }
+            }
+
             #[async_trait]
             impl TenantRepository for $store {
                 async fn create_tenant(&self, slug: &TenantSlug, name: &str) -> StoreResult<Tenant> {
@@ -418,7 +450,7 @@ macro_rules! impl_sql_repositories {
             #[async_trait]
             impl RunRepository for $store {
                 async fn start_run(&self, run: NewRun) -> StoreResult<StartedRun> {
-                    let mut tx = self.pool.begin_with(<$store as SqlDialect>::BEGIN_WRITE).await?;
+                    let (_turn, mut tx) = self.begin_write(<$store as SqlDialect>::BEGIN_WRITE).await?;
                     // The partial unique index decides: either our row goes in, or
                     // the conflicting active row is "updated" (a no-op) and returned.
                     let (id,): (RunId,) = sqlx::query_as(&format!(
@@ -723,7 +755,7 @@ macro_rules! impl_sql_repositories {
             #[async_trait]
             impl InventoryRepository for $store {
                 async fn record_inventory_sync(&self, sync: NewInventorySync) -> StoreResult<InventorySync> {
-                    let mut tx = self.pool.begin_with(<$store as SqlDialect>::BEGIN_WRITE).await?;
+                    let (_turn, mut tx) = self.begin_write(<$store as SqlDialect>::BEGIN_WRITE).await?;
                     let row: InventorySyncRow = sqlx::query_as(&format!(
                         "INSERT INTO inventory_sync_runs (id, tenant_id, selection_hash, status, \
                          item_count, created_at, finished_at) \
@@ -948,18 +980,23 @@ macro_rules! impl_sql_repositories {
                     Ok(count)
                 }
 
-                async fn mark_read(&self, tenant: TenantId, user: UserId, id: NotificationId) -> StoreResult<()> {
-                    one_row_changed(sqlx::query(
+                async fn mark_read(
+                    &self,
+                    tenant: TenantId,
+                    user: UserId,
+                    id: NotificationId,
+                ) -> StoreResult<Notification> {
+                    let row: NotificationRow = sqlx::query_as(&format!(
                         "UPDATE notifications SET read_at = COALESCE(read_at, $4) \
-                         WHERE tenant_id = $1 AND user_id = $2 AND id = $3",
-                    )
+                         WHERE tenant_id = $1 AND user_id = $2 AND id = $3 RETURNING {NOTIFICATION_COLUMNS}"
+                    ))
                     .bind(tenant)
                     .bind(user)
                     .bind(id)
                     .bind(Timestamp::now())
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected())
+                    .fetch_one(&self.pool)
+                    .await?;
+                    Ok(row.into())
                 }
 
                 async fn mark_all_read(&self, tenant: TenantId, user: UserId) -> StoreResult<u64> {
@@ -1044,6 +1081,7 @@ macro_rules! impl_sql_repositories {
                     lease_for: std::time::Duration,
                 ) -> StoreResult<Option<ClaimedRun>> {
                     let now = Timestamp::now();
+                    let (_turn, mut tx) = self.begin_write(<$store as SqlDialect>::BEGIN_ENGINE_WRITE).await?;
                     let row: Option<ClaimRow> = sqlx::query_as(&format!(
                         "UPDATE bulk_operation_runs SET status = 'running', attempt = attempt + 1, \
                          lease_owner = $1, lease_expires_at = $2, heartbeat_at = $3, \
@@ -1056,8 +1094,9 @@ macro_rules! impl_sql_repositories {
                     .bind(owner)
                     .bind(lease_expiry(now, lease_for))
                     .bind(now)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *tx)
                     .await?;
+                    tx.commit().await?;
                     row.map(|row| row.into_domain(now)).transpose()
                 }
 
@@ -1069,7 +1108,7 @@ macro_rules! impl_sql_repositories {
                     finish: bool,
                 ) -> StoreResult<ProgressOutcome> {
                     let now = Timestamp::now();
-                    let mut tx = self.pool.begin_with(<$store as SqlDialect>::BEGIN_WRITE).await?;
+                    let (_turn, mut tx) = self.begin_write(<$store as SqlDialect>::BEGIN_ENGINE_WRITE).await?;
                     // Artifacts first: if the fence below refuses, they roll
                     // back with everything else.
                     let findings: Vec<&NewFinding> = items
@@ -1187,6 +1226,7 @@ macro_rules! impl_sql_repositories {
                     lease_for: std::time::Duration,
                 ) -> StoreResult<LeaseState> {
                     let now = Timestamp::now();
+                    let _turn = self.write_turn().await;
                     let abort: Option<(bool,)> = sqlx::query_as(
                         "UPDATE bulk_operation_runs SET lease_expires_at = $3, heartbeat_at = $4 \
                          WHERE id = $1 AND attempt = $2 AND status = 'running' \
@@ -1207,7 +1247,7 @@ macro_rules! impl_sql_repositories {
 
                 async fn finish_aborted(&self, lease: &Lease) -> StoreResult<bool> {
                     let now = Timestamp::now();
-                    let mut tx = self.pool.begin_with(<$store as SqlDialect>::BEGIN_WRITE).await?;
+                    let (_turn, mut tx) = self.begin_write(<$store as SqlDialect>::BEGIN_ENGINE_WRITE).await?;
                     let row: Option<RunStateRow> = sqlx::query_as(&format!(
                         "UPDATE bulk_operation_runs SET status = 'aborted', finished_at = $3, updated_at = $3, \
                          lease_expires_at = NULL WHERE id = $1 AND attempt = $2 AND status = 'running' \
@@ -1227,7 +1267,7 @@ macro_rules! impl_sql_repositories {
                 async fn rescue_expired(&self) -> StoreResult<RescueReport> {
                     let now = Timestamp::now();
                     let mut report = RescueReport::default();
-                    let mut tx = self.pool.begin_with(<$store as SqlDialect>::BEGIN_WRITE).await?;
+                    let (_turn, mut tx) = self.begin_write(<$store as SqlDialect>::BEGIN_ENGINE_WRITE).await?;
                     let expired: Vec<RunStateRow> = sqlx::query_as(&format!(
                         "SELECT {RUN_STATE_COLUMNS} FROM bulk_operation_runs \
                          WHERE status = 'running' AND lease_expires_at < $1 \
@@ -1308,7 +1348,7 @@ macro_rules! impl_sql_repositories {
                     audit: NewAuditEntry,
                 ) -> StoreResult<AbortOutcome> {
                     let now = Timestamp::now();
-                    let mut tx = self.pool.begin_with(<$store as SqlDialect>::BEGIN_WRITE).await?;
+                    let (_turn, mut tx) = self.begin_write(<$store as SqlDialect>::BEGIN_WRITE).await?;
                     let pending: Option<RunStateRow> = sqlx::query_as(&format!(
                         "UPDATE bulk_operation_runs SET status = 'aborted', cancel_requested_at = $3, \
                          finished_at = $3, updated_at = $3 \

@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
     pub(crate) queued: Arc<Notify>,
+    write_gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqliteStore {
@@ -42,14 +43,20 @@ impl SqliteStore {
         Ok(Self {
             pool,
             queued: Arc::default(),
+            write_gate: Arc::default(),
         })
     }
 }
 
 impl SqlDialect for SqliteStore {
+    const BEGIN_ENGINE_WRITE: &'static str = "BEGIN IMMEDIATE";
     const SKIP_LOCKED: &'static str = "";
     const NOTIFY_QUEUED: &'static str = "";
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+
+    fn write_gate(&self) -> Option<&Arc<tokio::sync::Mutex<()>>> {
+        Some(&self.write_gate)
+    }
 }
 
 #[async_trait]

@@ -197,18 +197,6 @@ pub struct NewAuditEntry {
     pub metadata: serde_json::Value,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditEntry {
-    pub id: AuditLogId,
-    pub tenant_id: TenantId,
-    pub user_id: Option<UserId>,
-    pub action: String,
-    pub resource: String,
-    pub resource_id: Option<String>,
-    pub metadata: serde_json::Value,
-    pub created_at: Timestamp,
-}
-
 /// One claim of a run. Every write a worker makes after claiming is fenced
 /// on it: once the run was rescued, aborted or claimed again, the lease's
 /// writes change nothing.

@@ -1,7 +1,7 @@
 //! Small pieces shared by pages.
 
 use crate::api::AppError;
-use crate::domain::{Counters, RunStatus, StatusBucket};
+use crate::domain::{Counters, RunStatus, StatusBucket, Timestamp};
 use leptos::prelude::*;
 
 /// The 404 page. On the server it also sets the response status.
@@ -86,4 +86,32 @@ pub fn Outcome(counters: Counters) -> impl IntoView {
 
 pub fn bucket_tab_label(bucket: Option<StatusBucket>) -> &'static str {
     bucket.map_or("All", StatusBucket::label)
+}
+
+/// A moment in the viewer's time zone. The server, and the browser's first
+/// render (so hydration matches), show UTC; once hydrated it turns local.
+#[component]
+pub fn LocalTime(at: Timestamp) -> impl IntoView {
+    let local = RwSignal::new(None::<String>);
+    Effect::new(move |_| local.set(Some(local_text(at))));
+    view! {
+        <time datetime=at.to_rfc3339() title=at.to_rfc3339()>
+            {move || local.get().unwrap_or_else(|| at.short_utc())}
+        </time>
+    }
+}
+
+#[cfg(feature = "hydrate")]
+fn local_text(at: Timestamp) -> String {
+    use wasm_bindgen::JsValue;
+    let date = js_sys::Date::new(&JsValue::from_f64(at.0 as f64 / 1_000.0));
+    let options = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&options, &"dateStyle".into(), &"medium".into());
+    let _ = js_sys::Reflect::set(&options, &"timeStyle".into(), &"medium".into());
+    date.to_locale_string("default", &options).into()
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn local_text(at: Timestamp) -> String {
+    at.short_utc()
 }

@@ -1,6 +1,8 @@
 use crate::api::runs::{hub_runs, HubData, HubQuery};
 use crate::domain::{format_duration, RunSummary, StatusBucket};
-use crate::ui::components::{bucket_tab_label, ErrorView, Outcome, Progress, StatusBadge};
+use crate::ui::components::{
+    bucket_tab_label, ErrorView, LocalTime, Outcome, Progress, StatusBadge,
+};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -140,7 +142,7 @@ fn RunRow(run: RunSummary, slug: String) -> impl IntoView {
             <td class="progress-cell"><Progress counters=run.counters /></td>
             <td><Outcome counters=run.counters /></td>
             <td>{run.initiator_name}</td>
-            <td><time datetime=run.created_at.to_rfc3339()>{run.created_at.short_utc()}</time></td>
+            <td><LocalTime at=run.created_at /></td>
             <td>{duration}</td>
         </tr>
     }

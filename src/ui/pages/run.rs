@@ -1,117 +1,373 @@
-use crate::api::runs::{run_page, RunPageData};
-use crate::domain::{format_duration, FailureKind, Timestamp};
-use crate::ui::components::{ErrorView, Outcome, Progress, StatusBadge};
+use crate::api::operations::{AbortRun, RetryRun};
+use crate::api::runs::{run_page, RunPageData, RunScope};
+use crate::domain::{
+    failure_counts, format_duration, FailureEntry, FailureKind, Finding, ReasonCode, RunSummary,
+    Timestamp,
+};
+use crate::ui::components::{ErrorView, LocalTime, Outcome, Progress, StatusBadge};
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
-/// `/t/{tenant}/operations/{run_id}`: every field of one run.
+/// Failure entries per page of the per-item table.
+const ENTRIES_PER_PAGE: usize = 50;
+
+/// `/t/{tenant}/operations/{run_id}`: everything about one run, with the
+/// operator's actions on it.
 #[component]
 pub fn RunPage() -> impl IntoView {
     let params = use_params_map();
+    let abort = ServerAction::<AbortRun>::new();
+    let retry = ServerAction::<RetryRun>::new();
     let data = Resource::new(
         move || {
             let p = params.read();
             (
                 p.get("tenant").unwrap_or_default(),
                 p.get("run_id").unwrap_or_default(),
+                abort.version().get(),
             )
         },
-        |(tenant, run_id)| run_page(tenant, run_id),
+        |(tenant, run_id, _)| run_page(tenant, run_id),
     );
     view! {
-        <Suspense fallback=|| view! { <p class="loading">"Loading run…"</p> }>
+        <Transition fallback=|| view! { <p class="loading">"Loading run…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
-                    Ok(page) => view! { <RunView page /> }.into_any(),
+                    Ok(page) => view! { <RunView page abort retry /> }.into_any(),
                     Err(error) => view! { <ErrorView error /> }.into_any(),
                 }
             })}
-        </Suspense>
+        </Transition>
     }
 }
 
 fn time_cell(value: Option<Timestamp>) -> AnyView {
     match value {
-        Some(t) => view! { <time datetime=t.to_rfc3339()>{t.to_rfc3339()}</time> }.into_any(),
+        Some(at) => view! { <LocalTime at /> }.into_any(),
         None => "—".into_any(),
     }
 }
 
 #[component]
-fn RunView(page: RunPageData) -> impl IntoView {
-    let RunPageData { tenant, run } = page;
+fn RunView(
+    page: RunPageData,
+    abort: ServerAction<AbortRun>,
+    retry: ServerAction<RetryRun>,
+) -> impl IntoView {
+    let query = use_query_map();
+    let RunPageData {
+        tenant,
+        run,
+        can_operate,
+        scope,
+        joins,
+        retries,
+        audit,
+        findings,
+    } = page;
     let summary = run.summary.clone();
-    let hub = format!("/t/{}/operations", tenant.slug);
+    let slug = tenant.slug.clone();
+    let base = format!("/t/{slug}/operations");
     let duration = summary
         .started_at
         .zip(summary.finished_at)
         .map(|(start, end)| format_duration(start, end))
         .unwrap_or_else(|| "—".into());
-    let (skipped, failed): (Vec<_>, Vec<_>) = run
-        .failures
-        .iter()
-        .cloned()
-        .partition(|f| f.kind == FailureKind::Skipped);
-    let params = serde_json::to_string_pretty(&run.params).unwrap_or_default();
-    let entry_rows = |entries: Vec<crate::domain::FailureEntry>| {
-        entries
-            .into_iter()
-            .map(|f| {
-                view! {
-                    <tr>
-                        <td><code>{f.item_id.unwrap_or_else(|| "—".into())}</code></td>
-                        <td><code>{f.reason_code.as_str()}</code></td>
-                        <td>{f.reason}</td>
-                    </tr>
-                }
-            })
-            .collect_view()
+    let joined = query.read_untracked().get("joined").is_some();
+    let action_error = move || {
+        abort
+            .value()
+            .get()
+            .and_then(Result::err)
+            .or_else(|| retry.value().get().and_then(|r| r.err()))
+            .map(|e| e.to_string())
     };
+    let action_notice = move || abort.value().get().and_then(Result::ok);
+    let actions = can_operate.then(|| {
+        let id = summary.id.to_string();
+        let abortable = summary.status.is_active();
+        let retryable = summary.status.is_terminal() && summary.counters.failed > 0;
+        let (abort_tenant, abort_id) = (slug.clone(), id.clone());
+        let (retry_tenant, retry_id) = (slug.clone(), id);
+        view! {
+            <div class="actions">
+                {abortable.then(|| view! {
+                    <ActionForm action=abort attr:class="inline-form" attr:data-testid="abort-form">
+                        <input type="hidden" name="tenant" value=abort_tenant.clone() />
+                        <input type="hidden" name="run_id" value=abort_id.clone() />
+                        <button type="submit" class="button danger">"Abort"</button>
+                    </ActionForm>
+                })}
+                {retryable.then(|| view! {
+                    <ActionForm action=retry attr:class="inline-form" attr:data-testid="retry-form">
+                        <input type="hidden" name="tenant" value=retry_tenant.clone() />
+                        <input type="hidden" name="run_id" value=retry_id.clone() />
+                        <button type="submit" class="button">"Retry failed items"</button>
+                    </ActionForm>
+                })}
+            </div>
+        }
+    });
+    let run_link = |other: &RunSummary| {
+        view! {
+            <li>
+                <a href=format!("{base}/{}", other.id)>{other.operation.label()}</a>" "
+                <StatusBadge status=other.status />" "
+                <LocalTime at=other.created_at />
+            </li>
+        }
+    };
+    let retry_list = (!retries.is_empty()).then(|| {
+        view! {
+            <dt>"Retried by"</dt>
+            <dd><ul class="plain" data-testid="retries">{retries.iter().map(run_link).collect_view()}</ul></dd>
+        }
+    });
+    let join_list = if joins.is_empty() {
+        view! { "none" }.into_any()
+    } else {
+        view! {
+            <ul class="plain" data-testid="joins">
+                {joins.into_iter().map(|join| view! {
+                    <li>{join.user_name}" · "<LocalTime at=join.at /></li>
+                }).collect_view()}
+            </ul>
+        }
+        .into_any()
+    };
+
     view! {
         <Title text=format!("{} · {}", summary.operation.label(), tenant.name) />
-        <p class="crumbs"><a href=hub>{tenant.name.clone()}" operations"</a></p>
+        <p class="crumbs"><a href=base.clone()>{tenant.name.clone()}" operations"</a></p>
+        {joined.then(|| view! {
+            <p class="notice" role="status" data-testid="joined-notice">
+                "Already running — you joined it instead of starting another."
+            </p>
+        })}
         <div class="page-head">
             <h1>{summary.operation.label()}</h1>
             <StatusBadge status=summary.status />
+            {actions}
         </div>
+        {move || action_error().map(|message| view! {
+            <p class="form-error" role="alert" data-testid="action-error">{message}</p>
+        })}
+        {move || action_notice().map(|message| view! {
+            <p class="notice" role="status" data-testid="action-notice">{message}</p>
+        })}
         <section class="card">
             <Progress counters=summary.counters />
             <p><Outcome counters=summary.counters />" (succeeded / failed / skipped)"</p>
         </section>
         <dl class="fields">
             <dt>"Run id"</dt><dd><code data-testid="run-id">{summary.id.to_string()}</code></dd>
-            <dt>"Operation"</dt><dd><code>{summary.operation.code()}</code></dd>
+            <dt>"Operation"</dt><dd>{summary.operation.label()}" "<code>{summary.operation.code()}</code></dd>
             <dt>"Status"</dt><dd>{summary.status.as_str()}" ("{summary.bucket().label()}")"</dd>
-            <dt>"Total items"</dt><dd>{summary.counters.total}</dd>
-            <dt>"Processed"</dt><dd>{summary.counters.processed}</dd>
-            <dt>"Succeeded"</dt><dd>{summary.counters.succeeded}</dd>
-            <dt>"Failed"</dt><dd>{summary.counters.failed}</dd>
-            <dt>"Skipped"</dt><dd>{summary.counters.skipped}</dd>
+            <dt>"Items"</dt>
+            <dd>{format!(
+                "{} total · {} processed · {} succeeded · {} failed · {} skipped",
+                summary.counters.total, summary.counters.processed, summary.counters.succeeded,
+                summary.counters.failed, summary.counters.skipped
+            )}</dd>
             <dt>"Initiator"</dt><dd>{summary.initiator_name.clone()}</dd>
-            <dt>"Idempotency key"</dt><dd><code>{summary.idempotency_key.clone()}</code></dd>
             <dt>"Queued"</dt><dd>{time_cell(Some(summary.created_at))}</dd>
             <dt>"Started"</dt><dd>{time_cell(summary.started_at)}</dd>
             <dt>"Finished"</dt><dd>{time_cell(summary.finished_at)}</dd>
             <dt>"Duration"</dt><dd>{duration}</dd>
-            <dt>"Updated"</dt><dd>{time_cell(Some(run.updated_at))}</dd>
+            <dt>"Idempotency key"</dt><dd><code>{summary.idempotency_key.clone()}</code></dd>
             <dt>"Attempt"</dt><dd>{format!("{} of {}", run.attempt, run.max_attempts)}</dd>
-            <dt>"Lease"</dt><dd>{run.lease_owner.clone().unwrap_or_else(|| "—".into())}" "{time_cell(run.lease_expires_at)}</dd>
-            <dt>"Heartbeat"</dt><dd>{time_cell(run.heartbeat_at)}</dd>
+            <dt>"Worker"</dt><dd>{run.lease_owner.clone().unwrap_or_else(|| "—".into())}</dd>
             <dt>"Abort requested"</dt><dd>{time_cell(run.cancel_requested_at)}</dd>
-            <dt>"Audit entry"</dt><dd>{run.audit_log_id.map_or_else(|| "—".to_string(), |id| id.to_string())}</dd>
-            <dt>"Parameters"</dt><dd><pre>{params}</pre></dd>
-            <dt>"Items"</dt><dd>{format!("{} in scope", run.item_ids.len())}</dd>
+            <dt>"Joined by"</dt><dd>{join_list}</dd>
+            {run.retry_of.map(|of| view! {
+                <dt>"Retry of"</dt>
+                <dd><a data-testid="retry-of" href=format!("{base}/{of}")>{of.to_string()}</a></dd>
+            })}
+            {retry_list}
         </dl>
-        <h2>"Failures ("{failed.len()}")"</h2>
-        <table class="entries" data-testid="failures-table">
-            <thead><tr><th scope="col">"Item"</th><th scope="col">"Reason code"</th><th scope="col">"Reason"</th></tr></thead>
-            <tbody>{entry_rows(failed)}</tbody>
-        </table>
-        <h2>"Skipped ("{skipped.len()}")"</h2>
-        <table class="entries" data-testid="skipped-table">
-            <thead><tr><th scope="col">"Item"</th><th scope="col">"Reason code"</th><th scope="col">"Reason"</th></tr></thead>
-            <tbody>{entry_rows(skipped)}</tbody>
+        <ScopeView scope params=run.params.clone() />
+        <FailuresView failures=run.failures.clone() failed=summary.counters.failed
+            skipped=summary.counters.skipped />
+        <h2>"Audit"</h2>
+        {match audit {
+            Some(entry) => view! {
+                <p data-testid="audit-entry">
+                    <code>{entry.action}</code>" · "<LocalTime at=entry.created_at />
+                </p>
+            }.into_any(),
+            None => view! { <p class="muted">"No audit entry (imported or demo data)."</p> }.into_any(),
+        }}
+        <FindingsView findings=findings.items more=findings.older.is_some() slug run_id=summary.id.to_string() />
+    }
+}
+
+#[component]
+fn ScopeView(scope: RunScope, params: serde_json::Value) -> impl IntoView {
+    let body = match scope {
+        RunScope::Drift {
+            scope_key,
+            baseline_run_id,
+            current_run_id,
+        } => view! {
+            <dl class="fields">
+                <dt>"Scope key"</dt><dd><code>{scope_key}</code></dd>
+                <dt>"Baseline sync"</dt><dd><code>{baseline_run_id.to_string()}</code></dd>
+                <dt>"Current sync"</dt><dd><code>{current_run_id.to_string()}</code></dd>
+            </dl>
+        }
+        .into_any(),
+        RunScope::AddPolicies {
+            backup_set_id,
+            backup_set_name,
+            include_payload,
+            policies,
+        } => view! {
+            <dl class="fields">
+                <dt>"Backup set"</dt>
+                <dd>{backup_set_name}" "<code>{backup_set_id.to_string()}</code></dd>
+                <dt>"Snapshot"</dt>
+                <dd>{if include_payload { "metadata and payload" } else { "metadata only" }}</dd>
+                <dt>"Policies"</dt>
+                <dd>
+                    <ul class="plain" data-testid="scope-policies">
+                        {policies.into_iter().map(|(id, name)| view! {
+                            <li>{name}" "<code class="muted">{id}</code></li>
+                        }).collect_view()}
+                    </ul>
+                </dd>
+            </dl>
+        }
+        .into_any(),
+        RunScope::Unreadable => view! {
+            <pre>{serde_json::to_string_pretty(&params).unwrap_or_default()}</pre>
+        }
+        .into_any(),
+    };
+    view! { <h2>"Scope"</h2>{body} }
+}
+
+/// Failures grouped by reason code, then the per-item entries (paged,
+/// filterable by reason code through the URL), skipped items apart.
+#[component]
+fn FailuresView(failures: Vec<FailureEntry>, failed: i64, skipped: i64) -> impl IntoView {
+    let query = use_query_map();
+    let location = leptos_router::hooks::use_location();
+    let q = query.read_untracked();
+    let reason = q.get("reason").and_then(|r| ReasonCode::parse(&r).ok());
+    let page: usize = q
+        .get("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let path = location.pathname.get_untracked();
+    let link = move |reason: Option<ReasonCode>, page: usize| {
+        let mut params = Vec::new();
+        if let Some(code) = reason {
+            params.push(format!("reason={}", code.as_str()));
+        }
+        if page > 1 {
+            params.push(format!("page={page}"));
+        }
+        if params.is_empty() {
+            format!("{path}#failures")
+        } else {
+            format!("{path}?{}#failures", params.join("&"))
+        }
+    };
+    let (skipped_entries, failed_entries): (Vec<_>, Vec<_>) = failures
+        .into_iter()
+        .partition(|f| f.kind == FailureKind::Skipped);
+    let groups = failure_counts(&failed_entries);
+    let shown: Vec<FailureEntry> = failed_entries
+        .iter()
+        .filter(|f| reason.is_none_or(|code| f.reason_code == code))
+        .cloned()
+        .collect();
+    let pages = shown.len().div_ceil(ENTRIES_PER_PAGE).max(1);
+    let page = page.min(pages);
+    let rows: Vec<FailureEntry> = shown
+        .into_iter()
+        .skip((page - 1) * ENTRIES_PER_PAGE)
+        .take(ENTRIES_PER_PAGE)
+        .collect();
+    let listed_note = (failed_entries.len() as i64) < failed;
+    view! {
+        <h2 id="failures">"Failures ("{failed}")"</h2>
+        {(failed == 0).then(|| view! { <p class="muted">"No item failed."</p> })}
+        <ul class="chips" data-testid="failure-groups">
+            {(!groups.is_empty()).then(|| view! {
+                <li><a class:active=reason.is_none() href=link(None, 1)>"All"</a></li>
+            })}
+            {groups.into_iter().map(|(code, n)| view! {
+                <li data-testid="failure-group" data-reason=code.as_str()>
+                    <a class:active=reason == Some(code) href=link(Some(code), 1)>
+                        <code>{code.as_str()}</code>" "<span class="count">{n}</span>
+                    </a>
+                </li>
+            }).collect_view()}
+        </ul>
+        {listed_note.then(|| view! {
+            <p class="muted">{format!("The first {} failures are listed.", failed_entries.len())}</p>
+        })}
+        {(!rows.is_empty()).then(|| view! {
+            <EntryTable entries=rows testid="failures-table" />
+        })}
+        {(pages > 1).then(|| view! {
+            <nav class="pager" aria-label="Failure pages">
+                {(page > 1).then(|| view! { <a rel="prev" href=link(reason, page - 1)>"← Previous"</a> })}
+                <span>{format!("Page {page} of {pages}")}</span>
+                {(page < pages).then(|| view! { <a rel="next" href=link(reason, page + 1)>"Next →"</a> })}
+            </nav>
+        })}
+        <h2>"Skipped ("{skipped}")"</h2>
+        {if skipped_entries.is_empty() {
+            view! { <p class="muted">"Nothing was skipped."</p> }.into_any()
+        } else {
+            view! { <EntryTable entries=skipped_entries testid="skipped-table" /> }.into_any()
+        }}
+    }
+}
+
+#[component]
+fn EntryTable(entries: Vec<FailureEntry>, testid: &'static str) -> impl IntoView {
+    view! {
+        <table class="entries" data-testid=testid>
+            <thead><tr>
+                <th scope="col">"Item"</th><th scope="col">"Reason code"</th><th scope="col">"Reason"</th>
+            </tr></thead>
+            <tbody>
+                {entries.into_iter().map(|f| view! {
+                    <tr>
+                        <td><code>{f.item_id.unwrap_or_else(|| "—".into())}</code></td>
+                        <td><code>{f.reason_code.as_str()}</code></td>
+                        <td>{f.reason}</td>
+                    </tr>
+                }).collect_view()}
+            </tbody>
         </table>
     }
+}
+
+#[component]
+fn FindingsView(findings: Vec<Finding>, more: bool, slug: String, run_id: String) -> impl IntoView {
+    let all = format!("/t/{slug}/findings?run={run_id}");
+    (!findings.is_empty()).then(|| {
+        view! {
+            <h2>"Findings produced"</h2>
+            <ul class="plain" data-testid="run-findings">
+                {findings.into_iter().map(|f| view! {
+                    <li>
+                        <span class=format!("badge finding-{}", f.finding_type.as_str())>
+                            {f.finding_type.as_str()}
+                        </span>" "
+                        <code>{format!("{}:{}", f.subject_type, f.subject_external_id)}</code>
+                    </li>
+                }).collect_view()}
+            </ul>
+            <p><a data-testid="run-findings-link" href=all>
+                {if more { "All findings of this run →" } else { "Open in findings →" }}
+            </a></p>
+        }
+    })
 }

@@ -1,0 +1,121 @@
+//! Drift findings: listed with filters, acknowledged by operators.
+
+use super::AppError;
+use crate::domain::*;
+use leptos::prelude::*;
+use leptos::server_fn::codec::Json;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FindingsData {
+    pub tenant: Tenant,
+    pub findings: Page<Finding>,
+    pub can_acknowledge: bool,
+}
+
+/// The findings page's query as it appears in the URL.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindingsQuery {
+    pub status: Option<String>,
+    pub scope: Option<String>,
+    pub subject_type: Option<String>,
+    pub run: Option<String>,
+    pub older: Option<String>,
+    pub newer: Option<String>,
+}
+
+impl FindingsQuery {
+    pub fn to_query_string(&self) -> String {
+        let pairs: Vec<String> = [
+            ("status", &self.status),
+            ("scope", &self.scope),
+            ("subject_type", &self.subject_type),
+            ("run", &self.run),
+            ("older", &self.older),
+            ("newer", &self.newer),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| {
+            value
+                .as_ref()
+                .filter(|v| !v.is_empty())
+                .map(|v| format!("{key}={}", encode_component(v)))
+        })
+        .collect();
+        if pairs.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", pairs.join("&"))
+        }
+    }
+
+    /// Empty fields (a submitted filter form) mean "any".
+    pub fn parse(&self) -> Result<(FindingFilter, PageRequest), ParseError> {
+        let given = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
+        let filter = FindingFilter {
+            status: given(&self.status)
+                .map(|s| FindingStatus::parse(&s))
+                .transpose()?,
+            scope_key: given(&self.scope),
+            subject_type: given(&self.subject_type),
+            produced_by: given(&self.run).map(|r| RunId::parse(&r)).transpose()?,
+        };
+        let page = match (given(&self.older), given(&self.newer)) {
+            (Some(_), Some(_)) => {
+                return Err(ParseError("use either `older` or `newer`, not both".into()))
+            }
+            (Some(c), None) => PageRequest::older_than(Cursor::parse(&c)?, DEFAULT_PAGE_SIZE),
+            (None, Some(c)) => PageRequest::newer_than(Cursor::parse(&c)?, DEFAULT_PAGE_SIZE),
+            (None, None) => PageRequest::first(DEFAULT_PAGE_SIZE),
+        };
+        Ok((filter, page))
+    }
+}
+
+#[server(endpoint = "findings/list", input = Json)]
+pub async fn list_findings(tenant: String, query: FindingsQuery) -> Result<FindingsData, AppError> {
+    super::ssr::respond(
+        async {
+            let access = super::ssr::authorize(&tenant, Role::Viewer).await?;
+            let (filter, page) = query.parse()?;
+            let store = super::ssr::store()?;
+            let role = store
+                .membership(access.user.id, &access.tenant.slug)
+                .await?
+                .map(|m| m.role);
+            Ok(FindingsData {
+                findings: store.list_findings(access.tenant.id, &filter, page).await?,
+                can_acknowledge: role.is_some_and(|r| r >= Role::Operator),
+                tenant: access.tenant,
+            })
+        }
+        .await,
+    )
+}
+
+/// Acknowledges findings; `ids` is a comma-separated list (one id from a
+/// row's button, all shown ids from "acknowledge all on this page").
+#[server(endpoint = "findings/acknowledge")]
+pub async fn acknowledge_findings(tenant: String, ids: String) -> Result<u64, AppError> {
+    super::ssr::respond(
+        async {
+            let access = super::ssr::authorize(&tenant, Role::Operator).await?;
+            let ids = ids
+                .split(',')
+                .map(str::trim)
+                .filter(|id| !id.is_empty())
+                .map(FindingId::parse)
+                .collect::<Result<Vec<_>, _>>()?;
+            if ids.is_empty() || ids.len() > 500 {
+                return Err(AppError::BadRequest(
+                    "acknowledge 1 to 500 findings at a time".into(),
+                ));
+            }
+            // Other tenants' ids simply match nothing.
+            Ok(super::ssr::store()?
+                .acknowledge_findings(access.tenant.id, &ids, access.user.id)
+                .await?)
+        }
+        .await,
+    )
+}
