@@ -12,6 +12,12 @@ use tokio::sync::Notify;
 #[derive(Clone)]
 pub struct PgStore {
     pub(crate) pool: PgPool,
+    /// The engine's own connections (claims, progress, heartbeats, rescue).
+    /// They commit without waiting for the WAL flush: a database crash can
+    /// lose the last moments of progress — whole batches, since artifacts,
+    /// counters and notification commit together — and rescue redoes them.
+    /// Operators' writes (starts, aborts) go through `pool` and stay durable.
+    pub(crate) engine_pool: PgPool,
     pub(crate) queued: Arc<Notify>,
     listening: Arc<std::sync::Once>,
 }
@@ -42,16 +48,23 @@ impl PgStore {
             .close()
             .await
             .ok();
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await
-            .map_err(|e| {
-                StoreError::Connect(format!("cannot reach PostgreSQL at {target}: {e}"))
-            })?;
+        let pool_options = || {
+            PgPoolOptions::new()
+                .max_connections(max_connections.max(1))
+                .acquire_timeout(Duration::from_secs(10))
+        };
+        // Opened when the engine first needs it (web-only processes never do).
+        let engine_pool = pool_options().connect_lazy_with(
+            options
+                .clone()
+                .options([("synchronous_commit", "off")]),
+        );
+        let pool = pool_options().connect_with(options).await.map_err(|e| {
+            StoreError::Connect(format!("cannot reach PostgreSQL at {target}: {e}"))
+        })?;
         Ok(Self {
             pool,
+            engine_pool,
             queued: Arc::default(),
             listening: Arc::new(std::sync::Once::new()),
         })
@@ -59,7 +72,6 @@ impl PgStore {
 }
 
 impl SqlDialect for PgStore {
-    const BEGIN_ENGINE_WRITE: &'static str = "BEGIN; SET LOCAL synchronous_commit = off";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const NOTIFY_QUEUED: &'static str = concat!("SELECT pg_notify('", queued_channel!(), "', '')");
     const BEGIN_WRITE: &'static str = "BEGIN";

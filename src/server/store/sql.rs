@@ -10,12 +10,6 @@ pub trait SqlDialect {
     /// a deferred transaction that reads first fails with SQLITE_BUSY when it
     /// later tries to write.
     const BEGIN_WRITE: &'static str;
-    /// Starts one of the engine's own write transactions (claims, progress,
-    /// rescue). On PostgreSQL these commit without waiting for the WAL flush:
-    /// a database crash can lose the last moments of progress, whole batches
-    /// at a time (artifacts, counters and notification commit together), and
-    /// rescue redoes them. Operators' writes (starts, aborts) stay durable.
-    const BEGIN_ENGINE_WRITE: &'static str;
     /// Appended to the queue's row-picking SELECTs: PostgreSQL skips rows
     /// another worker has locked; SQLite serialises writers anyway.
     const SKIP_LOCKED: &'static str;
@@ -291,13 +285,17 @@ macro_rules! impl_sql_repositories {
                     }
                 }
 
-                /// A write transaction begun with `begin`, in this writer's turn.
-                async fn begin_write(
-                    &self,
-                    begin: &'static str,
-                ) -> StoreResult<(WriteTurn, sqlx::Transaction<'static, $db>)> {
+                /// A write transaction, in this writer's turn.
+                async fn begin_write(&self) -> StoreResult<(WriteTurn, sqlx::Transaction<'static, $db>)> {
                     let turn = self.write_turn().await;
-                    Ok((turn, self.pool.begin_with(begin).await?))
+                    Ok((turn, self.pool.begin_with(<$store as SqlDialect>::BEGIN_WRITE).await?))
+                }
+
+                /// One of the engine's own write transactions (progress,
+                /// rescue), on the engine's connections (see `engine_pool`).
+                async fn begin_engine_write(&self) -> StoreResult<(WriteTurn, sqlx::Transaction<'static, $db>)> {
+                    let turn = self.write_turn().await;
+                    Ok((turn, self.engine_pool.begin_with(<$store as SqlDialect>::BEGIN_WRITE).await?))
                 }
             }
 
@@ -450,7 +448,7 @@ macro_rules! impl_sql_repositories {
             #[async_trait]
             impl RunRepository for $store {
                 async fn start_run(&self, run: NewRun) -> StoreResult<StartedRun> {
-                    let (_turn, mut tx) = self.begin_write(<$store as SqlDialect>::BEGIN_WRITE).await?;
+                    let (_turn, mut tx) = self.begin_write().await?;
                     // The partial unique index decides: either our row goes in, or
                     // the conflicting active row is "updated" (a no-op) and returned.
                     let (id,): (RunId,) = sqlx::query_as(&format!(
@@ -755,7 +753,7 @@ macro_rules! impl_sql_repositories {
             #[async_trait]
             impl InventoryRepository for $store {
                 async fn record_inventory_sync(&self, sync: NewInventorySync) -> StoreResult<InventorySync> {
-                    let (_turn, mut tx) = self.begin_write(<$store as SqlDialect>::BEGIN_WRITE).await?;
+                    let (_turn, mut tx) = self.begin_write().await?;
                     let row: InventorySyncRow = sqlx::query_as(&format!(
                         "INSERT INTO inventory_sync_runs (id, tenant_id, selection_hash, status, \
                          item_count, created_at, finished_at) \
@@ -1081,7 +1079,7 @@ macro_rules! impl_sql_repositories {
                     lease_for: std::time::Duration,
                 ) -> StoreResult<Option<ClaimedRun>> {
                     let now = Timestamp::now();
-                    let (_turn, mut tx) = self.begin_write(<$store as SqlDialect>::BEGIN_ENGINE_WRITE).await?;
+                    let _turn = self.write_turn().await;
                     let row: Option<ClaimRow> = sqlx::query_as(&format!(
                         "UPDATE bulk_operation_runs SET status = 'running', attempt = attempt + 1, \
                          lease_owner = $1, lease_expires_at = $2, heartbeat_at = $3, \
@@ -1094,9 +1092,8 @@ macro_rules! impl_sql_repositories {
                     .bind(owner)
                     .bind(lease_expiry(now, lease_for))
                     .bind(now)
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&self.engine_pool)
                     .await?;
-                    tx.commit().await?;
                     row.map(|row| row.into_domain(now)).transpose()
                 }
 
@@ -1108,7 +1105,7 @@ macro_rules! impl_sql_repositories {
                     finish: bool,
                 ) -> StoreResult<ProgressOutcome> {
                     let now = Timestamp::now();
-                    let (_turn, mut tx) = self.begin_write(<$store as SqlDialect>::BEGIN_ENGINE_WRITE).await?;
+                    let (_turn, mut tx) = self.begin_engine_write().await?;
                     // Artifacts first: if the fence below refuses, they roll
                     // back with everything else.
                     let findings: Vec<&NewFinding> = items
@@ -1236,7 +1233,7 @@ macro_rules! impl_sql_repositories {
                     .bind(lease.attempt)
                     .bind(lease_expiry(now, lease_for))
                     .bind(now)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.engine_pool)
                     .await?;
                     Ok(match abort {
                         None => LeaseState::Lost,
@@ -1247,7 +1244,7 @@ macro_rules! impl_sql_repositories {
 
                 async fn finish_aborted(&self, lease: &Lease) -> StoreResult<bool> {
                     let now = Timestamp::now();
-                    let (_turn, mut tx) = self.begin_write(<$store as SqlDialect>::BEGIN_ENGINE_WRITE).await?;
+                    let (_turn, mut tx) = self.begin_engine_write().await?;
                     let row: Option<RunStateRow> = sqlx::query_as(&format!(
                         "UPDATE bulk_operation_runs SET status = 'aborted', finished_at = $3, updated_at = $3, \
                          lease_expires_at = NULL WHERE id = $1 AND attempt = $2 AND status = 'running' \
@@ -1267,7 +1264,7 @@ macro_rules! impl_sql_repositories {
                 async fn rescue_expired(&self) -> StoreResult<RescueReport> {
                     let now = Timestamp::now();
                     let mut report = RescueReport::default();
-                    let (_turn, mut tx) = self.begin_write(<$store as SqlDialect>::BEGIN_ENGINE_WRITE).await?;
+                    let (_turn, mut tx) = self.begin_engine_write().await?;
                     let expired: Vec<RunStateRow> = sqlx::query_as(&format!(
                         "SELECT {RUN_STATE_COLUMNS} FROM bulk_operation_runs \
                          WHERE status = 'running' AND lease_expires_at < $1 \
@@ -1348,7 +1345,7 @@ macro_rules! impl_sql_repositories {
                     audit: NewAuditEntry,
                 ) -> StoreResult<AbortOutcome> {
                     let now = Timestamp::now();
-                    let (_turn, mut tx) = self.begin_write(<$store as SqlDialect>::BEGIN_WRITE).await?;
+                    let (_turn, mut tx) = self.begin_write().await?;
                     let pending: Option<RunStateRow> = sqlx::query_as(&format!(
                         "UPDATE bulk_operation_runs SET status = 'aborted', cancel_requested_at = $3, \
                          finished_at = $3, updated_at = $3 \

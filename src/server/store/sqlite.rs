@@ -12,6 +12,8 @@ use tokio::sync::Notify;
 #[derive(Clone)]
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
+    /// The same pool: one file, one writer at a time, nothing to tune apart.
+    pub(crate) engine_pool: SqlitePool,
     pub(crate) queued: Arc<Notify>,
     write_gate: Arc<tokio::sync::Mutex<()>>,
 }
@@ -41,6 +43,7 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Connect(format!("cannot open the SQLite database: {e}")))?;
         Ok(Self {
+            engine_pool: pool.clone(),
             pool,
             queued: Arc::default(),
             write_gate: Arc::default(),
@@ -49,7 +52,6 @@ impl SqliteStore {
 }
 
 impl SqlDialect for SqliteStore {
-    const BEGIN_ENGINE_WRITE: &'static str = "BEGIN IMMEDIATE";
     const SKIP_LOCKED: &'static str = "";
     const NOTIFY_QUEUED: &'static str = "";
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
