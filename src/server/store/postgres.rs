@@ -54,11 +54,8 @@ impl PgStore {
                 .acquire_timeout(Duration::from_secs(10))
         };
         // Opened when the engine first needs it (web-only processes never do).
-        let engine_pool = pool_options().connect_lazy_with(
-            options
-                .clone()
-                .options([("synchronous_commit", "off")]),
-        );
+        let engine_pool = pool_options()
+            .connect_lazy_with(options.clone().options([("synchronous_commit", "off")]));
         let pool = pool_options().connect_with(options).await.map_err(|e| {
             StoreError::Connect(format!("cannot reach PostgreSQL at {target}: {e}"))
         })?;
