@@ -291,13 +291,15 @@ fn server_fn_case(path: &str) -> Option<ServerFnCase> {
             form(&[("tenant", slug), ("user_id", user)])
         }),
         "/api/operations/start-drift" => case(Some(Role::Operator), true, None, |slug, _| {
-            json(serde_json::json!({ "tenant": slug, "scope_key": "devices/windows" }))
+            form(&[("tenant", slug), ("scope_key", "devices/windows")])
         }),
         "/api/operations/start-add-policies" => {
             case(Some(Role::Operator), true, None, |slug, id| {
-                json(serde_json::json!({
-                    "tenant": slug, "backup_set_id": id, "policy_ids": [id], "include_payload": false
-                }))
+                form(&[
+                    ("tenant", slug),
+                    ("backup_set_id", id),
+                    ("policy_ids[]", id),
+                ])
             })
         }
         "/api/operations/abort" => case(
@@ -392,8 +394,8 @@ on_both_databases! {
         let operator = app.sign_in("operator@acme.example").await;
         let store = app.state.store.clone();
         let acme = store.tenant_by_slug("acme").await.unwrap().unwrap();
-        let start = serde_json::json!({ "tenant": "acme", "scope_key": "devices/windows" });
-        let reply = app.post_json("/api/operations/start-drift", start, Some(&operator)).await;
+        let start = [("tenant", "acme"), ("scope_key", "devices/windows")];
+        let reply = app.post_form("/api/operations/start-drift", &start, Some(&operator)).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         let run: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
         let run_id = run["run_id"].as_str().unwrap().to_string();
@@ -420,10 +422,41 @@ on_both_databases! {
         assert_eq!(app.db.count_rows().await, before, "refused aborts wrote something");
 
         // Input quoting a secret is answered without it.
-        let start = serde_json::json!({ "tenant": "acme", "scope_key": "x password=CANARY51c0" });
-        let reply = app.post_json("/api/operations/start-drift", start, Some(&operator)).await;
+        let start = [("tenant", "acme"), ("scope_key", "x password=CANARY51c0")];
+        let reply = app.post_form("/api/operations/start-drift", &start, Some(&operator)).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
         assert!(reply.body.contains("drift needs two") && !reply.body.contains("CANARY51c0"), "{}", reply.body);
+    }
+
+    async fn hub_filters_live_in_the_url(app) {
+        let viewer = app.sign_in("viewer@acme.example").await;
+        let newest = app.newest_run("acme").await;
+        // Search by run id: exactly that run, whatever else is there.
+        let page = app.get(&format!("/t/acme/operations?q={}&limit=20", newest.id), Some(&viewer)).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert_eq!(page.body.matches("data-testid=\"run-row\"").count(), 1, "{}", page.body);
+        assert!(page.body.contains(&newest.id.to_string()));
+        assert!(!page.body.contains("start-forms"), "viewers get no start forms");
+        // By idempotency key, operation and initiator, within a day range.
+        let day = newest.created_at.to_rfc3339()[..10].to_string();
+        let url = format!(
+            "/t/acme/operations?q={}&operation={}&initiator={}&from={day}&to={day}",
+            encode_component(&newest.idempotency_key),
+            newest.operation.code(),
+            newest.initiator_id
+        );
+        let page = app.get(&url, Some(&viewer)).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains(&newest.id.to_string()), "{url}");
+        // The filter form shows what is applied.
+        assert!(page.body.contains(&format!("value=\"{day}\"")), "{}", page.body);
+        // Bad filters are refused with a clear message, not ignored.
+        let page = app.get("/t/acme/operations?from=yesterday", Some(&viewer)).await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST);
+        assert!(page.body.contains("must be a date"), "{}", page.body);
+        let operator = app.sign_in("operator@acme.example").await;
+        let page = app.get("/t/acme/operations", Some(&operator)).await;
+        assert!(page.body.contains("data-testid=\"start-forms\""));
     }
 
     async fn pages_render_completely_on_the_server(app) {
@@ -624,26 +657,41 @@ on_both_databases! {
 
     async fn operators_start_operations_and_duplicates_join(app) {
         let operator = app.sign_in("operator@acme.example").await;
-        let start = serde_json::json!({ "tenant": "acme", "scope_key": "apps/managed" });
-        let first = app.post_json("/api/operations/start-drift", start.clone(), Some(&operator)).await;
+        let start = [("tenant", "acme"), ("scope_key", "apps/managed")];
+        let first = app.post_form("/api/operations/start-drift", &start, Some(&operator)).await;
         assert_eq!(first.status, StatusCode::OK, "{}", first.body);
         let first: serde_json::Value = serde_json::from_str(&first.body).unwrap();
         assert_eq!(first["joined"], false);
-        let again = app.post_json("/api/operations/start-drift", start, Some(&operator)).await;
+        let again = app.post_form("/api/operations/start-drift", &start, Some(&operator)).await;
         let again: serde_json::Value = serde_json::from_str(&again.body).unwrap();
         assert_eq!(again["joined"], true);
         assert_eq!(again["run_id"], first["run_id"]);
         assert_eq!(again["link"], format!("/t/acme/operations/{}", first["run_id"].as_str().unwrap()));
 
-        let unknown = serde_json::json!({ "tenant": "acme", "scope_key": "no/such/scope" });
-        let reply = app.post_json("/api/operations/start-drift", unknown, Some(&operator)).await;
+        let unknown = [("tenant", "acme"), ("scope_key", "no/such/scope")];
+        let reply = app.post_form("/api/operations/start-drift", &unknown, Some(&operator)).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
         assert!(reply.body.contains("drift needs two"), "{}", reply.body);
-        let malformed = serde_json::json!({
-            "tenant": "acme", "backup_set_id": "nope", "policy_ids": [], "include_payload": false
-        });
-        let reply = app.post_json("/api/operations/start-add-policies", malformed, Some(&operator)).await;
+        let malformed = [("tenant", "acme"), ("backup_set_id", "nope")];
+        let reply = app.post_form("/api/operations/start-add-policies", &malformed, Some(&operator)).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+
+        // The hub's add-policies form: one `policy_ids[]` per ticked box.
+        let acme = app.state.store.tenant_by_slug("acme").await.unwrap().unwrap();
+        let set = app.state.store.list_backup_sets(acme.id).await.unwrap()[0].id.to_string();
+        let policies = app.state.store.list_policies(acme.id).await.unwrap();
+        let (p1, p2) = (policies[0].id.to_string(), policies[1].id.to_string());
+        let fields = [("tenant", "acme"), ("backup_set_id", set.as_str()), ("policy_ids[]", p1.as_str()),
+            ("policy_ids[]", p2.as_str()), ("include_payload", "true")];
+        let reply = app.post_form("/api/operations/start-add-policies", &fields, Some(&operator)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let started: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+        let run = RunId::parse(started["run_id"].as_str().unwrap()).unwrap();
+        let run = app.state.store.run(acme.id, run).await.unwrap().unwrap();
+        let mut expected = vec![p1, p2];
+        expected.sort();
+        assert_eq!(run.item_ids, expected);
+        assert_eq!(run.params["include_payload"], true);
         assert!(app.audit_actions("acme").await.iter().any(|a| a == "run.start"));
     }
 

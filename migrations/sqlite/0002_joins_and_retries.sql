@@ -17,3 +17,6 @@ CREATE TABLE run_joins (
     FOREIGN KEY (run_id, tenant_id) REFERENCES bulk_operation_runs (id, tenant_id) ON DELETE CASCADE
 ) STRICT;
 CREATE INDEX run_joins_run ON run_joins (run_id, created_at);
+
+-- The hub's search by idempotency key.
+CREATE INDEX bulk_operation_runs_tenant_key ON bulk_operation_runs (tenant_id, idempotency_key);

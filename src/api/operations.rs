@@ -4,7 +4,6 @@
 use super::AppError;
 use crate::domain::RunId;
 use leptos::prelude::*;
-use leptos::server_fn::codec::Json;
 use serde::{Deserialize, Serialize};
 
 /// Where a start led: a new run, or the active run it joined.
@@ -16,19 +15,25 @@ pub struct StartOutcome {
     pub link: String,
 }
 
-#[server(endpoint = "operations/start-drift", input = Json)]
+// The start functions take form posts (the hub's forms work without
+// JavaScript) and go to the run they started or joined.
+
+#[server(endpoint = "operations/start-drift")]
 pub async fn start_drift(tenant: String, scope_key: String) -> Result<StartOutcome, AppError> {
     let request = crate::server::operations::StartRequest::Drift { scope_key };
-    super::ssr::respond(ssr::start(&tenant, request).await)
+    super::ssr::respond(ssr::start(&tenant, request).await.inspect(ssr::go_to_run))
 }
 
-#[server(endpoint = "operations/start-add-policies", input = Json)]
+/// `policy_ids[]` repeats once per chosen policy; `include_payload` is a
+/// checkbox (present when ticked).
+#[server(endpoint = "operations/start-add-policies")]
 pub async fn start_add_policies(
     tenant: String,
     backup_set_id: String,
-    policy_ids: Vec<String>,
-    include_payload: bool,
+    #[server(default)] policy_ids: Vec<String>,
+    #[server(default)] include_payload: Option<String>,
 ) -> Result<StartOutcome, AppError> {
+    let include_payload = include_payload.is_some_and(|v| v != "false");
     use crate::domain::{BackupSetId, PolicyId};
     use crate::server::operations::{AddPoliciesOptions, StartRequest};
     let parsed = (|| {
@@ -47,7 +52,7 @@ pub async fn start_add_policies(
         Ok(request) => ssr::start(&tenant, request).await,
         Err(e) => ssr::authorized_bad_request(&tenant, e.0).await,
     };
-    super::ssr::respond(result)
+    super::ssr::respond(result.inspect(ssr::go_to_run))
 }
 
 /// Aborts a queued run at once, or asks a running run's worker to stop;
@@ -104,7 +109,7 @@ mod ssr {
             }
         };
         let outcome = start(tenant, StartRequest::Retry { run_id }).await?;
-        leptos_axum::redirect(&outcome.link);
+        go_to_run(&outcome);
         Ok(outcome)
     }
 
@@ -117,6 +122,15 @@ mod ssr {
             Err(AbortError::NotFound) => Err(AppError::NotFound),
             Err(e @ AbortError::AlreadyFinished(_)) => Err(AppError::Conflict(e.to_string())),
             Err(AbortError::Store(e)) => Err(e.into()),
+        }
+    }
+
+    /// After a start: to the run, saying so when the start joined it.
+    pub fn go_to_run(outcome: &StartOutcome) {
+        if outcome.joined {
+            leptos_axum::redirect(&format!("{}?joined=1", outcome.link));
+        } else {
+            leptos_axum::redirect(&outcome.link);
         }
     }
 

@@ -4,12 +4,25 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 use serde::{Deserialize, Serialize};
 
-/// What the hub page shows: one page of runs and the count per bucket.
+/// What the hub page shows: one page of runs, the count per bucket, what
+/// the filters offer, and (for operators) what can be started.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HubData {
     pub tenant: Tenant,
     pub runs: Page<RunSummary>,
     pub counts: BucketCounts,
+    /// The tenant's members, for the initiator filter.
+    pub initiators: Vec<User>,
+    /// Present for operators: the start forms' choices.
+    pub start: Option<StartChoices>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StartChoices {
+    /// Scopes with at least two completed syncs (drift needs two).
+    pub scopes: Vec<String>,
+    pub backup_sets: Vec<(BackupSetId, String)>,
+    pub policies: Vec<(PolicyId, String)>,
 }
 
 /// Hub query as it appears in the URL; every field is optional text so a
@@ -18,9 +31,35 @@ pub struct HubData {
 pub struct HubQuery {
     pub bucket: Option<String>,
     pub operation: Option<String>,
+    /// Initiator's user id.
+    pub initiator: Option<String>,
+    /// Queued on or after this day (UTC, `YYYY-MM-DD`).
+    pub from: Option<String>,
+    /// Queued on or before this day (UTC, `YYYY-MM-DD`).
+    pub to: Option<String>,
+    /// A run id or an idempotency key.
+    pub q: Option<String>,
     pub older: Option<String>,
     pub newer: Option<String>,
     pub limit: Option<String>,
+}
+
+/// A filter field's value; empty means "any".
+fn given(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// The start of a `YYYY-MM-DD` day in UTC.
+fn day_start(text: &str, field: &str) -> Result<Timestamp, ParseError> {
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|day| day.and_hms_opt(0, 0, 0))
+        .map(|start| Timestamp::from_datetime(start.and_utc()))
+        .ok_or_else(|| {
+            ParseError(format!(
+                "`{field}` must be a date like 2026-11-27, not {text:?}"
+            ))
+        })
 }
 
 impl HubQuery {
@@ -29,12 +68,21 @@ impl HubQuery {
         let pairs: Vec<String> = [
             ("bucket", &self.bucket),
             ("operation", &self.operation),
+            ("initiator", &self.initiator),
+            ("from", &self.from),
+            ("to", &self.to),
+            ("q", &self.q),
             ("older", &self.older),
             ("newer", &self.newer),
             ("limit", &self.limit),
         ]
         .into_iter()
-        .filter_map(|(key, value)| value.as_ref().map(|v| format!("{key}={v}")))
+        .filter_map(|(key, value)| {
+            value
+                .as_ref()
+                .filter(|v| !v.is_empty())
+                .map(|v| format!("{key}={}", encode_component(v)))
+        })
         .collect();
         if pairs.is_empty() {
             String::new()
@@ -43,21 +91,28 @@ impl HubQuery {
         }
     }
 
+    /// Empty fields (a submitted filter form) mean "any".
     pub fn parse(&self) -> Result<(RunFilter, PageRequest), ParseError> {
+        let search = given(&self.q);
         let filter = RunFilter {
-            bucket: self
-                .bucket
-                .as_deref()
-                .map(StatusBucket::parse)
-                .transpose()?,
-            operation: self
-                .operation
-                .as_deref()
+            bucket: given(&self.bucket).map(StatusBucket::parse).transpose()?,
+            operation: given(&self.operation)
                 .map(OperationKind::parse)
                 .transpose()?,
-            ..RunFilter::default()
+            initiator: given(&self.initiator).map(UserId::parse).transpose()?,
+            created_from: given(&self.from)
+                .map(|d| day_start(d, "from"))
+                .transpose()?,
+            created_before: given(&self.to)
+                .map(|d| day_start(d, "to").map(|start| start.plus_millis(24 * 3_600_000)))
+                .transpose()?,
+            // A search is a run id when it reads as one, else a key.
+            run_id: search.and_then(|s| RunId::parse(s).ok()),
+            idempotency_key: search
+                .filter(|s| RunId::parse(s).is_err())
+                .map(str::to_string),
         };
-        let limit = match self.limit.as_deref() {
+        let limit = match given(&self.limit) {
             None => DEFAULT_PAGE_SIZE,
             Some(text) => text
                 .parse::<u32>()
@@ -86,7 +141,8 @@ pub async fn hub_runs(tenant: String, query: HubQuery) -> Result<HubData, AppErr
 
 #[cfg(feature = "ssr")]
 async fn hub_data(tenant: &str, query: &HubQuery) -> Result<HubData, AppError> {
-    let tenant = super::ssr::authorize(tenant, Role::Viewer).await?.tenant;
+    let access = super::ssr::authorize(tenant, Role::Viewer).await?;
+    let tenant = access.tenant.clone();
     let (filter, page) = query.parse()?;
     let store = super::ssr::store()?;
     let runs = store.list_runs(tenant.id, &filter, page).await?;
@@ -99,10 +155,41 @@ async fn hub_data(tenant: &str, query: &HubQuery) -> Result<HubData, AppError> {
             },
         )
         .await?;
+    let members = store.members(tenant.id).await?;
+    let is_operator = members
+        .iter()
+        .any(|m| m.user.id == access.user.id && m.role >= Role::Operator);
+    let start = if is_operator {
+        Some(StartChoices {
+            scopes: store
+                .inventory_scopes(tenant.id)
+                .await?
+                .into_iter()
+                .filter(|scope| scope.completed_syncs >= 2)
+                .map(|scope| scope.selection_hash)
+                .collect(),
+            backup_sets: store
+                .list_backup_sets(tenant.id)
+                .await?
+                .into_iter()
+                .map(|set| (set.id, set.name))
+                .collect(),
+            policies: store
+                .list_policies(tenant.id)
+                .await?
+                .into_iter()
+                .map(|policy| (policy.id, policy.name))
+                .collect(),
+        })
+    } else {
+        None
+    };
     Ok(HubData {
         tenant,
         runs,
         counts,
+        initiators: members.into_iter().map(|m| m.user).collect(),
+        start,
     })
 }
 

@@ -1,4 +1,4 @@
-use super::{OperationKind, ParseError, StatusBucket, Timestamp, UserId};
+use super::{OperationKind, ParseError, RunId, StatusBucket, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use uuid::Uuid;
@@ -96,6 +96,10 @@ pub struct RunFilter {
     pub initiator: Option<UserId>,
     pub created_from: Option<Timestamp>,
     pub created_before: Option<Timestamp>,
+    /// Exactly this run (a search by id).
+    pub run_id: Option<RunId>,
+    /// Runs with exactly this idempotency key (a search by key).
+    pub idempotency_key: Option<String>,
 }
 
 /// Number of runs per operator bucket.

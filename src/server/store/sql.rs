@@ -135,6 +135,14 @@ macro_rules! impl_sql_repositories {
                     qb.push(" AND r.created_at < ");
                     qb.push_bind(before);
                 }
+                if let Some(id) = filter.run_id {
+                    qb.push(" AND r.id = ");
+                    qb.push_bind(id);
+                }
+                if let Some(key) = &filter.idempotency_key {
+                    qb.push(" AND r.idempotency_key = ");
+                    qb.push_bind(key.clone());
+                }
             }
 
             fn push_id_list<'a, T>(qb: &mut Builder<'a>, ids: &[T])

@@ -1,5 +1,6 @@
-use crate::api::runs::{hub_runs, HubData, HubQuery};
-use crate::domain::{format_duration, RunSummary, StatusBucket};
+use crate::api::operations::{StartAddPolicies, StartDrift};
+use crate::api::runs::{hub_runs, HubData, HubQuery, StartChoices};
+use crate::domain::{format_duration, OperationKind, RunSummary, StatusBucket, MAX_PAGE_SIZE};
 use crate::ui::components::{
     bucket_tab_label, ErrorView, LocalTime, Outcome, Progress, StatusBadge,
 };
@@ -18,6 +19,10 @@ pub fn HubPage() -> impl IntoView {
         HubQuery {
             bucket: q.get("bucket"),
             operation: q.get("operation"),
+            initiator: q.get("initiator"),
+            from: q.get("from"),
+            to: q.get("to"),
+            q: q.get("q"),
             older: q.get("older"),
             newer: q.get("newer"),
             limit: q.get("limit"),
@@ -62,9 +67,9 @@ fn HubView(
         let count = bucket.map_or(hub.counts.total(), |b| hub.counts.get(b));
         let target = HubQuery {
             bucket: bucket.map(|b| b.as_str().to_string()),
-            operation: query.operation.clone(),
-            limit: query.limit.clone(),
-            ..HubQuery::default()
+            older: None,
+            newer: None,
+            ..query.clone()
         };
         let current = query.bucket.as_deref() == bucket.map(StatusBucket::as_str);
         view! {
@@ -101,7 +106,9 @@ fn HubView(
                 "Refresh"
             </button>
         </div>
+        {hub.start.map(|choices| view! { <StartForms slug=slug.clone() choices /> })}
         <nav class="tabs" aria-label="Status">{tabs}</nav>
+        <Filters base=base.clone() query=query.clone() initiators=hub.initiators />
         <table class="runs" data-testid="runs-table"
             data-refreshed-at=(refresh > 0).then(|| refresh.to_string())>
             <thead>
@@ -145,5 +152,119 @@ fn RunRow(run: RunSummary, slug: String) -> impl IntoView {
             <td><LocalTime at=run.created_at /></td>
             <td>{duration}</td>
         </tr>
+    }
+}
+
+/// The hub's filters as a GET form: submitting it makes the URL, so every
+/// filtered view is a shareable link and the back button works.
+#[component]
+fn Filters(base: String, query: HubQuery, initiators: Vec<crate::domain::User>) -> impl IntoView {
+    let value = |v: &Option<String>| v.clone().unwrap_or_default();
+    let (operation, initiator, limit) = (
+        value(&query.operation),
+        value(&query.initiator),
+        value(&query.limit),
+    );
+    view! {
+        <form method="get" action=base.clone() class="form inline filters" data-testid="hub-filters">
+            {query.bucket.clone().map(|bucket| view! { <input type="hidden" name="bucket" value=bucket /> })}
+            <label>"Operation"
+                <select name="operation">
+                    <option value="" selected=operation.is_empty()>"any"</option>
+                    {[OperationKind::DriftGenerate, OperationKind::BackupSetAddPolicies].into_iter().map(|kind| view! {
+                        <option value=kind.code() selected=operation == kind.code()>{kind.label()}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <label>"Initiator"
+                <select name="initiator">
+                    <option value="" selected=initiator.is_empty()>"anyone"</option>
+                    {initiators.into_iter().map(|user| {
+                        let id = user.id.to_string();
+                        view! { <option value=id.clone() selected=initiator == id>{user.display_name}</option> }
+                    }).collect_view()}
+                </select>
+            </label>
+            <label>"Queued from (UTC)" <input type="date" name="from" value=value(&query.from) /></label>
+            <label>"to" <input type="date" name="to" value=value(&query.to) /></label>
+            <label>"Run id or idempotency key"
+                <input type="search" name="q" value=value(&query.q) size="30" />
+            </label>
+            <label>"Per page"
+                <select name="limit">
+                    {[20u32, 50, 100, MAX_PAGE_SIZE].into_iter().map(|n| {
+                        let selected = limit == n.to_string() || (limit.is_empty() && n == 50);
+                        view! { <option value=n.to_string() selected=selected>{n}</option> }
+                    }).collect_view()}
+                </select>
+            </label>
+            <button type="submit" class="button">"Apply"</button>
+            <a href=base.clone()>"Clear"</a>
+        </form>
+    }
+}
+
+/// Operators start runs here. Plain forms: they post and land on the run
+/// (saying so when the start joined a run already active).
+#[component]
+fn StartForms(slug: String, choices: StartChoices) -> impl IntoView {
+    let drift = ServerAction::<StartDrift>::new();
+    let add = ServerAction::<StartAddPolicies>::new();
+    let error = move || {
+        drift
+            .value()
+            .get()
+            .and_then(Result::err)
+            .or_else(|| add.value().get().and_then(Result::err))
+            .map(|e| e.to_string())
+    };
+    let (drift_slug, add_slug) = (slug.clone(), slug);
+    view! {
+        <section class="start card" data-testid="start-forms">
+            <details>
+                <summary>"Generate drift"</summary>
+                <ActionForm action=drift attr:class="form inline" attr:data-testid="start-drift-form">
+                    <input type="hidden" name="tenant" value=drift_slug.clone() />
+                    <label>"Scope"
+                        <select name="scope_key" required>
+                            {choices.scopes.iter().map(|scope| view! {
+                                <option value=scope.clone()>{scope.clone()}</option>
+                            }).collect_view()}
+                        </select>
+                    </label>
+                    <button type="submit" class="button primary">"Generate drift"</button>
+                </ActionForm>
+            </details>
+            <details>
+                <summary>"Add policies to backup set"</summary>
+                <ActionForm action=add attr:class="form" attr:data-testid="start-add-policies-form">
+                    <input type="hidden" name="tenant" value=add_slug.clone() />
+                    <label>"Backup set"
+                        <select name="backup_set_id" required>
+                            {choices.backup_sets.iter().map(|(id, name)| view! {
+                                <option value=id.to_string()>{name.clone()}</option>
+                            }).collect_view()}
+                        </select>
+                    </label>
+                    <fieldset class="policy-choices">
+                        <legend>"Policies"</legend>
+                        {choices.policies.iter().map(|(id, name)| view! {
+                            <label class="check">
+                                <input type="checkbox" name="policy_ids[]" value=id.to_string() />
+                                {name.clone()}
+                            </label>
+                        }).collect_view()}
+                    </fieldset>
+                    <label class="check">
+                        <input type="checkbox" name="include_payload" value="true" />
+                        "Include each policy's payload"
+                    </label>
+                    <button type="submit" class="button primary">"Add policies"</button>
+                </ActionForm>
+            </details>
+            {move || error().map(|message| view! {
+                <p class="form-error" role="alert" data-testid="start-error">{message}</p>
+            })}
+        </section>
     }
 }
