@@ -356,6 +356,36 @@ on_both! {
         assert!(err.to_string().contains("no failed items"), "{err}");
     }
 
+    async fn the_demo_runs_execute_for_real(db) {
+        let store = db.store.as_ref();
+        opshub::server::seed::seed_demo(store).await.unwrap();
+        // Demo "running" runs have no worker: rescue hands them to one.
+        let rescued = store.rescue_expired().await.unwrap();
+        assert_eq!(rescued.requeued, 9, "3 running runs in each of 3 tenants");
+        let executed = drain(&worker(&db.store, "w")).await;
+        assert_eq!(executed.len(), 18, "3 queued + 3 rescued per tenant");
+        for tenant in store.list_tenants().await.unwrap() {
+            let counts = store.count_runs_by_bucket(tenant.id, &RunFilter::default()).await.unwrap();
+            assert_eq!(counts.queued + counts.running, 0, "{}", tenant.slug);
+        }
+        for run in executed {
+            assert!(matches!(run.end, RunEnd::Finished(_)), "{run:?}");
+        }
+        let acme = store.tenant_by_slug("acme").await.unwrap().unwrap();
+        let failed = store
+            .list_runs(acme.id, &RunFilter { bucket: Some(StatusBucket::Failed), ..Default::default() }, PageRequest::first(200))
+            .await
+            .unwrap();
+        for run in failed.items {
+            let detail = store.run(acme.id, run.id).await.unwrap().unwrap();
+            assert!(
+                detail.failures.iter().all(|f| !f.reason.contains("malformed")),
+                "the demo's parameters are real: {:?}",
+                detail.failures
+            );
+        }
+    }
+
     async fn a_stale_worker_changes_nothing(db) {
         let store = db.store.as_ref();
         let f = fixture(store, "acme").await;

@@ -3,6 +3,7 @@
 //! a history of runs in every status.
 
 use crate::domain::*;
+use crate::server::operations::{AddPoliciesParams, DriftParams};
 use crate::server::store::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -97,10 +98,15 @@ pub async fn seed_demo(store: &dyn Store) -> Result<SeedSummary, StoreError> {
         store
             .set_membership(tenant.id, multi.id, Role::Operator)
             .await?;
-        seed_inventory(store, &tenant, &mut rng, now).await?;
+        let scopes = seed_inventory(store, &tenant, &mut rng, now).await?;
         let policies = seed_policies(store, &tenant).await?;
-        seed_backup_sets(store, &tenant, &policies).await?;
-        summary.runs += seed_runs(store, &tenant, &users, &policies, &mut rng, now).await?;
+        let set = seed_backup_sets(store, &tenant, &policies).await?;
+        let inputs = RunInputs {
+            scopes,
+            policies,
+            set,
+        };
+        summary.runs += seed_runs(store, &tenant, &users, &inputs, &mut rng, now).await?;
     }
     Ok(summary)
 }
@@ -112,13 +118,24 @@ pub struct SeedSummary {
     pub runs: usize,
 }
 
+/// What the demo runs work on: real scopes, policies and a backup set, so
+/// that the engine can execute (and retry) them like any other run.
+struct RunInputs {
+    /// Per scope: drift parameters over its last two syncs, and its subjects.
+    scopes: Vec<(DriftParams, Vec<String>)>,
+    policies: Vec<Policy>,
+    set: BackupSet,
+}
+
 async fn seed_inventory(
     store: &dyn Store,
     tenant: &Tenant,
     rng: &mut StdRng,
     now: Timestamp,
-) -> Result<(), StoreError> {
+) -> Result<Vec<(DriftParams, Vec<String>)>, StoreError> {
+    let mut scopes = Vec::new();
     for (scope_index, scope) in SCOPES.iter().enumerate() {
+        let mut syncs = Vec::new();
         let subject_type = if scope_index == 0 { "device" } else { "app" };
         // Three syncs a day apart; each drops, adds and changes a few subjects.
         for sync in 0..3i64 {
@@ -139,7 +156,7 @@ async fn seed_inventory(
                     }
                 })
                 .collect();
-            store
+            let recorded = store
                 .record_inventory_sync(NewInventorySync {
                     tenant_id: tenant.id,
                     selection_hash: scope.to_string(),
@@ -147,9 +164,19 @@ async fn seed_inventory(
                     items,
                 })
                 .await?;
+            syncs.push(recorded.id);
         }
+        let params = DriftParams {
+            scope_key: scope.to_string(),
+            baseline_run_id: syncs[1],
+            current_run_id: syncs[2],
+        };
+        let subjects = (0..40)
+            .map(|n| format!("{subject_type}:{subject_type}-{n:03}"))
+            .collect();
+        scopes.push((params, subjects));
     }
-    Ok(())
+    Ok(scopes)
 }
 
 async fn seed_policies(store: &dyn Store, tenant: &Tenant) -> Result<Vec<Policy>, StoreError> {
@@ -177,16 +204,19 @@ async fn seed_policies(store: &dyn Store, tenant: &Tenant) -> Result<Vec<Policy>
     Ok(policies)
 }
 
+/// The three demo sets; returns the first, which the demo runs fill.
 async fn seed_backup_sets(
     store: &dyn Store,
     tenant: &Tenant,
     policies: &[Policy],
-) -> Result<(), StoreError> {
+) -> Result<BackupSet, StoreError> {
+    let mut sets = Vec::new();
     for (index, name) in ["Nightly baseline", "Pre-change snapshot", "Quarterly audit"]
         .iter()
         .enumerate()
     {
         let set = store.create_backup_set(tenant.id, name).await?;
+        sets.push(set.clone());
         for policy in policies.iter().skip(index).step_by(3).take(2) {
             store
                 .add_to_backup_set(NewBackupSetItem {
@@ -199,7 +229,7 @@ async fn seed_backup_sets(
                 .await?;
         }
     }
-    Ok(())
+    Ok(sets.swap_remove(0))
 }
 
 /// A history of runs over the last 30 days with the newest few still active.
@@ -207,10 +237,11 @@ async fn seed_runs(
     store: &dyn Store,
     tenant: &Tenant,
     users: &[User],
-    policies: &[Policy],
+    inputs: &RunInputs,
     rng: &mut StdRng,
     now: Timestamp,
 ) -> Result<usize, StoreError> {
+    let policies = &inputs.policies;
     let span_micros = 30 * 86_400_000_000i64;
     for n in 0..RUNS_PER_TENANT {
         // Oldest first; run n is created (RUNS - n) steps before now.
@@ -242,22 +273,22 @@ async fn seed_runs(
                     .collect();
                 let mut scope: Vec<String> = ids.iter().map(|id| format!("policy:{id}")).collect();
                 scope.push(format!("set:{n}"));
-                (
-                    ids,
-                    serde_json::json!({ "backup_set_name": "Nightly baseline" }),
-                    scope,
-                )
+                let params = AddPoliciesParams {
+                    backup_set_id: inputs.set.id,
+                    backup_set_name: inputs.set.name.clone(),
+                    include_payload: false,
+                };
+                (ids, to_json(&params)?, scope)
             }
             OperationKind::DriftGenerate => {
-                let scope = SCOPES[n % SCOPES.len()];
-                let ids: Vec<String> = (0..rng.gen_range(20..60))
-                    .map(|i| format!("subject-{i:03}"))
+                let (params, subjects) = &inputs.scopes[n % inputs.scopes.len()];
+                let ids: Vec<String> = subjects
+                    .iter()
+                    .take(rng.gen_range(20..=40))
+                    .cloned()
                     .collect();
-                (
-                    ids,
-                    serde_json::json!({ "scope_key": scope }),
-                    vec![format!("scope:{scope}:{n}")],
-                )
+                let scope = vec![format!("scope:{}:{n}", params.scope_key)];
+                (ids, to_json(params)?, scope)
             }
         };
         let total = item_ids.len() as i64;
@@ -290,6 +321,10 @@ async fn seed_runs(
             .await?;
     }
     Ok(RUNS_PER_TENANT)
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<serde_json::Value, StoreError> {
+    serde_json::to_value(value).map_err(|e| StoreError::Invalid(e.to_string()))
 }
 
 /// Counters and failure entries that add up for a run in `status`.

@@ -1273,10 +1273,12 @@ macro_rules! impl_sql_repositories {
                     let now = Timestamp::now();
                     let mut report = RescueReport::default();
                     let (_turn, mut tx) = self.begin_engine_write().await?;
+                    // A running run without a lease (imported, or moved by
+                    // hand) has no worker either.
                     let expired: Vec<RunStateRow> = sqlx::query_as(&format!(
                         "SELECT {RUN_STATE_COLUMNS} FROM bulk_operation_runs \
-                         WHERE status = 'running' AND lease_expires_at < $1 \
-                         ORDER BY lease_expires_at LIMIT 200{skip}",
+                         WHERE status = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < $1) \
+                         ORDER BY lease_expires_at NULLS FIRST LIMIT 200{skip}",
                         skip = <$store as SqlDialect>::SKIP_LOCKED,
                     ))
                     .bind(now)
@@ -1285,7 +1287,8 @@ macro_rules! impl_sql_repositories {
                     for run in expired {
                         // Fenced like a worker's write: a heartbeat that renewed
                         // the lease meanwhile wins.
-                        const FENCE: &str = "WHERE id = $1 AND attempt = $2 AND status = 'running' AND lease_expires_at < $3";
+                        const FENCE: &str = "WHERE id = $1 AND attempt = $2 AND status = 'running' \
+                            AND (lease_expires_at IS NULL OR lease_expires_at < $3)";
                         if !run.abort_requested && run.attempt < run.max_attempts {
                             let moved = sqlx::query(&format!(
                                 "UPDATE bulk_operation_runs SET status = 'pending', lease_owner = NULL, \
