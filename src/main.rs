@@ -74,6 +74,14 @@ mod cli {
             #[arg(long, default_value_t = 4_000)]
             runs: usize,
         },
+        /// Server render time of the hub with a large tenant (p50/p99) and
+        /// the compressed JS + WASM a browser downloads. Run it from the
+        /// repository root after `cargo leptos build --release`.
+        Web {
+            /// Runs in the benchmark tenant.
+            #[arg(long, default_value_t = 200_000)]
+            runs: usize,
+        },
     }
 
     #[derive(Subcommand)]
@@ -377,7 +385,10 @@ mod cli {
                 Ok(())
             }
             Command::Bench(BenchCommand::Engine { postgres, runs }) => {
-                opshub::server::bench::engine(&postgres, runs).await
+                opshub::server::bench::engine::run(&postgres, runs).await
+            }
+            Command::Bench(BenchCommand::Web { runs }) => {
+                opshub::server::bench::web::run(runs).await
             }
             Command::Serve => serve(settings, store).await,
         }

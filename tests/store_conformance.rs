@@ -221,15 +221,15 @@ conformance! {
             started_at: Some(Timestamp::now()),
             finished_at: Some(Timestamp::now()),
         };
-        let err = store.insert_run_record(bad.clone()).await.unwrap_err();
+        let err = store.insert_run_records(&[bad.clone()]).await.unwrap_err();
         assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
         // A terminal run without a finish time breaks the lifecycle rule.
         let err = store
-            .insert_run_record(RunRecord {
+            .insert_run_records(&[RunRecord {
                 counters: Counters { total: 3, processed: 3, succeeded: 3, failed: 0, skipped: 0 },
                 finished_at: None,
                 ..bad.clone()
-            })
+            }])
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");

@@ -47,7 +47,9 @@ test('the bell counts a finished run and its entry opens the run', async ({ page
 
   await page.getByTestId('start-forms').locator('summary', { hasText: 'Add policies' }).click();
   const form = page.getByTestId('start-add-policies-form');
-  await form.locator('input[name="policy_ids[]"]').first().check();
+  const policies = form.locator('select[name="policy_ids[]"]');
+  const first = await policies.locator('option').first().getAttribute('value');
+  await policies.selectOption([first!]);
   await form.locator('button[type="submit"]').click();
   await page.waitForURL(RUN_URL);
   const runPath = new URL(page.url()).pathname;

@@ -24,8 +24,8 @@ pub async fn start_drift(tenant: String, scope_key: String) -> Result<StartOutco
     super::ssr::respond(ssr::start(&tenant, request).await.inspect(ssr::go_to_run))
 }
 
-/// `policy_ids[]` repeats once per chosen policy; `include_payload` is a
-/// checkbox (present when ticked).
+/// `policy_ids[]` repeats once per chosen policy; `include_payload` is
+/// `true` for full snapshots (absent or empty: metadata only).
 #[server(endpoint = "operations/start-add-policies")]
 pub async fn start_add_policies(
     tenant: String,
@@ -33,7 +33,7 @@ pub async fn start_add_policies(
     #[server(default)] policy_ids: Vec<String>,
     #[server(default)] include_payload: Option<String>,
 ) -> Result<StartOutcome, AppError> {
-    let include_payload = include_payload.is_some_and(|v| v != "false");
+    let include_payload = include_payload.is_some_and(|v| v == "true");
     use crate::domain::{BackupSetId, PolicyId};
     use crate::server::operations::{AddPoliciesOptions, StartRequest};
     let parsed = (|| {

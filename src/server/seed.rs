@@ -243,6 +243,7 @@ async fn seed_runs(
 ) -> Result<usize, StoreError> {
     let policies = &inputs.policies;
     let span_micros = 30 * 86_400_000_000i64;
+    let mut runs = Vec::with_capacity(RUNS_PER_TENANT);
     for n in 0..RUNS_PER_TENANT {
         // Oldest first; run n is created (RUNS - n) steps before now.
         let age = span_micros * (RUNS_PER_TENANT - n) as i64 / RUNS_PER_TENANT as i64;
@@ -301,25 +302,24 @@ async fn seed_runs(
                 .plus_millis(rng.gen_range(2_000..600_000))
         });
         let scope_refs: Vec<&str> = scope_parts.iter().map(String::as_str).collect();
-        store
-            .insert_run_record(RunRecord {
-                id: RunId::generate(),
-                tenant_id: tenant.id,
-                user_id: users[n % 2 * 2].id,
-                operation,
-                idempotency_key: idempotency_key(tenant.id, operation, &scope_refs),
-                status,
-                counters: Counters { total, ..counters },
-                item_ids,
-                params,
-                failures,
-                attempt: i64::from(status != RunStatus::Pending),
-                created_at,
-                started_at,
-                finished_at,
-            })
-            .await?;
+        runs.push(RunRecord {
+            id: RunId::generate(),
+            tenant_id: tenant.id,
+            user_id: users[n % 2 * 2].id,
+            operation,
+            idempotency_key: idempotency_key(tenant.id, operation, &scope_refs),
+            status,
+            counters: Counters { total, ..counters },
+            item_ids,
+            params,
+            failures,
+            attempt: i64::from(status != RunStatus::Pending),
+            created_at,
+            started_at,
+            finished_at,
+        });
     }
+    store.insert_run_records(&runs).await?;
     Ok(RUNS_PER_TENANT)
 }
 

@@ -142,8 +142,9 @@ pub trait RunRepository: Send + Sync {
     async fn run_joins(&self, tenant: TenantId, run: RunId) -> StoreResult<Vec<RunJoin>>;
     /// Runs started to retry this run's failed items, newest first.
     async fn retries_of(&self, tenant: TenantId, run: RunId) -> StoreResult<Vec<RunSummary>>;
-    /// Inserts a run with its whole history as given (demo data, imports).
-    async fn insert_run_record(&self, run: RunRecord) -> StoreResult<()>;
+    /// Inserts runs with their whole history as given (demo data, imports,
+    /// benchmarks), in one transaction.
+    async fn insert_run_records(&self, runs: &[RunRecord]) -> StoreResult<()>;
 }
 
 #[async_trait]

@@ -642,37 +642,42 @@ macro_rules! impl_sql_repositories {
                     rows.into_iter().map(RunSummaryRow::into_domain).collect()
                 }
 
-                async fn insert_run_record(&self, run: RunRecord) -> StoreResult<()> {
-                    sqlx::query(
-                        "INSERT INTO bulk_operation_runs (id, tenant_id, user_id, resource, action, \
-                         idempotency_key, status, total_items, processed_items, succeeded, failed, \
-                         skipped, item_ids, params, failures, attempt, created_at, updated_at, \
-                         started_at, finished_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                         $16, $17, $18, $19, $20)",
-                    )
-                    .bind(run.id)
-                    .bind(run.tenant_id)
-                    .bind(run.user_id)
-                    .bind(run.operation.resource())
-                    .bind(run.operation.action())
-                    .bind(&run.idempotency_key)
-                    .bind(run.status.as_str())
-                    .bind(run.counters.total)
-                    .bind(run.counters.processed)
-                    .bind(run.counters.succeeded)
-                    .bind(run.counters.failed)
-                    .bind(run.counters.skipped)
-                    .bind(Json(&run.item_ids))
-                    .bind(Json(&run.params))
-                    .bind(Json(&run.failures))
-                    .bind(run.attempt)
-                    .bind(run.created_at)
-                    .bind(run.finished_at.or(run.started_at).unwrap_or(run.created_at))
-                    .bind(run.started_at)
-                    .bind(run.finished_at)
-                    .execute(&self.pool)
-                    .await?;
+                async fn insert_run_records(&self, runs: &[RunRecord]) -> StoreResult<()> {
+                    let (_turn, mut tx) = self.begin_write().await?;
+                    // Batches keep each statement well under the bind-parameter limits.
+                    for chunk in runs.chunks(500) {
+                        let mut qb = Builder::new(
+                            "INSERT INTO bulk_operation_runs (id, tenant_id, user_id, resource, action, \
+                             idempotency_key, status, total_items, processed_items, succeeded, failed, \
+                             skipped, item_ids, params, failures, attempt, created_at, updated_at, \
+                             started_at, finished_at) ",
+                        );
+                        qb.push_values(chunk, |mut values, run| {
+                            values
+                                .push_bind(run.id)
+                                .push_bind(run.tenant_id)
+                                .push_bind(run.user_id)
+                                .push_bind(run.operation.resource())
+                                .push_bind(run.operation.action())
+                                .push_bind(run.idempotency_key.clone())
+                                .push_bind(run.status.as_str())
+                                .push_bind(run.counters.total)
+                                .push_bind(run.counters.processed)
+                                .push_bind(run.counters.succeeded)
+                                .push_bind(run.counters.failed)
+                                .push_bind(run.counters.skipped)
+                                .push_bind(Json(run.item_ids.clone()))
+                                .push_bind(Json(run.params.clone()))
+                                .push_bind(Json(run.failures.clone()))
+                                .push_bind(run.attempt)
+                                .push_bind(run.created_at)
+                                .push_bind(run.finished_at.or(run.started_at).unwrap_or(run.created_at))
+                                .push_bind(run.started_at)
+                                .push_bind(run.finished_at);
+                        });
+                        qb.build().execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
                     Ok(())
                 }
             }

@@ -246,18 +246,18 @@ fn StartForms(slug: String, choices: StartChoices) -> impl IntoView {
                             }).collect_view()}
                         </select>
                     </label>
-                    <fieldset class="policy-choices">
-                        <legend>"Policies"</legend>
-                        {choices.policies.iter().map(|(id, name)| view! {
-                            <label class="check">
-                                <input type="checkbox" name="policy_ids[]" value=id.to_string() />
-                                {name.clone()}
-                            </label>
-                        }).collect_view()}
-                    </fieldset>
-                    <label class="check">
-                        <input type="checkbox" name="include_payload" value="true" />
-                        "Include each policy's payload"
+                    <label>"Policies (choose one or more)"
+                        <select name="policy_ids[]" multiple required size="6">
+                            {choices.policies.iter().map(|(id, name)| view! {
+                                <option value=id.to_string()>{name.clone()}</option>
+                            }).collect_view()}
+                        </select>
+                    </label>
+                    <label>"Snapshot"
+                        <select name="include_payload">
+                            <option value="">"metadata only"</option>
+                            <option value="true">"metadata and payload"</option>
+                        </select>
                     </label>
                     <button type="submit" class="button primary">"Add policies"</button>
                 </ActionForm>

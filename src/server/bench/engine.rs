@@ -29,7 +29,7 @@ struct Fixture {
     subjects: Vec<String>,
 }
 
-pub async fn engine(postgres_admin_url: &str, runs: usize) -> Result<(), String> {
+pub async fn run(postgres_admin_url: &str, runs: usize) -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("opshub-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let sqlite_url = format!("sqlite://{}/bench.db", dir.display());
