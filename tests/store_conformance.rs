@@ -221,7 +221,7 @@ conformance! {
             started_at: Some(Timestamp::now()),
             finished_at: Some(Timestamp::now()),
         };
-        let err = store.insert_run_records(&[bad.clone()]).await.unwrap_err();
+        let err = store.insert_run_records(std::slice::from_ref(&bad)).await.unwrap_err();
         assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
         // A terminal run without a finish time breaks the lifecycle rule.
         let err = store
