@@ -26,27 +26,14 @@ pub struct FindingsQuery {
 
 impl FindingsQuery {
     pub fn to_query_string(&self) -> String {
-        let pairs: Vec<String> = [
+        query_string(&[
             ("status", &self.status),
             ("scope", &self.scope),
             ("subject_type", &self.subject_type),
             ("run", &self.run),
             ("older", &self.older),
             ("newer", &self.newer),
-        ]
-        .into_iter()
-        .filter_map(|(key, value)| {
-            value
-                .as_ref()
-                .filter(|v| !v.is_empty())
-                .map(|v| format!("{key}={}", encode_component(v)))
-        })
-        .collect();
-        if pairs.is_empty() {
-            String::new()
-        } else {
-            format!("?{}", pairs.join("&"))
-        }
+        ])
     }
 
     /// Empty fields (a submitted filter form) mean "any".

@@ -65,7 +65,7 @@ fn day_start(text: &str, field: &str) -> Result<Timestamp, ParseError> {
 impl HubQuery {
     /// The query string of this query, for links (`?bucket=failed&limit=20`).
     pub fn to_query_string(&self) -> String {
-        let pairs: Vec<String> = [
+        query_string(&[
             ("bucket", &self.bucket),
             ("operation", &self.operation),
             ("initiator", &self.initiator),
@@ -75,20 +75,7 @@ impl HubQuery {
             ("older", &self.older),
             ("newer", &self.newer),
             ("limit", &self.limit),
-        ]
-        .into_iter()
-        .filter_map(|(key, value)| {
-            value
-                .as_ref()
-                .filter(|v| !v.is_empty())
-                .map(|v| format!("{key}={}", encode_component(v)))
-        })
-        .collect();
-        if pairs.is_empty() {
-            String::new()
-        } else {
-            format!("?{}", pairs.join("&"))
-        }
+        ])
     }
 
     /// Empty fields (a submitted filter form) mean "any".

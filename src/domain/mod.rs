@@ -29,7 +29,7 @@ pub use sanitize::{sanitize_reason, MAX_REASON_CHARS};
 pub use status::{RunStatus, StatusBucket};
 pub use tenant::{Member, Membership, Role, Tenant, TenantSlug, User};
 pub use time::{format_duration, Timestamp};
-pub use url::{encode_component, run_path, safe_next, sign_in_path};
+pub use url::{encode_component, query_string, run_path, safe_next, sign_in_path};
 
 /// A value that could not be parsed into a domain type; the message is safe
 /// to show to a user.

@@ -14,6 +14,25 @@ pub fn encode_component(value: &str) -> String {
         .collect()
 }
 
+/// `?key=value&…` of the fields that have a value (percent-encoded), or ""
+/// when none has: how filter pages put their state in the URL.
+pub fn query_string(fields: &[(&str, &Option<String>)]) -> String {
+    let pairs: Vec<String> = fields
+        .iter()
+        .filter_map(|(key, value)| {
+            value
+                .as_deref()
+                .filter(|v| !v.is_empty())
+                .map(|v| format!("{key}={}", encode_component(v)))
+        })
+        .collect();
+    if pairs.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", pairs.join("&"))
+    }
+}
+
 /// The deep link to a run's detail page.
 pub fn run_path(tenant_slug: &str, run: super::RunId) -> String {
     format!("/t/{tenant_slug}/operations/{run}")
@@ -37,6 +56,17 @@ pub fn safe_next(next: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn query_strings_keep_only_values_and_encode_them() {
+        let (some, empty, none) = (Some("a b&c".to_string()), Some(String::new()), None);
+        assert_eq!(
+            query_string(&[("q", &some), ("e", &empty), ("n", &none)]),
+            "?q=a%20b%26c"
+        );
+        assert_eq!(query_string(&[("n", &none)]), "");
+    }
+
     use super::*;
 
     #[test]
