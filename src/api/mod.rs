@@ -67,6 +67,8 @@ pub(crate) mod ssr {
     pub struct Access {
         pub tenant: Tenant,
         pub user: User,
+        /// The user's role in the tenant (at least the one asked for).
+        pub role: Role,
     }
 
     /// Resolves the tenant named in the URL through the session's
@@ -85,6 +87,7 @@ pub(crate) mod ssr {
         Ok(Access {
             tenant: membership.tenant,
             user,
+            role: membership.role,
         })
     }
 

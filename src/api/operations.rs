@@ -88,7 +88,8 @@ mod ssr {
     }
 
     pub async fn start(tenant: &str, request: StartRequest) -> Result<StartOutcome, AppError> {
-        let super::super::ssr::Access { tenant, user } = authorize(tenant, Role::Operator).await?;
+        let super::super::ssr::Access { tenant, user, .. } =
+            authorize(tenant, Role::Operator).await?;
         let started = operations::start(store()?.as_ref(), &tenant, &user, &request).await?;
         let run_id = started.run.summary.id;
         Ok(StartOutcome {
@@ -115,7 +116,8 @@ mod ssr {
 
     pub async fn abort(tenant: &str, run_id: &str) -> Result<String, AppError> {
         use crate::server::operations::AbortError;
-        let super::super::ssr::Access { tenant, user } = authorize(tenant, Role::Operator).await?;
+        let super::super::ssr::Access { tenant, user, .. } =
+            authorize(tenant, Role::Operator).await?;
         let run = RunId::parse(run_id)?;
         match operations::abort(store()?.as_ref(), &tenant, &user, run).await {
             Ok(outcome) => Ok(operations::describe_abort(outcome)),

@@ -143,10 +143,7 @@ async fn hub_data(tenant: &str, query: &HubQuery) -> Result<HubData, AppError> {
         )
         .await?;
     let members = store.members(tenant.id).await?;
-    let is_operator = members
-        .iter()
-        .any(|m| m.user.id == access.user.id && m.role >= Role::Operator);
-    let start = if is_operator {
+    let start = if access.role >= Role::Operator {
         Some(StartChoices {
             scopes: store
                 .inventory_scopes(tenant.id)
@@ -233,10 +230,7 @@ async fn run_page_data(tenant: &str, run_id: &str) -> Result<RunPageData, AppErr
     let id = RunId::parse(run_id).map_err(|_| AppError::NotFound)?;
     let store = super::ssr::store()?;
     let run = store.run(tenant.id, id).await?.ok_or(AppError::NotFound)?;
-    let role = store
-        .membership(access.user.id, &tenant.slug)
-        .await?
-        .map(|m| m.role);
+
     let scope = match run.summary.operation {
         OperationKind::DriftGenerate => serde_json::from_value::<DriftParams>(run.params.clone())
             .map_or(RunScope::Unreadable, |p| RunScope::Drift {
@@ -286,7 +280,7 @@ async fn run_page_data(tenant: &str, run_id: &str) -> Result<RunPageData, AppErr
     Ok(RunPageData {
         joins: store.run_joins(tenant.id, id).await?,
         retries: store.retries_of(tenant.id, id).await?,
-        can_operate: role.is_some_and(|role| role >= Role::Operator),
+        can_operate: access.role >= Role::Operator,
         tenant,
         run,
         scope,

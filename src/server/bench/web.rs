@@ -9,7 +9,7 @@ use crate::server::config::Settings;
 use crate::server::store::{self, NewUser, RunRecord};
 use crate::server::{http, AppState};
 use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
+use axum::http::{header, HeaderMap, Request, StatusCode};
 use leptos::prelude::get_configuration;
 use std::time::Instant;
 use tower::ServiceExt;
@@ -71,15 +71,7 @@ async fn measure(url: &str, runs: usize) -> Result<(), String> {
             .body(Body::empty())
             .map_err(|e| e.to_string())?;
         let started = Instant::now();
-        let response = app
-            .clone()
-            .oneshot(request)
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status();
-        axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .map_err(|e| e.to_string())?;
+        let (status, _, _) = send(&app, request).await?;
         if status != StatusCode::OK {
             return Err(format!("the hub answered {status}"));
         }
@@ -107,23 +99,14 @@ async fn measure(url: &str, runs: usize) -> Result<(), String> {
             .header(header::ACCEPT_ENCODING, "br, gzip")
             .body(Body::empty())
             .map_err(|e| e.to_string())?;
-        let response = app
-            .clone()
-            .oneshot(request)
-            .await
-            .map_err(|e| e.to_string())?;
-        if response.status() != StatusCode::OK {
-            return Err(format!("{asset} answered {}", response.status()));
+        let (status, headers, body) = send(&app, request).await?;
+        if status != StatusCode::OK {
+            return Err(format!("{asset} answered {status}"));
         }
-        let encoding = response
-            .headers()
+        let encoding = headers
             .get(header::CONTENT_ENCODING)
             .and_then(|v| v.to_str().ok())
-            .unwrap_or("identity")
-            .to_string();
-        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .map_err(|e| e.to_string())?;
+            .unwrap_or("identity");
         println!("  {asset}: {} bytes ({encoding})", body.len());
         bundle += body.len();
     }
@@ -208,18 +191,30 @@ async fn sign_in(app: &axum::Router) -> Result<String, String> {
         .header(header::ACCEPT, "application/json")
         .body(Body::from(form))
         .map_err(|e| e.to_string())?;
-    let response = app
-        .clone()
-        .oneshot(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    response
-        .headers()
+    let (status, headers, _) = send(app, request).await?;
+    headers
         .get_all(header::SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .find(|c| c.starts_with("opshub_session="))
         .and_then(|c| c.split(';').next())
         .map(str::to_string)
-        .ok_or_else(|| format!("signing in failed ({})", response.status()))
+        .ok_or_else(|| format!("signing in failed ({status})"))
+}
+
+/// One request through the in-process router, its whole body read.
+async fn send(
+    app: &axum::Router,
+    request: Request<Body>,
+) -> Result<(StatusCode, HeaderMap, axum::body::Bytes), String> {
+    let response = app
+        .clone()
+        .oneshot(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (parts, body) = response.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((parts.status, parts.headers, body))
 }
