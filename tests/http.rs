@@ -272,6 +272,9 @@ fn server_fn_case(path: &str) -> Option<ServerFnCase> {
         "/api/runs/detail" => case(Some(Role::Viewer), true, Some(IdKind::Run), |slug, run| {
             json(serde_json::json!({ "tenant": slug, "run_id": run }))
         }),
+        "/api/runs/summary" => case(Some(Role::Viewer), true, Some(IdKind::Run), |slug, run| {
+            json(serde_json::json!({ "tenant": slug, "run_id": run }))
+        }),
         "/api/members/list" => case(Some(Role::Admin), true, None, |slug, _| {
             json(serde_json::json!({ "tenant": slug }))
         }),

@@ -177,6 +177,26 @@ async fn hub_data(tenant: &str, query: &HubQuery) -> Result<HubData, AppError> {
     })
 }
 
+/// One run as the hub lists it: live pages catch up with it after their
+/// stream (re)connects.
+#[server(endpoint = "runs/summary", input = Json)]
+pub async fn current_run(tenant: String, run_id: String) -> Result<RunSummary, AppError> {
+    super::ssr::respond(
+        async {
+            let access = super::ssr::authorize(&tenant, Role::Viewer).await?;
+            let id = RunId::parse(&run_id).map_err(|_| AppError::NotFound)?;
+            super::ssr::store()?
+                .run_summaries(&[id])
+                .await?
+                .into_iter()
+                // Another tenant's run is as missing as one that never was.
+                .find(|run| run.tenant_id == access.tenant.id)
+                .ok_or(AppError::NotFound)
+        }
+        .await,
+    )
+}
+
 /// Everything the run detail page shows.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunPageData {

@@ -1,4 +1,4 @@
-use super::{OperationKind, ParseError, RunId, StatusBucket, Timestamp, UserId};
+use super::{OperationKind, ParseError, RunId, RunSummary, StatusBucket, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use uuid::Uuid;
@@ -102,6 +102,28 @@ pub struct RunFilter {
     pub idempotency_key: Option<String>,
 }
 
+impl RunFilter {
+    /// Whether the hub would list `run` under this filter: the same rules
+    /// as the store's query, for runs the live stream announces.
+    pub fn matches(&self, run: &RunSummary) -> bool {
+        self.bucket
+            .is_none_or(|bucket| run.status.bucket() == bucket)
+            && self
+                .operation
+                .is_none_or(|operation| run.operation == operation)
+            && self.initiator.is_none_or(|user| run.initiator_id == user)
+            && self.created_from.is_none_or(|from| run.created_at >= from)
+            && self
+                .created_before
+                .is_none_or(|before| run.created_at < before)
+            && self.run_id.is_none_or(|id| run.id == id)
+            && self
+                .idempotency_key
+                .as_ref()
+                .is_none_or(|key| &run.idempotency_key == key)
+    }
+}
+
 /// Number of runs per operator bucket.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketCounts {
@@ -152,6 +174,62 @@ mod tests {
         assert_eq!(Cursor::parse(&cursor.to_string()).unwrap(), cursor);
         assert!(Cursor::parse("12_notauuid").is_err());
         assert!(Cursor::parse("nonsense").is_err());
+    }
+
+    #[test]
+    fn filters_match_runs_like_the_query() {
+        use crate::domain::{Counters, RunStatus, TenantId};
+        let run = RunSummary {
+            id: RunId(Uuid::from_u128(7)),
+            tenant_id: TenantId(Uuid::nil()),
+            operation: OperationKind::DriftGenerate,
+            status: RunStatus::Pending,
+            counters: Counters::default(),
+            initiator_id: UserId(Uuid::nil()),
+            initiator_name: "Olivia".into(),
+            idempotency_key: "drift:devices".into(),
+            created_at: Timestamp(2_000),
+            started_at: None,
+            finished_at: None,
+        };
+        assert!(RunFilter::default().matches(&run));
+        let only = |filter: RunFilter| filter.matches(&run);
+        assert!(only(RunFilter {
+            bucket: Some(StatusBucket::Queued),
+            ..Default::default()
+        }));
+        assert!(!only(RunFilter {
+            bucket: Some(StatusBucket::Running),
+            ..Default::default()
+        }));
+        assert!(!only(RunFilter {
+            operation: Some(OperationKind::BackupSetAddPolicies),
+            ..Default::default()
+        }));
+        assert!(!only(RunFilter {
+            initiator: Some(UserId(Uuid::max())),
+            ..Default::default()
+        }));
+        assert!(only(RunFilter {
+            created_from: Some(Timestamp(2_000)),
+            ..Default::default()
+        }));
+        assert!(!only(RunFilter {
+            created_before: Some(Timestamp(2_000)),
+            ..Default::default()
+        }));
+        assert!(!only(RunFilter {
+            run_id: Some(RunId(Uuid::nil())),
+            ..Default::default()
+        }));
+        assert!(only(RunFilter {
+            idempotency_key: Some("drift:devices".into()),
+            ..Default::default()
+        }));
+        assert!(!only(RunFilter {
+            idempotency_key: Some("other".into()),
+            ..Default::default()
+        }));
     }
 
     #[test]

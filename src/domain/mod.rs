@@ -8,6 +8,7 @@ mod failure;
 mod finding;
 mod ids;
 mod listing;
+mod live;
 mod notification;
 mod operation;
 mod run;
@@ -22,6 +23,7 @@ pub use failure::{failure_counts, FailureEntry, FailureKind, ReasonCode, MAX_STO
 pub use finding::{Finding, FindingFilter, FindingStatus, FindingType};
 pub use ids::*;
 pub use listing::*;
+pub use live::{live_path, RESYNC_EVENT, RUN_EVENT, UNREAD_EVENT};
 pub use notification::{Notification, NotificationKind, RunNotice};
 pub use operation::{idempotency_key, OperationKind};
 pub use run::{Counters, RunDetail, RunJoin, RunSummary};

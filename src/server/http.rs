@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
     let absolute_limit = Duration::from_secs(settings.session_absolute_hours.saturating_mul(3_600));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/api/live/{tenant}", get(super::live::live_stream))
         .leptos_routes_with_context(
             &state,
             routes,
@@ -97,10 +98,15 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let live = state.live.clone();
     // The client address feeds the sign-in limiter.
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Open live streams would hold the graceful shutdown forever.
+            live.close();
+        })
         .await
 }
 

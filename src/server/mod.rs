@@ -7,6 +7,7 @@ pub mod config;
 pub mod engine;
 pub mod http;
 pub mod inventory;
+pub mod live;
 pub mod operations;
 pub mod seed;
 pub mod store;
@@ -15,6 +16,7 @@ use auth::SignInLimiter;
 use axum::extract::FromRef;
 use config::Settings;
 use leptos::prelude::LeptosOptions;
+use live::LiveHub;
 use std::sync::Arc;
 use store::Store;
 
@@ -26,9 +28,11 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub settings: Arc<Settings>,
     pub sign_in_limiter: Arc<SignInLimiter>,
+    pub live: Arc<LiveHub>,
 }
 
 impl AppState {
+    /// Starts the live hub too, so it must run inside the tokio runtime.
     pub fn new(leptos_options: LeptosOptions, store: Arc<dyn Store>, settings: Settings) -> Self {
         let sign_in_limiter = Arc::new(SignInLimiter::new(
             settings.sign_in_max_failures,
@@ -36,6 +40,7 @@ impl AppState {
         ));
         Self {
             leptos_options,
+            live: LiveHub::start(store.clone()),
             store,
             settings: Arc::new(settings),
             sign_in_limiter,

@@ -1,6 +1,8 @@
-use crate::api::notifications::unread_notifications;
+use crate::api::notifications::{notification_feed, unread_notifications};
 use crate::api::session::{current_session, SignOut};
 use crate::domain::Role;
+use crate::ui::components::FeedEntry;
+use crate::ui::live::{on_live, LiveMessage};
 use leptos::prelude::*;
 use leptos_router::hooks::use_location;
 
@@ -55,13 +57,7 @@ pub fn Header() -> impl IntoView {
                                     <a href=format!("/t/{slug}/operations")>"Operations"</a>
                                     <a href=format!("/t/{slug}/findings") data-testid="findings-link">"Findings"</a>
                                 </nav>
-                                <a class="bell" href=format!("/t/{bell_slug}/notifications")
-                                    data-testid="bell"
-                                    aria-label=format!("Notifications, {unread} unread")>
-                                    <span aria-hidden="true">"🔔"</span>
-                                    <span class="count" class:zero=unread == 0
-                                        data-testid="bell-count">{unread}</span>
-                                </a>
+                                <Bell slug=bell_slug unread />
                             }
                         });
                     let switcher = (info.memberships.len() > 1).then(|| {
@@ -96,5 +92,86 @@ pub fn Header() -> impl IntoView {
                 })}
             </Transition>
         </header>
+    }
+}
+
+/// Notifications shown in the bell's menu.
+const BELL_MENU_ENTRIES: usize = 6;
+
+/// The unread count, kept live, and a menu of the latest notifications. A
+/// `<details>` element: it opens by keyboard and without JavaScript too (then
+/// it offers the link to the feed page; the entries load once hydrated).
+#[component]
+fn Bell(slug: String, unread: i64) -> impl IntoView {
+    let count = RwSignal::new(unread);
+    let open = RwSignal::new(false);
+    let menu = NodeRef::<leptos::html::Details>::new();
+    let count_slug = slug.clone();
+    on_live(move |message| match message {
+        LiveMessage::Unread(n) => count.set(n),
+        LiveMessage::Resync => {
+            let slug = count_slug.clone();
+            leptos::task::spawn_local(async move {
+                if let Ok(n) = unread_notifications(slug).await {
+                    count.set(n);
+                }
+            });
+        }
+        LiveMessage::Run(_) => {}
+    });
+    // Loaded in the browser when the menu opens, and again when the count
+    // moves while it is open.
+    let entries_slug = slug.clone();
+    let entries = LocalResource::new(move || {
+        let (is_open, _) = (open.get(), count.get());
+        let slug = entries_slug.clone();
+        async move {
+            if !is_open {
+                return None;
+            }
+            Some(notification_feed(slug, None).await)
+        }
+    });
+    let close = move || {
+        if let Some(details) = menu.get() {
+            details.set_open(false);
+        }
+    };
+    let feed_href = format!("/t/{slug}/notifications");
+    view! {
+        <details class="bell-menu" node_ref=menu data-testid="bell-menu"
+            on:toggle=move |_| open.set(menu.get().is_some_and(|details| details.open()))
+            on:keydown=move |ev| if ev.key() == "Escape" { close() }>
+            <summary class="bell" data-testid="bell"
+                aria-label=move || format!("Notifications, {} unread", count.get())>
+                <span aria-hidden="true">"🔔"</span>
+                <span class="count" class:zero=move || count.get() == 0
+                    data-testid="bell-count">{count}</span>
+            </summary>
+            <div class="menu" role="group" aria-label="Latest notifications">
+                {move || match entries.get().flatten() {
+                    None => None,
+                    Some(Ok(feed)) if feed.notifications.items.is_empty() => Some(view! {
+                        <p class="muted">"No notifications yet."</p>
+                    }.into_any()),
+                    Some(Ok(feed)) => {
+                        let slug = feed.tenant.slug.clone();
+                        Some(view! {
+                            <ul class="feed compact">
+                                {feed.notifications.items.into_iter().take(BELL_MENU_ENTRIES)
+                                    .map(|n| view! { <FeedEntry n slug=slug.clone() /> })
+                                    .collect_view()}
+                            </ul>
+                        }.into_any())
+                    }
+                    Some(Err(error)) => Some(view! {
+                        <p class="form-error" role="alert">{error.to_string()}</p>
+                    }.into_any()),
+                }}
+                <a href=feed_href data-testid="all-notifications" on:click=move |_| close()>
+                    "All notifications"
+                </a>
+            </div>
+        </details>
     }
 }

@@ -2,6 +2,7 @@
 
 mod components;
 mod header;
+mod live;
 mod pages;
 
 use header::Header;
@@ -34,6 +35,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    live::provide_live();
     // Tests and scripts wait for this mark: a click before hydration is lost.
     Effect::new(|_| {
         if let Some(body) = document().body() {
@@ -46,6 +48,7 @@ pub fn App() -> impl IntoView {
             if title.is_empty() { "opshub".to_string() } else { format!("{title} · opshub") }
         } />
         <Router>
+            <live::LiveConnection />
             <Header />
             <main class="page">
                 // Async SSR: data pages wait for their data so that a missing

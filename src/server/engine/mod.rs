@@ -63,6 +63,9 @@ pub async fn run(store: Arc<dyn Store>, settings: EngineSettings, shutdown: watc
     if let Err(e) = store.listen_across_processes().await {
         tracing::warn!(error = %worker::log_safe(&e), "workers will poll for queued runs");
     }
+    // Live views (of every process sharing the database) hear what this
+    // process's workers change.
+    store.publish_changes();
     let prefix = owner_prefix();
     let mut workers = JoinSet::new();
     for index in 0..settings.workers {

@@ -2,6 +2,7 @@
 //! instantiated for SQLite and PostgreSQL. The conformance suite in
 //! `tests/store_conformance.rs` proves both behave identically.
 
+mod changes;
 mod error;
 mod postgres;
 mod rows;
@@ -11,6 +12,7 @@ mod sql_types;
 mod sqlite;
 mod types;
 
+pub use changes::{Change, ChangeLog, Relayed};
 pub use error::StoreError;
 pub use postgres::PgStore;
 pub use sessions::DbSessionStore;
@@ -65,6 +67,7 @@ pub trait Store:
     + AuditRepository
     + QueueRepository
     + QueueSignal
+    + ChangeRelay
 {
 }
 
@@ -79,6 +82,7 @@ impl<T> Store for T where
         + AuditRepository
         + QueueRepository
         + QueueSignal
+        + ChangeRelay
 {
 }
 
@@ -140,6 +144,9 @@ pub trait RunRepository: Send + Sync {
     ) -> StoreResult<RunDetail>;
     /// The starts that joined this run while it was active, oldest first.
     async fn run_joins(&self, tenant: TenantId, run: RunId) -> StoreResult<Vec<RunJoin>>;
+    /// The runs with these ids, of any tenant (the live feed filters per
+    /// stream); missing ids are left out.
+    async fn run_summaries(&self, ids: &[RunId]) -> StoreResult<Vec<RunSummary>>;
     /// Runs started to retry this run's failed items, newest first.
     async fn retries_of(&self, tenant: TenantId, run: RunId) -> StoreResult<Vec<RunSummary>>;
     /// Inserts runs with their whole history as given (demo data, imports,
@@ -292,4 +299,17 @@ pub trait QueueSignal: Send + Sync {
     /// Also wakes `queued` for runs other processes queue (PostgreSQL
     /// LISTEN/NOTIFY); a no-op where only one process writes.
     async fn listen_across_processes(&self) -> StoreResult<()>;
+}
+
+/// How live views learn what changed, whichever process changed it. The
+/// store records every change it commits in its [`ChangeLog`]; the relay
+/// carries them to every process that shares the database.
+pub trait ChangeRelay: Send + Sync {
+    fn change_log(&self) -> &ChangeLog;
+    /// Starts (once) relaying this process's committed changes: PostgreSQL
+    /// NOTIFYs every process; SQLite, written by one process, hands them to
+    /// its own subscribers.
+    fn publish_changes(&self);
+    /// Committed changes of every process sharing the database.
+    fn subscribe_changes(&self) -> tokio::sync::broadcast::Receiver<Relayed>;
 }

@@ -1,5 +1,9 @@
+use super::changes::wire;
 use super::sql::{impl_sql_repositories, SqlDialect};
-use super::{Backend, DbSessionStore, QueueSignal, SchemaRepository, StoreError, StoreResult};
+use super::{
+    Backend, ChangeLog, ChangeRelay, DbSessionStore, QueueSignal, Relayed, SchemaRepository,
+    StoreError, StoreResult,
+};
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
@@ -20,7 +24,13 @@ pub struct PgStore {
     pub(crate) engine_pool: PgPool,
     pub(crate) queued: Arc<Notify>,
     listening: Arc<std::sync::Once>,
+    pub(crate) changes: Arc<ChangeLog>,
+    listening_for_changes: Arc<std::sync::Once>,
 }
+
+/// The LISTEN/NOTIFY channel carrying every process's committed changes to
+/// the live views of every process.
+const CHANGES_CHANNEL: &str = "opshub_changes";
 
 /// The LISTEN/NOTIFY channel on which queued runs wake other processes.
 macro_rules! queued_channel {
@@ -64,6 +74,8 @@ impl PgStore {
             engine_pool,
             queued: Arc::default(),
             listening: Arc::new(std::sync::Once::new()),
+            changes: Arc::default(),
+            listening_for_changes: Arc::new(std::sync::Once::new()),
         })
     }
 }
@@ -141,6 +153,73 @@ impl QueueSignal for PgStore {
             });
         });
         Ok(())
+    }
+}
+
+impl ChangeRelay for PgStore {
+    fn change_log(&self) -> &ChangeLog {
+        &self.changes
+    }
+
+    /// One NOTIFY per hundred changes; changes recorded while one is sent
+    /// go together in the next, so a busy engine costs few statements.
+    fn publish_changes(&self) {
+        if !self.changes.start_relaying() {
+            return;
+        }
+        let (pool, log) = (self.pool.clone(), self.changes.clone());
+        tokio::spawn(async move {
+            loop {
+                let changes = log.take().await;
+                for payload in wire::encode(&changes) {
+                    let sent = sqlx::query("SELECT pg_notify($1, $2)")
+                        .bind(CHANGES_CHANNEL)
+                        .bind(&payload)
+                        .execute(&pool)
+                        .await;
+                    if let Err(e) = sent {
+                        // Nobody hears these changes: views here reload.
+                        tracing::warn!(error = %e, "cannot NOTIFY changes to live views");
+                        log.deliver(Relayed::Gap);
+                    }
+                }
+            }
+        });
+    }
+
+    fn subscribe_changes(&self) -> tokio::sync::broadcast::Receiver<Relayed> {
+        let receiver = self.changes.subscribe();
+        let (pool, log) = (self.pool.clone(), self.changes.clone());
+        self.listening_for_changes.call_once(|| {
+            tokio::spawn(async move {
+                loop {
+                    match sqlx::postgres::PgListener::connect_with(&pool).await {
+                        Ok(mut listener) => match listener.listen(CHANGES_CHANNEL).await {
+                            Ok(()) => loop {
+                                match listener.try_recv().await {
+                                    Ok(Some(notification)) => match wire::decode(notification.payload()) {
+                                        Some(changes) => log.deliver(Relayed::Changes(changes.into())),
+                                        None => tracing::warn!("ignored a malformed change notification"),
+                                    },
+                                    // The connection dropped and will be re-made:
+                                    // whatever was sent meanwhile is lost.
+                                    Ok(None) => log.deliver(Relayed::Gap),
+                                    Err(e) => {
+                                        tracing::warn!(error = %e, "lost the LISTEN connection for changes");
+                                        log.deliver(Relayed::Gap);
+                                        break;
+                                    }
+                                }
+                            },
+                            Err(e) => tracing::warn!(error = %e, "cannot LISTEN for changes"),
+                        },
+                        Err(e) => tracing::warn!(error = %e, "cannot connect to LISTEN for changes"),
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            });
+        });
+        receiver
     }
 }
 

@@ -3,7 +3,7 @@
 //! row cannot drift apart.
 
 use super::types::*;
-use super::{StoreError, StoreResult};
+use super::{Change, StoreError, StoreResult};
 use crate::domain::*;
 use sqlx::types::Json;
 use sqlx::FromRow;
@@ -507,6 +507,21 @@ impl RunStateRow {
                 run_path(&self.tenant_slug, self.id),
             ),
         })
+    }
+
+    pub fn changed(&self) -> Change {
+        Change::Run {
+            tenant: self.tenant_id,
+            run: self.id,
+        }
+    }
+
+    /// The change a notification to this run's initiator makes.
+    pub fn initiator_notified(&self) -> Change {
+        Change::Notifications {
+            tenant: self.tenant_id,
+            user: self.user_id,
+        }
     }
 
     /// This row after a batch moved it to `status` with `counters`.

@@ -369,6 +369,7 @@ macro_rules! impl_sql_repositories {
                     .bind(Timestamp::now())
                     .execute(&self.pool)
                     .await?;
+                    self.changes.record([Change::Access { tenant, user }]);
                     Ok(())
                 }
 
@@ -409,7 +410,9 @@ macro_rules! impl_sql_repositories {
                     .bind(user)
                     .execute(&self.pool)
                     .await?
-                    .rows_affected())
+                    .rows_affected())?;
+                    self.changes.record([Change::Access { tenant, user }]);
+                    Ok(())
                 }
 
                 async fn user_credentials(&self, email: &str) -> StoreResult<Option<UserCredentials>> {
@@ -517,8 +520,16 @@ macro_rules! impl_sql_repositories {
                         }
                     }
                     tx.commit().await?;
-                    if !joined {
+                    let run_changed = Change::Run { tenant: run.tenant_id, run: id };
+                    if joined {
+                        self.changes.record([run_changed]);
+                    } else {
                         self.queued.notify_waiters();
+                        let notified = run.notification.as_ref().map(|n| Change::Notifications {
+                            tenant: n.tenant_id,
+                            user: n.user_id,
+                        });
+                        self.changes.record(std::iter::once(run_changed).chain(notified));
                     }
                     let detail = self.run(run.tenant_id, id).await?.ok_or(StoreError::NotFound)?;
                     Ok(StartedRun { run: detail, joined })
@@ -603,6 +614,7 @@ macro_rules! impl_sql_repositories {
                         .await?
                         .rows_affected();
                         if updated == 1 {
+                            self.changes.record([Change::Run { tenant, run: id }]);
                             return self.run(tenant, id).await?.ok_or(StoreError::NotFound);
                         }
                     }
@@ -626,6 +638,23 @@ macro_rules! impl_sql_repositories {
                         .into_iter()
                         .map(|(user_id, user_name, at)| RunJoin { user_id, user_name, at })
                         .collect())
+                }
+
+                async fn run_summaries(&self, ids: &[RunId]) -> StoreResult<Vec<RunSummary>> {
+                    let mut runs = Vec::with_capacity(ids.len());
+                    for chunk in ids.chunks(500) {
+                        let mut qb = Builder::new(format!(
+                            "SELECT {RUN_SUMMARY_COLUMNS} FROM bulk_operation_runs r \
+                             JOIN users u ON u.id = r.user_id WHERE r.id IN ("
+                        ));
+                        push_id_list(&mut qb, chunk);
+                        qb.push(")");
+                        let rows: Vec<RunSummaryRow> = qb.build_query_as().fetch_all(&self.pool).await?;
+                        for row in rows {
+                            runs.push(row.into_domain()?);
+                        }
+                    }
+                    Ok(runs)
                 }
 
                 async fn retries_of(&self, tenant: TenantId, run: RunId) -> StoreResult<Vec<RunSummary>> {
@@ -958,7 +987,12 @@ macro_rules! impl_sql_repositories {
             #[async_trait]
             impl NotificationRepository for $store {
                 async fn create_notification(&self, notification: NewNotification) -> StoreResult<Notification> {
-                    insert_notification(&mut *self.pool.acquire().await?, &notification).await
+                    let created = insert_notification(&mut *self.pool.acquire().await?, &notification).await?;
+                    self.changes.record([Change::Notifications {
+                        tenant: notification.tenant_id,
+                        user: notification.user_id,
+                    }]);
+                    Ok(created)
                 }
 
                 async fn list_notifications(
@@ -1007,11 +1041,12 @@ macro_rules! impl_sql_repositories {
                     .bind(Timestamp::now())
                     .fetch_one(&self.pool)
                     .await?;
+                    self.changes.record([Change::Notifications { tenant, user }]);
                     Ok(row.into())
                 }
 
                 async fn mark_all_read(&self, tenant: TenantId, user: UserId) -> StoreResult<u64> {
-                    Ok(sqlx::query(
+                    let marked = sqlx::query(
                         "UPDATE notifications SET read_at = $3 \
                          WHERE tenant_id = $1 AND user_id = $2 AND read_at IS NULL",
                     )
@@ -1020,7 +1055,11 @@ macro_rules! impl_sql_repositories {
                     .bind(Timestamp::now())
                     .execute(&self.pool)
                     .await?
-                    .rows_affected())
+                    .rows_affected();
+                    if marked > 0 {
+                        self.changes.record([Change::Notifications { tenant, user }]);
+                    }
+                    Ok(marked)
                 }
             }
 
@@ -1107,7 +1146,11 @@ macro_rules! impl_sql_repositories {
                     .bind(now)
                     .fetch_optional(&self.engine_pool)
                     .await?;
-                    row.map(|row| row.into_domain(now)).transpose()
+                    let claimed = row.map(|row| row.into_domain(now)).transpose()?;
+                    if let Some(claimed) = &claimed {
+                        self.changes.record([claimed.lease.changed()]);
+                    }
+                    Ok(claimed)
                 }
 
                 async fn record_progress(
@@ -1223,10 +1266,12 @@ macro_rules! impl_sql_repositories {
                         drop(tx);
                         return self.refused_because(lease).await;
                     }
+                    let notified = finish.then(|| state.initiator_notified());
                     if finish {
                         notify_finished(&mut tx, &state.advanced(status, counters, failures)).await?;
                     }
                     tx.commit().await?;
+                    self.changes.record(std::iter::once(lease.changed()).chain(notified));
                     Ok(ProgressOutcome::Recorded(status))
                 }
 
@@ -1271,12 +1316,14 @@ macro_rules! impl_sql_repositories {
                     let Some(run) = row else { return Ok(false) };
                     notify_finished(&mut tx, &run).await?;
                     tx.commit().await?;
+                    self.changes.record([lease.changed(), run.initiator_notified()]);
                     Ok(true)
                 }
 
                 async fn rescue_expired(&self) -> StoreResult<RescueReport> {
                     let now = Timestamp::now();
                     let mut report = RescueReport::default();
+                    let mut changed = Vec::new();
                     let (_turn, mut tx) = self.begin_engine_write().await?;
                     // A running run without a lease (imported, or moved by
                     // hand) has no worker either.
@@ -1306,6 +1353,9 @@ macro_rules! impl_sql_repositories {
                             .await?
                             .rows_affected();
                             report.requeued += moved;
+                            if moved == 1 {
+                                changed.push(run.changed());
+                            }
                             continue;
                         }
                         let (status, failures) = if run.abort_requested {
@@ -1336,6 +1386,7 @@ macro_rules! impl_sql_repositories {
                         .await?
                         .rows_affected();
                         if ended == 1 {
+                            changed.extend([run.changed(), run.initiator_notified()]);
                             let counters = run.counters();
                             notify_finished(&mut tx, &run.advanced(status, counters, failures)).await?;
                             match status {
@@ -1351,6 +1402,7 @@ macro_rules! impl_sql_repositories {
                     if report.requeued > 0 {
                         self.queued.notify_waiters();
                     }
+                    self.changes.record(changed);
                     Ok(report)
                 }
 
@@ -1372,8 +1424,10 @@ macro_rules! impl_sql_repositories {
                     .bind(now)
                     .fetch_optional(&mut *tx)
                     .await?;
+                    let mut changed = vec![Change::Run { tenant, run: id }];
                     let outcome = if let Some(run) = pending {
                         notify_finished(&mut tx, &run).await?;
+                        changed.push(run.initiator_notified());
                         AbortOutcome::Aborted
                     } else {
                         let flagged = sqlx::query(
@@ -1402,6 +1456,7 @@ macro_rules! impl_sql_repositories {
                     };
                     insert_audit(&mut tx, &audit).await?;
                     tx.commit().await?;
+                    self.changes.record(changed);
                     Ok(outcome)
                 }
             }

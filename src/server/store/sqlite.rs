@@ -1,5 +1,8 @@
 use super::sql::{impl_sql_repositories, SqlDialect};
-use super::{Backend, DbSessionStore, QueueSignal, SchemaRepository, StoreError, StoreResult};
+use super::{
+    Backend, ChangeLog, ChangeRelay, DbSessionStore, QueueSignal, Relayed, SchemaRepository,
+    StoreError, StoreResult,
+};
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
@@ -15,6 +18,7 @@ pub struct SqliteStore {
     /// The same pool: one file, one writer at a time, nothing to tune apart.
     pub(crate) engine_pool: SqlitePool,
     pub(crate) queued: Arc<Notify>,
+    pub(crate) changes: Arc<ChangeLog>,
     write_gate: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -46,6 +50,7 @@ impl SqliteStore {
             engine_pool: pool.clone(),
             pool,
             queued: Arc::default(),
+            changes: Arc::default(),
             write_gate: Arc::default(),
         })
     }
@@ -98,6 +103,20 @@ impl QueueSignal for SqliteStore {
     /// One process owns an SQLite file's queue; others' runs are found by polling.
     async fn listen_across_processes(&self) -> StoreResult<()> {
         Ok(())
+    }
+}
+
+impl ChangeRelay for SqliteStore {
+    fn change_log(&self) -> &ChangeLog {
+        &self.changes
+    }
+
+    fn publish_changes(&self) {
+        self.changes.relay_in_process();
+    }
+
+    fn subscribe_changes(&self) -> tokio::sync::broadcast::Receiver<Relayed> {
+        self.changes.subscribe()
     }
 }
 

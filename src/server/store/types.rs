@@ -207,6 +207,16 @@ pub struct Lease {
     pub attempt: i64,
 }
 
+impl Lease {
+    /// What a write under this lease changes, for live views.
+    pub fn changed(&self) -> super::Change {
+        super::Change::Run {
+            tenant: self.tenant_id,
+            run: self.run_id,
+        }
+    }
+}
+
 /// A run a worker now holds, with what it needs to execute it.
 #[derive(Clone, Debug)]
 pub struct ClaimedRun {

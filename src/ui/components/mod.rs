@@ -1,7 +1,8 @@
 //! Small pieces shared by pages.
 
+use crate::api::notifications::OpenNotification;
 use crate::api::AppError;
-use crate::domain::{Counters, RunStatus, StatusBucket, Timestamp};
+use crate::domain::{Counters, Notification, NotificationKind, RunStatus, StatusBucket, Timestamp};
 use leptos::prelude::*;
 
 /// The 404 page. On the server it also sets the response status.
@@ -49,37 +50,47 @@ fn SignInAgain() -> impl IntoView {
     view! { <leptos_router::components::Redirect path=target /> }
 }
 
+/// A run's status as its operator bucket. Takes a signal so live pages
+/// update it in place (a plain value converts).
 #[component]
-pub fn StatusBadge(status: RunStatus) -> impl IntoView {
-    let bucket = status.bucket();
+pub fn StatusBadge(#[prop(into)] status: Signal<RunStatus>) -> impl IntoView {
     view! {
-        <span class=format!("badge badge-{}", bucket.as_str()) title=status.as_str()>
-            {bucket.label()}
+        <span class=move || format!("badge badge-{}", status.get().bucket().as_str())
+            title=move || status.get().as_str()>
+            {move || status.get().bucket().label()}
         </span>
     }
 }
 
 #[component]
-pub fn Progress(counters: Counters) -> impl IntoView {
-    let percent = counters.percent();
+pub fn Progress(#[prop(into)] counters: Signal<Counters>) -> impl IntoView {
+    let percent = move || counters.get().percent();
     view! {
         <div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax="100"
-            aria-valuenow=percent.to_string()
-            aria-label=format!("{} of {} processed", counters.processed, counters.total)>
-            <div class="progress-fill" style=format!("width: {percent}%")></div>
+            aria-valuenow=move || percent().to_string()
+            aria-label=move || {
+                let c = counters.get();
+                format!("{} of {} processed", c.processed, c.total)
+            }>
+            <div class="progress-fill" style=move || format!("width: {}%", percent())></div>
         </div>
-        <span class="progress-text">{format!("{} / {}", counters.processed, counters.total)}</span>
+        <span class="progress-text" data-testid="progress-text">
+            {move || {
+                let c = counters.get();
+                format!("{} / {}", c.processed, c.total)
+            }}
+        </span>
     }
 }
 
 /// `succeeded / failed / skipped` with colours.
 #[component]
-pub fn Outcome(counters: Counters) -> impl IntoView {
+pub fn Outcome(#[prop(into)] counters: Signal<Counters>) -> impl IntoView {
     view! {
         <span class="outcome">
-            <span class="ok" title="succeeded">{counters.succeeded}</span>" / "
-            <span class="bad" title="failed">{counters.failed}</span>" / "
-            <span class="skip" title="skipped">{counters.skipped}</span>
+            <span class="ok" title="succeeded">{move || counters.get().succeeded}</span>" / "
+            <span class="bad" title="failed">{move || counters.get().failed}</span>" / "
+            <span class="skip" title="skipped">{move || counters.get().skipped}</span>
         </span>
     }
 }
@@ -114,4 +125,39 @@ fn local_text(at: Timestamp) -> String {
 #[cfg(not(feature = "hydrate"))]
 fn local_text(at: Timestamp) -> String {
     at.short_utc()
+}
+
+/// One notification: what happened to which run. Opening it (a form, so it
+/// works without JavaScript) marks it read and goes to the run.
+#[component]
+pub fn FeedEntry(n: Notification, slug: String) -> impl IntoView {
+    let open = ServerAction::<OpenNotification>::new();
+    let notice = n.notice;
+    let what = match n.kind {
+        NotificationKind::RunQueued => "queued".to_string(),
+        NotificationKind::RunCompleted => notice.bucket.label().to_lowercase(),
+    };
+    let counts = format!(
+        "{} / {} processed · {} failed · {} skipped",
+        notice.counters.processed,
+        notice.counters.total,
+        notice.counters.failed,
+        notice.counters.skipped
+    );
+    view! {
+        <li class="feed-entry" class:unread=n.read_at.is_none() data-testid="feed-entry"
+            data-run-id=notice.run_id.to_string() data-kind=n.kind.as_str()>
+            <ActionForm action=open attr:class="feed-open">
+                <input type="hidden" name="tenant" value=slug.clone() />
+                <input type="hidden" name="id" value=n.id.to_string() />
+                <button type="submit" class="link-button" data-testid="open-notification">
+                    <span class=format!("badge badge-{}", notice.bucket.as_str())>{notice.bucket.label()}</span>" "
+                    <strong>{notice.operation.label()}</strong>" "{what}
+                </button>
+            </ActionForm>
+            <span class="muted">{counts}</span>
+            {notice.error_summary.map(|summary| view! { <span class="error-summary">{summary}</span> })}
+            <LocalTime at=n.created_at />
+        </li>
+    }
 }

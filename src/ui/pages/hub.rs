@@ -1,12 +1,16 @@
 use crate::api::operations::{StartAddPolicies, StartDrift};
 use crate::api::runs::{hub_runs, HubData, HubQuery, StartChoices};
-use crate::domain::{format_duration, OperationKind, RunSummary, StatusBucket, MAX_PAGE_SIZE};
+use crate::domain::{
+    format_duration, BucketCounts, OperationKind, RunId, RunSummary, StatusBucket, MAX_PAGE_SIZE,
+};
 use crate::ui::components::{
     bucket_tab_label, ErrorView, LocalTime, Outcome, Progress, StatusBadge,
 };
+use crate::ui::live::{on_live, LiveMessage};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
+use std::collections::{HashMap, HashSet};
 
 /// `/t/{tenant}/operations`: the tenant's runs, newest first.
 #[component]
@@ -63,8 +67,13 @@ fn HubView(
 ) -> impl IntoView {
     let slug = hub.tenant.slug.clone();
     let base = format!("/t/{slug}/operations");
+    let live = follow_live(&hub, &query);
+    let counts = live.counts;
     let tab = |bucket: Option<StatusBucket>| {
-        let count = bucket.map_or(hub.counts.total(), |b| hub.counts.get(b));
+        let count = move || {
+            let counts = counts.get();
+            bucket.map_or(counts.total(), |b| counts.get(b))
+        };
         let target = HubQuery {
             bucket: bucket.map(|b| b.as_str().to_string()),
             older: None,
@@ -93,8 +102,7 @@ fn HubView(
     };
     let newer_href = hub.runs.newer.map(|c| page_link(None, Some(c.to_string())));
     let older_href = hub.runs.older.map(|c| page_link(Some(c.to_string()), None));
-    let runs = hub.runs.items;
-    let empty = runs.is_empty();
+    let empty = live.rows.is_empty();
 
     view! {
         <Title text=format!("{} operations", hub.tenant.name) />
@@ -109,6 +117,18 @@ fn HubView(
         {hub.start.map(|choices| view! { <StartForms slug=slug.clone() choices /> })}
         <nav class="tabs" aria-label="Status">{tabs}</nav>
         <Filters base=base.clone() query=query.clone() initiators=hub.initiators />
+        // New runs wait here; rows never move under the reader's cursor.
+        <div class="live-region" role="status" aria-live="polite">
+            {move || {
+                let n = live.fresh.read().len();
+                (n > 0).then(|| view! {
+                    <button type="button" class="button new-runs" data-testid="new-runs"
+                        on:click=move |_| refreshes.update(|r| *r += 1)>
+                        {if n == 1 { "1 new run — show".to_string() } else { format!("{n} new runs — show") }}
+                    </button>
+                })
+            }}
+        </div>
         <table class="runs" data-testid="runs-table"
             data-refreshed-at=(refresh > 0).then(|| refresh.to_string())>
             <thead>
@@ -123,7 +143,7 @@ fn HubView(
                 </tr>
             </thead>
             <tbody>
-                {runs.into_iter().map(|run| view! { <RunRow run slug=slug.clone() /> }).collect_view()}
+                {live.rows.iter().map(|run| view! { <RunRow run=*run slug=slug.clone() /> }).collect_view()}
             </tbody>
         </table>
         {empty.then(|| view! { <p class="empty-state">"No runs match."</p> })}
@@ -134,22 +154,84 @@ fn HubView(
     }
 }
 
+/// What the hub shows, kept live: rows update in place, runs that would
+/// belong at the top of this page are counted for the "new runs" banner,
+/// and a reconnect catches up by reading the page again.
+#[derive(Clone)]
+struct LiveHub {
+    rows: Vec<RwSignal<RunSummary>>,
+    fresh: RwSignal<HashSet<RunId>>,
+    counts: RwSignal<BucketCounts>,
+}
+
+fn follow_live(hub: &HubData, query: &HubQuery) -> LiveHub {
+    let rows: Vec<_> = hub.runs.items.iter().cloned().map(RwSignal::new).collect();
+    let by_id: HashMap<RunId, RwSignal<RunSummary>> = hub
+        .runs
+        .items
+        .iter()
+        .map(|run| run.id)
+        .zip(rows.iter().copied())
+        .collect();
+    let live = LiveHub {
+        rows,
+        fresh: RwSignal::new(HashSet::new()),
+        counts: RwSignal::new(hub.counts),
+    };
+    // Only the first page grows at the top; later pages just update.
+    let first_page = query.older.is_none() && query.newer.is_none();
+    let filter = query.parse().map(|(filter, _)| filter).ok();
+    let newest = hub.runs.items.first().map(|run| (run.created_at, run.id));
+    let (fresh, counts) = (live.fresh, live.counts);
+    let apply = move |run: RunSummary| match by_id.get(&run.id) {
+        Some(row) => row.set(run),
+        None => {
+            let newer = newest.is_none_or(|top| (run.created_at, run.id) > top);
+            if first_page && newer && filter.as_ref().is_some_and(|f| f.matches(&run)) {
+                fresh.update(|ids| {
+                    ids.insert(run.id);
+                });
+            }
+        }
+    };
+    let (slug, query) = (hub.tenant.slug.clone(), query.clone());
+    on_live(move |message| match message {
+        LiveMessage::Run(run) => apply(run),
+        LiveMessage::Resync => {
+            let (slug, query, apply) = (slug.clone(), query.clone(), apply.clone());
+            leptos::task::spawn_local(async move {
+                if let Ok(latest) = hub_runs(slug, query).await {
+                    counts.set(latest.counts);
+                    latest.runs.items.into_iter().for_each(apply);
+                }
+            });
+        }
+        LiveMessage::Unread(_) => {}
+    });
+    live
+}
+
 #[component]
-fn RunRow(run: RunSummary, slug: String) -> impl IntoView {
-    let href = format!("/t/{slug}/operations/{}", run.id);
-    let duration = run
-        .started_at
-        .map(|start| format_duration(start, run.finished_at.unwrap_or(start)))
-        .filter(|_| run.finished_at.is_some())
-        .unwrap_or_else(|| "—".to_string());
+fn RunRow(run: RwSignal<RunSummary>, slug: String) -> impl IntoView {
+    let fixed = run.get_untracked();
+    let href = format!("/t/{slug}/operations/{}", fixed.id);
+    let duration = move || {
+        let run = run.read();
+        run.started_at
+            .zip(run.finished_at)
+            .map(|(start, end)| format_duration(start, end))
+            .unwrap_or_else(|| "—".to_string())
+    };
+    let counters = Signal::derive(move || run.read().counters);
     view! {
-        <tr data-testid="run-row" data-run-id=run.id.to_string()>
-            <td><a data-testid="run-link" href=href>{run.operation.label()}</a></td>
-            <td><StatusBadge status=run.status /></td>
-            <td class="progress-cell"><Progress counters=run.counters /></td>
-            <td><Outcome counters=run.counters /></td>
-            <td>{run.initiator_name}</td>
-            <td><LocalTime at=run.created_at /></td>
+        <tr data-testid="run-row" data-run-id=fixed.id.to_string()
+            data-status=move || run.read().status.as_str()>
+            <td><a data-testid="run-link" href=href>{fixed.operation.label()}</a></td>
+            <td><StatusBadge status=Signal::derive(move || run.read().status) /></td>
+            <td class="progress-cell"><Progress counters /></td>
+            <td><Outcome counters /></td>
+            <td>{fixed.initiator_name}</td>
+            <td><LocalTime at=fixed.created_at /></td>
             <td>{duration}</td>
         </tr>
     }

@@ -1,6 +1,6 @@
-use crate::api::notifications::{notification_feed, Feed, MarkAllRead, OpenNotification};
-use crate::domain::{Notification, NotificationKind};
-use crate::ui::components::{ErrorView, LocalTime};
+use crate::api::notifications::{notification_feed, Feed, MarkAllRead};
+use crate::ui::components::{ErrorView, FeedEntry};
+use crate::ui::live::{on_live, LiveMessage};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -11,15 +11,23 @@ pub fn NotificationsPage() -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
     let read_all = ServerAction::<MarkAllRead>::new();
+    // The user's notifications changed (here or in another tab): reload.
+    let changed = RwSignal::new(0u32);
+    on_live(move |message| {
+        if matches!(message, LiveMessage::Unread(_) | LiveMessage::Resync) {
+            changed.update(|n| *n += 1);
+        }
+    });
     let feed = Resource::new(
         move || {
             (
                 params.read().get("tenant").unwrap_or_default(),
                 query.read().get("older"),
                 read_all.version().get(),
+                changed.get(),
             )
         },
-        |(tenant, older, _)| notification_feed(tenant, older),
+        |(tenant, older, _, _)| notification_feed(tenant, older),
     );
     view! {
         <Title text="Notifications" />
@@ -63,40 +71,5 @@ fn FeedView(feed: Feed, read_all: ServerAction<MarkAllRead>) -> impl IntoView {
         <nav class="pager" aria-label="Pages">
             {older.map(|href| view! { <a rel="next" href=href>"Older →"</a> })}
         </nav>
-    }
-}
-
-/// One notification: what happened to which run. Opening it (a form, so it
-/// works without JavaScript) marks it read and goes to the run.
-#[component]
-pub fn FeedEntry(n: Notification, slug: String) -> impl IntoView {
-    let open = ServerAction::<OpenNotification>::new();
-    let notice = n.notice;
-    let what = match n.kind {
-        NotificationKind::RunQueued => "queued".to_string(),
-        NotificationKind::RunCompleted => notice.bucket.label().to_lowercase(),
-    };
-    let counts = format!(
-        "{} / {} processed · {} failed · {} skipped",
-        notice.counters.processed,
-        notice.counters.total,
-        notice.counters.failed,
-        notice.counters.skipped
-    );
-    view! {
-        <li class="feed-entry" class:unread=n.read_at.is_none() data-testid="feed-entry"
-            data-run-id=notice.run_id.to_string() data-kind=n.kind.as_str()>
-            <ActionForm action=open attr:class="feed-open">
-                <input type="hidden" name="tenant" value=slug.clone() />
-                <input type="hidden" name="id" value=n.id.to_string() />
-                <button type="submit" class="link-button" data-testid="open-notification">
-                    <span class=format!("badge badge-{}", notice.bucket.as_str())>{notice.bucket.label()}</span>" "
-                    <strong>{notice.operation.label()}</strong>" "{what}
-                </button>
-            </ActionForm>
-            <span class="muted">{counts}</span>
-            {notice.error_summary.map(|summary| view! { <span class="error-summary">{summary}</span> })}
-            <LocalTime at=n.created_at />
-        </li>
     }
 }

@@ -1,10 +1,11 @@
 use crate::api::operations::{AbortRun, RetryRun};
-use crate::api::runs::{run_page, RunPageData, RunScope};
+use crate::api::runs::{current_run, run_page, RunPageData, RunScope};
 use crate::domain::{
     failure_counts, format_duration, FailureEntry, FailureKind, Finding, ReasonCode, RunSummary,
     Timestamp,
 };
 use crate::ui::components::{ErrorView, LocalTime, Outcome, Progress, StatusBadge};
+use crate::ui::live::{on_live, LiveMessage};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -19,6 +20,9 @@ pub fn RunPage() -> impl IntoView {
     let params = use_params_map();
     let abort = ServerAction::<AbortRun>::new();
     let retry = ServerAction::<RetryRun>::new();
+    // Bumped when the live stream says the run moved to another status:
+    // the whole page (failures, findings, times) is read again.
+    let reloads = RwSignal::new(0u32);
     let data = Resource::new(
         move || {
             let p = params.read();
@@ -26,15 +30,16 @@ pub fn RunPage() -> impl IntoView {
                 p.get("tenant").unwrap_or_default(),
                 p.get("run_id").unwrap_or_default(),
                 abort.version().get(),
+                reloads.get(),
             )
         },
-        |(tenant, run_id, _)| run_page(tenant, run_id),
+        |(tenant, run_id, _, _)| run_page(tenant, run_id),
     );
     view! {
         <Transition fallback=|| view! { <p class="loading">"Loading run…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
-                    Ok(page) => view! { <RunView page abort retry /> }.into_any(),
+                    Ok(page) => view! { <RunView page abort retry reloads /> }.into_any(),
                     Err(error) => view! { <ErrorView error /> }.into_any(),
                 }
             })}
@@ -54,6 +59,7 @@ fn RunView(
     page: RunPageData,
     abort: ServerAction<AbortRun>,
     retry: ServerAction<RetryRun>,
+    reloads: RwSignal<u32>,
 ) -> impl IntoView {
     let query = use_query_map();
     let RunPageData {
@@ -68,6 +74,8 @@ fn RunView(
     } = page;
     let summary = run.summary.clone();
     let slug = tenant.slug.clone();
+    let live = follow_live(&summary, &slug, reloads);
+    let counters = Signal::derive(move || live.read().counters);
     let base = format!("/t/{slug}/operations");
     let duration = summary
         .started_at
@@ -147,7 +155,7 @@ fn RunView(
         })}
         <div class="page-head">
             <h1>{summary.operation.label()}</h1>
-            <StatusBadge status=summary.status />
+            <StatusBadge status=Signal::derive(move || live.read().status) />
             {actions}
         </div>
         {move || action_error().map(|message| view! {
@@ -157,19 +165,21 @@ fn RunView(
             <p class="notice" role="status" data-testid="action-notice">{message}</p>
         })}
         <section class="card">
-            <Progress counters=summary.counters />
-            <p><Outcome counters=summary.counters />" (succeeded / failed / skipped)"</p>
+            <Progress counters />
+            <p><Outcome counters />" (succeeded / failed / skipped)"</p>
         </section>
         <dl class="fields">
             <dt>"Run id"</dt><dd><code data-testid="run-id">{summary.id.to_string()}</code></dd>
             <dt>"Operation"</dt><dd>{summary.operation.label()}" "<code>{summary.operation.code()}</code></dd>
             <dt>"Status"</dt><dd>{summary.status.as_str()}" ("{summary.bucket().label()}")"</dd>
             <dt>"Items"</dt>
-            <dd>{format!(
-                "{} total · {} processed · {} succeeded · {} failed · {} skipped",
-                summary.counters.total, summary.counters.processed, summary.counters.succeeded,
-                summary.counters.failed, summary.counters.skipped
-            )}</dd>
+            <dd>{move || {
+                let c = counters.get();
+                format!(
+                    "{} total · {} processed · {} succeeded · {} failed · {} skipped",
+                    c.total, c.processed, c.succeeded, c.failed, c.skipped
+                )
+            }}</dd>
             <dt>"Initiator"</dt><dd>{summary.initiator_name.clone()}</dd>
             <dt>"Queued"</dt><dd>{time_cell(Some(summary.created_at))}</dd>
             <dt>"Started"</dt><dd>{time_cell(summary.started_at)}</dd>
@@ -200,6 +210,33 @@ fn RunView(
         }}
         <FindingsView findings=findings.items more=findings.older.is_some() slug run_id=summary.id.to_string() />
     }
+}
+
+/// The run as the live stream last told it: counters move in place; a new
+/// status (or a reconnect that finds one) reloads the page.
+fn follow_live(loaded: &RunSummary, slug: &str, reloads: RwSignal<u32>) -> RwSignal<RunSummary> {
+    let live = RwSignal::new(loaded.clone());
+    let (id, loaded_status, slug) = (loaded.id, loaded.status, slug.to_string());
+    let apply = move |run: RunSummary| {
+        let moved = run.status != loaded_status;
+        live.set(run);
+        if moved {
+            reloads.update(|n| *n += 1);
+        }
+    };
+    on_live(move |message| match message {
+        LiveMessage::Run(run) if run.id == id => apply(run),
+        LiveMessage::Resync => {
+            let slug = slug.clone();
+            leptos::task::spawn_local(async move {
+                if let Ok(run) = current_run(slug, id.to_string()).await {
+                    apply(run);
+                }
+            });
+        }
+        _ => {}
+    });
+    live
 }
 
 #[component]

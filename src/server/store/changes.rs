@@ -1,0 +1,256 @@
+//! What the store committed, for live views. Every write that changes a run
+//! or a user's notifications records a [`Change`] after it commits; the
+//! backend relays each process's changes to every process sharing the
+//! database (PostgreSQL NOTIFY; SQLite has one process), where the live hub
+//! turns them into stream events.
+
+use crate::domain::{RunId, TenantId, UserId};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{broadcast, Notify};
+
+/// One thing that changed. Carries ids only: readers load the current state
+/// once per change, however many streams show it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Change {
+    Run {
+        tenant: TenantId,
+        run: RunId,
+    },
+    Notifications {
+        tenant: TenantId,
+        user: UserId,
+    },
+    /// A user's role in a tenant was granted, changed or removed: their open
+    /// streams of that tenant end and must be authorised again.
+    Access {
+        tenant: TenantId,
+        user: UserId,
+    },
+}
+
+/// What a relay hands to its subscribers.
+#[derive(Clone, Debug)]
+pub enum Relayed {
+    Changes(Arc<[Change]>),
+    /// Changes may have been missed (the relay reconnected): views must
+    /// reload what they show.
+    Gap,
+}
+
+/// Changes this process committed, waiting for the relay. A set: a run that
+/// changes many times before the relay looks is relayed once. Inert (records
+/// nothing) until a relay starts, so processes without one pay nothing.
+pub struct ChangeLog {
+    relaying: AtomicBool,
+    pending: Mutex<HashSet<Change>>,
+    recorded: Notify,
+    delivered: broadcast::Sender<Relayed>,
+}
+
+impl Default for ChangeLog {
+    fn default() -> Self {
+        Self {
+            relaying: AtomicBool::new(false),
+            pending: Mutex::default(),
+            recorded: Notify::new(),
+            // Room for bursts; a subscriber that still falls behind is told
+            // (`Lagged`) and resyncs.
+            delivered: broadcast::channel(1_024).0,
+        }
+    }
+}
+
+impl ChangeLog {
+    pub fn record(&self, changes: impl IntoIterator<Item = Change>) {
+        if !self.relaying.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let before = pending.len();
+        pending.extend(changes);
+        let added = pending.len() > before;
+        drop(pending);
+        if added {
+            self.recorded.notify_one();
+        }
+    }
+
+    /// Turns recording on; true the first time (the caller starts the relay).
+    pub fn start_relaying(&self) -> bool {
+        !self.relaying.swap(true, Ordering::SeqCst)
+    }
+
+    /// Waits for recorded changes and takes all of them.
+    pub async fn take(&self) -> Vec<Change> {
+        loop {
+            {
+                let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                if !pending.is_empty() {
+                    return pending.drain().collect();
+                }
+            }
+            self.recorded.notified().await;
+        }
+    }
+
+    /// Hands relayed changes to this process's subscribers.
+    pub fn deliver(&self, relayed: Relayed) {
+        // No subscriber (a worker-only process) is fine.
+        let _ = self.delivered.send(relayed);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Relayed> {
+        self.delivered.subscribe()
+    }
+
+    /// The relay of a database only this process writes: straight from the
+    /// log to the subscribers.
+    pub fn relay_in_process(self: &Arc<Self>) {
+        if !self.start_relaying() {
+            return;
+        }
+        let log = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let changes = log.take().await;
+                log.deliver(Relayed::Changes(changes.into()));
+            }
+        });
+    }
+}
+
+/// Changes on the wire between processes (a NOTIFY payload: text, under
+/// 8,000 bytes): `r<tenant><run>`, `n<tenant><user>` and `a<tenant><user>`
+/// with simple-format uuids, comma-separated.
+pub mod wire {
+    use super::Change;
+    use crate::domain::{RunId, TenantId, UserId};
+    use uuid::Uuid;
+
+    /// Changes per payload: 100 × 66 bytes stays well under the limit.
+    const PER_PAYLOAD: usize = 100;
+
+    pub fn encode(changes: &[Change]) -> Vec<String> {
+        changes
+            .chunks(PER_PAYLOAD)
+            .map(|chunk| {
+                chunk
+                    .iter()
+                    .map(|change| match change {
+                        Change::Run { tenant, run } => {
+                            format!("r{}{}", tenant.0.simple(), run.0.simple())
+                        }
+                        Change::Notifications { tenant, user } => {
+                            format!("n{}{}", tenant.0.simple(), user.0.simple())
+                        }
+                        Change::Access { tenant, user } => {
+                            format!("a{}{}", tenant.0.simple(), user.0.simple())
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect()
+    }
+
+    /// The changes in a payload; `None` when any part is not one (the
+    /// payload did not come from us).
+    pub fn decode(payload: &str) -> Option<Vec<Change>> {
+        payload
+            .split(',')
+            .filter(|part| !part.is_empty())
+            .map(|part| {
+                let (kind, ids) = part.split_at_checked(1)?;
+                let (first, second) = ids.split_at_checked(32)?;
+                let first = Uuid::try_parse(first).ok()?;
+                let second = Uuid::try_parse(second).ok()?;
+                match kind {
+                    "r" => Some(Change::Run {
+                        tenant: TenantId(first),
+                        run: RunId(second),
+                    }),
+                    "n" => Some(Change::Notifications {
+                        tenant: TenantId(first),
+                        user: UserId(second),
+                    }),
+                    "a" => Some(Change::Access {
+                        tenant: TenantId(first),
+                        user: UserId(second),
+                    }),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{RunId, TenantId, UserId};
+
+    #[test]
+    fn changes_round_trip_through_notify_payloads() {
+        let tenant = TenantId::generate();
+        let changes: Vec<Change> = (0..250)
+            .map(|i| {
+                if i % 3 == 0 {
+                    Change::Notifications {
+                        tenant,
+                        user: UserId::generate(),
+                    }
+                } else if i % 7 == 0 {
+                    Change::Access {
+                        tenant,
+                        user: UserId::generate(),
+                    }
+                } else {
+                    Change::Run {
+                        tenant,
+                        run: RunId::generate(),
+                    }
+                }
+            })
+            .collect();
+        let payloads = wire::encode(&changes);
+        assert_eq!(payloads.len(), 3);
+        assert!(payloads.iter().all(|p| p.len() < 8_000));
+        let decoded: Vec<Change> = payloads
+            .iter()
+            .flat_map(|p| wire::decode(p).expect("our own payload decodes"))
+            .collect();
+        assert_eq!(decoded, changes);
+    }
+
+    #[test]
+    fn foreign_payloads_are_refused_whole() {
+        let good = wire::encode(&[Change::Run {
+            tenant: TenantId::generate(),
+            run: RunId::generate(),
+        }])
+        .remove(0);
+        assert!(wire::decode(&good).is_some());
+        assert_eq!(wire::decode(&format!("{good},x")), None);
+        assert_eq!(wire::decode(&good.replacen('r', "q", 1)), None);
+        assert_eq!(wire::decode(&good[..40]), None);
+        assert_eq!(wire::decode("r🙂"), None);
+    }
+
+    #[tokio::test]
+    async fn nothing_is_recorded_until_a_relay_runs_and_repeats_collapse() {
+        let log = Arc::new(ChangeLog::default());
+        let change = Change::Run {
+            tenant: TenantId::generate(),
+            run: RunId::generate(),
+        };
+        log.record([change]);
+        assert!(log.pending.lock().unwrap().is_empty());
+        assert!(log.start_relaying());
+        assert!(!log.start_relaying());
+        log.record([change, change]);
+        log.record([change]);
+        assert_eq!(log.take().await, vec![change]);
+    }
+}

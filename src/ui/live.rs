@@ -1,0 +1,192 @@
+//! The browser's end of the live stream. One `EventSource` for the tenant on
+//! screen, closed while the tab is hidden; pages subscribe to the messages
+//! and update what they show in place. The browser reconnects by itself
+//! after a dropped stream or a server restart; every (re)connect tells the
+//! pages to resync, since changes made meanwhile were not heard.
+
+use crate::domain::RunSummary;
+use leptos::prelude::*;
+
+#[derive(Clone, Debug, PartialEq)]
+// Only the browser receives messages; the server renders without them.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+pub enum LiveMessage {
+    Run(RunSummary),
+    /// The signed-in user's unread notifications in this tenant.
+    Unread(i64),
+    /// Changes may have been missed: reload what is shown.
+    Resync,
+}
+
+/// Handed to pages through context.
+#[derive(Clone, Copy)]
+pub struct Live {
+    listeners: StoredValue<Vec<(u64, Callback<LiveMessage>)>>,
+    next_id: StoredValue<u64>,
+}
+
+impl Live {
+    fn new() -> Self {
+        Self {
+            listeners: StoredValue::new(Vec::new()),
+            next_id: StoredValue::new(0),
+        }
+    }
+
+    /// Calls `on_message` for every message while the calling component lives.
+    pub fn subscribe(self, on_message: impl Fn(LiveMessage) + Send + Sync + 'static) {
+        let id = self.next_id.get_value();
+        self.next_id.set_value(id + 1);
+        let callback = Callback::new(on_message);
+        self.listeners.update_value(|all| all.push((id, callback)));
+        on_cleanup(move || {
+            self.listeners
+                .try_update_value(|all| all.retain(|(listener, _)| *listener != id));
+        });
+    }
+
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    fn dispatch(self, message: LiveMessage) {
+        // Copied out first: a listener may subscribe or unsubscribe.
+        let callbacks: Vec<_> = self
+            .listeners
+            .with_value(|all| all.iter().map(|(_, callback)| *callback).collect());
+        for callback in callbacks {
+            callback.run(message.clone());
+        }
+    }
+}
+
+/// Subscribes the calling component to live messages (a no-op on the server).
+pub fn on_live(on_message: impl Fn(LiveMessage) + Send + Sync + 'static) {
+    if let Some(live) = use_context::<Live>() {
+        live.subscribe(on_message);
+    }
+}
+
+/// Makes [`Live`] available to everything below the calling component.
+pub fn provide_live() {
+    provide_context(Live::new());
+}
+
+/// Keeps the stream of the tenant in the URL open. Sits inside the router,
+/// below [`provide_live`].
+#[component]
+pub fn LiveConnection() -> impl IntoView {
+    let live = expect_context::<Live>();
+    let location = leptos_router::hooks::use_location();
+    let tenant = Memo::new(move |_| {
+        location
+            .pathname
+            .read()
+            .strip_prefix("/t/")
+            .and_then(|rest| rest.split('/').next())
+            .filter(|slug| !slug.is_empty())
+            .map(str::to_string)
+    });
+    #[cfg(feature = "hydrate")]
+    browser::keep_open(live, tenant);
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (live, tenant);
+}
+
+#[cfg(feature = "hydrate")]
+mod browser {
+    use super::{Live, LiveMessage};
+    use crate::domain::{live_path, RESYNC_EVENT, RUN_EVENT, UNREAD_EVENT};
+    use leptos::prelude::*;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use wasm_bindgen::closure::Closure;
+    use wasm_bindgen::JsCast;
+    use web_sys::{Event, EventSource, MessageEvent, VisibilityState};
+
+    type Handler = Closure<dyn FnMut(Event)>;
+
+    /// An open stream; closed when dropped.
+    struct Stream {
+        tenant: String,
+        source: EventSource,
+        _handlers: Vec<Handler>,
+    }
+
+    impl Drop for Stream {
+        fn drop(&mut self) {
+            self.source.close();
+        }
+    }
+
+    pub fn keep_open(live: Live, tenant: Memo<Option<String>>) {
+        let stream: Rc<RefCell<Option<Stream>>> = Rc::default();
+        let sync = {
+            let stream = stream.clone();
+            move || {
+                let visible = document().visibility_state() == VisibilityState::Visible;
+                let wanted = tenant.get_untracked().filter(|_| visible);
+                let mut current = stream.borrow_mut();
+                if current.as_ref().map(|s| &s.tenant) == wanted.as_ref() {
+                    return;
+                }
+                *current = wanted.and_then(|slug| open(live, slug));
+            }
+        };
+        let on_visibility: Handler = Closure::new({
+            let sync = sync.clone();
+            move |_: Event| sync()
+        });
+        let _ = document().add_event_listener_with_callback(
+            "visibilitychange",
+            on_visibility.as_ref().unchecked_ref(),
+        );
+        Effect::new(move |_| {
+            tenant.track();
+            sync();
+        });
+        on_cleanup({
+            let on_visibility = send_wrapper::SendWrapper::new((on_visibility, stream));
+            move || {
+                let (on_visibility, stream) = on_visibility.take();
+                let _ = document().remove_event_listener_with_callback(
+                    "visibilitychange",
+                    on_visibility.as_ref().unchecked_ref(),
+                );
+                stream.borrow_mut().take();
+            }
+        });
+    }
+
+    fn open(live: Live, tenant: String) -> Option<Stream> {
+        let source = EventSource::new(&live_path(&tenant)).ok()?;
+        let mut handlers = Vec::new();
+        let mut listen = |name: &str, on: Box<dyn Fn(String) -> Option<LiveMessage>>| {
+            let handler: Handler = Closure::new(move |event: Event| {
+                let data = event
+                    .dyn_ref::<MessageEvent>()
+                    .and_then(|message| message.data().as_string())
+                    .unwrap_or_default();
+                if let Some(message) = on(data) {
+                    live.dispatch(message);
+                }
+            });
+            let _ = source.add_event_listener_with_callback(name, handler.as_ref().unchecked_ref());
+            handlers.push(handler);
+        };
+        // Every (re)connect may follow missed changes (the page was rendered
+        // before the stream opened; the server restarted).
+        listen("open", Box::new(|_| Some(LiveMessage::Resync)));
+        listen(RESYNC_EVENT, Box::new(|_| Some(LiveMessage::Resync)));
+        listen(
+            RUN_EVENT,
+            Box::new(|data| serde_json::from_str(&data).ok().map(LiveMessage::Run)),
+        );
+        listen(
+            UNREAD_EVENT,
+            Box::new(|data| data.parse().ok().map(LiveMessage::Unread)),
+        );
+        Some(Stream {
+            tenant,
+            source,
+            _handlers: handlers,
+        })
+    }
+}
