@@ -33,4 +33,19 @@ esac
 export OPSHUB_LISTEN="127.0.0.1:${OPSHUB_E2E_PORT:-3000}"
 "$bin" migrate
 "$bin" seed-demo
+# A large scope whose every subject changed between two syncs: its drift runs
+# for seconds, long enough for the journeys that act on a running run (join,
+# abort, progress moving). Demo scopes finish in milliseconds.
+fleet=${OPSHUB_E2E_FLEET_SIZE:-60000}
+for version in 1 2; do
+  node -e '
+    const [size, version, file] = process.argv.slice(1);
+    const items = Array.from({ length: Number(size) }, (_, i) => ({
+      subject_type: "server", external_id: `srv-${i}`, display_name: `Server ${i}`,
+      payload: { os_version: `2026.${version}`, owner: "platform" },
+    }));
+    require("fs").writeFileSync(file, JSON.stringify(items));
+  ' "$fleet" "$version" "$tmp/fleet-$version.json"
+  "$bin" inventory import --tenant acme --scope servers/fleet "$tmp/fleet-$version.json"
+done
 exec "$bin" serve

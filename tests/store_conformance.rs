@@ -192,6 +192,72 @@ conformance! {
         assert_eq!(all[0].initiator_name, "Second");
     }
 
+    async fn bucket_counts_stay_exact_when_old_runs_end_after_being_counted(store) {
+        let f = fixture(store, "acme").await;
+        let hours_ago = |h: i64| Timestamp(Timestamp::now().0 - h * 3_600_000_000);
+        let record = |key: &str, status: RunStatus, created: Timestamp| RunRecord {
+            id: RunId(uuid::Uuid::now_v7()),
+            tenant_id: f.tenant.id,
+            user_id: f.user.id,
+            operation: OperationKind::DriftGenerate,
+            idempotency_key: key.into(),
+            status,
+            counters: Counters {
+                total: 1,
+                processed: i64::from(status.is_terminal()),
+                succeeded: i64::from(status == RunStatus::Completed),
+                failed: i64::from(status == RunStatus::Failed),
+                skipped: 0,
+            },
+            item_ids: vec!["a".into()],
+            params: serde_json::json!({}),
+            failures: vec![],
+            attempt: i64::from(status != RunStatus::Pending),
+            created_at: created,
+            started_at: (status != RunStatus::Pending).then_some(created),
+            finished_at: status.is_terminal().then_some(created.plus_millis(1_000)),
+        };
+        let stale = record("stale", RunStatus::Pending, hours_ago(72));
+        store
+            .insert_run_records(&[
+                record("a", RunStatus::Completed, hours_ago(72)),
+                record("b", RunStatus::Completed, hours_ago(48)),
+                record("c", RunStatus::Failed, hours_ago(30)),
+                record("d", RunStatus::Running, hours_ago(3)),
+                stale.clone(),
+            ])
+            .await
+            .unwrap();
+        let counts = || async { store.count_runs_by_bucket(f.tenant.id, &RunFilter::default()).await.unwrap() };
+        let first = counts().await;
+        assert_eq!(
+            (first.succeeded, first.failed, first.running, first.queued),
+            (2, 1, 1, 1),
+            "{first:?}"
+        );
+        // An old run ends after its tenant's history was counted (and
+        // remembered); a new run arrives. Both show at once.
+        store.transition_run(f.tenant.id, stale.id, RunStatus::Running).await.unwrap();
+        store.transition_run(f.tenant.id, stale.id, RunStatus::Completed).await.unwrap();
+        store.start_run(new_run(&f, "new")).await.unwrap();
+        let second = counts().await;
+        assert_eq!(
+            (second.succeeded, second.failed, second.running, second.queued),
+            (3, 1, 1, 1),
+            "{second:?}"
+        );
+        let drift_only = store
+            .count_runs_by_bucket(f.tenant.id, &RunFilter { operation: Some(OperationKind::DriftGenerate), ..Default::default() })
+            .await
+            .unwrap();
+        assert_eq!(drift_only, second, "every run here is a drift run");
+        let other = store
+            .count_runs_by_bucket(f.tenant.id, &RunFilter { operation: Some(OperationKind::BackupSetAddPolicies), ..Default::default() })
+            .await
+            .unwrap();
+        assert_eq!(other.total(), 0);
+    }
+
     async fn constraint_violations_are_domain_errors(store) {
         let f = fixture(store, "acme").await;
         let err = store.create_tenant(&TenantSlug::parse("acme").unwrap(), "Again").await.unwrap_err();

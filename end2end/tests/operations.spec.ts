@@ -7,21 +7,12 @@ const RUN_URL = /\/t\/acme\/operations\/[0-9a-f-]{36}(\?.*)?$/;
 /** The status badge in the run page's heading. */
 const statusOf = (page: Page) => page.locator('.page-head .badge').first();
 
-/** Reloads the run page until its status reads `label` (the run is executed by the server's workers). */
+/** Waits until the run page's status reads `label`: the page hears it live. */
 async function waitForStatus(page: Page, label: string) {
-  await expect
-    .poll(
-      async () => {
-        await page.reload();
-        await waitForHydration(page);
-        return (await statusOf(page).textContent())?.trim();
-      },
-      { timeout: 20_000, message: `run reaches ${label}` },
-    )
-    .toBe(label);
+  await expect(statusOf(page), `run reaches ${label}`).toHaveText(label, { timeout: 20_000 });
 }
 
-test('start drift from the hub: the run completes and its findings are listed', async ({ page }) => {
+test('start drift from the hub: the run completes live and its findings are listed', async ({ page }) => {
   await signIn(page, USERS.acmeOperator.email);
   await expect(page).toHaveURL(ACME_HUB);
   const forms = page.getByTestId('start-forms');
@@ -32,16 +23,20 @@ test('start drift from the hub: the run completes and its findings are listed', 
   await page.waitForURL(RUN_URL);
   await waitForHydration(page);
   await expect(page.locator('h1')).toHaveText('Generate drift');
+  await page.evaluate(() => ((window as unknown as { __live: boolean }).__live = true));
 
   await waitForStatus(page, 'Succeeded');
+  await expect(page.getByTestId('progress-text').first()).toHaveText(/^(\d+) \/ \1$/);
   await expect(page.getByTestId('run-findings').locator('li').first()).toBeVisible();
+  const live = await page.evaluate(() => (window as unknown as { __live?: boolean }).__live);
+  expect(live, 'the page learnt of the completion without a reload').toBe(true);
   await page.getByTestId('run-findings-link').click();
   await page.waitForURL(/\/t\/acme\/findings\?run=/);
   await waitForHydration(page);
   await expect(page.getByTestId('finding-row').first()).toBeVisible();
 });
 
-test('the bell counts a finished run and its entry opens the run', async ({ page }) => {
+test('the bell counts a finished run live and its entry opens the run', async ({ page }) => {
   await signIn(page, USERS.acmeOperator.email);
   const before = Number(await page.getByTestId('bell-count').textContent());
 
@@ -55,21 +50,35 @@ test('the bell counts a finished run and its entry opens the run', async ({ page
   const runPath = new URL(page.url()).pathname;
   await waitForHydration(page);
   await waitForStatus(page, 'Succeeded');
-  // "queued" and "completed": two new notifications.
+  // "queued" and "completed": two new notifications, counted without a reload.
   await expect(page.getByTestId('bell-count')).toHaveText(String(before + 2));
 
+  // From elsewhere, the bell's menu lists the run's entry and opens the run.
+  await gotoHydrated(page, ACME_HUB);
   await page.getByTestId('bell').click();
-  await page.waitForURL(/\/t\/acme\/notifications$/);
-  await waitForHydration(page);
   const runId = runPath.split('/').pop();
-  const completed = page.locator(
-    `[data-testid="feed-entry"][data-kind="run_completed"][data-run-id="${runId}"]`,
-  );
+  const completed = page
+    .getByTestId('bell-menu')
+    .locator(`[data-testid="feed-entry"][data-kind="run_completed"][data-run-id="${runId}"]`);
   await expect(completed).toBeVisible();
   await completed.getByTestId('open-notification').click();
   await page.waitForURL((url) => url.pathname === runPath);
   await waitForHydration(page);
   await expect(page.getByTestId('bell-count')).toHaveText(String(before + 1));
+
+  // Following the entry closed the menu. The whole feed is one link away;
+  // Escape closes the menu.
+  await expect(page.getByTestId('all-notifications')).toBeHidden();
+  await page.getByTestId('bell').click();
+  await expect(page.getByTestId('all-notifications')).toBeVisible();
+  await page.keyboard.press('Escape');
+  await expect(page.getByTestId('all-notifications')).toBeHidden();
+  await page.getByTestId('bell').click();
+  await page.getByTestId('all-notifications').click();
+  await page.waitForURL(/\/t\/acme\/notifications$/);
+  await expect(
+    page.locator(`[data-testid="feed"] [data-testid="feed-entry"][data-run-id="${runId}"]`),
+  ).toHaveCount(2);
 });
 
 test('retry the failed items of a partly failed run: a new run, linked both ways', async ({ page }) => {

@@ -1,8 +1,9 @@
-use crate::api::notifications::{notification_feed, unread_notifications};
+use crate::api::notifications::{notification_feed, unread_notifications, Feed};
 use crate::api::session::{current_session, SignOut};
+use crate::api::AppError;
 use crate::domain::Role;
 use crate::ui::components::FeedEntry;
-use crate::ui::live::{on_live, LiveMessage};
+use crate::ui::live::{on_live, Live, LiveMessage};
 use leptos::prelude::*;
 use leptos_router::hooks::use_location;
 
@@ -12,6 +13,7 @@ use leptos_router::hooks::use_location;
 pub fn Header() -> impl IntoView {
     let location = use_location();
     let sign_out = ServerAction::<SignOut>::new();
+    let live = expect_context::<Live>();
     let current_slug = move || {
         let path = location.pathname.get();
         path.strip_prefix("/t/")
@@ -37,7 +39,11 @@ pub fn Header() -> impl IntoView {
             <a class="brand" href="/">"opshub"</a>
             <Transition fallback=|| ()>
                 {move || Suspend::new(async move {
-                    let Ok(Some((info, unread))) = session.await else { return ().into_any() };
+                    let Ok(Some((info, unread))) = session.await else {
+                        live.set_member_of(Vec::new());
+                        return ().into_any();
+                    };
+                    live.set_member_of(info.memberships.iter().map(|m| m.tenant.slug.clone()).collect());
                     // Admins of the tenant on screen manage its members.
                     let members_link = current_slug().and_then(|slug| {
                         info.memberships
@@ -113,34 +119,42 @@ fn Bell(slug: String, unread: i64) -> impl IntoView {
             let slug = count_slug.clone();
             leptos::task::spawn_local(async move {
                 if let Ok(n) = unread_notifications(slug).await {
-                    count.set(n);
+                    count.try_set(n);
                 }
             });
         }
         LiveMessage::Run(_) => {}
     });
     // Loaded in the browser when the menu opens, and again when the count
-    // moves while it is open.
+    // moves while it is open (an effect: the server renders the menu closed).
+    let entries = RwSignal::new(None::<Result<Feed, AppError>>);
     let entries_slug = slug.clone();
-    let entries = LocalResource::new(move || {
+    Effect::new(move |_| {
         let (is_open, _) = (open.get(), count.get());
-        let slug = entries_slug.clone();
-        async move {
-            if !is_open {
-                return None;
-            }
-            Some(notification_feed(slug, None).await)
+        if !is_open {
+            return;
         }
+        let slug = entries_slug.clone();
+        leptos::task::spawn_local(async move {
+            let feed = notification_feed(slug, None).await;
+            // The header may have re-rendered meanwhile.
+            entries.try_set(Some(feed));
+        });
     });
+    // `try_`: a `toggle` event is queued, and may arrive after navigation
+    // replaced this header.
     let close = move || {
-        if let Some(details) = menu.get() {
+        if let Some(details) = menu.try_get_untracked().flatten() {
             details.set_open(false);
         }
     };
     let feed_href = format!("/t/{slug}/notifications");
     view! {
         <details class="bell-menu" node_ref=menu data-testid="bell-menu"
-            on:toggle=move |_| open.set(menu.get().is_some_and(|details| details.open()))
+            on:toggle=move |_| {
+                let is_open = menu.try_get_untracked().flatten().is_some_and(|d| d.open());
+                open.try_set(is_open);
+            }
             on:keydown=move |ev| if ev.key() == "Escape" { close() }>
             <summary class="bell" data-testid="bell"
                 aria-label=move || format!("Notifications, {} unread", count.get())>
@@ -148,8 +162,20 @@ fn Bell(slug: String, unread: i64) -> impl IntoView {
                 <span class="count" class:zero=move || count.get() == 0
                     data-testid="bell-count">{count}</span>
             </summary>
-            <div class="menu" role="group" aria-label="Latest notifications">
-                {move || match entries.get().flatten() {
+            // Following an entry or the feed link closes the menu (the
+            // header may stay on screen while the next page loads).
+            <div class="menu" role="group" aria-label="Latest notifications"
+                on:click=move |ev| {
+                    let followed = event_target::<web_sys::Element>(&ev)
+                        .closest("a, button")
+                        .ok()
+                        .flatten()
+                        .is_some();
+                    if followed {
+                        close();
+                    }
+                }>
+                {move || match entries.get() {
                     None => None,
                     Some(Ok(feed)) if feed.notifications.items.is_empty() => Some(view! {
                         <p class="muted">"No notifications yet."</p>
@@ -168,9 +194,7 @@ fn Bell(slug: String, unread: i64) -> impl IntoView {
                         <p class="form-error" role="alert">{error.to_string()}</p>
                     }.into_any()),
                 }}
-                <a href=feed_href data-testid="all-notifications" on:click=move |_| close()>
-                    "All notifications"
-                </a>
+                <a href=feed_href data-testid="all-notifications">"All notifications"</a>
             </div>
         </details>
     }

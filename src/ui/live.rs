@@ -23,6 +23,11 @@ pub enum LiveMessage {
 pub struct Live {
     listeners: StoredValue<Vec<(u64, Callback<LiveMessage>)>>,
     next_id: StoredValue<u64>,
+    /// Slugs of the signed-in user's tenants: only their streams are opened
+    /// (another tenant's page is a 404 and has nothing live).
+    member_of: RwSignal<Vec<String>>,
+    /// Run changes heard so far (see [`runs_heard`]).
+    runs_heard: StoredValue<u64>,
 }
 
 impl Live {
@@ -30,6 +35,15 @@ impl Live {
         Self {
             listeners: StoredValue::new(Vec::new()),
             next_id: StoredValue::new(0),
+            member_of: RwSignal::new(Vec::new()),
+            runs_heard: StoredValue::new(0),
+        }
+    }
+
+    /// Told by whoever knows the session (the header).
+    pub fn set_member_of(self, slugs: Vec<String>) {
+        if self.member_of.with_untracked(|known| *known != slugs) {
+            self.member_of.set(slugs);
         }
     }
 
@@ -47,12 +61,17 @@ impl Live {
 
     #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
     fn dispatch(self, message: LiveMessage) {
+        if matches!(message, LiveMessage::Run(_)) {
+            self.runs_heard.update_value(|n| *n += 1);
+        }
         // Copied out first: a listener may subscribe or unsubscribe.
         let callbacks: Vec<_> = self
             .listeners
             .with_value(|all| all.iter().map(|(_, callback)| *callback).collect());
         for callback in callbacks {
-            callback.run(message.clone());
+            // A listener disposed by an earlier one (its page re-rendered)
+            // is skipped.
+            callback.try_run(message.clone());
         }
     }
 }
@@ -62,6 +81,14 @@ pub fn on_live(on_message: impl Fn(LiveMessage) + Send + Sync + 'static) {
     if let Some(live) = use_context::<Live>() {
         live.subscribe(on_message);
     }
+}
+
+/// Counts the run changes heard so far. A page reads it when it starts
+/// loading its data and again once it shows it: changes heard in between
+/// reached no one (the page subscribes when it shows), so it catches up.
+pub fn runs_heard() -> impl Fn() -> u64 + Copy + Send + Sync + 'static {
+    let live = use_context::<Live>();
+    move || live.map_or(0, |live| live.runs_heard.get_value())
 }
 
 /// Makes [`Live`] available to everything below the calling component.
@@ -81,7 +108,7 @@ pub fn LiveConnection() -> impl IntoView {
             .read()
             .strip_prefix("/t/")
             .and_then(|rest| rest.split('/').next())
-            .filter(|slug| !slug.is_empty())
+            .filter(|slug| live.member_of.read().iter().any(|member| member == slug))
             .map(str::to_string)
     });
     #[cfg(feature = "hydrate")]

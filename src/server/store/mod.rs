@@ -7,6 +7,7 @@ mod error;
 mod postgres;
 mod rows;
 mod sessions;
+mod settled;
 mod sql;
 mod sql_types;
 mod sqlite;

@@ -25,6 +25,7 @@ pub struct PgStore {
     pub(crate) queued: Arc<Notify>,
     listening: Arc<std::sync::Once>,
     pub(crate) changes: Arc<ChangeLog>,
+    pub(crate) settled_counts: Arc<super::settled::SettledCounts>,
     listening_for_changes: Arc<std::sync::Once>,
 }
 
@@ -75,6 +76,7 @@ impl PgStore {
             queued: Arc::default(),
             listening: Arc::new(std::sync::Once::new()),
             changes: Arc::default(),
+            settled_counts: Arc::default(),
             listening_for_changes: Arc::new(std::sync::Once::new()),
         })
     }

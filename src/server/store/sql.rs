@@ -71,6 +71,16 @@ pub fn one_row_changed(rows_affected: u64) -> Result<(), super::StoreError> {
     }
 }
 
+/// Per-bucket counts from `(status, count)` rows.
+pub fn bucket_counts(rows: Vec<(String, i64)>) -> Result<BucketCounts, super::StoreError> {
+    let mut counts = BucketCounts::default();
+    for (status, n) in rows {
+        let status = RunStatus::parse(&status).map_err(|e| super::StoreError::Invalid(e.0))?;
+        counts.add(status.bucket(), n);
+    }
+    Ok(counts)
+}
+
 /// SQL list of quoted status names, e.g. `'pending', 'running'`. Only ever
 /// built from our own enum, never from input.
 pub fn status_list(statuses: &[RunStatus]) -> String {
@@ -86,7 +96,10 @@ macro_rules! impl_sql_repositories {
         const _: () = {
             use $crate::domain::*;
             use $crate::server::store::rows::*;
-            use $crate::server::store::sql::{finish_page, one_row_changed, status_list, SqlDialect};
+            use $crate::server::store::settled::{self, settled_cutoff};
+            use $crate::server::store::sql::{
+                bucket_counts, finish_page, one_row_changed, status_list, SqlDialect,
+            };
             use $crate::server::store::types::*;
             use $crate::server::store::*;
             use async_trait::async_trait;
@@ -573,17 +586,47 @@ macro_rules! impl_sql_repositories {
                     tenant: TenantId,
                     filter: &RunFilter,
                 ) -> StoreResult<BucketCounts> {
-                    let mut qb = Builder::new(
-                        "SELECT r.status, COUNT(*) FROM bulk_operation_runs r WHERE r.tenant_id = ",
-                    );
-                    qb.push_bind(tenant);
-                    push_run_filter(&mut qb, filter, false);
-                    qb.push(" GROUP BY r.status");
-                    let rows: Vec<(String, i64)> = qb.build_query_as().fetch_all(&self.pool).await?;
-                    let mut counts = BucketCounts::default();
-                    for (status, n) in rows {
-                        let status = RunStatus::parse(&status).map_err(|e| StoreError::Invalid(e.0))?;
-                        counts.add(status.bucket(), n);
+                    // See `settled.rs`: runs that ended before the cutoff are
+                    // counted once; the rest every time, through an index.
+                    let cutoff = settled_cutoff(Timestamp::now());
+                    let settled_key = settled::key(tenant, cutoff, filter);
+                    let mut counts = match self.settled_counts.get(&settled_key) {
+                        Some(counts) => counts,
+                        None => {
+                            let mut qb = Builder::new(
+                                "SELECT r.status, COUNT(*) FROM bulk_operation_runs r WHERE r.tenant_id = ",
+                            );
+                            qb.push_bind(tenant);
+                            qb.push(" AND r.finished_at < ");
+                            qb.push_bind(cutoff);
+                            push_run_filter(&mut qb, filter, false);
+                            qb.push(" GROUP BY r.status");
+                            let settled = bucket_counts(qb.build_query_as().fetch_all(&self.pool).await?)?;
+                            self.settled_counts.remember(settled_key, settled);
+                            settled
+                        }
+                    };
+                    // Not ended, or ended since the cutoff.
+                    let mut qb = Builder::new("SELECT status, COUNT(*) FROM (");
+                    for (index, condition) in [" AND r.finished_at IS NULL", " AND r.finished_at >= "]
+                        .into_iter()
+                        .enumerate()
+                    {
+                        if index > 0 {
+                            qb.push(" UNION ALL ");
+                        }
+                        qb.push("SELECT r.status FROM bulk_operation_runs r WHERE r.tenant_id = ");
+                        qb.push_bind(tenant);
+                        qb.push(condition);
+                        if index > 0 {
+                            qb.push_bind(cutoff);
+                        }
+                        push_run_filter(&mut qb, filter, false);
+                    }
+                    qb.push(") recent GROUP BY status");
+                    let recent = bucket_counts(qb.build_query_as().fetch_all(&self.pool).await?)?;
+                    for bucket in StatusBucket::ALL {
+                        counts.add(bucket, recent.get(bucket));
                     }
                     Ok(counts)
                 }
@@ -707,6 +750,8 @@ macro_rules! impl_sql_repositories {
                         qb.build().execute(&mut *tx).await?;
                     }
                     tx.commit().await?;
+                    // Old ended runs may have arrived: settled counts are stale.
+                    self.settled_counts.forget_all();
                     Ok(())
                 }
             }

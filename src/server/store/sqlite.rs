@@ -19,6 +19,7 @@ pub struct SqliteStore {
     pub(crate) engine_pool: SqlitePool,
     pub(crate) queued: Arc<Notify>,
     pub(crate) changes: Arc<ChangeLog>,
+    pub(crate) settled_counts: Arc<super::settled::SettledCounts>,
     write_gate: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -51,6 +52,7 @@ impl SqliteStore {
             pool,
             queued: Arc::default(),
             changes: Arc::default(),
+            settled_counts: Arc::default(),
             write_gate: Arc::default(),
         })
     }

@@ -6,7 +6,7 @@ use crate::domain::{
 use crate::ui::components::{
     bucket_tab_label, ErrorView, LocalTime, Outcome, Progress, StatusBadge,
 };
-use crate::ui::live::{on_live, LiveMessage};
+use crate::ui::live::{on_live, runs_heard, LiveMessage};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -35,9 +35,13 @@ pub fn HubPage() -> impl IntoView {
     // Bumped by the refresh button; part of the resource key so a click
     // re-fetches, and echoed on the table once that data has arrived.
     let refreshes = RwSignal::new(0u32);
+    let heard = runs_heard();
     let data = Resource::new(
         move || (tenant(), hub_query(), refreshes.get()),
-        |(tenant, query, refresh)| async move { (refresh, hub_runs(tenant, query).await) },
+        move |(tenant, query, refresh)| {
+            let heard_before = heard();
+            async move { (refresh, heard_before, hub_runs(tenant, query).await) }
+        },
     );
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
@@ -45,10 +49,10 @@ pub fn HubPage() -> impl IntoView {
     view! {
         <Transition fallback=|| view! { <p class="loading">"Loading runs…"</p> }>
             {move || Suspend::new(async move {
-                let (refresh, result) = data.await;
+                let (refresh, heard_before, result) = data.await;
                 match result {
                     Ok(hub) => view! {
-                        <HubView hub query=hub_query() refresh refreshes hydrated />
+                        <HubView hub query=hub_query() refresh refreshes hydrated heard_before />
                     }.into_any(),
                     Err(error) => view! { <ErrorView error /> }.into_any(),
                 }
@@ -64,10 +68,11 @@ fn HubView(
     refresh: u32,
     refreshes: RwSignal<u32>,
     hydrated: RwSignal<bool>,
+    heard_before: u64,
 ) -> impl IntoView {
     let slug = hub.tenant.slug.clone();
     let base = format!("/t/{slug}/operations");
-    let live = follow_live(&hub, &query);
+    let live = follow_live(&hub, &query, heard_before);
     let counts = live.counts;
     let tab = |bucket: Option<StatusBucket>| {
         let count = move || {
@@ -164,7 +169,7 @@ struct LiveHub {
     counts: RwSignal<BucketCounts>,
 }
 
-fn follow_live(hub: &HubData, query: &HubQuery) -> LiveHub {
+fn follow_live(hub: &HubData, query: &HubQuery, heard_before: u64) -> LiveHub {
     let rows: Vec<_> = hub.runs.items.iter().cloned().map(RwSignal::new).collect();
     let by_id: HashMap<RunId, RwSignal<RunSummary>> = hub
         .runs
@@ -183,31 +188,42 @@ fn follow_live(hub: &HubData, query: &HubQuery) -> LiveHub {
     let filter = query.parse().map(|(filter, _)| filter).ok();
     let newest = hub.runs.items.first().map(|run| (run.created_at, run.id));
     let (fresh, counts) = (live.fresh, live.counts);
+    // `try_`: a catch-up read may return after the page moved on.
     let apply = move |run: RunSummary| match by_id.get(&run.id) {
-        Some(row) => row.set(run),
+        Some(row) => {
+            row.try_set(run);
+        }
         None => {
             let newer = newest.is_none_or(|top| (run.created_at, run.id) > top);
             if first_page && newer && filter.as_ref().is_some_and(|f| f.matches(&run)) {
-                fresh.update(|ids| {
-                    ids.insert(run.id);
-                });
+                fresh.try_update(|ids| ids.insert(run.id));
             }
         }
     };
     let (slug, query) = (hub.tenant.slug.clone(), query.clone());
-    on_live(move |message| match message {
-        LiveMessage::Run(run) => apply(run),
-        LiveMessage::Resync => {
+    let catch_up = {
+        let apply = apply.clone();
+        move || {
             let (slug, query, apply) = (slug.clone(), query.clone(), apply.clone());
             leptos::task::spawn_local(async move {
                 if let Ok(latest) = hub_runs(slug, query).await {
-                    counts.set(latest.counts);
+                    counts.try_set(latest.counts);
                     latest.runs.items.into_iter().for_each(apply);
                 }
             });
         }
-        LiveMessage::Unread(_) => {}
+    };
+    on_live({
+        let catch_up = catch_up.clone();
+        move |message| match message {
+            LiveMessage::Run(run) => apply(run),
+            LiveMessage::Resync => catch_up(),
+            LiveMessage::Unread(_) => {}
+        }
     });
+    if runs_heard()() != heard_before {
+        catch_up();
+    }
     live
 }
 

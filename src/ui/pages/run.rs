@@ -5,7 +5,7 @@ use crate::domain::{
     Timestamp,
 };
 use crate::ui::components::{ErrorView, LocalTime, Outcome, Progress, StatusBadge};
-use crate::ui::live::{on_live, LiveMessage};
+use crate::ui::live::{on_live, runs_heard, LiveMessage};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -23,6 +23,7 @@ pub fn RunPage() -> impl IntoView {
     // Bumped when the live stream says the run moved to another status:
     // the whole page (failures, findings, times) is read again.
     let reloads = RwSignal::new(0u32);
+    let heard = runs_heard();
     let data = Resource::new(
         move || {
             let p = params.read();
@@ -33,13 +34,17 @@ pub fn RunPage() -> impl IntoView {
                 reloads.get(),
             )
         },
-        |(tenant, run_id, _, _)| run_page(tenant, run_id),
+        move |(tenant, run_id, _, _)| {
+            let heard_before = heard();
+            async move { (heard_before, run_page(tenant, run_id).await) }
+        },
     );
     view! {
         <Transition fallback=|| view! { <p class="loading">"Loading run…"</p> }>
             {move || Suspend::new(async move {
-                match data.await {
-                    Ok(page) => view! { <RunView page abort retry reloads /> }.into_any(),
+                let (heard_before, result) = data.await;
+                match result {
+                    Ok(page) => view! { <RunView page abort retry reloads heard_before /> }.into_any(),
                     Err(error) => view! { <ErrorView error /> }.into_any(),
                 }
             })}
@@ -60,6 +65,7 @@ fn RunView(
     abort: ServerAction<AbortRun>,
     retry: ServerAction<RetryRun>,
     reloads: RwSignal<u32>,
+    heard_before: u64,
 ) -> impl IntoView {
     let query = use_query_map();
     let RunPageData {
@@ -74,7 +80,7 @@ fn RunView(
     } = page;
     let summary = run.summary.clone();
     let slug = tenant.slug.clone();
-    let live = follow_live(&summary, &slug, reloads);
+    let live = follow_live(&summary, &slug, reloads, heard_before);
     let counters = Signal::derive(move || live.read().counters);
     let base = format!("/t/{slug}/operations");
     let duration = summary
@@ -214,28 +220,41 @@ fn RunView(
 
 /// The run as the live stream last told it: counters move in place; a new
 /// status (or a reconnect that finds one) reloads the page.
-fn follow_live(loaded: &RunSummary, slug: &str, reloads: RwSignal<u32>) -> RwSignal<RunSummary> {
+fn follow_live(
+    loaded: &RunSummary,
+    slug: &str,
+    reloads: RwSignal<u32>,
+    heard_before: u64,
+) -> RwSignal<RunSummary> {
     let live = RwSignal::new(loaded.clone());
     let (id, loaded_status, slug) = (loaded.id, loaded.status, slug.to_string());
+    // `try_`: a catch-up read may return after the page moved on.
     let apply = move |run: RunSummary| {
         let moved = run.status != loaded_status;
-        live.set(run);
+        live.try_set(run);
         if moved {
-            reloads.update(|n| *n += 1);
+            reloads.try_update(|n| *n += 1);
         }
     };
-    on_live(move |message| match message {
-        LiveMessage::Run(run) if run.id == id => apply(run),
-        LiveMessage::Resync => {
-            let slug = slug.clone();
-            leptos::task::spawn_local(async move {
-                if let Ok(run) = current_run(slug, id.to_string()).await {
-                    apply(run);
-                }
-            });
+    let catch_up = move || {
+        let slug = slug.clone();
+        leptos::task::spawn_local(async move {
+            if let Ok(run) = current_run(slug, id.to_string()).await {
+                apply(run);
+            }
+        });
+    };
+    on_live({
+        let catch_up = catch_up.clone();
+        move |message| match message {
+            LiveMessage::Run(run) if run.id == id => apply(run),
+            LiveMessage::Resync => catch_up(),
+            _ => {}
         }
-        _ => {}
     });
+    if runs_heard()() != heard_before {
+        catch_up();
+    }
     live
 }
 

@@ -1,0 +1,114 @@
+import { test, expect, USERS, hubPath, signIn, gotoHydrated } from './support';
+import type { Page } from '@playwright/test';
+
+// Journeys on a run that is still running. start-server.sh imports a large
+// scope (FLEET) whose drift takes seconds, long enough to act on it. No page
+// is reloaded here: everything a page learns after loading comes over its
+// live stream (a marker set on `window` would vanish on a reload).
+
+const ACME_HUB = hubPath('acme');
+const FLEET = 'servers/fleet';
+const RUN_URL = /\/t\/acme\/operations\/[0-9a-f-]{36}(\?.*)?$/;
+
+/** Marks the document: `expectNoReload` fails if it was replaced since. */
+async function markDocument(page: Page) {
+  await page.evaluate(() => ((window as unknown as { __live: boolean }).__live = true));
+}
+
+async function expectNoReload(page: Page) {
+  const marked = await page.evaluate(() => (window as unknown as { __live?: boolean }).__live);
+  expect(marked, 'the page was not reloaded').toBe(true);
+}
+
+/** Opens the drift form on the (hydrated) hub and picks `scope`. */
+async function prepareDrift(page: Page, scope: string) {
+  await page.getByTestId('start-forms').locator('summary', { hasText: 'Generate drift' }).click();
+  const form = page.getByTestId('start-drift-form');
+  await form.locator('select[name="scope_key"]').selectOption(scope);
+  return form.locator('button[type="submit"]');
+}
+
+const progressOf = (page: Page) => page.locator('.card').getByTestId('progress-text');
+const statusField = (page: Page) => page.locator('dt:text-is("Status") + dd');
+
+/** Aborts the run the page shows and waits until the page says so, live. */
+async function abortHere(page: Page) {
+  await page.getByTestId('abort-form').locator('button').click();
+  await expect(statusField(page)).toContainText('aborted', { timeout: 15_000 });
+}
+
+test('a duplicate start joins the run already going', async ({ page, newContext }) => {
+  await signIn(page, USERS.acmeOperator.email);
+  const other = await (await newContext()).newPage();
+  await signIn(other, USERS.multi.email, undefined, ACME_HUB);
+  const otherSubmit = await prepareDrift(other, FLEET);
+
+  await (await prepareDrift(page, FLEET)).click();
+  await page.waitForURL(RUN_URL);
+  const runPath = new URL(page.url()).pathname;
+
+  await otherSubmit.click();
+  await other.waitForURL((url) => url.pathname === runPath);
+  await expect(other.getByTestId('joined-notice')).toBeVisible();
+  // The first starter's page hears of the join on its next reload; the run
+  // page lists who joined.
+  await gotoHydrated(page, runPath);
+  await expect(page.getByTestId('joins')).toContainText(USERS.multi.name);
+  await abortHere(page);
+});
+
+test('abort a running run: progress moves live, then the run ends aborted', async ({ page }) => {
+  await signIn(page, USERS.acmeOperator.email);
+  await (await prepareDrift(page, FLEET)).click();
+  await page.waitForURL(RUN_URL);
+  await gotoHydrated(page, new URL(page.url()).pathname);
+  await markDocument(page);
+
+  // Two different progress readings while it runs, without a reload.
+  const seen = new Set<string>();
+  await expect
+    .poll(
+      async () => {
+        seen.add((await progressOf(page).textContent()) ?? '');
+        return seen.size;
+      },
+      { message: 'progress moves', intervals: [100] },
+    )
+    .toBeGreaterThanOrEqual(2);
+  await expect(statusField(page)).toContainText('running');
+
+  await abortHere(page);
+  const [processed, total] = ((await progressOf(page).textContent()) ?? '').split(' / ').map(Number);
+  expect(processed, 'the work done before the abort stays counted').toBeGreaterThan(0);
+  expect(processed).toBeLessThan(total);
+  await expectNoReload(page);
+});
+
+test('the hub updates rows in place and announces new runs without moving rows', async ({
+  page,
+  newContext,
+}) => {
+  await signIn(page, USERS.acmeOperator.email);
+  await gotoHydrated(page, ACME_HUB);
+  await markDocument(page);
+  const rows = page.getByTestId('run-row');
+  const firstBefore = await rows.first().getAttribute('data-run-id');
+
+  // Someone else starts a run: the hub announces it and keeps its rows.
+  const other = await (await newContext()).newPage();
+  await signIn(other, USERS.multi.email, undefined, ACME_HUB);
+  await (await prepareDrift(other, 'apps/managed')).click();
+  await other.waitForURL(RUN_URL);
+  const started = new URL(other.url()).pathname.split('/').pop()!;
+
+  const banner = page.getByTestId('new-runs');
+  await expect(banner).toHaveText(/1 new run/);
+  expect(await rows.first().getAttribute('data-run-id')).toBe(firstBefore);
+  await expectNoReload(page);
+
+  await banner.click();
+  await expect(rows.first()).toHaveAttribute('data-run-id', started);
+  // The new run finishes; its row says so in place.
+  await expect(rows.first()).toHaveAttribute('data-status', /^completed/, { timeout: 15_000 });
+  await expectNoReload(page);
+});
