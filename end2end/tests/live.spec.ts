@@ -112,3 +112,39 @@ test('the hub updates rows in place and announces new runs without moving rows',
   await expect(rows.first()).toHaveAttribute('data-status', /^completed/, { timeout: 15_000 });
   await expectNoReload(page);
 });
+
+/** Tells the page its tab was hidden or shown again, as the browser does. */
+async function setTabVisible(page: Page, visible: boolean) {
+  await page.evaluate((visible) => {
+    Object.defineProperty(document, 'visibilityState', {
+      configurable: true,
+      get: () => (visible ? 'visible' : 'hidden'),
+    });
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, visible);
+}
+
+test('a hidden tab closes its stream and catches up when shown again', async ({
+  page,
+  newContext,
+}) => {
+  await signIn(page, USERS.acmeOperator.email);
+  await gotoHydrated(page, ACME_HUB);
+  await markDocument(page);
+  await setTabVisible(page, false);
+
+  const other = await (await newContext()).newPage();
+  await signIn(other, USERS.multi.email, undefined, ACME_HUB);
+  await (await prepareDrift(other, 'apps/managed')).click();
+  await other.waitForURL(RUN_URL);
+  // Hidden: nothing arrives (a visible page hears this within milliseconds;
+  // absence can only be shown by waiting).
+  await page.waitForTimeout(1_500);
+  await expect(page.getByTestId('new-runs')).toHaveCount(0);
+
+  // Shown again: the stream reopens and the page catches up with what it
+  // missed while hidden.
+  await setTabVisible(page, true);
+  await expect(page.getByTestId('new-runs')).toHaveText(/1 new run/);
+  await expectNoReload(page);
+});
