@@ -1,5 +1,5 @@
 import { test, expect, USERS, hubPath, signIn, gotoHydrated } from './support';
-import type { Page } from '@playwright/test';
+import type { BrowserContext, Page } from '@playwright/test';
 
 // Journeys on a run that is still running. start-server.sh imports a large
 // scope (FLEET) whose drift takes seconds, long enough to act on it. No page
@@ -84,22 +84,32 @@ test('abort a running run: progress moves live, then the run ends aborted', asyn
   await expectNoReload(page);
 });
 
+/** Signs the operator in on the hub, marked to prove it is never reloaded. */
+async function watchHub(page: Page) {
+  await signIn(page, USERS.acmeOperator.email);
+  await gotoHydrated(page, ACME_HUB);
+  await markDocument(page);
+}
+
+/** Another operator, in a browser of their own, starts a drift; its run id. */
+async function startElsewhere(newContext: () => Promise<BrowserContext>, scope: string) {
+  const other = await (await newContext()).newPage();
+  await signIn(other, USERS.multi.email, undefined, ACME_HUB);
+  await (await prepareDrift(other, scope)).click();
+  await other.waitForURL(RUN_URL);
+  return new URL(other.url()).pathname.split('/').pop()!;
+}
+
 test('the hub updates rows in place and announces new runs without moving rows', async ({
   page,
   newContext,
 }) => {
-  await signIn(page, USERS.acmeOperator.email);
-  await gotoHydrated(page, ACME_HUB);
-  await markDocument(page);
+  await watchHub(page);
   const rows = page.getByTestId('run-row');
   const firstBefore = await rows.first().getAttribute('data-run-id');
 
   // Someone else starts a run: the hub announces it and keeps its rows.
-  const other = await (await newContext()).newPage();
-  await signIn(other, USERS.multi.email, undefined, ACME_HUB);
-  await (await prepareDrift(other, 'apps/managed')).click();
-  await other.waitForURL(RUN_URL);
-  const started = new URL(other.url()).pathname.split('/').pop()!;
+  const started = await startElsewhere(newContext, 'apps/managed');
 
   const banner = page.getByTestId('new-runs');
   await expect(banner).toHaveText(/1 new run/);
@@ -128,15 +138,9 @@ test('a hidden tab closes its stream and catches up when shown again', async ({
   page,
   newContext,
 }) => {
-  await signIn(page, USERS.acmeOperator.email);
-  await gotoHydrated(page, ACME_HUB);
-  await markDocument(page);
+  await watchHub(page);
   await setTabVisible(page, false);
-
-  const other = await (await newContext()).newPage();
-  await signIn(other, USERS.multi.email, undefined, ACME_HUB);
-  await (await prepareDrift(other, 'apps/managed')).click();
-  await other.waitForURL(RUN_URL);
+  await startElsewhere(newContext, 'apps/managed');
   // Hidden: nothing arrives (a visible page hears this within milliseconds;
   // absence can only be shown by waiting).
   await page.waitForTimeout(1_500);
