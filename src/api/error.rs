@@ -45,6 +45,12 @@ impl AppError {
             AppError::Unavailable => 503,
         }
     }
+
+    #[cfg(feature = "ssr")]
+    pub fn http_status(&self) -> axum::http::StatusCode {
+        axum::http::StatusCode::from_u16(self.status())
+            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
+    }
 }
 
 impl FromServerFnError for AppError {

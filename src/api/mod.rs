@@ -35,10 +35,7 @@ pub(crate) mod ssr {
     pub fn respond<T>(result: Result<T, AppError>) -> Result<T, AppError> {
         if let Err(err) = &result {
             if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-                response.set_status(
-                    axum::http::StatusCode::from_u16(err.status())
-                        .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR),
-                );
+                response.set_status(err.http_status());
             }
         }
         result

@@ -87,7 +87,7 @@ async fn server_fn_error_status(request: Request, next: Next) -> Response {
         .await
         .unwrap_or_default();
     if let Ok(error) = serde_json::from_slice::<AppError>(&bytes) {
-        parts.status = StatusCode::from_u16(error.status()).unwrap_or(parts.status);
+        parts.status = error.http_status();
     }
     Response::from_parts(parts, Body::from(bytes))
 }

@@ -84,11 +84,33 @@ pub fn on_live(on_message: impl Fn(LiveMessage) + Send + Sync + 'static) {
 }
 
 /// Counts the run changes heard so far. A page reads it when it starts
-/// loading its data and again once it shows it: changes heard in between
-/// reached no one (the page subscribes when it shows), so it catches up.
+/// loading its data and hands the figure to [`follow_runs`] once it shows it.
 pub fn runs_heard() -> impl Fn() -> u64 + Copy + Send + Sync + 'static {
     let live = use_context::<Live>();
     move || live.map_or(0, |live| live.runs_heard.get_value())
+}
+
+/// Keeps a page that shows runs current: `on_run` gets every run change, and
+/// `catch_up` re-reads the page's runs after a reconnect — and at once when
+/// run changes were heard while the page loaded (`heard_before` from
+/// [`runs_heard`]), since those reached no one: the page subscribes when it
+/// shows.
+pub fn follow_runs(
+    heard_before: u64,
+    on_run: impl Fn(RunSummary) + Send + Sync + 'static,
+    catch_up: impl Fn() + Clone + Send + Sync + 'static,
+) {
+    on_live({
+        let catch_up = catch_up.clone();
+        move |message| match message {
+            LiveMessage::Run(run) => on_run(run),
+            LiveMessage::Resync => catch_up(),
+            LiveMessage::Unread(_) => {}
+        }
+    });
+    if runs_heard()() != heard_before {
+        catch_up();
+    }
 }
 
 /// Makes [`Live`] available to everything below the calling component.

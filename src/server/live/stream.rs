@@ -7,7 +7,6 @@ use crate::domain::{TenantId, UserId, RESYNC_EVENT, RUN_EVENT, UNREAD_EVENT};
 use crate::server::auth::AuthSession;
 use crate::server::AppState;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use std::convert::Infallible;
@@ -58,8 +57,7 @@ pub async fn live_stream(
 }
 
 fn refuse(error: AppError) -> Response {
-    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, error.to_string()).into_response()
+    (error.http_status(), error.to_string()).into_response()
 }
 
 struct Subscriber {

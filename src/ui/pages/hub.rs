@@ -6,7 +6,7 @@ use crate::domain::{
 use crate::ui::components::{
     bucket_tab_label, ErrorView, LocalTime, Outcome, Progress, StatusBadge,
 };
-use crate::ui::live::{on_live, runs_heard, LiveMessage};
+use crate::ui::live::{follow_runs, runs_heard};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -213,17 +213,7 @@ fn follow_live(hub: &HubData, query: &HubQuery, heard_before: u64) -> LiveHub {
             });
         }
     };
-    on_live({
-        let catch_up = catch_up.clone();
-        move |message| match message {
-            LiveMessage::Run(run) => apply(run),
-            LiveMessage::Resync => catch_up(),
-            LiveMessage::Unread(_) => {}
-        }
-    });
-    if runs_heard()() != heard_before {
-        catch_up();
-    }
+    follow_runs(heard_before, apply, catch_up);
     live
 }
 

@@ -5,7 +5,7 @@ use crate::domain::{
     Timestamp,
 };
 use crate::ui::components::{ErrorView, LocalTime, Outcome, Progress, StatusBadge};
-use crate::ui::live::{on_live, runs_heard, LiveMessage};
+use crate::ui::live::{follow_runs, runs_heard};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -244,17 +244,12 @@ fn follow_live(
             }
         });
     };
-    on_live({
-        let catch_up = catch_up.clone();
-        move |message| match message {
-            LiveMessage::Run(run) if run.id == id => apply(run),
-            LiveMessage::Resync => catch_up(),
-            _ => {}
+    let on_run = move |run: RunSummary| {
+        if run.id == id {
+            apply(run);
         }
-    });
-    if runs_heard()() != heard_before {
-        catch_up();
-    }
+    };
+    follow_runs(heard_before, on_run, catch_up);
     live
 }
 
