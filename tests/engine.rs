@@ -24,6 +24,7 @@ fn settings() -> EngineSettings {
         shutdown_grace: Duration::from_secs(20),
         batch_max_items: 500,
         batch_max_time: Duration::from_millis(250),
+        claim_max_runs: 32,
     }
 }
 
@@ -34,10 +35,40 @@ fn worker(store: &Arc<dyn Store>, name: &str) -> Worker {
 /// Steps one worker until the queue is empty; what it executed.
 async fn drain(worker: &Worker) -> Vec<engine::Executed> {
     let mut executed = Vec::new();
-    while let Some(run) = worker.step().await.unwrap() {
-        executed.push(run);
+    loop {
+        let step = worker.step().await.unwrap();
+        if step.is_empty() {
+            return executed;
+        }
+        executed.extend(step);
     }
-    executed
+}
+
+/// Claims the oldest pending run alone, as a worker whose lease lasts `lease_for`.
+async fn claim_one(store: &dyn Store, owner: &str, lease_for: Duration) -> Option<ClaimedRun> {
+    store
+        .claim_runs(owner, lease_for, ClaimLimit::ONE)
+        .await
+        .unwrap()
+        .pop()
+}
+
+/// Writes one run's batch on its own.
+async fn record(
+    store: &dyn Store,
+    lease: &Lease,
+    lease_for: Duration,
+    items: Vec<ItemResult>,
+    finish: bool,
+) -> ProgressOutcome {
+    let progress = vec![RunProgress {
+        lease: lease.clone(),
+        items,
+        finish,
+    }];
+    let outcomes = store.record_progress(lease_for, progress).await.unwrap();
+    assert_eq!(outcomes.len(), 1);
+    outcomes[0]
 }
 
 async fn detail(store: &dyn Store, f: &Fixture, id: RunId) -> RunDetail {
@@ -395,10 +426,10 @@ on_both! {
         let run = queue_add_policies(store, &f, set.id, "stale", ids, 3).await;
 
         // The first worker claims with a lease that lapses at once, and pauses.
-        let stale = store.claim_run("paused", Duration::from_millis(1)).await.unwrap().unwrap();
+        let stale = claim_one(store, "paused", Duration::from_millis(1)).await.unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert_eq!(store.rescue_expired().await.unwrap(), RescueReport { requeued: 1, ..Default::default() });
-        let fresh = store.claim_run("fresh", Duration::from_secs(30)).await.unwrap().unwrap();
+        let fresh = claim_one(store, "fresh", Duration::from_secs(30)).await.unwrap();
         assert_eq!(fresh.lease.attempt, stale.lease.attempt + 1);
 
         let before = snapshot(store, &f, run, set.id).await;
@@ -416,8 +447,8 @@ on_both! {
             })
             .collect();
         let lease = Duration::from_secs(30);
-        assert_eq!(store.record_progress(&stale.lease, lease, items.clone(), true).await.unwrap(), ProgressOutcome::LeaseLost);
-        assert_eq!(store.record_progress(&stale.lease, lease, items, false).await.unwrap(), ProgressOutcome::LeaseLost);
+        assert_eq!(record(store, &stale.lease, lease, items.clone(), true).await, ProgressOutcome::LeaseLost);
+        assert_eq!(record(store, &stale.lease, lease, items, false).await, ProgressOutcome::LeaseLost);
         assert_eq!(store.renew_lease(&stale.lease, lease).await.unwrap(), LeaseState::Lost);
         assert!(!store.finish_aborted(&stale.lease).await.unwrap());
         assert_eq!(snapshot(store, &f, run, set.id).await, before, "the stale worker changed something");
@@ -425,9 +456,113 @@ on_both! {
         // The fresh claim is unaffected and finishes the run.
         assert_eq!(store.renew_lease(&fresh.lease, lease).await.unwrap(), LeaseState::Held);
         assert_eq!(
-            store.record_progress(&fresh.lease, lease, Vec::new(), true).await.unwrap(),
+            record(store, &fresh.lease, lease, Vec::new(), true).await,
             ProgressOutcome::Recorded(RunStatus::Completed)
         );
+    }
+
+    async fn a_claim_takes_small_runs_together_and_a_large_run_alone(db) {
+        let store = db.store.as_ref();
+        let f = fixture(store, "acme").await;
+        let set = store.create_backup_set(f.tenant.id, "Nightly").await.unwrap();
+        let mut queued = Vec::new();
+        for (key, items) in [("s1", 2), ("s2", 2), ("s3", 2), ("large", 8), ("after", 1), ("t1", 1), ("t2", 1)] {
+            let ids = (0..items).map(|i| format!("{key}-{i}")).collect();
+            queued.push(queue_add_policies(store, &f, set.id, key, ids, 3).await);
+            // Distinct creation times: the queue's order is the test's order.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let lease = Duration::from_secs(30);
+        let claim = |limit| async move {
+            let runs = store.claim_runs("w", lease, limit).await.unwrap();
+            runs.into_iter().map(|run| run.lease.run_id).collect::<Vec<_>>()
+        };
+
+        // 2 + 2 + 2 items fit in 6; the large run would not fit beside them.
+        assert_eq!(claim(ClaimLimit { runs: 32, items: 6 }).await, queued[0..3]);
+        // The oldest is always taken, alone when nothing more fits beside it.
+        assert_eq!(claim(ClaimLimit { runs: 32, items: 6 }).await, queued[3..4]);
+        // The run count bounds a claim too.
+        assert_eq!(claim(ClaimLimit { runs: 2, items: 100 }).await, queued[4..6]);
+        assert_eq!(claim(ClaimLimit::ONE).await, queued[6..7]);
+        assert!(claim(ClaimLimit { runs: 32, items: 100 }).await.is_empty());
+        for id in &queued {
+            let run = detail(store, &f, *id).await;
+            assert_eq!((run.summary.status, run.attempt), (RunStatus::Running, 1));
+            assert_eq!(run.lease_owner.as_deref(), Some("w"));
+        }
+    }
+
+    async fn one_write_completes_many_runs_and_refuses_only_the_runs_it_must(db) {
+        let store = db.store.as_ref();
+        let f = fixture(store, "acme").await;
+        let mine = policies(store, &f, &["A", "B", "C", "D"]).await;
+        let set = store.create_backup_set(f.tenant.id, "Nightly").await.unwrap();
+        let mut runs = Vec::new();
+        for (key, policy) in ["kept", "aborted", "stale", "also-kept"].iter().zip(&mine) {
+            runs.push(queue_add_policies(store, &f, set.id, key, vec![policy.id.to_string()], 3).await);
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let lease = Duration::from_secs(30);
+        let claimed = store.claim_runs("w", lease, ClaimLimit { runs: 32, items: 500 }).await.unwrap();
+        assert_eq!(claimed.iter().map(|run| run.lease.run_id).collect::<Vec<_>>(), runs);
+        assert_eq!(operations::abort(store, &f.tenant, &f.user, runs[1]).await.unwrap(), AbortOutcome::Requested);
+        let refused = [runs[1], runs[2]];
+        let mut before = Vec::new();
+        for run in refused {
+            before.push(format!("{:?}", detail(store, &f, run).await));
+        }
+
+        let progress = claimed
+            .iter()
+            .zip(&mine)
+            .map(|(run, policy)| RunProgress {
+                lease: match run.lease.run_id == runs[2] {
+                    // A claim this worker no longer holds.
+                    true => Lease { attempt: run.lease.attempt + 1, ..run.lease.clone() },
+                    false => run.lease.clone(),
+                },
+                items: vec![ItemResult {
+                    item_id: policy.id.to_string(),
+                    outcome: ItemOutcome::Succeeded(Some(Artifact::BackupSetItem(NewBackupSetItem {
+                        tenant_id: f.tenant.id,
+                        backup_set_id: set.id,
+                        policy_id: policy.id,
+                        snapshot: serde_json::json!({ "name": policy.name }),
+                        added_by_run_id: Some(run.lease.run_id),
+                    }))),
+                }],
+                finish: true,
+            })
+            .collect();
+        assert_eq!(
+            store.record_progress(lease, progress).await.unwrap(),
+            [
+                ProgressOutcome::Recorded(RunStatus::Completed),
+                ProgressOutcome::AbortRequested,
+                ProgressOutcome::LeaseLost,
+                ProgressOutcome::Recorded(RunStatus::Completed),
+            ]
+        );
+        for kept in [runs[0], runs[3]] {
+            let run = detail(store, &f, kept).await;
+            assert_eq!((run.summary.status, run.summary.counters.succeeded), (RunStatus::Completed, 1));
+            assert_eq!(completed_notices(store, &f, kept).await.len(), 1);
+        }
+        // Nothing of the refused runs was written: no item, no counter, no notice.
+        let added: Vec<PolicyId> = store
+            .backup_set_items(f.tenant.id, set.id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|item| item.policy_id)
+            .collect();
+        assert_eq!(added.len(), 2);
+        assert!(added.contains(&mine[0].id) && added.contains(&mine[3].id));
+        for (run, before) in refused.into_iter().zip(before) {
+            assert_eq!(format!("{:?}", detail(store, &f, run).await), before);
+            assert!(completed_notices(store, &f, run).await.is_empty());
+        }
     }
 
     async fn expired_leases_are_retried_then_fail_worker_lost(db) {
@@ -439,13 +574,13 @@ on_both! {
         let run = queue_add_policies(store, &f, set.id, "lost", ids, 2).await;
 
         // Attempt 1 records one item, then its worker vanishes.
-        let first = store.claim_run("gone-1", Duration::from_millis(1)).await.unwrap().unwrap();
+        let first = claim_one(store, "gone-1", Duration::from_millis(1)).await.unwrap();
         let one = vec![ItemResult {
             item_id: mine[0].id.to_string(),
             outcome: ItemOutcome::Succeeded(None),
         }];
         assert_eq!(
-            store.record_progress(&first.lease, Duration::from_millis(1), one, false).await.unwrap(),
+            record(store, &first.lease, Duration::from_millis(1), one, false).await,
             ProgressOutcome::Recorded(RunStatus::Running)
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -455,7 +590,7 @@ on_both! {
         assert!(requeued.lease_owner.is_none());
 
         // Attempt 2 resumes after the recorded item, and vanishes too.
-        let second = store.claim_run("gone-2", Duration::from_millis(1)).await.unwrap().unwrap();
+        let second = claim_one(store, "gone-2", Duration::from_millis(1)).await.unwrap();
         assert_eq!((second.lease.attempt, second.resume_at), (2, 1));
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert_eq!(store.rescue_expired().await.unwrap(), RescueReport { failed: 1, ..Default::default() });
@@ -466,7 +601,7 @@ on_both! {
         let notice = &completed_notices(store, &f, run).await[0];
         assert_eq!(notice.bucket, StatusBucket::Failed);
         assert_eq!(notice.error_summary.as_deref(), Some("worker_lost ×1"));
-        assert!(store.claim_run("late", Duration::from_secs(1)).await.unwrap().is_none());
+        assert!(claim_one(store, "late", Duration::from_secs(1)).await.is_none());
     }
 
     async fn abort_ends_pending_runs_at_once_and_running_runs_through_their_worker(db) {
@@ -494,15 +629,15 @@ on_both! {
         assert_eq!(store.list_audit(f.tenant.id, 10).await.unwrap()[0].action, "run.abort");
 
         let running = queue_add_policies(store, &f, set.id, "running", ids, 3).await;
-        let claim = store.claim_run("w", Duration::from_secs(30)).await.unwrap().unwrap();
+        let claim = claim_one(store, "w", Duration::from_secs(30)).await.unwrap();
         let first = vec![ItemResult { item_id: mine[0].id.to_string(), outcome: ItemOutcome::Succeeded(None) }];
         let lease = Duration::from_secs(30);
-        store.record_progress(&claim.lease, lease, first, false).await.unwrap();
+        record(store, &claim.lease, lease, first, false).await;
         assert_eq!(operations::abort(store, &f.tenant, &f.user, running).await.unwrap(), AbortOutcome::Requested);
         assert_eq!(store.renew_lease(&claim.lease, lease).await.unwrap(), LeaseState::AbortRequested);
         let rest = vec![ItemResult { item_id: mine[1].id.to_string(), outcome: ItemOutcome::Succeeded(None) }];
         assert_eq!(
-            store.record_progress(&claim.lease, lease, rest, true).await.unwrap(),
+            record(store, &claim.lease, lease, rest, true).await,
             ProgressOutcome::AbortRequested
         );
         assert!(store.finish_aborted(&claim.lease).await.unwrap());

@@ -11,7 +11,7 @@ use crate::domain::*;
 use crate::server::engine::{self, EngineSettings};
 use crate::server::operations::{AddPoliciesParams, DriftParams};
 use crate::server::store::{
-    self, NewInventoryItem, NewInventorySync, NewPolicy, NewRun, NewUser, Store,
+    self, NewInventoryItem, NewInventorySync, NewPolicy, NewRun, NewUser, RunProgress, Store,
 };
 use std::time::{Duration, Instant};
 
@@ -57,21 +57,44 @@ async fn bench_backend(backend: &str, url: &str, runs: usize) -> Result<(), Stri
     let fixture = fixture(store.as_ref()).await.map_err(|e| e.to_string())?;
     println!("backend={backend}: {runs} runs per throughput phase, {DRIFT_RUNS} drift runs of {SUBJECTS} subjects, {LATENCY_RUNS} latency runs");
 
-    // 1. The floor: claim + complete, nothing around them.
+    let settings = EngineSettings {
+        workers: WORKERS,
+        lease: Duration::from_secs(30),
+        heartbeat: Duration::from_secs(1),
+        rescue_interval: Duration::from_secs(5),
+        poll_interval: Duration::from_secs(1),
+        shutdown_grace: Duration::from_secs(10),
+        batch_max_items: 500,
+        batch_max_time: Duration::from_millis(250),
+        claim_max_runs: 32,
+    };
+
+    // 1. The floor: the engine's claim and complete statements, nothing
+    //    around them.
     enqueue_policy_runs(store.as_ref(), &fixture, "floor", runs).await?;
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for task in 0..WORKERS {
         let store = store.clone();
         tasks.spawn(async move {
-            let lease = Duration::from_secs(30);
             let owner = format!("floor-{task}");
-            while let Some(run) = store.claim_run(&owner, lease).await? {
-                store
-                    .record_progress(&run.lease, lease, Vec::new(), true)
+            loop {
+                let claimed = store
+                    .claim_runs(&owner, settings.lease, settings.claim_limit())
                     .await?;
+                if claimed.is_empty() {
+                    return Ok::<_, store::StoreError>(());
+                }
+                let completions = claimed
+                    .into_iter()
+                    .map(|run| RunProgress {
+                        lease: run.lease,
+                        items: Vec::new(),
+                        finish: true,
+                    })
+                    .collect();
+                store.record_progress(settings.lease, completions).await?;
             }
-            Ok::<_, store::StoreError>(())
         });
     }
     while let Some(done) = tasks.join_next().await {
@@ -85,16 +108,6 @@ async fn bench_backend(backend: &str, url: &str, runs: usize) -> Result<(), Stri
     );
 
     // 2.–4. The engine.
-    let settings = EngineSettings {
-        workers: WORKERS,
-        lease: Duration::from_secs(30),
-        heartbeat: Duration::from_secs(1),
-        rescue_interval: Duration::from_secs(5),
-        poll_interval: Duration::from_secs(1),
-        shutdown_grace: Duration::from_secs(10),
-        batch_max_items: 500,
-        batch_max_time: Duration::from_millis(250),
-    };
     enqueue_policy_runs(store.as_ref(), &fixture, "engine", runs).await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let pool = tokio::spawn(engine::run(store.clone(), settings, stopped));

@@ -10,7 +10,7 @@ mod worker;
 pub use worker::{Executed, RunEnd, Worker};
 
 use crate::server::config::Settings;
-use crate::server::store::Store;
+use crate::server::store::{ClaimLimit, Store};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -32,6 +32,9 @@ pub struct EngineSettings {
     /// Progress is written when either bound is reached.
     pub batch_max_items: usize,
     pub batch_max_time: Duration,
+    /// A claim takes up to this many runs whose items fit in one batch, so
+    /// small runs share their claim and their completing write.
+    pub claim_max_runs: usize,
 }
 
 impl EngineSettings {
@@ -48,6 +51,14 @@ impl EngineSettings {
             shutdown_grace: Duration::from_secs(settings.worker_shutdown_grace_secs),
             batch_max_items: 500,
             batch_max_time: Duration::from_millis(250),
+            claim_max_runs: 32,
+        }
+    }
+
+    pub fn claim_limit(&self) -> ClaimLimit {
+        ClaimLimit {
+            runs: self.claim_max_runs,
+            items: self.batch_max_items,
         }
     }
 }
@@ -113,11 +124,13 @@ async fn work_until_shutdown(
         tokio::pin!(queued);
         queued.as_mut().enable();
         let idle_for = match worker.step().await {
-            Ok(Some(executed)) => {
-                tracing::debug!(run = %executed.run_id, end = ?executed.end, items = executed.items, "run executed");
+            Ok(executed) if !executed.is_empty() => {
+                for run in executed {
+                    tracing::debug!(run = %run.run_id, end = ?run.end, items = run.items, "run executed");
+                }
                 continue;
             }
-            Ok(None) => settings.poll_interval,
+            Ok(_) => settings.poll_interval,
             Err(e) => {
                 tracing::error!(worker = worker.owner(), error = %worker::log_safe(&e), "worker step failed");
                 settings.poll_interval

@@ -1,9 +1,9 @@
-//! One worker: claims a run, executes it in batches under a heartbeat, and
-//! ends it — or lets go the moment its lease is no longer its own.
+//! One worker: claims runs, executes them in batches under a heartbeat, and
+//! ends them — or lets go of one the moment its lease is no longer its own.
 
 use super::EngineSettings;
 use crate::domain::{sanitize_reason, RunId, RunStatus};
-use crate::server::operations::Execution;
+use crate::server::operations::{Execution, Preparation};
 use crate::server::store::*;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -33,7 +33,8 @@ pub struct Worker {
     settings: EngineSettings,
 }
 
-/// The heartbeat's latest word on the lease, read between items.
+/// The heartbeat's latest word on a lease, read between items.
+#[derive(Default)]
 struct SharedLeaseState(AtomicU8);
 
 impl SharedLeaseState {
@@ -55,6 +56,17 @@ impl SharedLeaseState {
     }
 }
 
+/// A claimed run on its way through [`Worker::work`].
+struct InFlight<'a> {
+    run: &'a ClaimedRun,
+    lease_state: &'a SharedLeaseState,
+    /// Item results not written yet.
+    batch: Vec<ItemResult>,
+    /// Item results written.
+    recorded: usize,
+    end: Option<RunEnd>,
+}
+
 impl Worker {
     pub fn new(store: Arc<dyn Store>, owner: impl Into<String>, settings: EngineSettings) -> Self {
         Self {
@@ -68,105 +80,160 @@ impl Worker {
         &self.owner
     }
 
-    /// Claims the oldest pending run and executes it to its end; `None` when
-    /// the queue is empty. Tests drive workers with this until it says so.
-    pub async fn step(&self) -> StoreResult<Option<Executed>> {
-        let Some(run) = self
+    /// Claims the oldest pending runs (one large run, or several small ones
+    /// together) and executes them to their end; empty when the queue is.
+    /// Tests drive workers with this until it says so.
+    pub async fn step(&self) -> StoreResult<Vec<Executed>> {
+        let runs = self
             .store
-            .claim_run(&self.owner, self.settings.lease)
-            .await?
-        else {
-            return Ok(None);
-        };
-        self.execute(run).await.map(Some)
-    }
-
-    async fn execute(&self, run: ClaimedRun) -> StoreResult<Executed> {
-        let lease = run.lease.clone();
-        let state = SharedLeaseState(AtomicU8::new(0));
-        let work = self.work(&run, &state);
+            .claim_runs(
+                &self.owner,
+                self.settings.lease,
+                self.settings.claim_limit(),
+            )
+            .await?;
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lease_states: Vec<SharedLeaseState> =
+            runs.iter().map(|_| SharedLeaseState::default()).collect();
+        let work = self.work(&runs, &lease_states);
         let heartbeat = async {
             loop {
                 tokio::time::sleep(self.settings.heartbeat).await;
-                match self.store.renew_lease(&lease, self.settings.lease).await {
-                    Ok(renewed) => state.set(renewed),
-                    Err(e) => tracing::warn!(run = %lease.run_id, error = %e, "heartbeat failed"),
+                for (run, state) in runs.iter().zip(&lease_states) {
+                    if state.get() == LeaseState::Lost {
+                        continue;
+                    }
+                    match self
+                        .store
+                        .renew_lease(&run.lease, self.settings.lease)
+                        .await
+                    {
+                        Ok(renewed) => state.set(renewed),
+                        Err(e) => {
+                            tracing::warn!(run = %run.lease.run_id, error = %e, "heartbeat failed")
+                        }
+                    }
                 }
             }
         };
-        let (items, end) = tokio::select! {
-            result = work => result?,
+        tokio::select! {
+            result = work => result,
             () = heartbeat => unreachable!("the heartbeat loops until the work ends"),
-        };
-        Ok(Executed {
-            run_id: lease.run_id,
-            attempt: lease.attempt,
-            items,
-            end,
-        })
+        }
     }
 
-    /// Processes the run's remaining items; returns how many it processed.
+    /// Processes the runs' remaining items in order, writing them in batches
+    /// bounded by count and time; a batch finishes every run whose items are
+    /// all in it.
     async fn work(
         &self,
-        run: &ClaimedRun,
-        state: &SharedLeaseState,
-    ) -> StoreResult<(usize, RunEnd)> {
-        let lease = &run.lease;
-        let execution = Execution::prepare(self.store.as_ref(), run).await?;
-        let mut batch = Vec::new();
+        runs: &[ClaimedRun],
+        lease_states: &[SharedLeaseState],
+    ) -> StoreResult<Vec<Executed>> {
+        let mut flight: Vec<InFlight> = runs
+            .iter()
+            .zip(lease_states)
+            .map(|(run, lease_state)| InFlight {
+                run,
+                lease_state,
+                batch: Vec::new(),
+                recorded: 0,
+                end: None,
+            })
+            .collect();
+        let shared = Preparation::load(self.store.as_ref(), runs).await?;
         let mut batch_started = Instant::now();
-        let mut processed = 0;
-        for item_id in run.item_ids.iter().skip(run.resume_at) {
-            match state.get() {
-                LeaseState::Held => {}
-                LeaseState::AbortRequested => {
-                    return Ok((processed, self.end_aborted(lease).await?))
+        let mut batched = 0;
+        for (index, run) in runs.iter().enumerate() {
+            let execution = Execution::prepare(self.store.as_ref(), run, &shared).await?;
+            for item_id in run.item_ids.iter().skip(run.resume_at) {
+                let current = &mut flight[index];
+                match current.lease_state.get() {
+                    LeaseState::Held => {}
+                    LeaseState::AbortRequested => {
+                        current.end = Some(self.end_aborted(&run.lease).await?);
+                        break;
+                    }
+                    LeaseState::Lost => {
+                        current.end = Some(RunEnd::LeaseLost);
+                        break;
+                    }
                 }
-                LeaseState::Lost => return Ok((processed, RunEnd::LeaseLost)),
-            }
-            batch.push(ItemResult {
-                item_id: item_id.clone(),
-                outcome: execution.process(item_id),
-            });
-            if batch.len() >= self.settings.batch_max_items
-                || batch_started.elapsed() >= self.settings.batch_max_time
-            {
-                let items = batch.len();
-                if let Err(end) = self
-                    .record(lease, std::mem::take(&mut batch), false)
-                    .await?
+                current.batch.push(ItemResult {
+                    item_id: item_id.clone(),
+                    outcome: execution.process(item_id),
+                });
+                batched += 1;
+                if batched >= self.settings.batch_max_items
+                    || batch_started.elapsed() >= self.settings.batch_max_time
                 {
-                    return Ok((processed, end));
+                    self.record(&mut flight[..=index], Some(index)).await?;
+                    batched = 0;
+                    batch_started = Instant::now();
+                    if flight[index].end.is_some() {
+                        break;
+                    }
                 }
-                processed += items;
-                batch_started = Instant::now();
             }
         }
-        let items = batch.len();
-        Ok(match self.record(lease, batch, true).await? {
-            Ok(status) => (processed + items, RunEnd::Finished(status)),
-            Err(end) => (processed, end),
-        })
+        self.record(&mut flight, None).await?;
+        // Every run has ended by now: finished, aborted or lost.
+        Ok(flight
+            .into_iter()
+            .filter_map(|run| {
+                Some(Executed {
+                    run_id: run.run.lease.run_id,
+                    attempt: run.run.lease.attempt,
+                    items: run.recorded,
+                    end: run.end?,
+                })
+            })
+            .collect())
     }
 
-    /// Writes a batch: the run's status after it, or how the run ended
-    /// instead (abort requested, lease lost).
-    async fn record(
-        &self,
-        lease: &Lease,
-        items: Vec<ItemResult>,
-        finish: bool,
-    ) -> StoreResult<Result<RunStatus, RunEnd>> {
-        let outcome = self
+    /// Writes the batches of the runs still going; every one of them but
+    /// `open` (still processing) has all its items in and finishes.
+    async fn record(&self, flight: &mut [InFlight<'_>], open: Option<usize>) -> StoreResult<()> {
+        let writing: Vec<usize> = (0..flight.len())
+            .filter(|&index| {
+                flight[index].end.is_none()
+                    && (Some(index) != open || !flight[index].batch.is_empty())
+            })
+            .collect();
+        if writing.is_empty() {
+            return Ok(());
+        }
+        let progress = writing
+            .iter()
+            .map(|&index| RunProgress {
+                lease: flight[index].run.lease.clone(),
+                items: std::mem::take(&mut flight[index].batch),
+                finish: Some(index) != open,
+            })
+            .collect::<Vec<_>>();
+        let sizes: Vec<usize> = progress.iter().map(|run| run.items.len()).collect();
+        let outcomes = self
             .store
-            .record_progress(lease, self.settings.lease, items, finish)
+            .record_progress(self.settings.lease, progress)
             .await?;
-        Ok(match outcome {
-            ProgressOutcome::Recorded(status) => Ok(status),
-            ProgressOutcome::AbortRequested => Err(self.end_aborted(lease).await?),
-            ProgressOutcome::LeaseLost => Err(RunEnd::LeaseLost),
-        })
+        for ((index, size), outcome) in writing.into_iter().zip(sizes).zip(outcomes) {
+            let run = &mut flight[index];
+            match outcome {
+                ProgressOutcome::Recorded(status) => {
+                    run.recorded += size;
+                    if Some(index) != open {
+                        run.end = Some(RunEnd::Finished(status));
+                    }
+                }
+                ProgressOutcome::AbortRequested => {
+                    run.end = Some(self.end_aborted(&run.run.lease).await?)
+                }
+                ProgressOutcome::LeaseLost => run.end = Some(RunEnd::LeaseLost),
+            }
+        }
+        Ok(())
     }
 
     async fn end_aborted(&self, lease: &Lease) -> StoreResult<RunEnd> {

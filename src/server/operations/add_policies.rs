@@ -28,28 +28,31 @@ pub struct AddPoliciesExecution {
 }
 
 impl AddPoliciesExecution {
-    pub async fn prepare(
-        store: &dyn Store,
-        run: &ClaimedRun,
-        params: AddPoliciesParams,
-    ) -> StoreResult<Self> {
-        let ids: Vec<PolicyId> = run.item_ids[run.resume_at..]
+    /// The policy ids the run has left to add (ids that do not parse name
+    /// no policy: they fail as not found).
+    pub fn wanted(run: &ClaimedRun) -> impl Iterator<Item = PolicyId> + '_ {
+        run.item_ids[run.resume_at..]
             .iter()
             .filter_map(|id| PolicyId::parse(id).ok())
+    }
+
+    /// `tenant_policies`: the run's tenant's policies among (at least) those
+    /// it wants — another tenant's id is "not found".
+    pub fn new(
+        run: &ClaimedRun,
+        params: AddPoliciesParams,
+        tenant_policies: &HashMap<PolicyId, Policy>,
+    ) -> Self {
+        let policies = Self::wanted(run)
+            .filter_map(|id| tenant_policies.get(&id))
+            .map(|policy| (policy.id.to_string(), policy.clone()))
             .collect();
-        // Only the run's tenant's policies: another tenant's id is "not found".
-        let policies = store
-            .policies_by_ids(run.lease.tenant_id, &ids)
-            .await?
-            .into_iter()
-            .map(|policy| (policy.id.to_string(), policy))
-            .collect();
-        Ok(Self {
+        Self {
             run_id: run.lease.run_id,
             tenant_id: run.lease.tenant_id,
             params,
             policies,
-        })
+        }
     }
 
     pub fn process(&self, item_id: &str) -> ItemOutcome {

@@ -9,6 +9,7 @@ mod drift;
 use crate::domain::*;
 use crate::server::store::*;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 pub use add_policies::AddPoliciesParams;
 pub use drift::DriftParams;
@@ -306,10 +307,50 @@ pub enum Execution {
     },
 }
 
+/// What the runs of one claim share as they are made ready: the policies of
+/// all their add-policies runs, read in one query per tenant rather than one
+/// per run.
+pub struct Preparation {
+    policies: HashMap<TenantId, HashMap<PolicyId, Policy>>,
+}
+
+impl Preparation {
+    pub async fn load(store: &dyn Store, runs: &[ClaimedRun]) -> StoreResult<Self> {
+        let mut wanted: HashMap<TenantId, Vec<PolicyId>> = HashMap::new();
+        for run in runs {
+            if run.operation == OperationKind::BackupSetAddPolicies {
+                wanted
+                    .entry(run.lease.tenant_id)
+                    .or_default()
+                    .extend(add_policies::AddPoliciesExecution::wanted(run));
+            }
+        }
+        let mut policies = HashMap::with_capacity(wanted.len());
+        for (tenant, mut ids) in wanted {
+            ids.sort_unstable();
+            ids.dedup();
+            let found = store.policies_by_ids(tenant, &ids).await?;
+            policies.insert(
+                tenant,
+                found
+                    .into_iter()
+                    .map(|policy| (policy.id, policy))
+                    .collect(),
+            );
+        }
+        Ok(Self { policies })
+    }
+}
+
 impl Execution {
-    /// Loads what the run needs. Store errors are returned (the run is left
-    /// for another attempt); a run that can never execute becomes `Unusable`.
-    pub async fn prepare(store: &dyn Store, run: &ClaimedRun) -> StoreResult<Self> {
+    /// Loads what the run needs (beyond what `shared` holds). Store errors
+    /// are returned (the run is left for another attempt); a run that can
+    /// never execute becomes `Unusable`.
+    pub async fn prepare(
+        store: &dyn Store,
+        run: &ClaimedRun,
+        shared: &Preparation,
+    ) -> StoreResult<Self> {
         let unusable = |reason: String| Execution::Unusable {
             reason_code: ReasonCode::InvalidPayload,
             reason,
@@ -323,9 +364,13 @@ impl Execution {
             },
             OperationKind::BackupSetAddPolicies => match serde_json::from_value(run.params.clone())
             {
-                Ok(params) => Execution::AddPolicies(
-                    add_policies::AddPoliciesExecution::prepare(store, run, params).await?,
-                ),
+                Ok(params) => {
+                    let none = HashMap::new();
+                    let policies = shared.policies.get(&run.lease.tenant_id).unwrap_or(&none);
+                    Execution::AddPolicies(add_policies::AddPoliciesExecution::new(
+                        run, params, policies,
+                    ))
+                }
                 Err(e) => unusable(format!("the run's parameters are malformed: {e}")),
             },
         })

@@ -252,24 +252,26 @@ pub trait AuditRepository: Send + Sync {
 /// on the claim (`Lease`), so a worker that lost its run changes nothing.
 #[async_trait]
 pub trait QueueRepository: Send + Sync {
-    /// Claims the oldest pending run for `owner`, leased for `lease_for`.
-    async fn claim_run(
+    /// Claims the oldest pending runs for `owner`, each leased for
+    /// `lease_for`: the oldest always, more while `limit` allows. Oldest first;
+    /// empty when nothing is pending.
+    async fn claim_runs(
         &self,
         owner: &str,
         lease_for: std::time::Duration,
-    ) -> StoreResult<Option<ClaimedRun>>;
-    /// Writes a batch of item results with their artifacts, counters and
-    /// failures in one transaction, and renews the lease; with `finish`, the
-    /// run also ends in the status its outcome calls for and its initiator is
-    /// notified. Fenced on the lease and on no abort having been requested:
-    /// all of it is written or none of it.
+        limit: ClaimLimit,
+    ) -> StoreResult<Vec<ClaimedRun>>;
+    /// Writes batches of item results of several runs, with their artifacts,
+    /// counters and failures, in one transaction, and renews their leases; a
+    /// run whose batch says `finish` also ends in the status its outcome calls
+    /// for, and its initiator is notified. Each run is fenced on its lease and
+    /// on no abort having been requested: a refused run has nothing of it
+    /// written, the others are written whole. One outcome per batch, in order.
     async fn record_progress(
         &self,
-        lease: &Lease,
         lease_for: std::time::Duration,
-        items: Vec<ItemResult>,
-        finish: bool,
-    ) -> StoreResult<ProgressOutcome>;
+        progress: Vec<RunProgress>,
+    ) -> StoreResult<Vec<ProgressOutcome>>;
     /// Extends the lease (the heartbeat) and reports whether an abort waits.
     async fn renew_lease(
         &self,

@@ -84,6 +84,7 @@ impl PgStore {
 
 impl SqlDialect for PgStore {
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    const LOCK_ROWS: &'static str = " FOR UPDATE";
     const NOTIFY_QUEUED: &'static str = concat!("SELECT pg_notify('", queued_channel!(), "', '')");
     const BEGIN_WRITE: &'static str = "BEGIN";
 

@@ -13,6 +13,10 @@ pub trait SqlDialect {
     /// Appended to the queue's row-picking SELECTs: PostgreSQL skips rows
     /// another worker has locked; SQLite serialises writers anyway.
     const SKIP_LOCKED: &'static str;
+    /// Appended to a SELECT whose rows must not change until the transaction
+    /// ends: PostgreSQL locks them; SQLite's write transaction already
+    /// excludes every other writer.
+    const LOCK_ROWS: &'static str;
     /// Run inside the transaction that queues a run, to wake other
     /// processes' workers (PostgreSQL NOTIFY); empty where there are none.
     const NOTIFY_QUEUED: &'static str;
@@ -208,15 +212,25 @@ macro_rules! impl_sql_repositories {
             }
 
             /// Inserts findings, or touches `updated_at` of those whose
-            /// fingerprint the tenant already has; ids in input order.
+            /// fingerprint the tenant already has; ids in input order. The
+            /// same finding twice in `findings` (two runs of one batch found
+            /// it) is written once.
             async fn upsert_findings(
                 conn: &mut Connection,
                 findings: &[&NewFinding],
                 now: Timestamp,
             ) -> StoreResult<Vec<(FindingId, bool)>> {
-                let mut upserted = Vec::with_capacity(findings.len());
+                // One statement may not touch a row twice (PostgreSQL refuses).
+                let mut seen = std::collections::HashSet::new();
+                let distinct: Vec<&NewFinding> = findings
+                    .iter()
+                    .copied()
+                    .filter(|finding| seen.insert((finding.tenant_id, finding.fingerprint.as_str())))
+                    .collect();
+                let mut written: std::collections::HashMap<(TenantId, &str), (FindingId, bool)> =
+                    std::collections::HashMap::with_capacity(distinct.len());
                 // Batches keep each statement well under the bind-parameter limits.
-                for chunk in findings.chunks(500) {
+                for chunk in distinct.chunks(500) {
                     let candidates: Vec<FindingId> = chunk.iter().map(|_| FindingId::generate()).collect();
                     let mut qb = Builder::new(
                         "INSERT INTO findings (id, tenant_id, finding_type, scope_key, baseline_run_id, \
@@ -248,50 +262,114 @@ macro_rules! impl_sql_repositories {
                             .iter()
                             .find(|(_, fingerprint)| *fingerprint == finding.fingerprint)
                             .ok_or(StoreError::NotFound)?;
-                        upserted.push((*id, id == candidate));
+                        written.insert((finding.tenant_id, finding.fingerprint.as_str()), (*id, id == candidate));
                     }
                 }
-                Ok(upserted)
+                let mut first = std::collections::HashSet::new();
+                Ok(findings
+                    .iter()
+                    .map(|finding| {
+                        let key = (finding.tenant_id, finding.fingerprint.as_str());
+                        let (id, inserted) = written[&key];
+                        (id, inserted && first.insert(key))
+                    })
+                    .collect())
             }
 
-            /// Snapshots a policy into a set. `None` when the policy is not
-            /// (or no longer) the set's tenant's: checked in the statement, so
-            /// a transaction is never broken by a foreign-key error.
-            async fn insert_backup_set_item(
+            /// Snapshots policies into sets; per item, in order: added, already
+            /// present, or `None` when the policy is not (or no longer) the
+            /// set's tenant's — checked in the statement, so a foreign-key
+            /// error never breaks the transaction. Two statements per 500 items.
+            async fn insert_backup_set_items(
                 conn: &mut Connection,
-                item: &NewBackupSetItem,
-            ) -> StoreResult<Option<AddOutcome>> {
-                let added: Option<(BackupSetItemId,)> = sqlx::query_as(
-                    "INSERT INTO backup_set_items (id, tenant_id, backup_set_id, policy_id, snapshot, \
-                     added_by_run_id, created_at) SELECT $1, $2, $3, $4, $5, $6, $7 \
-                     WHERE EXISTS (SELECT 1 FROM policies p WHERE p.id = $4 AND p.tenant_id = $2) \
-                     ON CONFLICT (backup_set_id, policy_id) DO NOTHING RETURNING id",
-                )
-                .bind(BackupSetItemId::generate())
-                .bind(item.tenant_id)
-                .bind(item.backup_set_id)
-                .bind(item.policy_id)
-                .bind(Json(&item.snapshot))
-                .bind(item.added_by_run_id)
-                .bind(Timestamp::now())
-                .fetch_optional(&mut *conn)
-                .await?;
-                if let Some((id,)) = added {
-                    return Ok(Some(AddOutcome::Added(id)));
+                items: &[&NewBackupSetItem],
+            ) -> StoreResult<Vec<Option<AddOutcome>>> {
+                let mut outcomes = Vec::with_capacity(items.len());
+                for chunk in items.chunks(500) {
+                    let candidates: Vec<BackupSetItemId> =
+                        chunk.iter().map(|_| BackupSetItemId::generate()).collect();
+                    let now = Timestamp::now();
+                    // VALUES columns are column1, column2, … in both databases.
+                    let mut qb = Builder::new(
+                        "INSERT INTO backup_set_items (id, tenant_id, backup_set_id, policy_id, snapshot, \
+                         added_by_run_id, created_at) SELECT column1, column2, column3, column4, column5, \
+                         column6, column7 FROM (",
+                    );
+                    qb.push_values(chunk.iter().zip(&candidates), |mut values, (item, id)| {
+                        values
+                            .push_bind(*id)
+                            .push_bind(item.tenant_id)
+                            .push_bind(item.backup_set_id)
+                            .push_bind(item.policy_id)
+                            .push_bind(Json(&item.snapshot))
+                            .push_bind(item.added_by_run_id)
+                            .push_bind(now);
+                    });
+                    qb.push(
+                        ") AS v WHERE EXISTS (SELECT 1 FROM policies p WHERE p.id = v.column4 \
+                         AND p.tenant_id = v.column2) \
+                         ON CONFLICT (backup_set_id, policy_id) DO NOTHING RETURNING id",
+                    );
+                    let added: Vec<(BackupSetItemId,)> = qb.build_query_as().fetch_all(&mut *conn).await?;
+                    let added: std::collections::HashSet<BackupSetItemId> =
+                        added.into_iter().map(|(id,)| id).collect();
+                    let refused: Vec<&&NewBackupSetItem> = chunk
+                        .iter()
+                        .zip(&candidates)
+                        .filter(|(_, id)| !added.contains(id))
+                        .map(|(item, _)| item)
+                        .collect();
+                    let mut present = std::collections::HashSet::new();
+                    if !refused.is_empty() {
+                        let sets: Vec<BackupSetId> = refused.iter().map(|item| item.backup_set_id).collect();
+                        let policies: Vec<PolicyId> = refused.iter().map(|item| item.policy_id).collect();
+                        let mut qb = Builder::new(
+                            "SELECT backup_set_id, policy_id FROM backup_set_items WHERE backup_set_id IN (",
+                        );
+                        push_id_list(&mut qb, &sets);
+                        qb.push(") AND policy_id IN (");
+                        push_id_list(&mut qb, &policies);
+                        qb.push(")");
+                        let rows: Vec<(BackupSetId, PolicyId)> = qb.build_query_as().fetch_all(&mut *conn).await?;
+                        present.extend(rows);
+                    }
+                    for (item, id) in chunk.iter().zip(&candidates) {
+                        outcomes.push(if added.contains(id) {
+                            Some(AddOutcome::Added(*id))
+                        } else if present.contains(&(item.backup_set_id, item.policy_id)) {
+                            Some(AddOutcome::AlreadyPresent)
+                        } else {
+                            None
+                        });
+                    }
                 }
-                let (present,): (bool,) = sqlx::query_as(
-                    "SELECT EXISTS (SELECT 1 FROM backup_set_items WHERE backup_set_id = $1 AND policy_id = $2)",
-                )
-                .bind(item.backup_set_id)
-                .bind(item.policy_id)
-                .fetch_one(&mut *conn)
-                .await?;
-                Ok(present.then_some(AddOutcome::AlreadyPresent))
+                Ok(outcomes)
             }
 
-            /// Writes the "completed" notification of a run that just ended.
-            async fn notify_finished(conn: &mut Connection, run: &RunStateRow) -> StoreResult<()> {
-                insert_notification(conn, &run.finished_notification()?).await?;
+            /// Writes the "completed" notifications of runs that just ended,
+            /// in one statement.
+            async fn notify_finished(conn: &mut Connection, runs: &[RunStateRow]) -> StoreResult<()> {
+                let notifications = runs
+                    .iter()
+                    .map(RunStateRow::finished_notification)
+                    .collect::<StoreResult<Vec<_>>>()?;
+                let now = Timestamp::now();
+                // Six binds a row: far under the bind-parameter limits.
+                for chunk in notifications.chunks(1_000) {
+                    let mut qb = Builder::new(
+                        "INSERT INTO notifications (id, tenant_id, user_id, kind, payload, created_at) ",
+                    );
+                    qb.push_values(chunk, |mut values, notification| {
+                        values
+                            .push_bind(NotificationId::generate())
+                            .push_bind(notification.tenant_id)
+                            .push_bind(notification.user_id)
+                            .push_bind(notification.kind.as_str())
+                            .push_bind(Json(&notification.notice))
+                            .push_bind(now);
+                    });
+                    qb.build().execute(&mut *conn).await?;
+                }
                 Ok(())
             }
 
@@ -1009,7 +1087,8 @@ macro_rules! impl_sql_repositories {
 
                 async fn add_to_backup_set(&self, item: NewBackupSetItem) -> StoreResult<AddOutcome> {
                     let mut conn = self.pool.acquire().await?;
-                    insert_backup_set_item(&mut conn, &item).await?.ok_or(StoreError::MissingReference)
+                    let outcome = insert_backup_set_items(&mut conn, &[&item]).await?.pop().flatten();
+                    outcome.ok_or(StoreError::MissingReference)
                 }
 
                 async fn backup_set_items(
@@ -1138,186 +1217,223 @@ macro_rules! impl_sql_repositories {
                 }
             }
 
-            /// How many item results of each kind a batch holds, once the
-            /// artifacts are written.
-            enum Counted {
-                Succeeded,
-                Entry(FailureEntry),
-            }
-
             fn lease_expiry(now: Timestamp, lease_for: std::time::Duration) -> Timestamp {
                 now.plus_millis(i64::try_from(lease_for.as_millis()).unwrap_or(i64::MAX / 1_000))
             }
 
-            impl $store {
-                /// Why a fenced write changed nothing.
-                async fn refused_because(&self, lease: &Lease) -> StoreResult<ProgressOutcome> {
-                    let state: Option<(String, i64, bool)> = sqlx::query_as(
-                        "SELECT status, attempt, cancel_requested_at IS NOT NULL \
-                         FROM bulk_operation_runs WHERE id = $1",
-                    )
-                    .bind(lease.run_id)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                    Ok(match state {
-                        Some((status, attempt, true)) if status == "running" && attempt == lease.attempt => {
-                            ProgressOutcome::AbortRequested
-                        }
-                        _ => ProgressOutcome::LeaseLost,
-                    })
-                }
-            }
-
             #[async_trait]
             impl QueueRepository for $store {
-                async fn claim_run(
+                async fn claim_runs(
                     &self,
                     owner: &str,
                     lease_for: std::time::Duration,
-                ) -> StoreResult<Option<ClaimedRun>> {
+                    limit: ClaimLimit,
+                ) -> StoreResult<Vec<ClaimedRun>> {
                     let now = Timestamp::now();
                     let _turn = self.write_turn().await;
-                    let row: Option<ClaimRow> = sqlx::query_as(&format!(
-                        "UPDATE bulk_operation_runs SET status = 'running', attempt = attempt + 1, \
+                    // The oldest pending runs, as many as `limit` allows: the
+                    // first always, the next while their items left still fit.
+                    let rows: Vec<ClaimRow> = sqlx::query_as(&format!(
+                        "WITH candidates AS (\
+                           SELECT id, created_at, total_items - processed_items AS items_left \
+                           FROM bulk_operation_runs WHERE status = 'pending' \
+                           ORDER BY created_at, id LIMIT $4{skip}), \
+                         picked AS (\
+                           SELECT id FROM (SELECT id, \
+                             ROW_NUMBER() OVER (ORDER BY created_at, id) AS position, \
+                             SUM(items_left) OVER (ORDER BY created_at, id) AS items_so_far \
+                           FROM candidates) ranked WHERE position = 1 OR items_so_far <= $5) \
+                         UPDATE bulk_operation_runs SET status = 'running', attempt = attempt + 1, \
                          lease_owner = $1, lease_expires_at = $2, heartbeat_at = $3, \
                          started_at = COALESCE(started_at, $3), updated_at = $3 \
-                         WHERE id = (SELECT id FROM bulk_operation_runs WHERE status = 'pending' \
-                         ORDER BY created_at, id LIMIT 1{skip}) AND status = 'pending' \
+                         WHERE id IN (SELECT id FROM picked) AND status = 'pending' \
                          RETURNING {CLAIM_COLUMNS}",
                         skip = <$store as SqlDialect>::SKIP_LOCKED,
                     ))
                     .bind(owner)
                     .bind(lease_expiry(now, lease_for))
                     .bind(now)
-                    .fetch_optional(&self.engine_pool)
+                    .bind(i64::try_from(limit.runs.max(1)).unwrap_or(i64::MAX))
+                    .bind(i64::try_from(limit.items).unwrap_or(i64::MAX))
+                    .fetch_all(&self.engine_pool)
                     .await?;
-                    let claimed = row.map(|row| row.into_domain(now)).transpose()?;
-                    if let Some(claimed) = &claimed {
-                        self.changes.record([claimed.lease.changed()]);
-                    }
+                    let mut claimed = rows
+                        .into_iter()
+                        .map(|row| row.into_domain(now))
+                        .collect::<StoreResult<Vec<_>>>()?;
+                    // RETURNING keeps no order; the queue's is oldest first.
+                    claimed.sort_by_key(|run| (run.created_at, run.lease.run_id));
+                    self.changes.record(claimed.iter().map(|run| run.lease.changed()));
                     Ok(claimed)
                 }
 
                 async fn record_progress(
                     &self,
-                    lease: &Lease,
                     lease_for: std::time::Duration,
-                    items: Vec<ItemResult>,
-                    finish: bool,
-                ) -> StoreResult<ProgressOutcome> {
+                    progress: Vec<RunProgress>,
+                ) -> StoreResult<Vec<ProgressOutcome>> {
                     let now = Timestamp::now();
                     let (_turn, mut tx) = self.begin_engine_write().await?;
-                    // Artifacts first: if the fence below refuses, they roll
-                    // back with everything else.
-                    let findings: Vec<&NewFinding> = items
+                    // The fence, read first and held to the commit (row locks
+                    // on PostgreSQL, the write transaction on SQLite): a run
+                    // whose claim moved on is refused before anything of it is
+                    // written, and the other runs of the batch go ahead.
+                    let ids: Vec<RunId> = progress.iter().map(|run| run.lease.run_id).collect();
+                    let mut qb = Builder::new(format!(
+                        "SELECT {RUN_STATE_COLUMNS} FROM bulk_operation_runs WHERE id IN ("
+                    ));
+                    push_id_list(&mut qb, &ids);
+                    qb.push(format!(") ORDER BY id{}", <$store as SqlDialect>::LOCK_ROWS));
+                    let rows: Vec<RunStateRow> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                    let mut states: std::collections::HashMap<RunId, RunStateRow> =
+                        rows.into_iter().map(|row| (row.id, row)).collect();
+                    // Filled in input order: refusals now, the rest once written.
+                    let mut outcomes: Vec<Option<ProgressOutcome>> = Vec::with_capacity(progress.len());
+                    let mut accepted = Vec::new();
+                    for (position, run) in progress.into_iter().enumerate() {
+                        let state = states
+                            .remove(&run.lease.run_id)
+                            .filter(|state| state.status == RunStatus::Running && state.attempt == run.lease.attempt);
+                        outcomes.push(match state {
+                            None => Some(ProgressOutcome::LeaseLost),
+                            Some(state) if state.abort_requested => Some(ProgressOutcome::AbortRequested),
+                            Some(state) => {
+                                accepted.push((position, run, state));
+                                None
+                            }
+                        });
+                    }
+                    if accepted.is_empty() {
+                        return Ok(outcomes.into_iter().flatten().collect());
+                    }
+
+                    // Artifacts of every accepted run, a few statements for all.
+                    let findings: Vec<&NewFinding> = accepted
                         .iter()
+                        .flat_map(|(_, run, _)| &run.items)
                         .filter_map(|item| match &item.outcome {
                             ItemOutcome::Succeeded(Some(Artifact::Finding(finding))) => Some(finding),
                             _ => None,
                         })
                         .collect();
                     upsert_findings(&mut tx, &findings, now).await?;
-                    let mut counted = Vec::with_capacity(items.len());
-                    for item in items {
-                        counted.push(match item.outcome {
-                            ItemOutcome::Succeeded(Some(Artifact::BackupSetItem(add))) => {
-                                match insert_backup_set_item(&mut tx, &add).await? {
-                                    Some(AddOutcome::Added(_)) => Counted::Succeeded,
-                                    Some(AddOutcome::AlreadyPresent) => Counted::Entry(FailureEntry::skipped(
-                                        Some(item.item_id),
-                                        ReasonCode::AlreadyPresent,
-                                        "the backup set already holds this policy",
-                                    )),
-                                    None => Counted::Entry(FailureEntry::failed(
-                                        Some(item.item_id),
-                                        ReasonCode::PolicyNotFound,
-                                        "the policy does not exist in this tenant",
-                                    )),
+                    let additions: Vec<&NewBackupSetItem> = accepted
+                        .iter()
+                        .flat_map(|(_, run, _)| &run.items)
+                        .filter_map(|item| match &item.outcome {
+                            ItemOutcome::Succeeded(Some(Artifact::BackupSetItem(add))) => Some(add),
+                            _ => None,
+                        })
+                        .collect();
+                    let mut added = insert_backup_set_items(&mut tx, &additions).await?.into_iter();
+
+                    let mut finished = Vec::new();
+                    let mut changed = Vec::new();
+                    let mut advanced = Vec::with_capacity(accepted.len());
+                    for (position, run, state) in accepted {
+                        let mut counters = state.counters();
+                        let mut failures = state.failures.0.clone();
+                        for item in run.items {
+                            let entry = match item.outcome {
+                                ItemOutcome::Succeeded(Some(Artifact::BackupSetItem(_))) => {
+                                    match added.next().flatten() {
+                                        Some(AddOutcome::Added(_)) => None,
+                                        Some(AddOutcome::AlreadyPresent) => Some(FailureEntry::skipped(
+                                            Some(item.item_id),
+                                            ReasonCode::AlreadyPresent,
+                                            "the backup set already holds this policy",
+                                        )),
+                                        None => Some(FailureEntry::failed(
+                                            Some(item.item_id),
+                                            ReasonCode::PolicyNotFound,
+                                            "the policy does not exist in this tenant",
+                                        )),
+                                    }
                                 }
-                            }
-                            ItemOutcome::Succeeded(_) => Counted::Succeeded,
-                            ItemOutcome::Failed { reason_code, reason } => {
-                                Counted::Entry(FailureEntry::failed(Some(item.item_id), reason_code, &reason))
-                            }
-                            ItemOutcome::Skipped { reason_code, reason } => {
-                                Counted::Entry(FailureEntry::skipped(Some(item.item_id), reason_code, &reason))
-                            }
-                        });
-                    }
-                    let state: Option<RunStateRow> = sqlx::query_as(&format!(
-                        "SELECT {RUN_STATE_COLUMNS} FROM bulk_operation_runs \
-                         WHERE id = $1 AND attempt = $2 AND status = 'running'"
-                    ))
-                    .bind(lease.run_id)
-                    .bind(lease.attempt)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let state = match state {
-                        None => return Ok(ProgressOutcome::LeaseLost),
-                        Some(state) if state.abort_requested => return Ok(ProgressOutcome::AbortRequested),
-                        Some(state) => state,
-                    };
-                    let mut counters = state.counters();
-                    let mut failures = state.failures.0.clone();
-                    for outcome in counted {
-                        counters.processed += 1;
-                        match outcome {
-                            Counted::Succeeded => counters.succeeded += 1,
-                            Counted::Entry(entry) => {
-                                match entry.kind {
-                                    FailureKind::Failed => counters.failed += 1,
-                                    FailureKind::Skipped => counters.skipped += 1,
+                                ItemOutcome::Succeeded(_) => None,
+                                ItemOutcome::Failed { reason_code, reason } => {
+                                    Some(FailureEntry::failed(Some(item.item_id), reason_code, &reason))
                                 }
-                                if failures.len() < MAX_STORED_FAILURES {
-                                    failures.push(entry);
+                                ItemOutcome::Skipped { reason_code, reason } => {
+                                    Some(FailureEntry::skipped(Some(item.item_id), reason_code, &reason))
+                                }
+                            };
+                            counters.processed += 1;
+                            match entry {
+                                None => counters.succeeded += 1,
+                                Some(entry) => {
+                                    match entry.kind {
+                                        FailureKind::Failed => counters.failed += 1,
+                                        FailureKind::Skipped => counters.skipped += 1,
+                                    }
+                                    if failures.len() < MAX_STORED_FAILURES {
+                                        failures.push(entry);
+                                    }
                                 }
                             }
                         }
+                        if !counters.is_consistent() {
+                            return Err(StoreError::Invalid(format!(
+                                "progress of run {} would count {} of {} items",
+                                run.lease.run_id, counters.processed, counters.total
+                            )));
+                        }
+                        let status = if run.finish { RunStatus::for_outcome(&counters) } else { RunStatus::Running };
+                        let (lease_expires_at, finished_at) = if run.finish {
+                            (None, Some(now))
+                        } else {
+                            (Some(lease_expiry(now, lease_for)), None)
+                        };
+                        changed.push(run.lease.changed());
+                        if run.finish {
+                            changed.push(state.initiator_notified());
+                            finished.push(state.advanced(status, counters, failures.clone()));
+                        }
+                        advanced.push((run.lease, counters, failures, status, lease_expires_at, finished_at));
+                        outcomes[position] = Some(ProgressOutcome::Recorded(status));
                     }
-                    if !counters.is_consistent() {
-                        return Err(StoreError::Invalid(format!(
-                            "progress of run {} would count {} of {} items",
-                            lease.run_id, counters.processed, counters.total
-                        )));
+                    // Every run's counters in one statement. Still fenced,
+                    // though the lock above already holds each run as read:
+                    // the statement says what it relies on.
+                    for chunk in advanced.chunks(1_000) {
+                        let mut qb = Builder::new(
+                            "UPDATE bulk_operation_runs SET processed_items = v.column3, succeeded = v.column4, \
+                             failed = v.column5, skipped = v.column6, failures = v.column7, status = v.column8, \
+                             updated_at = v.column9, heartbeat_at = v.column9, lease_expires_at = v.column10, \
+                             finished_at = v.column11 FROM (",
+                        );
+                        qb.push_values(chunk, |mut values, (lease, counters, failures, status, expires, finished)| {
+                            values
+                                .push_bind(lease.run_id)
+                                .push_bind(lease.attempt)
+                                .push_bind(counters.processed)
+                                .push_bind(counters.succeeded)
+                                .push_bind(counters.failed)
+                                .push_bind(counters.skipped)
+                                .push_bind(Json(failures))
+                                .push_bind(status.as_str())
+                                .push_bind(now)
+                                .push_bind(*expires)
+                                .push_bind(*finished);
+                        });
+                        qb.push(
+                            ") AS v WHERE bulk_operation_runs.id = v.column1 \
+                             AND bulk_operation_runs.attempt = v.column2 \
+                             AND bulk_operation_runs.status = 'running' \
+                             AND bulk_operation_runs.cancel_requested_at IS NULL",
+                        );
+                        let written = qb.build().execute(&mut *tx).await?.rows_affected();
+                        if written != chunk.len() as u64 {
+                            return Err(StoreError::Invalid(format!(
+                                "{written} of {} locked runs took their progress",
+                                chunk.len()
+                            )));
+                        }
                     }
-                    let status = if finish { RunStatus::for_outcome(&counters) } else { RunStatus::Running };
-                    let (lease_expires_at, finished_at) = if finish {
-                        (None, Some(now))
-                    } else {
-                        (Some(lease_expiry(now, lease_for)), None)
-                    };
-                    // The fence: this claim, still running, no abort requested.
-                    let written = sqlx::query(
-                        "UPDATE bulk_operation_runs SET processed_items = $3, succeeded = $4, failed = $5, \
-                         skipped = $6, failures = $7, status = $8, updated_at = $9, heartbeat_at = $9, \
-                         lease_expires_at = $10, finished_at = $11 \
-                         WHERE id = $1 AND attempt = $2 AND status = 'running' AND cancel_requested_at IS NULL",
-                    )
-                    .bind(lease.run_id)
-                    .bind(lease.attempt)
-                    .bind(counters.processed)
-                    .bind(counters.succeeded)
-                    .bind(counters.failed)
-                    .bind(counters.skipped)
-                    .bind(Json(&failures))
-                    .bind(status.as_str())
-                    .bind(now)
-                    .bind(lease_expires_at)
-                    .bind(finished_at)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if written == 0 {
-                        drop(tx);
-                        return self.refused_because(lease).await;
-                    }
-                    let notified = finish.then(|| state.initiator_notified());
-                    if finish {
-                        notify_finished(&mut tx, &state.advanced(status, counters, failures)).await?;
-                    }
+                    notify_finished(&mut tx, &finished).await?;
                     tx.commit().await?;
-                    self.changes.record(std::iter::once(lease.changed()).chain(notified));
-                    Ok(ProgressOutcome::Recorded(status))
+                    self.changes.record(changed);
+                    Ok(outcomes.into_iter().flatten().collect())
                 }
 
                 async fn renew_lease(
@@ -1359,7 +1475,7 @@ macro_rules! impl_sql_repositories {
                     .fetch_optional(&mut *tx)
                     .await?;
                     let Some(run) = row else { return Ok(false) };
-                    notify_finished(&mut tx, &run).await?;
+                    notify_finished(&mut tx, std::slice::from_ref(&run)).await?;
                     tx.commit().await?;
                     self.changes.record([lease.changed(), run.initiator_notified()]);
                     Ok(true)
@@ -1433,7 +1549,7 @@ macro_rules! impl_sql_repositories {
                         if ended == 1 {
                             changed.extend([run.changed(), run.initiator_notified()]);
                             let counters = run.counters();
-                            notify_finished(&mut tx, &run.advanced(status, counters, failures)).await?;
+                            notify_finished(&mut tx, &[run.advanced(status, counters, failures)]).await?;
                             match status {
                                 RunStatus::Aborted => report.aborted += 1,
                                 _ => report.failed += 1,
@@ -1471,7 +1587,7 @@ macro_rules! impl_sql_repositories {
                     .await?;
                     let mut changed = vec![Change::Run { tenant, run: id }];
                     let outcome = if let Some(run) = pending {
-                        notify_finished(&mut tx, &run).await?;
+                        notify_finished(&mut tx, std::slice::from_ref(&run)).await?;
                         changed.push(run.initiator_notified());
                         AbortOutcome::Aborted
                     } else {

@@ -60,6 +60,7 @@ impl SqliteStore {
 
 impl SqlDialect for SqliteStore {
     const SKIP_LOCKED: &'static str = "";
+    const LOCK_ROWS: &'static str = "";
     const NOTIFY_QUEUED: &'static str = "";
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
 

@@ -232,6 +232,32 @@ pub struct ClaimedRun {
     pub claimed_at: Timestamp,
 }
 
+/// How much one claim may take. Small runs are claimed, executed and
+/// completed together — one claim and one write for many — while a run with
+/// more items than `items` is claimed alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClaimLimit {
+    /// At most this many runs (at least one is always taken).
+    pub runs: usize,
+    /// Runs after the first are taken while the items all of them have
+    /// left come to at most this.
+    pub items: usize,
+}
+
+impl ClaimLimit {
+    /// Exactly one run.
+    pub const ONE: ClaimLimit = ClaimLimit { runs: 1, items: 0 };
+}
+
+/// A batch of one run's item results, written under its lease.
+#[derive(Clone, Debug)]
+pub struct RunProgress {
+    pub lease: Lease,
+    pub items: Vec<ItemResult>,
+    /// The run has no items left: end it.
+    pub finish: bool,
+}
+
 /// What processing one item produced.
 #[derive(Clone, Debug)]
 pub struct ItemResult {
@@ -263,7 +289,7 @@ pub enum Artifact {
     BackupSetItem(NewBackupSetItem),
 }
 
-/// What became of a batch of progress.
+/// What became of one run's batch of progress.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProgressOutcome {
     /// Written; the run's status after it (terminal when the batch finished it).
