@@ -83,8 +83,14 @@ fi
 
 # 6. Playwright for end2end/. It drives Debian's /usr/bin/chromium, so no
 #    browser download (`npx playwright install` cannot work here).
-if [ -d end2end/node_modules/@playwright/test ]; then
-  say playwright "skipped (end2end/node_modules present)"
+# Skipped only when every package end2end/package.json names is there.
+missing=$(cd end2end && node -e '
+  const fs = require("fs");
+  const wanted = Object.keys(require("./package.json").devDependencies);
+  console.log(wanted.filter((name) => !fs.existsSync(`node_modules/${name}/package.json`)).join(" "));
+')
+if [ -z "$missing" ]; then
+  say playwright "skipped (end2end/node_modules complete)"
 else
   export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
   if [ -f end2end/package-lock.json ]; then verb=ci; else verb=install; fi

@@ -269,6 +269,9 @@ fn server_fn_case(path: &str) -> Option<ServerFnCase> {
         "/api/runs/hub" => case(Some(Role::Viewer), true, None, |slug, _| {
             json(serde_json::json!({ "tenant": slug, "query": {} }))
         }),
+        "/api/runs/counts" => case(Some(Role::Viewer), true, None, |slug, _| {
+            json(serde_json::json!({ "tenant": slug, "query": {} }))
+        }),
         "/api/runs/detail" => case(Some(Role::Viewer), true, Some(IdKind::Run), |slug, run| {
             json(serde_json::json!({ "tenant": slug, "run_id": run }))
         }),

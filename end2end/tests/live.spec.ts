@@ -1,5 +1,9 @@
 import { test, expect, USERS, hubPath, signIn, gotoHydrated } from './support';
 import type { BrowserContext, Page } from '@playwright/test';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 // Journeys on a run that is still running. start-server.sh imports a large
 // scope (FLEET) whose drift takes seconds, long enough to act on it. No page
@@ -107,6 +111,8 @@ test('the hub updates rows in place and announces new runs without moving rows',
   await watchHub(page);
   const rows = page.getByTestId('run-row');
   const firstBefore = await rows.first().getAttribute('data-run-id');
+  const allCount = page.locator('nav.tabs a.tab', { hasText: /^All\s/ }).locator('.count');
+  const allBefore = Number(await allCount.textContent());
 
   // Someone else starts a run: the hub announces it and keeps its rows.
   const started = await startElsewhere(newContext, 'apps/managed');
@@ -114,6 +120,8 @@ test('the hub updates rows in place and announces new runs without moving rows',
   const banner = page.getByTestId('new-runs');
   await expect(banner).toHaveText(/1 new run/);
   expect(await rows.first().getAttribute('data-run-id')).toBe(firstBefore);
+  // The tabs count it too.
+  await expect(allCount).toHaveText(String(allBefore + 1));
   await expectNoReload(page);
 
   await banner.click();
@@ -151,4 +159,88 @@ test('a hidden tab closes its stream and catches up when shown again', async ({
   await setTabVisible(page, true);
   await expect(page.getByTestId('new-runs')).toHaveText(/1 new run/);
   await expectNoReload(page);
+});
+
+/**
+ * An opshub server of the spec's own (its own port and SQLite database, demo
+ * data), which a test may restart; the suite's server stays untouched.
+ */
+class OwnServer {
+  private child?: ChildProcess;
+
+  private constructor(
+    readonly baseURL: string,
+    private readonly env: NodeJS.ProcessEnv,
+  ) {}
+
+  static async start(port: number): Promise<OwnServer> {
+    const dir = mkdtempSync(path.join(tmpdir(), 'opshub-e2e-restart-'));
+    const env = {
+      ...process.env,
+      OPSHUB_DATABASE_URL: `sqlite://${dir}/e2e.db`,
+      OPSHUB_LISTEN: `127.0.0.1:${port}`,
+    };
+    for (const step of ['migrate', 'seed-demo']) {
+      execFileSync(SERVER_BIN, [step], { cwd: REPO_ROOT, env, stdio: 'ignore' });
+    }
+    const server = new OwnServer(`http://127.0.0.1:${port}`, env);
+    await server.serve();
+    return server;
+  }
+
+  /** SIGTERM (a graceful shutdown), then the same server on the same database. */
+  async restart() {
+    await this.stop();
+    await this.serve();
+  }
+
+  async stop() {
+    const child = this.child;
+    if (!child) return;
+    this.child = undefined;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
+  }
+
+  private async serve() {
+    // From the repository root: the server serves its assets from target/site.
+    this.child = spawn(SERVER_BIN, ['serve'], { cwd: REPO_ROOT, env: this.env, stdio: 'ignore' });
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const up = await fetch(`${this.baseURL}/healthz`).then((r) => r.ok, () => false);
+      if (up) return;
+      if (Date.now() > deadline) throw new Error(`${this.baseURL} did not come up`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
+const REPO_ROOT = path.resolve(__dirname, '../..');
+// As start-server.sh: OPSHUB_BIN when the target dir moved.
+const SERVER_BIN = path.resolve(REPO_ROOT, process.env.OPSHUB_BIN ?? 'target/release/opshub');
+
+test.describe('a server restart', () => {
+  const port = Number(process.env.OPSHUB_E2E_RESTART_PORT ?? 3919);
+  let server: OwnServer | undefined;
+  test.use({
+    baseURL: `http://127.0.0.1:${port}`,
+    // While the server is down the browser's reconnect attempts fail loudly.
+    allowedConsoleErrors: [/\/api\/live\/acme\)$/],
+  });
+  test.beforeAll(async () => {
+    server = await OwnServer.start(port);
+  });
+  test.afterAll(async () => {
+    await server?.stop();
+  });
+
+  test('live streams resume after the server restarts', async ({ page, newContext }) => {
+    await watchHub(page);
+    await server!.restart();
+    // The page reconnects by itself: a run started now reaches it live.
+    await startElsewhere(newContext, 'apps/managed');
+    await expect(page.getByTestId('new-runs')).toHaveText(/1 new run/, { timeout: 15_000 });
+    await expectNoReload(page);
+  });
 });

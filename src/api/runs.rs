@@ -133,15 +133,7 @@ async fn hub_data(tenant: &str, query: &HubQuery) -> Result<HubData, AppError> {
     let (filter, page) = query.parse()?;
     let store = super::ssr::store()?;
     let runs = store.list_runs(tenant.id, &filter, page).await?;
-    let counts = store
-        .count_runs_by_bucket(
-            tenant.id,
-            &RunFilter {
-                bucket: None,
-                ..filter
-            },
-        )
-        .await?;
+    let counts = tab_counts(store.as_ref(), tenant.id, filter).await?;
     let members = store.members(tenant.id).await?;
     let start = if access.role >= Role::Operator {
         Some(StartChoices {
@@ -175,6 +167,33 @@ async fn hub_data(tenant: &str, query: &HubQuery) -> Result<HubData, AppError> {
         initiators: members.into_iter().map(|m| m.user).collect(),
         start,
     })
+}
+
+/// The counts on the hub's tabs: every bucket under the other filters.
+#[cfg(feature = "ssr")]
+async fn tab_counts(
+    store: &dyn crate::server::store::Store,
+    tenant: TenantId,
+    filter: RunFilter,
+) -> Result<BucketCounts, AppError> {
+    let filter = RunFilter {
+        bucket: None,
+        ..filter
+    };
+    Ok(store.count_runs_by_bucket(tenant, &filter).await?)
+}
+
+/// The hub's tab counts alone: a live hub reads them again when runs change.
+#[server(endpoint = "runs/counts", input = Json)]
+pub async fn hub_counts(tenant: String, query: HubQuery) -> Result<BucketCounts, AppError> {
+    super::ssr::respond(
+        async {
+            let access = super::ssr::authorize(&tenant, Role::Viewer).await?;
+            let (filter, _) = query.parse()?;
+            tab_counts(super::ssr::store()?.as_ref(), access.tenant.id, filter).await
+        }
+        .await,
+    )
 }
 
 /// One run as the hub lists it: live pages catch up with it after their

@@ -152,6 +152,9 @@ mod browser {
 
     type Handler = Closure<dyn FnMut(Event)>;
 
+    /// How soon a stream the browser gave up on is opened again.
+    const RETRY_CLOSED_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
     /// An open stream; closed when dropped.
     struct Stream {
         tenant: String,
@@ -173,7 +176,13 @@ mod browser {
                 let visible = document().visibility_state() == VisibilityState::Visible;
                 let wanted = tenant.get_untracked().filter(|_| visible);
                 let mut current = stream.borrow_mut();
-                if current.as_ref().map(|s| &s.tenant) == wanted.as_ref() {
+                // The browser retries a dropped stream by itself, but gives
+                // up on an error answer (a proxy's 502 while the server
+                // restarts): such a stream is opened anew.
+                let usable = current
+                    .as_ref()
+                    .filter(|s| s.source.ready_state() != EventSource::CLOSED);
+                if usable.map(|s| &s.tenant) == wanted.as_ref() {
                     return;
                 }
                 *current = wanted.and_then(|slug| open(live, slug));
@@ -187,6 +196,8 @@ mod browser {
             "visibilitychange",
             on_visibility.as_ref().unchecked_ref(),
         );
+        // A local look at the stream's state, not a request.
+        let retry = set_interval_with_handle(sync.clone(), RETRY_CLOSED_AFTER).ok();
         Effect::new(move |_| {
             tenant.track();
             sync();
@@ -194,6 +205,9 @@ mod browser {
         on_cleanup({
             let on_visibility = send_wrapper::SendWrapper::new((on_visibility, stream));
             move || {
+                if let Some(retry) = retry {
+                    retry.clear();
+                }
                 let (on_visibility, stream) = on_visibility.take();
                 let _ = document().remove_event_listener_with_callback(
                     "visibilitychange",

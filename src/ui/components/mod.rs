@@ -4,6 +4,7 @@ use crate::api::notifications::OpenNotification;
 use crate::api::AppError;
 use crate::domain::{Counters, Notification, NotificationKind, RunStatus, StatusBucket, Timestamp};
 use leptos::prelude::*;
+use leptos_meta::Title;
 
 /// The 404 page. On the server it also sets the response status.
 #[component]
@@ -13,6 +14,7 @@ pub fn NotFound() -> impl IntoView {
         response.set_status(axum::http::StatusCode::NOT_FOUND);
     }
     view! {
+        <Title text="Not found" />
         <section class="empty-state" data-testid="not-found">
             <h1>"Not found"</h1>
             <p>"There is nothing at this address, or you cannot see it."</p>
@@ -30,6 +32,7 @@ pub fn ErrorView(error: AppError) -> impl IntoView {
         // The session ended while the page was open: sign in, then come back.
         AppError::Unauthorized => view! { <SignInAgain /> }.into_any(),
         other => view! {
+            <Title text="Something went wrong" />
             <section class="error-state" role="alert">
                 <h1>"Something went wrong"</h1>
                 <p>{other.to_string()}</p>

@@ -1,5 +1,5 @@
 use crate::api::operations::{StartAddPolicies, StartDrift};
-use crate::api::runs::{hub_runs, HubData, HubQuery, StartChoices};
+use crate::api::runs::{hub_counts, hub_runs, HubData, HubQuery, StartChoices};
 use crate::domain::{
     format_duration, BucketCounts, OperationKind, RunId, RunSummary, StatusBucket, MAX_PAGE_SIZE,
 };
@@ -188,19 +188,28 @@ fn follow_live(hub: &HubData, query: &HubQuery, heard_before: u64) -> LiveHub {
     let filter = query.parse().map(|(filter, _)| filter).ok();
     let newest = hub.runs.items.first().map(|run| (run.created_at, run.id));
     let (fresh, counts) = (live.fresh, live.counts);
+    let (slug, query) = (hub.tenant.slug.clone(), query.clone());
+    let recount = recount_later(slug.clone(), query.clone(), counts);
     // `try_`: a catch-up read may return after the page moved on.
     let apply = move |run: RunSummary| match by_id.get(&run.id) {
         Some(row) => {
+            let moved = row
+                .try_with_untracked(|shown| shown.status.bucket() != run.status.bucket())
+                .unwrap_or(false);
             row.try_set(run);
+            if moved {
+                recount();
+            }
         }
         None => {
             let newer = newest.is_none_or(|top| (run.created_at, run.id) > top);
             if first_page && newer && filter.as_ref().is_some_and(|f| f.matches(&run)) {
                 fresh.try_update(|ids| ids.insert(run.id));
             }
+            // A run not on this page may have joined or left a tab.
+            recount();
         }
     };
-    let (slug, query) = (hub.tenant.slug.clone(), query.clone());
     let catch_up = {
         let apply = apply.clone();
         move || {
@@ -215,6 +224,34 @@ fn follow_live(hub: &HubData, query: &HubQuery, heard_before: u64) -> LiveHub {
     };
     follow_runs(heard_before, apply, catch_up);
     live
+}
+
+/// Reads the tab counts again soon: at most once per half second, however
+/// many runs change meanwhile.
+fn recount_later(
+    slug: String,
+    query: HubQuery,
+    counts: RwSignal<BucketCounts>,
+) -> impl Fn() + Clone + Send + Sync + 'static {
+    let pending = StoredValue::new(false);
+    move || {
+        if pending.try_get_value() != Some(false) {
+            return;
+        }
+        pending.set_value(true);
+        let (slug, query) = (slug.clone(), query.clone());
+        set_timeout(
+            move || {
+                leptos::task::spawn_local(async move {
+                    if let Ok(latest) = hub_counts(slug, query).await {
+                        counts.try_set(latest);
+                    }
+                    pending.try_update_value(|pending| *pending = false);
+                });
+            },
+            std::time::Duration::from_millis(500),
+        );
+    }
 }
 
 #[component]
