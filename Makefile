@@ -22,8 +22,13 @@ export OPSHUB_BIN := $(or $(CARGO_TARGET_DIR),target)/release/opshub
 setup:
 	@scripts/setup-tools.sh
 
+# --split: every page but the hub is a lazy route, cut into wasm chunks the
+# browser fetches when it first shows that page (required: without it the JS
+# imports a placeholder module and nothing hydrates);
+# --precompress: the site's files also as .br/.gz at maximum quality, which
+# the server sends instead of compressing on the fly.
 build: setup
-	cargo leptos build --release
+	cargo leptos build --release --split --precompress
 
 run: build
 	OPSHUB_SEED_DEMO_WHEN_EMPTY=true $(OPSHUB_BIN) serve

@@ -1,6 +1,6 @@
 import { defineConfig } from '@playwright/test';
 
-// Tests run against the release build: `cargo leptos build --release` first.
+// Tests run against the release build: `make build` first.
 // The browser is Debian's Chromium (apt package `chromium`); Playwright's own
 // browser download (`npx playwright install`) cannot work on our machines.
 const baseURL = process.env.OPSHUB_E2E_BASE_URL ?? 'http://127.0.0.1:3000';

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # OPSHUB_BIN: the server binary (make test passes it when CARGO_TARGET_DIR moves it).
 bin=${OPSHUB_BIN:-target/release/opshub}
 if [ ! -x "$bin" ] || [ ! -d target/site ]; then
-  echo "start-server: $bin or target/site missing; run 'cargo leptos build --release' first" >&2
+  echo "start-server: $bin or target/site missing; run 'make build' first" >&2
   exit 1
 fi
 # A new directory per run; it is left behind (exec below leaves no one to delete

@@ -19,7 +19,7 @@ stage "clippy (ssr)" cargo clippy --features ssr --all-targets -- -D warnings
 stage "clippy (hydrate, wasm32)" cargo clippy --features hydrate --lib --target wasm32-unknown-unknown -- -D warnings
 # Unit tests and the store conformance suite on SQLite and PostgreSQL.
 stage "unit + conformance tests" scripts/with-postgres.sh cargo test --features ssr
-stage "release build" cargo leptos build --release
+stage "release build" cargo leptos build --release --split --precompress  # as `make build`
 # Browser tests against the release server, on a fresh database of each kind.
 e2e() {  # e2e BACKEND
   OPSHUB_E2E_BACKEND=$1 OPSHUB_E2E_BASE_URL="${OPSHUB_E2E_BASE_URL:-http://127.0.0.1:3917}" \

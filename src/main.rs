@@ -75,8 +75,8 @@ mod cli {
             runs: usize,
         },
         /// Server render time of the hub with a large tenant (p50/p99) and
-        /// the compressed JS + WASM a browser downloads. Run it from the
-        /// repository root after `cargo leptos build --release`.
+        /// the compressed JS + WASM a browser downloads to show it. Run it
+        /// from the repository root after `make build`.
         Web {
             /// Runs in the benchmark tenant.
             #[arg(long, default_value_t = 200_000)]

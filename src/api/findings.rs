@@ -1,5 +1,6 @@
 //! Drift findings: listed with filters, acknowledged by operators.
 
+use super::codec::JsonText;
 use super::AppError;
 use crate::domain::*;
 use leptos::prelude::*;
@@ -59,7 +60,7 @@ impl FindingsQuery {
     }
 }
 
-#[server(endpoint = "findings/list", input = Json)]
+#[server(endpoint = "findings/list", input = Json, output = JsonText)]
 pub async fn list_findings(tenant: String, query: FindingsQuery) -> Result<FindingsData, AppError> {
     super::ssr::respond(
         async {
@@ -79,7 +80,7 @@ pub async fn list_findings(tenant: String, query: FindingsQuery) -> Result<Findi
 
 /// Acknowledges findings; `ids` is a comma-separated list (one id from a
 /// row's button, all shown ids from "acknowledge all on this page").
-#[server(endpoint = "findings/acknowledge")]
+#[server(endpoint = "findings/acknowledge", output = JsonText)]
 pub async fn acknowledge_findings(tenant: String, ids: String) -> Result<u64, AppError> {
     super::ssr::respond(
         async {

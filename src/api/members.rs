@@ -1,12 +1,13 @@
 //! The members page: admins see who has which role in their tenant and
 //! change it. Users themselves are created on the command line.
 
+use super::codec::JsonText;
 use super::AppError;
 use crate::domain::Member;
 use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 
-#[server(endpoint = "members/list", input = Json)]
+#[server(endpoint = "members/list", input = Json, output = JsonText)]
 pub async fn list_members(tenant: String) -> Result<Vec<Member>, AppError> {
     super::ssr::respond(
         async {
@@ -20,12 +21,12 @@ pub async fn list_members(tenant: String) -> Result<Vec<Member>, AppError> {
 }
 
 /// Grants a role to an existing user, by email.
-#[server(endpoint = "members/add")]
+#[server(endpoint = "members/add", output = JsonText)]
 pub async fn add_member(tenant: String, email: String, role: String) -> Result<(), AppError> {
     super::ssr::respond(ssr::add(tenant, email, role).await)
 }
 
-#[server(endpoint = "members/set-role")]
+#[server(endpoint = "members/set-role", output = JsonText)]
 pub async fn set_member_role(
     tenant: String,
     user_id: String,
@@ -34,7 +35,7 @@ pub async fn set_member_role(
     super::ssr::respond(ssr::set_role(tenant, user_id, role).await)
 }
 
-#[server(endpoint = "members/remove")]
+#[server(endpoint = "members/remove", output = JsonText)]
 pub async fn remove_member(tenant: String, user_id: String) -> Result<(), AppError> {
     super::ssr::respond(ssr::remove(tenant, user_id).await)
 }

@@ -1,6 +1,7 @@
 //! Server functions by area. Thin: resolve the tenant, call the store, return
 //! domain types. Compiled for both targets; the bodies run on the server only.
 
+mod codec;
 mod error;
 pub mod findings;
 pub mod members;

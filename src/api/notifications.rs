@@ -1,6 +1,7 @@
 //! The notification feed: each signed-in user's notices about their runs, per
 //! tenant. Opening one marks it read and follows its link to the run.
 
+use super::codec::JsonText;
 use super::AppError;
 use crate::domain::*;
 use leptos::prelude::*;
@@ -17,7 +18,7 @@ pub struct Feed {
 /// Notifications per page of the feed.
 pub const FEED_PAGE: u32 = 20;
 
-#[server(endpoint = "notifications/feed", input = Json)]
+#[server(endpoint = "notifications/feed", input = Json, output = JsonText)]
 pub async fn notification_feed(tenant: String, older: Option<String>) -> Result<Feed, AppError> {
     super::ssr::respond(
         async {
@@ -39,7 +40,7 @@ pub async fn notification_feed(tenant: String, older: Option<String>) -> Result<
 }
 
 /// The bell's number.
-#[server(endpoint = "notifications/unread", input = Json)]
+#[server(endpoint = "notifications/unread", input = Json, output = JsonText)]
 pub async fn unread_notifications(tenant: String) -> Result<i64, AppError> {
     super::ssr::respond(
         async {
@@ -53,7 +54,7 @@ pub async fn unread_notifications(tenant: String) -> Result<i64, AppError> {
 }
 
 /// Marks the notification read and goes to the run it is about.
-#[server(endpoint = "notifications/open")]
+#[server(endpoint = "notifications/open", output = JsonText)]
 pub async fn open_notification(tenant: String, id: String) -> Result<String, AppError> {
     super::ssr::respond(
         async {
@@ -71,7 +72,7 @@ pub async fn open_notification(tenant: String, id: String) -> Result<String, App
     )
 }
 
-#[server(endpoint = "notifications/read-all")]
+#[server(endpoint = "notifications/read-all", output = JsonText)]
 pub async fn mark_all_read(tenant: String) -> Result<u64, AppError> {
     super::ssr::respond(
         async {

@@ -1,6 +1,7 @@
 //! Starting operations from the UI. Operators only; the same validation and
 //! code path as `opshub start …` (`server::operations`).
 
+use super::codec::JsonText;
 use super::AppError;
 use crate::domain::RunId;
 use leptos::prelude::*;
@@ -18,7 +19,7 @@ pub struct StartOutcome {
 // The start functions take form posts (the hub's forms work without
 // JavaScript) and go to the run they started or joined.
 
-#[server(endpoint = "operations/start-drift")]
+#[server(endpoint = "operations/start-drift", output = JsonText)]
 pub async fn start_drift(tenant: String, scope_key: String) -> Result<StartOutcome, AppError> {
     let request = crate::server::operations::StartRequest::Drift { scope_key };
     super::ssr::respond(ssr::start(&tenant, request).await.inspect(ssr::go_to_run))
@@ -26,7 +27,7 @@ pub async fn start_drift(tenant: String, scope_key: String) -> Result<StartOutco
 
 /// `policy_ids[]` repeats once per chosen policy; `include_payload` is
 /// `true` for full snapshots (absent or empty: metadata only).
-#[server(endpoint = "operations/start-add-policies")]
+#[server(endpoint = "operations/start-add-policies", output = JsonText)]
 pub async fn start_add_policies(
     tenant: String,
     backup_set_id: String,
@@ -57,14 +58,14 @@ pub async fn start_add_policies(
 
 /// Aborts a queued run at once, or asks a running run's worker to stop;
 /// the answer says which. A form post, so it works without JavaScript.
-#[server(endpoint = "operations/abort")]
+#[server(endpoint = "operations/abort", output = JsonText)]
 pub async fn abort_run(tenant: String, run_id: String) -> Result<String, AppError> {
     super::ssr::respond(ssr::abort(&tenant, &run_id).await)
 }
 
 /// Starts a new run for the failed items of an ended run (or joins the one
 /// already retrying them) and goes to it.
-#[server(endpoint = "operations/retry")]
+#[server(endpoint = "operations/retry", output = JsonText)]
 pub async fn retry_run(tenant: String, run_id: String) -> Result<StartOutcome, AppError> {
     super::ssr::respond(ssr::retry(&tenant, &run_id).await)
 }

@@ -1,3 +1,4 @@
+use super::codec::JsonText;
 use super::AppError;
 use crate::domain::*;
 use leptos::prelude::*;
@@ -51,15 +52,11 @@ fn given(value: &Option<String>) -> Option<&str> {
 
 /// The start of a `YYYY-MM-DD` day in UTC.
 fn day_start(text: &str, field: &str) -> Result<Timestamp, ParseError> {
-    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|day| day.and_hms_opt(0, 0, 0))
-        .map(|start| Timestamp::from_datetime(start.and_utc()))
-        .ok_or_else(|| {
-            ParseError(format!(
-                "`{field}` must be a date like 2026-11-27, not {text:?}"
-            ))
-        })
+    Timestamp::start_of_day(text).ok_or_else(|| {
+        ParseError(format!(
+            "`{field}` must be a date like 2026-11-27, not {text:?}"
+        ))
+    })
 }
 
 impl HubQuery {
@@ -121,7 +118,7 @@ impl HubQuery {
     }
 }
 
-#[server(endpoint = "runs/hub", input = Json)]
+#[server(endpoint = "runs/hub", input = Json, output = JsonText)]
 pub async fn hub_runs(tenant: String, query: HubQuery) -> Result<HubData, AppError> {
     super::ssr::respond(hub_data(&tenant, &query).await)
 }
@@ -184,7 +181,7 @@ async fn tab_counts(
 }
 
 /// The hub's tab counts alone: a live hub reads them again when runs change.
-#[server(endpoint = "runs/counts", input = Json)]
+#[server(endpoint = "runs/counts", input = Json, output = JsonText)]
 pub async fn hub_counts(tenant: String, query: HubQuery) -> Result<BucketCounts, AppError> {
     super::ssr::respond(
         async {
@@ -198,7 +195,7 @@ pub async fn hub_counts(tenant: String, query: HubQuery) -> Result<BucketCounts,
 
 /// One run as the hub lists it: live pages catch up with it after their
 /// stream (re)connects.
-#[server(endpoint = "runs/summary", input = Json)]
+#[server(endpoint = "runs/summary", input = Json, output = JsonText)]
 pub async fn current_run(tenant: String, run_id: String) -> Result<RunSummary, AppError> {
     super::ssr::respond(
         async {
@@ -255,7 +252,7 @@ pub enum RunScope {
 /// How many produced findings the run page lists before linking onwards.
 pub const RUN_PAGE_FINDINGS: u32 = 10;
 
-#[server(endpoint = "runs/detail", input = Json)]
+#[server(endpoint = "runs/detail", input = Json, output = JsonText)]
 pub async fn run_page(tenant: String, run_id: String) -> Result<RunPageData, AppError> {
     super::ssr::respond(run_page_data(&tenant, &run_id).await)
 }

@@ -1,5 +1,6 @@
 //! Signing in and out, and who is signed in.
 
+use super::codec::JsonText;
 use super::AppError;
 use crate::domain::{Membership, User};
 use leptos::prelude::*;
@@ -13,7 +14,7 @@ pub struct SessionInfo {
 }
 
 /// The signed-in user and their tenants; `None` when signed out.
-#[server(endpoint = "session/current", input = Json)]
+#[server(endpoint = "session/current", input = Json, output = JsonText)]
 pub async fn current_session() -> Result<Option<SessionInfo>, AppError> {
     let info = async {
         let Some(session_user) = super::ssr::auth_session().await?.user else {
@@ -33,7 +34,7 @@ pub async fn current_session() -> Result<Option<SessionInfo>, AppError> {
 
 /// Form-encoded so that the sign-in form also works without JavaScript.
 /// On success the browser goes to `next` (a path on this site) or `/`.
-#[server(endpoint = "session/sign-in")]
+#[server(endpoint = "session/sign-in", output = JsonText)]
 pub async fn sign_in(
     email: String,
     password: String,
@@ -43,7 +44,7 @@ pub async fn sign_in(
 }
 
 /// Form-encoded (no arguments) so the sign-out button is a plain form.
-#[server(endpoint = "session/sign-out")]
+#[server(endpoint = "session/sign-out", output = JsonText)]
 pub async fn sign_out() -> Result<(), AppError> {
     super::ssr::respond(ssr::sign_out().await)
 }

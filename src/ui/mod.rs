@@ -10,7 +10,7 @@ use header::Header;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::{path, SsrMode};
+use leptos_router::{path, Lazy, SsrMode};
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -36,12 +36,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     live::provide_live();
-    // Tests and scripts wait for this mark: a click before hydration is lost.
-    Effect::new(|_| {
-        if let Some(body) = document().body() {
-            let _ = body.set_attribute("data-hydrated", "");
-        }
-    });
     view! {
         <Stylesheet id="leptos" href="/pkg/opshub.css" />
         <Title formatter=|title: String| {
@@ -54,8 +48,8 @@ pub fn App() -> impl IntoView {
                 // Async SSR: data pages wait for their data so that a missing
                 // tenant or run can answer with a real 404 status.
                 <Routes fallback=|| view! { <components::NotFound /> }>
-                    <Route path=path!("/") view=pages::TenantsPage ssr=SsrMode::Async />
-                    <Route path=path!("/sign-in") view=pages::SignInPage ssr=SsrMode::Async />
+                    <Route path=path!("/") view={Lazy::<pages::TenantsRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/sign-in") view={Lazy::<pages::SignInRoute>::new()} ssr=SsrMode::Async />
                     <Route
                         path=path!("/t/:tenant/operations")
                         view=pages::HubPage
@@ -63,22 +57,22 @@ pub fn App() -> impl IntoView {
                     />
                     <Route
                         path=path!("/t/:tenant/findings")
-                        view=pages::FindingsPage
+                        view={Lazy::<pages::FindingsRoute>::new()}
                         ssr=SsrMode::Async
                     />
                     <Route
                         path=path!("/t/:tenant/notifications")
-                        view=pages::NotificationsPage
+                        view={Lazy::<pages::NotificationsRoute>::new()}
                         ssr=SsrMode::Async
                     />
                     <Route
                         path=path!("/t/:tenant/members")
-                        view=pages::MembersPage
+                        view={Lazy::<pages::MembersRoute>::new()}
                         ssr=SsrMode::Async
                     />
                     <Route
                         path=path!("/t/:tenant/operations/:run_id")
-                        view=pages::RunPage
+                        view={Lazy::<pages::RunRoute>::new()}
                         ssr=SsrMode::Async
                     />
                 </Routes>

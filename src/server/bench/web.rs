@@ -1,9 +1,9 @@
 //! `opshub bench web`: the hub page's server render time with a large tenant
-//! (SQLite, in-process router, a signed-in viewer), what the browser
-//! downloads (JS + WASM, compressed as the server sends them), and how long a
-//! run's change takes to reach an open live stream (from the moment the
-//! write starts to the event's bytes arriving; the browser then paints it in
-//! its next frame).
+//! (SQLite, in-process router, a signed-in viewer), the JS + WASM the browser
+//! downloads to show the hub (compressed as the server sends them), and how
+//! long a run's change takes to reach an open live stream (from the moment
+//! the write starts to the event's bytes arriving; the browser then paints it
+//! in its next frame).
 
 use crate::domain::*;
 use crate::server::config::Settings;
@@ -59,10 +59,6 @@ async fn measure(url: &str, runs: usize) -> Result<(), String> {
     let leptos_options = get_configuration(None)
         .map_err(|e| format!("leptos configuration: {e}"))?
         .leptos_options;
-    let pkg_dir = format!(
-        "{}/{}",
-        leptos_options.site_root, leptos_options.site_pkg_dir
-    );
     let app = http::router(AppState::new(
         leptos_options,
         store.clone(),
@@ -73,11 +69,7 @@ async fn measure(url: &str, runs: usize) -> Result<(), String> {
 
     let mut timings = Vec::with_capacity(RENDERS);
     for round in 0..RENDERS + 10 {
-        let request = Request::get("/t/bench/operations")
-            .header(header::HOST, "bench.local")
-            .header(header::COOKIE, &cookie)
-            .body(Body::empty())
-            .map_err(|e| e.to_string())?;
+        let request = get(HUB, &cookie)?;
         let started = Instant::now();
         let (status, _, _) = send(&app, request).await?;
         if status != StatusCode::OK {
@@ -91,33 +83,32 @@ async fn measure(url: &str, runs: usize) -> Result<(), String> {
     timings.sort_by(f64::total_cmp);
     let percentile = |p: f64| timings[((timings.len() - 1) as f64 * p).round() as usize];
 
-    // The browser downloads the bundle's JS and WASM; ask for each the way it does.
-    let assets: Vec<String> = std::fs::read_dir(&pkg_dir)
-        .map_err(|e| {
-            format!("{pkg_dir}: {e} — build the site first (`cargo leptos build --release`) and run from the repository root")
-        })?
-        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter(|name| name.ends_with(".js") || name.ends_with(".wasm"))
-        .map(|name| format!("/pkg/{name}"))
-        .collect();
-    let mut bundle = 0usize;
-    for asset in &assets {
-        let request = Request::get(asset.as_str())
-            .header(header::HOST, "bench.local")
-            .header(header::ACCEPT_ENCODING, "br, gzip")
-            .body(Body::empty())
-            .map_err(|e| e.to_string())?;
-        let (status, headers, body) = send(&app, request).await?;
-        if status != StatusCode::OK {
-            return Err(format!("{asset} answered {status}"));
-        }
-        let encoding = headers
-            .get(header::CONTENT_ENCODING)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("identity");
-        println!("  {asset}: {} bytes ({encoding})", body.len());
-        bundle += body.len();
+    // The bundle is what the hub, where people land, makes the browser
+    // fetch; every other page's first visit is printed beside it.
+    let (bundle, assets) = page_download(&app, &cookie, HUB).await?;
+    for (asset, bytes, encoding) in &assets {
+        println!("  {asset}: {bytes} bytes ({encoding})");
     }
+    let hub_page = send(&app, get(HUB, &cookie)?).await?.2;
+    let run = first_run_link(&String::from_utf8_lossy(&hub_page))
+        .ok_or("the hub page links to no run")?;
+    let mut first_visits = Vec::new();
+    for path in [
+        run.as_str(),
+        "/t/bench/findings",
+        "/t/bench/notifications",
+        "/t/bench/members",
+        "/",
+        "/sign-in",
+    ] {
+        let (bytes, _) = page_download(&app, &cookie, path).await?;
+        first_visits.push(format!("{path} {} KB", bytes.div_ceil(1024)));
+    }
+    println!(
+        "  first visit elsewhere (JS + WASM, br): {}",
+        first_visits.join(", ")
+    );
+    println!("  bundle: the JS + WASM the hub page downloads (its preloads and their imports)");
     println!("  hub render over {RENDERS} requests (first page, 50 rows, counts per bucket)");
     println!(
         "  live: {LIVE_CHANGES} run changes to an open stream, p50 {:.2} ms, max {:.2} ms",
@@ -304,6 +295,96 @@ async fn sign_in(app: &axum::Router) -> Result<String, String> {
         .ok_or_else(|| format!("signing in failed ({status})"))
 }
 
+const HUB: &str = "/t/bench/operations";
+
+fn get(path: &str, cookie: &str) -> Result<Request<Body>, String> {
+    Request::get(path)
+        .header(header::HOST, "bench.local")
+        .header(header::COOKIE, cookie)
+        .body(Body::empty())
+        .map_err(|e| e.to_string())
+}
+
+/// What a first visit to `path` makes the browser fetch: the JS and WASM the
+/// page's `<head>` preloads (the main module and the chunks of the page's
+/// lazy route) and the modules those import, compressed as the server sends
+/// them. Returns their total size and each asset with its size and encoding.
+async fn page_download(
+    app: &axum::Router,
+    cookie: &str,
+    path: &str,
+) -> Result<(usize, Vec<(String, usize, String)>), String> {
+    let (_, _, page) = send(app, get(path, cookie)?).await?;
+    let mut assets = preloaded_scripts(&String::from_utf8_lossy(&page));
+    let mut fetched = Vec::new();
+    let mut next = 0;
+    while let Some(asset) = assets.get(next).cloned() {
+        next += 1;
+        let request = Request::get(asset.as_str())
+            .header(header::HOST, "bench.local")
+            .header(header::ACCEPT_ENCODING, "br, gzip")
+            .body(Body::empty())
+            .map_err(|e| e.to_string())?;
+        let (status, headers, body) = send(app, request).await?;
+        if status != StatusCode::OK {
+            return Err(format!("{asset} answered {status} — build the site first (`make build`) and run from the repository root"));
+        }
+        let encoding = headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("identity");
+        fetched.push((asset.clone(), body.len(), encoding.to_string()));
+        if asset.ends_with(".js") {
+            let (_, _, source) = send(app, get(&asset, cookie)?).await?;
+            let dir = &asset[..=asset.rfind('/').unwrap_or(0)];
+            for module in static_imports(&String::from_utf8_lossy(&source)) {
+                let path = format!("{dir}{module}");
+                if !assets.contains(&path) {
+                    assets.push(path);
+                }
+            }
+        }
+    }
+    Ok((fetched.iter().map(|(_, bytes, _)| bytes).sum(), fetched))
+}
+
+/// The first link to a run's page on a hub page.
+fn first_run_link(html: &str) -> Option<String> {
+    let start = html.find(r#"href="/t/bench/operations/"#)? + r#"href=""#.len();
+    let link = html[start..].split('"').next()?;
+    Some(link.to_string())
+}
+
+/// The `.js` and `.wasm` hrefs of a page's `<link rel="modulepreload">` and
+/// `<link rel="preload">` tags.
+fn preloaded_scripts(html: &str) -> Vec<String> {
+    html.split("<link")
+        .skip(1)
+        .filter_map(|tag| {
+            let tag = &tag[..tag.find('>')?];
+            let preload =
+                tag.contains(r#"rel="modulepreload""#) || tag.contains(r#"rel="preload""#);
+            let href = tag.split(r#"href=""#).nth(1)?.split('"').next()?;
+            let script = href.ends_with(".js") || href.ends_with(".wasm");
+            (preload && script).then(|| href.to_string())
+        })
+        .collect()
+}
+
+/// The modules a JS module imports statically (`from "./x.js"`), relative to
+/// its directory: the browser fetches them before running it.
+fn static_imports(js: &str) -> Vec<String> {
+    js.split("from")
+        .skip(1)
+        .filter_map(|rest| {
+            let rest = rest.trim_start();
+            let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+            let path = rest[1..].split(quote).next()?;
+            path.strip_prefix("./").map(str::to_string)
+        })
+        .collect()
+}
+
 /// One request through the in-process router, its whole body read.
 async fn send(
     app: &axum::Router,
@@ -319,4 +400,24 @@ async fn send(
         .await
         .map_err(|e| e.to_string())?;
     Ok((parts.status, parts.headers, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_what_a_page_makes_the_browser_fetch() {
+        let head = r#"<link rel="modulepreload" href="/pkg/app.js" crossorigin=""><link rel="preload" href="/pkg/app.wasm" as="fetch" type="application/wasm"><link rel="stylesheet" href="/pkg/app.css"><link rel="icon" href="/favicon.ico">"#;
+        assert_eq!(preloaded_scripts(head), ["/pkg/app.js", "/pkg/app.wasm"]);
+        let js =
+            r#"import*as a from"./split.js";import { b } from './b.js';const c=Array.from(d);"#;
+        assert_eq!(static_imports(js), ["split.js", "b.js"]);
+        let hub = r#"<a href="/t/bench/operations?bucket=failed">Failed</a><a href="/t/bench/operations/0190">Generate drift</a>"#;
+        assert_eq!(
+            first_run_link(hub).as_deref(),
+            Some("/t/bench/operations/0190")
+        );
+        assert_eq!(first_run_link("<p>No runs</p>"), None);
+    }
 }
