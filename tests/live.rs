@@ -328,33 +328,34 @@ on_both_databases! {
     }
 }
 
-/// Two instances on one PostgreSQL database: a change made through one
-/// reaches the streams of the other (LISTEN/NOTIFY), as does a worker-only
-/// process's (it only publishes).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_changes_reach_the_streams_of_every_instance() {
-    let db = seeded(Backend::Postgres).await;
-    let first = App::on(db.store.clone());
-    let second = App::on(connect(&db.url, 4).await.unwrap());
-    let worker_only = connect(&db.url, 4).await.unwrap();
-    worker_only.publish_changes();
+// Two instances on one database: a change made through one reaches the
+// streams of the other (LISTEN/NOTIFY on PostgreSQL, datagrams between the
+// processes on one SQLite file), as does a worker-only process's (it only
+// publishes).
+on_both_databases! {
+    async fn changes_reach_the_streams_of_every_instance(db) {
+        let first = App::on(db.store.clone());
+        let second = App::on(connect(&db.url, 4).await.unwrap());
+        let worker_only = connect(&db.url, 4).await.unwrap();
+        worker_only.publish_changes();
 
-    let acme = first.tenant("acme").await;
-    let mut on_second = second.stream("acme", "viewer@acme.example").await;
-    let run = first.queued_run(&acme).await;
-    first
-        .state
-        .store
-        .transition_run(acme.id, run.id, RunStatus::Running)
-        .await
-        .unwrap();
-    let heard = on_second.next_run().await;
-    assert_eq!((heard.id, heard.status), (run.id, RunStatus::Running));
+        let acme = first.tenant("acme").await;
+        let mut on_second = second.stream("acme", "viewer@acme.example").await;
+        let run = first.queued_run(&acme).await;
+        first
+            .state
+            .store
+            .transition_run(acme.id, run.id, RunStatus::Running)
+            .await
+            .unwrap();
+        let heard = on_second.next_run().await;
+        assert_eq!((heard.id, heard.status), (run.id, RunStatus::Running));
 
-    worker_only
-        .transition_run(acme.id, run.id, RunStatus::Completed)
-        .await
-        .unwrap();
-    let heard = on_second.next_run().await;
-    assert_eq!((heard.id, heard.status), (run.id, RunStatus::Completed));
+        worker_only
+            .transition_run(acme.id, run.id, RunStatus::Completed)
+            .await
+            .unwrap();
+        let heard = on_second.next_run().await;
+        assert_eq!((heard.id, heard.status), (run.id, RunStatus::Completed));
+    }
 }

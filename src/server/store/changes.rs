@@ -1,8 +1,9 @@
 //! What the store committed, for live views. Every write that changes a run
 //! or a user's notifications records a [`Change`] after it commits; the
 //! backend relays each process's changes to every process sharing the
-//! database (PostgreSQL NOTIFY; SQLite has one process), where the live hub
-//! turns them into stream events.
+//! database (PostgreSQL NOTIFY; on SQLite, datagrams between the processes
+//! on one file, see `peers`), where the live hub turns them into stream
+//! events.
 
 use crate::domain::{RunId, TenantId, UserId};
 use std::collections::HashSet;
@@ -104,25 +105,10 @@ impl ChangeLog {
     pub fn subscribe(&self) -> broadcast::Receiver<Relayed> {
         self.delivered.subscribe()
     }
-
-    /// The relay of a database only this process writes: straight from the
-    /// log to the subscribers.
-    pub fn relay_in_process(self: &Arc<Self>) {
-        if !self.start_relaying() {
-            return;
-        }
-        let log = self.clone();
-        tokio::spawn(async move {
-            loop {
-                let changes = log.take().await;
-                log.deliver(Relayed::Changes(changes.into()));
-            }
-        });
-    }
 }
 
-/// Changes on the wire between processes (a NOTIFY payload: text, under
-/// 8,000 bytes): `r<tenant><run>`, `n<tenant><user>` and `a<tenant><user>`
+/// Changes on the wire between processes (a NOTIFY payload or a datagram:
+/// text, under 8,000 bytes): `r<tenant><run>`, `n<tenant><user>` and `a<tenant><user>`
 /// with simple-format uuids, comma-separated.
 pub mod wire {
     use super::Change;

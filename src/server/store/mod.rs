@@ -4,6 +4,7 @@
 
 mod changes;
 mod error;
+mod peers;
 mod postgres;
 mod rows;
 mod sessions;
@@ -310,8 +311,8 @@ pub trait QueueSignal: Send + Sync {
 pub trait ChangeRelay: Send + Sync {
     fn change_log(&self) -> &ChangeLog;
     /// Starts (once) relaying this process's committed changes: PostgreSQL
-    /// NOTIFYs every process; SQLite, written by one process, hands them to
-    /// its own subscribers.
+    /// NOTIFYs every process; SQLite hands them to its own subscribers and
+    /// sends them to the other processes on the file (`peers`).
     fn publish_changes(&self);
     /// Committed changes of every process sharing the database.
     fn subscribe_changes(&self) -> tokio::sync::broadcast::Receiver<Relayed>;

@@ -1,3 +1,5 @@
+use super::changes::wire;
+use super::peers::Peers;
 use super::sql::{impl_sql_repositories, SqlDialect};
 use super::{
     Backend, ChangeLog, ChangeRelay, DbSessionStore, QueueSignal, Relayed, SchemaRepository,
@@ -19,6 +21,9 @@ pub struct SqliteStore {
     pub(crate) engine_pool: SqlitePool,
     pub(crate) queued: Arc<Notify>,
     pub(crate) changes: Arc<ChangeLog>,
+    /// Other processes on this file (none for an in-memory database).
+    peers: Option<Arc<Peers>>,
+    listening_for_changes: Arc<std::sync::Once>,
     pub(crate) settled_counts: Arc<super::settled::SettledCounts>,
     write_gate: Arc<tokio::sync::Mutex<()>>,
 }
@@ -34,6 +39,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        let in_memory = options.get_filename().as_os_str().is_empty()
+            || url.contains(":memory:")
+            || url.contains("mode=memory");
+        let peers = (!in_memory).then(|| Arc::new(Peers::of(options.get_filename())));
         if let Some(dir) = options.get_filename().parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir).map_err(|e| {
@@ -52,6 +61,8 @@ impl SqliteStore {
             pool,
             queued: Arc::default(),
             changes: Arc::default(),
+            peers,
+            listening_for_changes: Arc::new(std::sync::Once::new()),
             settled_counts: Arc::default(),
             write_gate: Arc::default(),
         })
@@ -114,12 +125,62 @@ impl ChangeRelay for SqliteStore {
         &self.changes
     }
 
+    /// This process's changes go straight to its own views, and as
+    /// datagrams to every other process on the file that listens.
     fn publish_changes(&self) {
-        self.changes.relay_in_process();
+        if !self.changes.start_relaying() {
+            return;
+        }
+        let (log, peers) = (self.changes.clone(), self.peers.clone());
+        tokio::spawn(async move {
+            let sender = peers.as_ref().and_then(|_| {
+                tokio::net::UnixDatagram::unbound()
+                    .inspect_err(
+                        |e| tracing::warn!(error = %e, "cannot send changes to other processes"),
+                    )
+                    .ok()
+            });
+            loop {
+                let changes = log.take().await;
+                if let (Some(peers), Some(sender)) = (&peers, &sender) {
+                    for payload in wire::encode(&changes) {
+                        peers.send(sender, payload.as_bytes()).await;
+                    }
+                }
+                log.deliver(Relayed::Changes(changes.into()));
+            }
+        });
     }
 
     fn subscribe_changes(&self) -> tokio::sync::broadcast::Receiver<Relayed> {
-        self.changes.subscribe()
+        let receiver = self.changes.subscribe();
+        let (log, peers) = (self.changes.clone(), self.peers.clone());
+        self.listening_for_changes.call_once(|| {
+            let Some(peers) = peers else { return };
+            let listener = match peers.listen() {
+                Ok(listener) => listener,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for other processes' changes: a separate `opshub worker`'s are not seen live");
+                    return;
+                }
+            };
+            tokio::spawn(async move {
+                loop {
+                    match listener.recv().await {
+                        Ok(payload) => match wire::decode(&payload) {
+                            Some(changes) => log.deliver(Relayed::Changes(changes.into())),
+                            None => tracing::warn!("ignored a malformed change datagram"),
+                        },
+                        Err(e) => {
+                            tracing::warn!(error = %e, "lost a change datagram");
+                            log.deliver(Relayed::Gap);
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            });
+        });
+        receiver
     }
 }
 
