@@ -6,6 +6,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod app;
+
 use opshub::domain::*;
 use opshub::server::store::*;
 use sqlx::{Connection, Executor, PgConnection};
