@@ -858,3 +858,88 @@ on_both! {
         assert_eq!((untouched.summary.status, untouched.attempt), (RunStatus::Pending, 0), "claimed after the signal");
     }
 }
+
+/// `/healthz` and `/readyz` as a load balancer sees them: public, and
+/// `/readyz` honest about the database and the engine.
+async fn readiness_tells_the_truth(backend: Backend) {
+    use axum::http::StatusCode;
+    use support::app::{probe, send_to, App};
+    let app = App::new(backend, Default::default()).await;
+    let answer = |router: axum::Router, path: &'static str| async move {
+        let reply = send_to(&router, probe(path)).await;
+        (reply.status, reply.body)
+    };
+    // A process that only serves: ready when the database is.
+    assert_eq!(
+        answer(app.router.clone(), "/healthz").await,
+        (StatusCode::OK, "ok".into())
+    );
+    assert_eq!(
+        answer(app.router.clone(), "/readyz").await,
+        (StatusCode::OK, "ready".into())
+    );
+
+    // With an engine: ready only while every worker is alive and rescue runs.
+    let with_workers = EngineSettings {
+        workers: 2,
+        ..settings()
+    };
+    let health = engine::EngineHealth::new(&with_workers);
+    let router = opshub::server::http::router(app.state.clone().with_engine_health(health.clone()));
+    assert_eq!(
+        answer(router.clone(), "/readyz").await,
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: 0 of 2 workers alive".into()
+        )
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let pool = tokio::spawn(engine::run(
+        app.db.store.clone(),
+        with_workers,
+        health.clone(),
+        stopped,
+    ));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while answer(router.clone(), "/readyz").await.0 != StatusCode::OK {
+        assert!(Instant::now() < deadline, "the engine never became ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(health.workers_alive(), 2);
+    stop.send(true).unwrap();
+    pool.await.unwrap();
+    let (status, reason) = answer(router.clone(), "/readyz").await;
+    assert_eq!(
+        (status, reason.as_str()),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: 0 of 2 workers alive"
+        )
+    );
+
+    // A database that does not answer: not ready, though the process is up.
+    app.db.store.close().await;
+    assert_eq!(
+        answer(app.router.clone(), "/readyz").await,
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: database: the database is unavailable".into()
+        )
+    );
+    assert_eq!(
+        answer(app.router.clone(), "/healthz").await,
+        (StatusCode::OK, "ok".into())
+    );
+}
+
+mod readiness {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::readiness_tells_the_truth(super::Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::readiness_tells_the_truth(super::Backend::Postgres).await;
+    }
+}

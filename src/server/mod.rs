@@ -5,6 +5,7 @@ pub mod auth;
 pub mod bench;
 pub mod config;
 pub mod engine;
+pub mod health;
 pub mod http;
 pub mod inventory;
 pub mod live;
