@@ -194,6 +194,68 @@ on_both! {
         assert_no_canary(logs, &seen);
     }
 
+    async fn what_a_claim_shares_breaking_down_stays_with_the_run_it_is_in(db) {
+        let store = db.store.as_ref();
+        let f = fixture(store, "acme").await;
+        let mut runs = Vec::new();
+        for key in ["fine", "broken", "also-fine"] {
+            let items = policy_ids(store, &f, 2).await;
+            runs.push((queue_run(store, &f, key, items.clone()).await, items));
+        }
+        // Loading the claim's policies fails; so does the broken run's own
+        // load after it; the other runs load theirs and complete.
+        inject::arm(Site::SharedLoadError, &runs[1].1[0], 2, &fault_message("policy row decodes to nothing"));
+        let executed = Worker::new(db.store.clone(), "w", settings()).step().await.unwrap();
+        let ends: Vec<(RunId, RunEnd)> = executed.iter().map(|run| (run.run_id, run.end)).collect();
+        assert_eq!(ends, vec![
+            (runs[0].0, RunEnd::Finished(RunStatus::Completed)),
+            (runs[1].0, RunEnd::Finished(RunStatus::Failed)),
+            (runs[2].0, RunEnd::Finished(RunStatus::Completed)),
+        ]);
+        for (run, _) in [&runs[0], &runs[2]] {
+            assert_eq!(detail(store, &f, *run).await.summary.counters, all_done(2));
+        }
+        let failed = detail(store, &f, runs[1].0).await;
+        assert_eq!(failed.failures.len(), 1);
+        assert!(failed.failures[0]
+            .reason
+            .starts_with("the operation broke down preparing the run: invalid value: policy row decodes to nothing"));
+    }
+
+    async fn progress_the_store_refuses_for_good_fails_only_its_run(db) {
+        let logs = watch_logs();
+        let store = db.store.as_ref();
+        let f = fixture(store, "acme").await;
+        let mut runs = Vec::new();
+        for key in ["before", "refused", "after"] {
+            let items = policy_ids(store, &f, 2).await;
+            runs.push((queue_run(store, &f, key, items.clone()).await, items));
+        }
+        // Refused in the claim's shared write, and again written alone.
+        inject::arm(Site::ProgressRefused, &runs[1].1[0], 2, &fault_message("artifact breaks a rule"));
+        let executed = Worker::new(db.store.clone(), "w", settings()).step().await.unwrap();
+        let ends: Vec<(RunId, RunEnd)> = executed.iter().map(|run| (run.run_id, run.end)).collect();
+        assert_eq!(ends, vec![
+            (runs[0].0, RunEnd::Finished(RunStatus::Completed)),
+            (runs[1].0, RunEnd::Finished(RunStatus::Failed)),
+            (runs[2].0, RunEnd::Finished(RunStatus::Completed)),
+        ]);
+        for (run, _) in [&runs[0], &runs[2]] {
+            assert_eq!(detail(store, &f, *run).await.summary.counters, all_done(2));
+        }
+        let failed = detail(store, &f, runs[1].0).await;
+        assert_eq!(failed.summary.counters, Counters { total: 2, ..Counters::default() }, "the refused batch is not counted");
+        assert_eq!(failed.failures.len(), 1);
+        let entry = &failed.failures[0];
+        assert_eq!((entry.item_id.as_ref(), entry.reason_code), (None, ReasonCode::InternalError));
+        assert!(
+            entry.reason.starts_with("the run's progress could not be recorded: invalid value: artifact breaks a rule"),
+            "{}",
+            entry.reason
+        );
+        assert_no_canary(logs, &format!("{failed:?}"));
+    }
+
     async fn a_worker_task_that_dies_is_replaced(db) {
         let logs = watch_logs();
         let store = db.store.as_ref();

@@ -45,6 +45,9 @@ pub mod inject {
         /// `Execution::prepare` of such a run fails with a store error that
         /// is not transient.
         PrepareError,
+        /// `Preparation::load` of runs among which one holds the marker
+        /// fails with a store error that is not transient.
+        SharedLoadError,
         /// Right after a claim that took such a run, outside every guard:
         /// the worker's task dies.
         Claimed,
@@ -54,6 +57,9 @@ pub mod inject {
         /// A progress write holding the item whose id is the marker
         /// commits, but its answer is lost as if the connection broke.
         ProgressAnswerLost,
+        /// A progress write holding that item is refused for good (an
+        /// error that is not transient), before it reaches the store.
+        ProgressRefused,
     }
 
     struct Armed {
@@ -109,6 +115,13 @@ pub mod inject {
             .any(|run| run.item_ids.iter().any(|item| item == marker))
     }
 
+    pub fn at_shared_load(runs: &[ClaimedRun]) -> Result<(), StoreError> {
+        match fire(Site::SharedLoadError, |marker| claim_holds(runs, marker)) {
+            Some(message) => Err(StoreError::Invalid(message)),
+            None => Ok(()),
+        }
+    }
+
     pub fn at_claimed(runs: &[ClaimedRun]) {
         if let Some(message) = fire(Site::Claimed, |marker| claim_holds(runs, marker)) {
             panic!("{message}");
@@ -123,15 +136,28 @@ pub mod inject {
         }
     }
 
+    fn progress_holds(progress: &[RunProgress], marker: &str) -> bool {
+        progress
+            .iter()
+            .any(|run| run.items.iter().any(|item| item.item_id == marker))
+    }
+
+    /// Before a progress write: the error that refuses it, if one is armed.
+    pub fn before_progress(progress: &[RunProgress]) -> Result<(), StoreError> {
+        match fire(Site::ProgressRefused, |marker| {
+            progress_holds(progress, marker)
+        }) {
+            Some(message) => Err(StoreError::Invalid(message)),
+            None => Ok(()),
+        }
+    }
+
     /// After a progress write committed: `Unavailable` when its answer is
     /// to be lost.
     pub fn after_progress(progress: &[RunProgress]) -> Result<(), StoreError> {
-        let holds = |marker: &str| {
-            progress
-                .iter()
-                .any(|run| run.items.iter().any(|item| item.item_id == marker))
-        };
-        match fire(Site::ProgressAnswerLost, holds) {
+        match fire(Site::ProgressAnswerLost, |marker| {
+            progress_holds(progress, marker)
+        }) {
             Some(_) => Err(StoreError::Unavailable),
             None => Ok(()),
         }

@@ -464,6 +464,8 @@ impl Worker {
         clock: &LeaseClock,
     ) -> StoreResult<Vec<ProgressOutcome>> {
         self.retrying(clock, || async move {
+            #[cfg(feature = "fault-injection")]
+            super::fault::inject::before_progress(progress)?;
             let outcomes = self
                 .store
                 .record_progress(self.settings.lease, progress)

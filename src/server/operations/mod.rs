@@ -316,6 +316,8 @@ pub struct Preparation {
 
 impl Preparation {
     pub async fn load(store: &dyn Store, runs: &[ClaimedRun]) -> StoreResult<Self> {
+        #[cfg(feature = "fault-injection")]
+        crate::server::engine::fault::inject::at_shared_load(runs)?;
         let mut wanted: HashMap<TenantId, Vec<PolicyId>> = HashMap::new();
         for run in runs {
             if run.operation == OperationKind::BackupSetAddPolicies {
