@@ -15,10 +15,12 @@ stage() {  # stage NAME CMD...
 }
 
 stage "format" cargo fmt --all -- --check
-stage "clippy (ssr)" cargo clippy --features ssr --all-targets -- -D warnings
+# The suite plants faults inside the engine: built with `fault-injection`
+# (tests/engine_faults.rs requires it), never in a release build.
+stage "clippy (ssr)" cargo clippy --features ssr,fault-injection --all-targets -- -D warnings
 stage "clippy (hydrate, wasm32)" cargo clippy --features hydrate --lib --target wasm32-unknown-unknown -- -D warnings
 # Unit tests and the store conformance suite on SQLite and PostgreSQL.
-stage "unit + conformance tests" scripts/with-postgres.sh cargo test --features ssr
+stage "unit + conformance tests" scripts/with-postgres.sh cargo test --features ssr,fault-injection
 stage "release build" cargo leptos build --release --split --precompress  # as `make build`
 # Browser tests against the release server, on a fresh database of each kind.
 e2e() {  # e2e BACKEND

@@ -6,7 +6,7 @@ mod cli {
     use leptos::prelude::*;
     use opshub::domain::Role;
     use opshub::server::config::Settings;
-    use opshub::server::engine::{self, EngineSettings};
+    use opshub::server::engine::{self, EngineHealth, EngineSettings};
     use opshub::server::store::{self, Store};
     use opshub::server::{admin, http, seed, AppState};
     use std::path::PathBuf;
@@ -381,7 +381,15 @@ mod cli {
             Command::Worker => {
                 migrate(store.as_ref()).await?;
                 let engine_settings = EngineSettings::from_settings(&settings);
-                engine::run(store, engine_settings, http::shutdown_on_signal()).await;
+                let health = EngineHealth::new(&engine_settings);
+                engine::run(
+                    store.clone(),
+                    engine_settings,
+                    health,
+                    http::shutdown_on_signal(),
+                )
+                .await;
+                store.close().await;
                 Ok(())
             }
             Command::Bench(BenchCommand::Engine { postgres, runs }) => {
@@ -427,14 +435,17 @@ mod cli {
             ),
         );
         let shutdown = http::shutdown_on_signal();
+        let engine_settings = EngineSettings::from_settings(&settings);
+        let health = EngineHealth::new(&engine_settings);
         let engine = tokio::spawn(engine::run(
             store.clone(),
-            EngineSettings::from_settings(&settings),
+            engine_settings,
+            health.clone(),
             shutdown.clone(),
         ));
         let mut http_shutdown = shutdown.clone();
         let served = http::serve(
-            AppState::new(leptos_options, store, settings),
+            AppState::new(leptos_options, store.clone(), settings).with_engine_health(health),
             listener,
             async move {
                 let _ = http_shutdown.wait_for(|stop| *stop).await;
@@ -444,6 +455,7 @@ mod cli {
         .map_err(|e| format!("server error: {e}"));
         // Runs in flight get their grace period before the process exits.
         let _ = engine.await;
+        store.close().await;
         served
     }
 
@@ -451,6 +463,8 @@ mod cli {
         let filter = tracing_subscriber::EnvFilter::try_new(filter)
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
         let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+        // A panic's message can quote what the code was handling.
+        engine::fault::log_panics();
     }
 }
 

@@ -10,39 +10,9 @@ use opshub::server::engine::{self, EngineSettings, RunEnd, Worker};
 use opshub::server::operations::{self, AddPoliciesOptions, StartRequest};
 use opshub::server::store::*;
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+use support::engine::*;
 use support::{fixture, two_syncs, Fixture};
-
-fn settings() -> EngineSettings {
-    EngineSettings {
-        workers: 4,
-        lease: Duration::from_secs(30),
-        heartbeat: Duration::from_millis(200),
-        rescue_interval: Duration::from_millis(200),
-        poll_interval: Duration::from_secs(60),
-        shutdown_grace: Duration::from_secs(20),
-        batch_max_items: 500,
-        batch_max_time: Duration::from_millis(250),
-        claim_max_runs: 32,
-    }
-}
-
-fn worker(store: &Arc<dyn Store>, name: &str) -> Worker {
-    Worker::new(store.clone(), name, settings())
-}
-
-/// Steps one worker until the queue is empty; what it executed.
-async fn drain(worker: &Worker) -> Vec<engine::Executed> {
-    let mut executed = Vec::new();
-    loop {
-        let step = worker.step().await.unwrap();
-        if step.is_empty() {
-            return executed;
-        }
-        executed.extend(step);
-    }
-}
 
 /// Claims the oldest pending run alone, as a worker whose lease lasts `lease_for`.
 async fn claim_one(store: &dyn Store, owner: &str, lease_for: Duration) -> Option<ClaimedRun> {
@@ -53,93 +23,24 @@ async fn claim_one(store: &dyn Store, owner: &str, lease_for: Duration) -> Optio
         .pop()
 }
 
-/// Writes one run's batch on its own.
+/// Writes one run's batch on its own, after `recorded_before` of its items.
 async fn record(
     store: &dyn Store,
     lease: &Lease,
     lease_for: Duration,
+    recorded_before: i64,
     items: Vec<ItemResult>,
-    finish: bool,
+    end: BatchEnd,
 ) -> ProgressOutcome {
-    let progress = vec![RunProgress {
+    let progress = [RunProgress {
         lease: lease.clone(),
+        recorded_before,
         items,
-        finish,
+        end,
     }];
-    let outcomes = store.record_progress(lease_for, progress).await.unwrap();
+    let outcomes = store.record_progress(lease_for, &progress).await.unwrap();
     assert_eq!(outcomes.len(), 1);
     outcomes[0]
-}
-
-async fn detail(store: &dyn Store, f: &Fixture, id: RunId) -> RunDetail {
-    store.run(f.tenant.id, id).await.unwrap().unwrap()
-}
-
-async fn policies(store: &dyn Store, f: &Fixture, names: &[&str]) -> Vec<Policy> {
-    let mut created = Vec::new();
-    for (i, name) in names.iter().enumerate() {
-        created.push(
-            store
-                .create_policy(NewPolicy {
-                    tenant_id: f.tenant.id,
-                    external_id: format!("ext-{i}-{}", uuid::Uuid::now_v7().simple()),
-                    name: name.to_string(),
-                    policy_type: "compliance".into(),
-                    payload: serde_json::json!({ "level": i }),
-                })
-                .await
-                .unwrap(),
-        );
-    }
-    created
-}
-
-/// A run queued straight into the store (what `operations::start` writes,
-/// minus validation), so tests can queue what validation would refuse.
-async fn queue_add_policies(
-    store: &dyn Store,
-    f: &Fixture,
-    set: BackupSetId,
-    key: &str,
-    item_ids: Vec<String>,
-    max_attempts: i64,
-) -> RunId {
-    let params = operations::AddPoliciesParams {
-        backup_set_id: set,
-        backup_set_name: "set".into(),
-        include_payload: true,
-    };
-    store
-        .start_run(NewRun {
-            id: RunId::generate(),
-            tenant_id: f.tenant.id,
-            user_id: f.user.id,
-            operation: OperationKind::BackupSetAddPolicies,
-            idempotency_key: key.into(),
-            item_ids,
-            params: serde_json::to_value(params).unwrap(),
-            max_attempts,
-            audit: None,
-            notification: None,
-            retry_of: None,
-        })
-        .await
-        .unwrap()
-        .run
-        .summary
-        .id
-}
-
-async fn completed_notices(store: &dyn Store, f: &Fixture, run: RunId) -> Vec<RunNotice> {
-    store
-        .list_notifications(f.tenant.id, f.user.id, PageRequest::first(100))
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|n| n.kind == NotificationKind::RunCompleted && n.notice.run_id == run)
-        .map(|n| n.notice)
-        .collect()
 }
 
 /// Everything observable about a run and what it produced, to prove a write changed nothing.
@@ -151,32 +52,6 @@ async fn snapshot(store: &dyn Store, f: &Fixture, run: RunId, set: BackupSetId) 
         .await
         .unwrap();
     format!("{detail:?}|{items:?}|{:?}", feed.items)
-}
-
-/// Server logs of this test binary, to look for leaked secrets.
-fn captured_logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = logs.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("debug,sqlx=warn")
-            .with_writer(move || LogWriter(sink.clone()))
-            .try_init();
-        logs
-    })
-}
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// A 400-item run in flight in a one-worker pool that writes every item on
@@ -210,7 +85,8 @@ async fn long_run_in_flight(db: &support::TestDb) -> LongRun {
         poll_interval: Duration::from_millis(20),
         ..settings()
     };
-    let pool = tokio::spawn(engine::run(db.store.clone(), slow, stopped));
+    let health = engine::EngineHealth::new(&slow);
+    let pool = tokio::spawn(engine::run(db.store.clone(), slow, health, stopped));
     let deadline = Instant::now() + Duration::from_secs(20);
     while detail(store, &f, run).await.summary.counters.processed == 0 {
         assert!(Instant::now() < deadline, "the run never started");
@@ -225,28 +101,6 @@ async fn long_run_in_flight(db: &support::TestDb) -> LongRun {
         pool,
     }
 }
-
-/// Runs the body once per backend with a shareable store.
-macro_rules! on_both {
-    ($(async fn $name:ident($db:ident) $body:block)+) => {$(
-        mod $name {
-            use super::*;
-
-            async fn body($db: &support::TestDb) $body
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                body(&support::TestDb::new(Backend::Sqlite).await).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                body(&support::TestDb::new(Backend::Postgres).await).await;
-            }
-        }
-    )+};
-}
-
 on_both! {
     async fn drift_turns_changes_into_findings_once(db) {
         let store = db.store.as_ref();
@@ -447,8 +301,8 @@ on_both! {
             })
             .collect();
         let lease = Duration::from_secs(30);
-        assert_eq!(record(store, &stale.lease, lease, items.clone(), true).await, ProgressOutcome::LeaseLost);
-        assert_eq!(record(store, &stale.lease, lease, items, false).await, ProgressOutcome::LeaseLost);
+        assert_eq!(record(store, &stale.lease, lease, 0, items.clone(), BatchEnd::Finishes).await, ProgressOutcome::LeaseLost);
+        assert_eq!(record(store, &stale.lease, lease, 0, items, BatchEnd::Continues).await, ProgressOutcome::LeaseLost);
         assert_eq!(store.renew_lease(&stale.lease, lease).await.unwrap(), LeaseState::Lost);
         assert!(!store.finish_aborted(&stale.lease).await.unwrap());
         assert_eq!(snapshot(store, &f, run, set.id).await, before, "the stale worker changed something");
@@ -456,9 +310,127 @@ on_both! {
         // The fresh claim is unaffected and finishes the run.
         assert_eq!(store.renew_lease(&fresh.lease, lease).await.unwrap(), LeaseState::Held);
         assert_eq!(
-            record(store, &fresh.lease, lease, Vec::new(), true).await,
+            record(store, &fresh.lease, lease, 0, Vec::new(), BatchEnd::Finishes).await,
             ProgressOutcome::Recorded(RunStatus::Completed)
         );
+    }
+
+    async fn a_progress_write_sent_again_after_its_commit_landed_counts_once(db) {
+        let store = db.store.as_ref();
+        let f = fixture(store, "acme").await;
+        let mine = policies(store, &f, &["A", "B", "C"]).await;
+        let set = store.create_backup_set(f.tenant.id, "Nightly").await.unwrap();
+        let ids = mine.iter().map(|p| p.id.to_string()).collect();
+        let run = queue_add_policies(store, &f, set.id, "again", ids, 3).await;
+        let claim = claim_one(store, "w", Duration::from_secs(30)).await.unwrap();
+        let lease = Duration::from_secs(30);
+        let add = |policy: &Policy| ItemResult {
+            item_id: policy.id.to_string(),
+            outcome: ItemOutcome::Succeeded(Some(Artifact::BackupSetItem(NewBackupSetItem {
+                tenant_id: f.tenant.id,
+                backup_set_id: set.id,
+                policy_id: policy.id,
+                snapshot: serde_json::json!({}),
+                added_by_run_id: Some(run),
+            }))),
+        };
+        let first = vec![add(&mine[0]), add(&mine[1])];
+        for _ in 0..2 {
+            // The second time is a worker whose answer was lost sending again.
+            assert_eq!(
+                record(store, &claim.lease, lease, 0, first.clone(), BatchEnd::Continues).await,
+                ProgressOutcome::Recorded(RunStatus::Running)
+            );
+        }
+        let halfway = snapshot(store, &f, run, set.id).await;
+        assert_eq!(detail(store, &f, run).await.summary.counters.processed, 2);
+        // A batch that does not follow what is recorded is refused whole.
+        let last = vec![add(&mine[2])];
+        for wrong in [1, 3] {
+            assert_eq!(
+                record(store, &claim.lease, lease, wrong, last.clone(), BatchEnd::Finishes).await,
+                ProgressOutcome::LeaseLost
+            );
+        }
+        assert_eq!(snapshot(store, &f, run, set.id).await, halfway);
+        for _ in 0..2 {
+            assert_eq!(
+                record(store, &claim.lease, lease, 2, last.clone(), BatchEnd::Finishes).await,
+                ProgressOutcome::Recorded(RunStatus::Completed)
+            );
+        }
+        let done = detail(store, &f, run).await;
+        assert_eq!(done.summary.counters, Counters { total: 3, processed: 3, succeeded: 3, failed: 0, skipped: 0 });
+        assert!(done.failures.is_empty(), "{:?}", done.failures);
+        assert_eq!(store.backup_set_items(f.tenant.id, set.id).await.unwrap().len(), 3);
+        assert_eq!(completed_notices(store, &f, run).await.len(), 1);
+    }
+
+    async fn a_broken_down_run_fails_with_its_entry_and_the_work_it_did(db) {
+        let store = db.store.as_ref();
+        let f = fixture(store, "acme").await;
+        let mine = policies(store, &f, &["A", "B", "C"]).await;
+        let set = store.create_backup_set(f.tenant.id, "Nightly").await.unwrap();
+        let ids = mine.iter().map(|p| p.id.to_string()).collect();
+        let run = queue_add_policies(store, &f, set.id, "broken", ids, 3).await;
+        let claim = claim_one(store, "w", Duration::from_secs(30)).await.unwrap();
+        let done = vec![ItemResult { item_id: mine[0].id.to_string(), outcome: ItemOutcome::Succeeded(None) }];
+        let entry = FailureEntry::failed(
+            Some(mine[1].id.to_string()),
+            ReasonCode::InternalError,
+            "the operation broke down processing an item: password=hunter2",
+        );
+        assert_eq!(
+            record(store, &claim.lease, Duration::from_secs(30), 0, done, BatchEnd::BrokeDown(entry.clone())).await,
+            ProgressOutcome::Recorded(RunStatus::Failed),
+            "failed, though every item written succeeded"
+        );
+        let failed = detail(store, &f, run).await;
+        assert_eq!(failed.summary.status, RunStatus::Failed);
+        assert_eq!(failed.summary.counters, Counters { total: 3, processed: 1, succeeded: 1, failed: 0, skipped: 0 });
+        assert_eq!(failed.failures, vec![entry]);
+        assert!(!failed.failures[0].reason.contains("hunter2"));
+        let notice = &completed_notices(store, &f, run).await[0];
+        assert_eq!(notice.bucket, StatusBucket::Failed);
+        assert_eq!(notice.error_summary.as_deref(), Some("internal_error ×1"));
+    }
+
+    async fn a_worker_takes_back_runs_its_lost_claim_took(db) {
+        let store = db.store.as_ref();
+        let f = fixture(store, "acme").await;
+        let set = store.create_backup_set(f.tenant.id, "Nightly").await.unwrap();
+        let mut queued = Vec::new();
+        for key in ["first", "second", "rescued"] {
+            queued.push(queue_add_policies(store, &f, set.id, key, vec![format!("{key}-item")], 3).await);
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let lease = Duration::from_secs(30);
+        // A claim whose answer never arrived: the runs are the worker's.
+        let lost = store.claim_runs("w", lease, ClaimLimit { runs: 2, items: 100 }).await.unwrap();
+        assert_eq!(lost.len(), 2);
+        // One more, claimed by the same worker with a lease that lapses and is rescued.
+        claim_one(store, "w", Duration::from_millis(1)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(store.rescue_expired().await.unwrap().requeued, 1);
+
+        assert!(store.reclaim_runs("someone-else", lease).await.unwrap().is_empty());
+        let held = store.reclaim_runs("w", lease).await.unwrap();
+        let ids: Vec<RunId> = held.iter().map(|run| run.lease.run_id).collect();
+        assert_eq!(ids, queued[..2], "the worker's running runs, oldest first; not the rescued one");
+        for (again, before) in held.iter().zip(&lost) {
+            assert_eq!(again.lease, before.lease, "the same claim, the same attempt");
+            assert_eq!(again.resume_at, 0);
+        }
+        // The worker finishes them under that claim.
+        let drained = drain(&worker(&db.store, "w")).await;
+        assert_eq!(drained.len(), 1, "only the rescued run was left to claim");
+        for run in &held {
+            assert_eq!(
+                record(store, &run.lease, lease, 0, Vec::new(), BatchEnd::Finishes).await,
+                ProgressOutcome::Recorded(RunStatus::Completed)
+            );
+        }
+        assert!(store.reclaim_runs("w", lease).await.unwrap().is_empty());
     }
 
     async fn a_claim_takes_small_runs_together_and_a_large_run_alone(db) {
@@ -522,6 +494,7 @@ on_both! {
                     true => Lease { attempt: run.lease.attempt + 1, ..run.lease.clone() },
                     false => run.lease.clone(),
                 },
+                recorded_before: 0,
                 items: vec![ItemResult {
                     item_id: policy.id.to_string(),
                     outcome: ItemOutcome::Succeeded(Some(Artifact::BackupSetItem(NewBackupSetItem {
@@ -532,11 +505,11 @@ on_both! {
                         added_by_run_id: Some(run.lease.run_id),
                     }))),
                 }],
-                finish: true,
+                end: BatchEnd::Finishes,
             })
-            .collect();
+            .collect::<Vec<_>>();
         assert_eq!(
-            store.record_progress(lease, progress).await.unwrap(),
+            store.record_progress(lease, &progress).await.unwrap(),
             [
                 ProgressOutcome::Recorded(RunStatus::Completed),
                 ProgressOutcome::AbortRequested,
@@ -580,7 +553,7 @@ on_both! {
             outcome: ItemOutcome::Succeeded(None),
         }];
         assert_eq!(
-            record(store, &first.lease, Duration::from_millis(1), one, false).await,
+            record(store, &first.lease, Duration::from_millis(1), 0, one, BatchEnd::Continues).await,
             ProgressOutcome::Recorded(RunStatus::Running)
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -632,12 +605,12 @@ on_both! {
         let claim = claim_one(store, "w", Duration::from_secs(30)).await.unwrap();
         let first = vec![ItemResult { item_id: mine[0].id.to_string(), outcome: ItemOutcome::Succeeded(None) }];
         let lease = Duration::from_secs(30);
-        record(store, &claim.lease, lease, first, false).await;
+        record(store, &claim.lease, lease, 0, first, BatchEnd::Continues).await;
         assert_eq!(operations::abort(store, &f.tenant, &f.user, running).await.unwrap(), AbortOutcome::Requested);
         assert_eq!(store.renew_lease(&claim.lease, lease).await.unwrap(), LeaseState::AbortRequested);
         let rest = vec![ItemResult { item_id: mine[1].id.to_string(), outcome: ItemOutcome::Succeeded(None) }];
         assert_eq!(
-            record(store, &claim.lease, lease, rest, true).await,
+            record(store, &claim.lease, lease, 1, rest, BatchEnd::Finishes).await,
             ProgressOutcome::AbortRequested
         );
         assert!(store.finish_aborted(&claim.lease).await.unwrap());
@@ -835,7 +808,8 @@ on_both! {
         let set = store.create_backup_set(f.tenant.id, "Nightly").await.unwrap();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         // Polling once a minute: only the wake-up can explain a prompt claim.
-        let pool = tokio::spawn(engine::run(db.store.clone(), settings(), stopped));
+        let health = engine::EngineHealth::new(&settings());
+        let pool = tokio::spawn(engine::run(db.store.clone(), settings(), health, stopped));
         tokio::time::sleep(Duration::from_millis(200)).await; // the pool goes idle
         // On PostgreSQL the run is queued through another connection pool, as
         // another process would: only LISTEN/NOTIFY reaches the idle workers.
@@ -882,5 +856,90 @@ on_both! {
         assert_eq!(finished.summary.counters.processed, 400);
         let untouched = detail(store, &f, after_signal).await;
         assert_eq!((untouched.summary.status, untouched.attempt), (RunStatus::Pending, 0), "claimed after the signal");
+    }
+}
+
+/// `/healthz` and `/readyz` as a load balancer sees them: public, and
+/// `/readyz` honest about the database and the engine.
+async fn readiness_tells_the_truth(backend: Backend) {
+    use axum::http::StatusCode;
+    use support::app::{probe, send_to, App};
+    let app = App::new(backend, Default::default()).await;
+    let answer = |router: axum::Router, path: &'static str| async move {
+        let reply = send_to(&router, probe(path)).await;
+        (reply.status, reply.body)
+    };
+    // A process that only serves: ready when the database is.
+    assert_eq!(
+        answer(app.router.clone(), "/healthz").await,
+        (StatusCode::OK, "ok".into())
+    );
+    assert_eq!(
+        answer(app.router.clone(), "/readyz").await,
+        (StatusCode::OK, "ready".into())
+    );
+
+    // With an engine: ready only while every worker is alive and rescue runs.
+    let with_workers = EngineSettings {
+        workers: 2,
+        ..settings()
+    };
+    let health = engine::EngineHealth::new(&with_workers);
+    let router = opshub::server::http::router(app.state.clone().with_engine_health(health.clone()));
+    assert_eq!(
+        answer(router.clone(), "/readyz").await,
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: 0 of 2 workers alive".into()
+        )
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let pool = tokio::spawn(engine::run(
+        app.db.store.clone(),
+        with_workers,
+        health.clone(),
+        stopped,
+    ));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while answer(router.clone(), "/readyz").await.0 != StatusCode::OK {
+        assert!(Instant::now() < deadline, "the engine never became ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(health.workers_alive(), 2);
+    stop.send(true).unwrap();
+    pool.await.unwrap();
+    let (status, reason) = answer(router.clone(), "/readyz").await;
+    assert_eq!(
+        (status, reason.as_str()),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: 0 of 2 workers alive"
+        )
+    );
+
+    // A database that does not answer: not ready, though the process is up.
+    app.db.store.close().await;
+    assert_eq!(
+        answer(app.router.clone(), "/readyz").await,
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: database: the database is unavailable".into()
+        )
+    );
+    assert_eq!(
+        answer(app.router.clone(), "/healthz").await,
+        (StatusCode::OK, "ok".into())
+    );
+}
+
+mod readiness {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::readiness_tells_the_truth(super::Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::readiness_tells_the_truth(super::Backend::Postgres).await;
     }
 }

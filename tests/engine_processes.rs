@@ -1,6 +1,7 @@
 //! The engine as separate `opshub worker` processes: killed with SIGKILL
 //! mid-run (the run is rescued), stopped with SIGTERM (exit 0, no claims
-//! after the signal), and two processes sharing one PostgreSQL queue.
+//! after the signal), and two processes sharing one PostgreSQL queue; and
+//! `opshub serve` on SQLite killed with SIGKILL and started again.
 
 mod support;
 
@@ -17,8 +18,26 @@ const RESCUE_SECS: u64 = 1;
 const SUBJECTS: usize = 3_000;
 
 fn spawn_worker(db: &TestDb, workers: usize) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_opshub"))
-        .arg("worker")
+    opshub(db, "worker", workers)
+        .spawn()
+        .expect("start opshub worker")
+}
+
+/// `opshub serve` with its workers, on `port`.
+fn spawn_server(db: &TestDb, workers: usize, port: u16) -> Child {
+    opshub(db, "serve", workers)
+        .env("OPSHUB_LISTEN", format!("127.0.0.1:{port}"))
+        .env("OPSHUB_SEED_DEMO_WHEN_EMPTY", "false")
+        .spawn()
+        .expect("start opshub serve")
+}
+
+/// An opshub command on the test's database, with a short lease and rescue
+/// interval.
+fn opshub(db: &TestDb, command: &str, workers: usize) -> Command {
+    let mut opshub = Command::new(env!("CARGO_BIN_EXE_opshub"));
+    opshub
+        .arg(command)
         .env("OPSHUB_DATABASE_URL", &db.url)
         .env("OPSHUB_WORKERS", workers.to_string())
         .env("OPSHUB_WORKER_LEASE_SECS", LEASE_SECS.to_string())
@@ -28,9 +47,50 @@ fn spawn_worker(db: &TestDb, workers: usize) -> Child {
         )
         .env("OPSHUB_WORKER_POLL_INTERVAL_MS", "200")
         .env("OPSHUB_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start opshub worker")
+        .stdout(Stdio::null());
+    opshub
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// The status of `GET path` on the local server, or None while nothing
+/// answers.
+async fn http_status(port: u16, path: &'static str) -> Option<u16> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .ok()?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+        let mut reply = Vec::new();
+        stream.read_to_end(&mut reply).ok()?;
+        String::from_utf8_lossy(&reply)
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    })
+    .await
+    .unwrap()
+}
+
+/// What `PRAGMA integrity_check` says of the SQLite file.
+async fn integrity(db: &TestDb) -> Vec<String> {
+    use sqlx::Connection;
+    let mut file = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    let verdict = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_all(&mut file)
+        .await
+        .unwrap();
+    file.close().await.unwrap();
+    verdict
 }
 
 fn signal(child: &Child, name: &str) {
@@ -136,26 +196,6 @@ async fn findings_of(store: &dyn Store, f: &Fixture, run: RunId) -> usize {
             None => return count,
         }
     }
-}
-
-macro_rules! on_both {
-    ($(async fn $name:ident($db:ident) $body:block)+) => {$(
-        mod $name {
-            use super::*;
-
-            async fn body($db: &TestDb) $body
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                body(&TestDb::new(Backend::Sqlite).await).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                body(&TestDb::new(Backend::Postgres).await).await;
-            }
-        }
-    )+};
 }
 
 on_both! {
@@ -301,4 +341,89 @@ async fn two_worker_processes_on_postgres_execute_each_run_once() {
             .await
             .success());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_mid_run_on_sqlite_resumes_when_started_again() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = db.store.as_ref();
+    let f = fixture(store, "acme").await;
+    let mut runs = Vec::new();
+    for scope in ["fleet", "other"] {
+        big_scope(store, &f, scope).await;
+        runs.push(start_drift(store, &f, scope).await);
+    }
+    let port = free_port();
+    let mut server = spawn_server(&db, 2, port);
+    for run in &runs {
+        wait_for(
+            store,
+            &f,
+            *run,
+            Duration::from_secs(60),
+            "first batch recorded",
+            |r| r.summary.counters.processed > 0 || r.summary.status.is_terminal(),
+        )
+        .await;
+    }
+    server.kill().unwrap(); // SIGKILL, mid-write as likely as not
+    server.wait().unwrap();
+    let mut interrupted = 0;
+    for run in &runs {
+        let at_kill = detail(store, &f, *run).await;
+        interrupted += usize::from(at_kill.summary.status == RunStatus::Running);
+    }
+    assert!(interrupted > 0, "both runs finished before the kill");
+    assert_eq!(integrity(&db).await, ["ok"], "the file after the kill");
+
+    let mut server = spawn_server(&db, 2, port);
+    for run in &runs {
+        let done = wait_for(
+            store,
+            &f,
+            *run,
+            Duration::from_secs(120),
+            "run finished after the restart",
+            |r| r.summary.status.is_terminal(),
+        )
+        .await;
+        assert_eq!(done.summary.status, RunStatus::Completed);
+        assert!(
+            done.attempt <= 2,
+            "one more attempt at most: {}",
+            done.attempt
+        );
+        let all = SUBJECTS as i64;
+        assert_eq!(
+            done.summary.counters,
+            Counters {
+                total: all,
+                processed: all,
+                succeeded: all,
+                failed: 0,
+                skipped: 0
+            }
+        );
+        assert_eq!(
+            findings_of(store, &f, *run).await,
+            SUBJECTS,
+            "each subject's finding exactly once"
+        );
+    }
+    // The restarted server is ready, and says so to anyone (no sign-in).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http_status(port, "/readyz").await != Some(200) {
+        assert!(
+            Instant::now() < deadline,
+            "/readyz: {:?}",
+            http_status(port, "/readyz").await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(http_status(port, "/healthz").await, Some(200));
+    signal(&server, "TERM");
+    assert!(exit_status(&mut server, Duration::from_secs(60))
+        .await
+        .success());
+    assert_eq!(integrity(&db).await, ["ok"], "the file after the restart");
 }

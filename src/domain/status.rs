@@ -74,9 +74,12 @@ impl RunStatus {
 
     /// The status a finished run ends in, from what happened to its items:
     /// nothing failed -> completed; failures but nothing succeeded -> failed;
-    /// otherwise completed_with_errors. (Skipped items are neither.)
-    pub fn for_outcome(counters: &super::Counters) -> RunStatus {
-        if counters.failed == 0 {
+    /// otherwise completed_with_errors. (Skipped items are neither.) A run
+    /// whose operation broke down fails, whatever its items did.
+    pub fn for_outcome(counters: &super::Counters, broke_down: bool) -> RunStatus {
+        if broke_down {
+            RunStatus::Failed
+        } else if counters.failed == 0 {
             RunStatus::Completed
         } else if counters.succeeded == 0 {
             RunStatus::Failed
@@ -207,19 +210,29 @@ mod tests {
             skipped,
         };
         assert_eq!(
-            RunStatus::for_outcome(&done(10, 0, 0)),
+            RunStatus::for_outcome(&done(10, 0, 0), false),
             RunStatus::Completed
         );
         assert_eq!(
-            RunStatus::for_outcome(&done(0, 0, 10)),
+            RunStatus::for_outcome(&done(0, 0, 10), false),
             RunStatus::Completed
         );
-        assert_eq!(RunStatus::for_outcome(&done(0, 0, 0)), RunStatus::Completed);
         assert_eq!(
-            RunStatus::for_outcome(&done(7, 3, 0)),
+            RunStatus::for_outcome(&done(0, 0, 0), false),
+            RunStatus::Completed
+        );
+        assert_eq!(
+            RunStatus::for_outcome(&done(7, 3, 0), false),
             RunStatus::CompletedWithErrors
         );
-        assert_eq!(RunStatus::for_outcome(&done(0, 4, 6)), RunStatus::Failed);
+        assert_eq!(
+            RunStatus::for_outcome(&done(0, 4, 6), false),
+            RunStatus::Failed
+        );
+        assert_eq!(
+            RunStatus::for_outcome(&done(7, 0, 0), true),
+            RunStatus::Failed
+        );
     }
 
     #[test]

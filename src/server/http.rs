@@ -41,7 +41,8 @@ pub fn router(state: AppState) -> Router {
     .build();
     let absolute_limit = Duration::from_secs(settings.session_absolute_hours.saturating_mul(3_600));
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(super::health::healthz))
+        .route("/readyz", get(super::health::readyz))
         .route("/api/live/{tenant}", get(super::live::live_stream))
         .leptos_routes_with_context(
             &state,

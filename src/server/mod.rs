@@ -5,6 +5,7 @@ pub mod auth;
 pub mod bench;
 pub mod config;
 pub mod engine;
+pub mod health;
 pub mod http;
 pub mod inventory;
 pub mod live;
@@ -15,6 +16,7 @@ pub mod store;
 use auth::SignInLimiter;
 use axum::extract::FromRef;
 use config::Settings;
+use engine::EngineHealth;
 use leptos::prelude::LeptosOptions;
 use live::LiveHub;
 use std::sync::Arc;
@@ -29,6 +31,9 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub sign_in_limiter: Arc<SignInLimiter>,
     pub live: Arc<LiveHub>,
+    /// What `/readyz` reads of the engine; a process that only serves has
+    /// nothing in it.
+    pub engine_health: Arc<EngineHealth>,
 }
 
 impl AppState {
@@ -44,6 +49,13 @@ impl AppState {
             store,
             settings: Arc::new(settings),
             sign_in_limiter,
+            engine_health: EngineHealth::serve_only(),
         }
+    }
+
+    /// The health of the engine this process runs beside the server.
+    pub fn with_engine_health(mut self, health: Arc<EngineHealth>) -> Self {
+        self.engine_health = health;
+        self
     }
 }

@@ -84,15 +84,7 @@ impl App {
     }
 
     pub async fn send(&self, request: Request<Body>) -> Reply {
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        Reply {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        }
+        send_to(&self.router, request).await
     }
 
     /// A page load, as a browser makes it.
@@ -402,4 +394,25 @@ pub fn fill(route: &str, slug: &str, run_id: &str) -> String {
         .replace(":tenant", slug)
         .replace("{run_id}", run_id)
         .replace(":run_id", run_id)
+}
+
+/// Sends a request to `router` (an app built from a state of the test's own).
+pub async fn send_to(router: &axum::Router, request: Request<Body>) -> Reply {
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// A GET as a load balancer sends it: no session, no browser headers.
+pub fn probe(path: &str) -> Request<Body> {
+    Request::get(path)
+        .header(header::HOST, "opshub.test")
+        .body(Body::empty())
+        .unwrap()
 }

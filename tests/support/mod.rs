@@ -7,6 +7,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod app;
+pub mod engine;
 
 use opshub::domain::*;
 use opshub::server::store::*;

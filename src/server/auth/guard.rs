@@ -16,6 +16,7 @@ pub const SIGNED_IN_AT: &str = "opshub.signed_in_at";
 fn is_public(path: &str) -> bool {
     path == "/sign-in"
         || path == "/healthz"
+        || path == "/readyz"
         || path == "/favicon.ico"
         || path.starts_with("/pkg/")
         || path.starts_with("/api/")

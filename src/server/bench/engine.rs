@@ -11,7 +11,8 @@ use crate::domain::*;
 use crate::server::engine::{self, EngineSettings};
 use crate::server::operations::{AddPoliciesParams, DriftParams};
 use crate::server::store::{
-    self, NewInventoryItem, NewInventorySync, NewPolicy, NewRun, NewUser, RunProgress, Store,
+    self, BatchEnd, NewInventoryItem, NewInventorySync, NewPolicy, NewRun, NewUser, RunProgress,
+    Store,
 };
 use std::time::{Duration, Instant};
 
@@ -89,11 +90,12 @@ async fn bench_backend(backend: &str, url: &str, runs: usize) -> Result<(), Stri
                     .into_iter()
                     .map(|run| RunProgress {
                         lease: run.lease,
+                        recorded_before: run.resume_at as i64,
                         items: Vec::new(),
-                        finish: true,
+                        end: BatchEnd::Finishes,
                     })
-                    .collect();
-                store.record_progress(settings.lease, completions).await?;
+                    .collect::<Vec<_>>();
+                store.record_progress(settings.lease, &completions).await?;
             }
         });
     }
@@ -110,7 +112,8 @@ async fn bench_backend(backend: &str, url: &str, runs: usize) -> Result<(), Stri
     // 2.–4. The engine.
     enqueue_policy_runs(store.as_ref(), &fixture, "engine", runs).await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let pool = tokio::spawn(engine::run(store.clone(), settings, stopped));
+    let health = engine::EngineHealth::new(&settings);
+    let pool = tokio::spawn(engine::run(store.clone(), settings, health, stopped));
     let started = Instant::now();
     drained(store.as_ref(), fixture.tenant).await?;
     let runs_per_s = runs as f64 / started.elapsed().as_secs_f64();

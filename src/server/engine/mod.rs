@@ -3,14 +3,22 @@
 //! runs whose worker vanished another attempt (or fails them `worker_lost`).
 //!
 //! Workers wake at once when a run is queued (in-process signal; PostgreSQL
-//! LISTEN/NOTIFY across processes); polling is only the fallback.
+//! LISTEN/NOTIFY across processes); polling is only the fallback. A worker
+//! or rescue task that dies anyway (a panic outside the guarded operation
+//! code) is replaced; `EngineHealth` says how the pool is doing.
 
+pub mod fault;
+mod health;
 mod worker;
 
+pub use health::EngineHealth;
 pub use worker::{Executed, RunEnd, Worker};
 
 use crate::server::config::Settings;
 use crate::server::store::{ClaimLimit, Store};
+use fault::panic_message;
+use futures_util::FutureExt;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -70,7 +78,14 @@ pub fn owner_prefix() -> String {
 
 /// Runs the pool until `shutdown` turns true; then stops claiming, gives
 /// runs in flight `shutdown_grace` to finish and leaves the rest to rescue.
-pub async fn run(store: Arc<dyn Store>, settings: EngineSettings, shutdown: watch::Receiver<bool>) {
+/// Every worker task that dies is replaced, so the pool keeps the size the
+/// settings give it; `health` follows it all.
+pub async fn run(
+    store: Arc<dyn Store>,
+    settings: EngineSettings,
+    health: Arc<EngineHealth>,
+    shutdown: watch::Receiver<bool>,
+) {
     if let Err(e) = store.listen_across_processes().await {
         tracing::warn!(error = %worker::log_safe(&e), "workers will poll for queued runs");
     }
@@ -78,37 +93,120 @@ pub async fn run(store: Arc<dyn Store>, settings: EngineSettings, shutdown: watc
     // process's workers change.
     store.publish_changes();
     let prefix = owner_prefix();
-    let mut workers = JoinSet::new();
+    let mut tasks = JoinSet::new();
+    let spawn = |tasks: &mut JoinSet<(Task, Result<(), String>)>, task: Task| {
+        let store = store.clone();
+        let health = health.clone();
+        let shutdown = shutdown.clone();
+        let owner = format!("{prefix}/{}", task.name());
+        tasks.spawn(async move {
+            let ran = AssertUnwindSafe(async {
+                match task {
+                    Task::Worker { replaces, .. } => {
+                        let _alive = health.worker_started();
+                        if replaces > 0 {
+                            // A worker that keeps dying does not spin.
+                            tokio::time::sleep(RESTART_PAUSE).await;
+                        }
+                        let worker = Worker::new(store.clone(), owner, settings);
+                        work_until_shutdown(worker, store, settings, shutdown).await
+                    }
+                    Task::Rescuer { .. } => {
+                        rescue_until_shutdown(store, settings, &health, shutdown).await
+                    }
+                }
+            })
+            .catch_unwind()
+            .await;
+            (task, ran.map_err(|payload| panic_message(payload.as_ref())))
+        });
+    };
     for index in 0..settings.workers {
-        let worker = Worker::new(store.clone(), format!("{prefix}/w{index}"), settings);
-        workers.spawn(work_until_shutdown(
-            worker,
-            store.clone(),
-            settings,
-            shutdown.clone(),
-        ));
+        spawn(&mut tasks, Task::Worker { index, replaces: 0 });
     }
-    let rescuer = tokio::spawn(rescue_until_shutdown(
-        store.clone(),
-        settings,
-        shutdown.clone(),
-    ));
+    spawn(&mut tasks, Task::Rescuer { replaces: 0 });
     tracing::info!(workers = settings.workers, owner = %prefix, "engine started");
     let mut signal = shutdown.clone();
-    let _ = signal.wait_for(|stop| *stop).await;
+    loop {
+        tokio::select! {
+            _ = signal.wait_for(|stop| *stop) => break,
+            Some(ended) = tasks.join_next() => {
+                let (task, ran) = match ended {
+                    Ok(ended) => ended,
+                    Err(e) => {
+                        tracing::error!(error = %e, "an engine task was cancelled");
+                        continue;
+                    }
+                };
+                let reason = match ran {
+                    Err(reason) => reason,
+                    // Tasks end by themselves only on shutdown.
+                    Ok(()) if *shutdown.borrow() => continue,
+                    Ok(()) => "it returned".to_string(),
+                };
+                tracing::error!(task = %task.name(), %reason, "an engine task died; replacing it");
+                if matches!(task, Task::Worker { .. }) {
+                    health.worker_replaced();
+                }
+                spawn(&mut tasks, task.replacement());
+            }
+        }
+    }
     let drained = tokio::time::timeout(settings.shutdown_grace, async {
-        while workers.join_next().await.is_some() {}
+        while tasks.join_next().await.is_some() {}
     })
     .await;
     if drained.is_err() {
         tracing::warn!(
-            left = workers.len(),
+            left = tasks.len(),
             "shutdown grace elapsed; runs still in flight are left for rescue"
         );
-        workers.abort_all();
+        tasks.abort_all();
     }
-    rescuer.abort();
     tracing::info!("engine stopped");
+}
+
+/// How long a replacement waits before it starts.
+const RESTART_PAUSE: Duration = Duration::from_millis(200);
+
+/// A task of the pool, as the supervisor knows it.
+#[derive(Clone, Copy, Debug)]
+enum Task {
+    Worker { index: usize, replaces: u32 },
+    Rescuer { replaces: u32 },
+}
+
+impl Task {
+    /// Also the worker's lease owner after the process prefix: a replacement
+    /// is a new owner, so what its predecessor held goes through rescue,
+    /// whose attempts are counted.
+    fn name(&self) -> String {
+        match self {
+            Task::Worker { index, replaces: 0 } => format!("w{index}"),
+            Task::Worker { index, replaces } => format!("w{index}.{replaces}"),
+            Task::Rescuer { .. } => "rescue".into(),
+        }
+    }
+
+    fn replacement(self) -> Task {
+        match self {
+            Task::Worker { index, replaces } => Task::Worker {
+                index,
+                replaces: replaces + 1,
+            },
+            Task::Rescuer { replaces } => Task::Rescuer {
+                replaces: replaces + 1,
+            },
+        }
+    }
+}
+
+/// How long an idle worker waits after a failed step: short at first, so a
+/// broken connection costs little, longer while the database stays away.
+fn pause_after_failures(failures: u32) -> Duration {
+    Duration::from_millis(100)
+        .saturating_mul(1 << failures.min(6))
+        .min(Duration::from_secs(5))
 }
 
 async fn work_until_shutdown(
@@ -117,6 +215,7 @@ async fn work_until_shutdown(
     settings: EngineSettings,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut failures = 0;
     while !*shutdown.borrow() {
         // Registered before looking at the queue, so a run queued between
         // "queue empty" and waiting still wakes this worker.
@@ -125,15 +224,20 @@ async fn work_until_shutdown(
         queued.as_mut().enable();
         let idle_for = match worker.step().await {
             Ok(executed) if !executed.is_empty() => {
+                failures = 0;
                 for run in executed {
                     tracing::debug!(run = %run.run_id, end = ?run.end, items = run.items, "run executed");
                 }
                 continue;
             }
-            Ok(_) => settings.poll_interval,
+            Ok(_) => {
+                failures = 0;
+                settings.poll_interval
+            }
             Err(e) => {
                 tracing::error!(worker = worker.owner(), error = %worker::log_safe(&e), "worker step failed");
-                settings.poll_interval
+                failures += 1;
+                pause_after_failures(failures - 1).min(settings.poll_interval)
             }
         };
         tokio::select! {
@@ -147,6 +251,7 @@ async fn work_until_shutdown(
 async fn rescue_until_shutdown(
     store: Arc<dyn Store>,
     settings: EngineSettings,
+    health: &EngineHealth,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut ticks = tokio::time::interval(settings.rescue_interval);
@@ -166,5 +271,6 @@ async fn rescue_until_shutdown(
             Ok(_) => {}
             Err(e) => tracing::error!(error = %worker::log_safe(&e), "rescue pass failed"),
         }
+        health.rescue_pass_ended();
     }
 }

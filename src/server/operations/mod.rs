@@ -316,6 +316,8 @@ pub struct Preparation {
 
 impl Preparation {
     pub async fn load(store: &dyn Store, runs: &[ClaimedRun]) -> StoreResult<Self> {
+        #[cfg(feature = "fault-injection")]
+        crate::server::engine::fault::inject::at_shared_load(runs)?;
         let mut wanted: HashMap<TenantId, Vec<PolicyId>> = HashMap::new();
         for run in runs {
             if run.operation == OperationKind::BackupSetAddPolicies {
@@ -344,13 +346,15 @@ impl Preparation {
 
 impl Execution {
     /// Loads what the run needs (beyond what `shared` holds). Store errors
-    /// are returned (the run is left for another attempt); a run that can
-    /// never execute becomes `Unusable`.
+    /// are returned (the worker retries transient ones; any other fails the
+    /// run); a run that can never execute becomes `Unusable`.
     pub async fn prepare(
         store: &dyn Store,
         run: &ClaimedRun,
         shared: &Preparation,
     ) -> StoreResult<Self> {
+        #[cfg(feature = "fault-injection")]
+        crate::server::engine::fault::inject::at_prepare(run)?;
         let unusable = |reason: String| Execution::Unusable {
             reason_code: ReasonCode::InvalidPayload,
             reason,
@@ -377,6 +381,8 @@ impl Execution {
     }
 
     pub fn process(&self, item_id: &str) -> ItemOutcome {
+        #[cfg(feature = "fault-injection")]
+        crate::server::engine::fault::inject::at_process(item_id);
         match self {
             Execution::Drift(drift) => drift.process(item_id),
             Execution::AddPolicies(add) => add.process(item_id),

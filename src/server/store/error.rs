@@ -18,6 +18,8 @@ pub enum StoreError {
     Invalid(String),
     #[error("a run cannot move from {from} to {to}")]
     IllegalTransition { from: RunStatus, to: RunStatus },
+    /// The database cannot answer right now (connection lost, pool
+    /// exhausted, busy): the same call may well succeed a moment later.
     #[error("the database is unavailable")]
     Unavailable,
     /// The database could not be opened or reached at start-up.
@@ -65,13 +67,52 @@ const DUPLICATES: [(&str, &str, &str); 9] = [
     ),
 ];
 
+impl StoreError {
+    /// Worth trying again: the failure says nothing about the request.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable)
+    }
+}
+
+/// Errors a database reports when the connection, not the statement, is the
+/// problem, or when the statement only lost a race it can run again:
+/// PostgreSQL's connection exceptions (class 08), an administrator or crash
+/// ending the backend (57P01–57P03), too many connections, serialisation
+/// failures and deadlocks; SQLite's BUSY and LOCKED (any extended code).
+fn is_transient_database_error(error: &dyn sqlx::error::DatabaseError) -> bool {
+    let Some(code) = error.code() else {
+        return false;
+    };
+    if error
+        .try_downcast_ref::<sqlx::sqlite::SqliteError>()
+        .is_some()
+    {
+        return code
+            .parse::<u32>()
+            .is_ok_and(|code| matches!(code & 0xff, 5 | 6));
+    }
+    code.starts_with("08")
+        || matches!(
+            code.as_ref(),
+            "57P01" | "57P02" | "57P03" | "53300" | "40001" | "40P01"
+        )
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
         use sqlx::error::ErrorKind;
         match &err {
             sqlx::Error::RowNotFound => return StoreError::NotFound,
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => {
                 tracing::error!(error = %err, "database unavailable");
+                return StoreError::Unavailable;
+            }
+            sqlx::Error::Database(db) if is_transient_database_error(db.as_ref()) => {
+                tracing::warn!(error = %err, "database unavailable for the moment");
                 return StoreError::Unavailable;
             }
             sqlx::Error::Database(db) => match db.kind() {

@@ -95,6 +95,11 @@ pub trait SchemaRepository: Send + Sync + 'static {
     async fn migrate(&self) -> StoreResult<()>;
     /// True when no tenant exists yet (used to decide whether to seed).
     async fn is_empty(&self) -> StoreResult<bool>;
+    /// One cheap round trip to the database (readiness).
+    async fn ping(&self) -> StoreResult<()>;
+    /// Closes the connections: what is in flight finishes, later calls fail
+    /// as `Unavailable`.
+    async fn close(&self);
     /// The sign-in session store, in this same database.
     fn session_store(&self) -> DbSessionStore;
 }
@@ -262,16 +267,28 @@ pub trait QueueRepository: Send + Sync {
         lease_for: std::time::Duration,
         limit: ClaimLimit,
     ) -> StoreResult<Vec<ClaimedRun>>;
+    /// The runs still leased to `owner`, leased again for `lease_for` under
+    /// the same claim (same attempt): what a worker holds without knowing it
+    /// when the answer to its claim was lost (the connection broke as the
+    /// claim committed). Oldest first.
+    async fn reclaim_runs(
+        &self,
+        owner: &str,
+        lease_for: std::time::Duration,
+    ) -> StoreResult<Vec<ClaimedRun>>;
     /// Writes batches of item results of several runs, with their artifacts,
     /// counters and failures, in one transaction, and renews their leases; a
-    /// run whose batch says `finish` also ends in the status its outcome calls
-    /// for, and its initiator is notified. Each run is fenced on its lease and
-    /// on no abort having been requested: a refused run has nothing of it
-    /// written, the others are written whole. One outcome per batch, in order.
+    /// run whose batch ends it also takes the status `RunStatus::for_outcome`
+    /// gives it, and its initiator is notified. Each run is fenced on its
+    /// lease, on its recorded count and on no abort having been requested: a
+    /// refused run has nothing of it written, the others are written whole.
+    /// A batch the run already counts (sent again after a lost answer) is
+    /// reported `Recorded` and not written twice. One outcome per batch, in
+    /// order.
     async fn record_progress(
         &self,
         lease_for: std::time::Duration,
-        progress: Vec<RunProgress>,
+        progress: &[RunProgress],
     ) -> StoreResult<Vec<ProgressOutcome>>;
     /// Extends the lease (the heartbeat) and reports whether an abort waits.
     async fn renew_lease(

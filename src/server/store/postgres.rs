@@ -119,6 +119,16 @@ impl SchemaRepository for PgStore {
             .await?;
         Ok(empty)
     }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+        self.engine_pool.close().await;
+    }
 }
 
 #[async_trait]

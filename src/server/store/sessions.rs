@@ -33,24 +33,33 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        match self {
-            DbSessionStore::Sqlite(store) => store.save(record).await,
-            DbSessionStore::Postgres(store) => store.save(record).await,
-        }
+        twice(|| async {
+            match self {
+                DbSessionStore::Sqlite(store) => store.save(record).await,
+                DbSessionStore::Postgres(store) => store.save(record).await,
+            }
+        })
+        .await
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        match self {
-            DbSessionStore::Sqlite(store) => store.load(id).await,
-            DbSessionStore::Postgres(store) => store.load(id).await,
-        }
+        twice(|| async {
+            match self {
+                DbSessionStore::Sqlite(store) => store.load(id).await,
+                DbSessionStore::Postgres(store) => store.load(id).await,
+            }
+        })
+        .await
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        match self {
-            DbSessionStore::Sqlite(store) => store.delete(id).await,
-            DbSessionStore::Postgres(store) => store.delete(id).await,
-        }
+        twice(|| async {
+            match self {
+                DbSessionStore::Sqlite(store) => store.delete(id).await,
+                DbSessionStore::Postgres(store) => store.delete(id).await,
+            }
+        })
+        .await
     }
 }
 
@@ -61,5 +70,22 @@ impl ExpiredDeletion for DbSessionStore {
             DbSessionStore::Sqlite(store) => store.delete_expired().await,
             DbSessionStore::Postgres(store) => store.delete_expired().await,
         }
+    }
+}
+
+/// Loads, upserts and deletes are safe to repeat: one the database failed
+/// (a connection cut mid-query, most likely; the next gets a fresh one) is
+/// tried once more before the request fails with a 500.
+async fn twice<T, F, Fut>(mut call: F) -> session_store::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = session_store::Result<T>>,
+{
+    match call().await {
+        Err(session_store::Error::Backend(error)) => {
+            tracing::warn!(%error, "the session store failed; trying once more");
+            call().await
+        }
+        outcome => outcome,
     }
 }

@@ -75,6 +75,18 @@ pub fn one_row_changed(rows_affected: u64) -> Result<(), super::StoreError> {
     }
 }
 
+/// True when the run already counts exactly this batch of progress: an
+/// earlier try's commit landed and only its answer was lost.
+pub fn already_recorded(state: &super::rows::RunStateRow, run: &super::RunProgress) -> bool {
+    state.counters().processed == run.recorded_before + run.items.len() as i64
+        && match run.end {
+            super::BatchEnd::Continues => {
+                !run.items.is_empty() && state.status == RunStatus::Running
+            }
+            super::BatchEnd::Finishes | super::BatchEnd::BrokeDown(_) => state.status.is_terminal(),
+        }
+}
+
 /// Per-bucket counts from `(status, count)` rows.
 pub fn bucket_counts(rows: Vec<(String, i64)>) -> Result<BucketCounts, super::StoreError> {
     let mut counts = BucketCounts::default();
@@ -102,7 +114,8 @@ macro_rules! impl_sql_repositories {
             use $crate::server::store::rows::*;
             use $crate::server::store::settled::{self, settled_cutoff};
             use $crate::server::store::sql::{
-                bucket_counts, finish_page, one_row_changed, status_list, SqlDialect,
+                already_recorded, bucket_counts, finish_page, one_row_changed, status_list,
+                SqlDialect,
             };
             use $crate::server::store::types::*;
             use $crate::server::store::*;
@@ -1267,17 +1280,46 @@ macro_rules! impl_sql_repositories {
                     Ok(claimed)
                 }
 
+                async fn reclaim_runs(
+                    &self,
+                    owner: &str,
+                    lease_for: std::time::Duration,
+                ) -> StoreResult<Vec<ClaimedRun>> {
+                    let now = Timestamp::now();
+                    let _turn = self.write_turn().await;
+                    // The same claim, so the same attempt: nobody else ever
+                    // saw it, and rescue moved on from any it reached first.
+                    let rows: Vec<ClaimRow> = sqlx::query_as(&format!(
+                        "UPDATE bulk_operation_runs SET lease_expires_at = $2, heartbeat_at = $3, updated_at = $3 \
+                         WHERE status = 'running' AND lease_owner = $1 RETURNING {CLAIM_COLUMNS}"
+                    ))
+                    .bind(owner)
+                    .bind(lease_expiry(now, lease_for))
+                    .bind(now)
+                    .fetch_all(&self.engine_pool)
+                    .await?;
+                    let mut held = rows
+                        .into_iter()
+                        .map(|row| row.into_domain(now))
+                        .collect::<StoreResult<Vec<_>>>()?;
+                    held.sort_by_key(|run| (run.created_at, run.lease.run_id));
+                    Ok(held)
+                }
+
                 async fn record_progress(
                     &self,
                     lease_for: std::time::Duration,
-                    progress: Vec<RunProgress>,
+                    progress: &[RunProgress],
                 ) -> StoreResult<Vec<ProgressOutcome>> {
                     let now = Timestamp::now();
                     let (_turn, mut tx) = self.begin_engine_write().await?;
                     // The fence, read first and held to the commit (row locks
                     // on PostgreSQL, the write transaction on SQLite): a run
                     // whose claim moved on is refused before anything of it is
-                    // written, and the other runs of the batch go ahead.
+                    // written, and the other runs of the batch go ahead. A
+                    // batch the run already counts (the commit of an earlier
+                    // try landed but its answer was lost) is reported as
+                    // recorded and not written again.
                     let ids: Vec<RunId> = progress.iter().map(|run| run.lease.run_id).collect();
                     let mut qb = Builder::new(format!(
                         "SELECT {RUN_STATE_COLUMNS} FROM bulk_operation_runs WHERE id IN ("
@@ -1290,12 +1332,20 @@ macro_rules! impl_sql_repositories {
                     // Filled in input order: refusals now, the rest once written.
                     let mut outcomes: Vec<Option<ProgressOutcome>> = Vec::with_capacity(progress.len());
                     let mut accepted = Vec::new();
-                    for (position, run) in progress.into_iter().enumerate() {
+                    for (position, run) in progress.iter().enumerate() {
                         let state = states
                             .remove(&run.lease.run_id)
-                            .filter(|state| state.status == RunStatus::Running && state.attempt == run.lease.attempt);
+                            .filter(|state| state.attempt == run.lease.attempt);
                         outcomes.push(match state {
                             None => Some(ProgressOutcome::LeaseLost),
+                            Some(state) if already_recorded(&state, run) => {
+                                Some(ProgressOutcome::Recorded(state.status))
+                            }
+                            Some(state) if state.status != RunStatus::Running
+                                || state.counters().processed != run.recorded_before =>
+                            {
+                                Some(ProgressOutcome::LeaseLost)
+                            }
                             Some(state) if state.abort_requested => Some(ProgressOutcome::AbortRequested),
                             Some(state) => {
                                 accepted.push((position, run, state));
@@ -1333,18 +1383,19 @@ macro_rules! impl_sql_repositories {
                     for (position, run, state) in accepted {
                         let mut counters = state.counters();
                         let mut failures = state.failures.0.clone();
-                        for item in run.items {
-                            let entry = match item.outcome {
+                        for item in &run.items {
+                            let item_id = || Some(item.item_id.clone());
+                            let entry = match &item.outcome {
                                 ItemOutcome::Succeeded(Some(Artifact::BackupSetItem(_))) => {
                                     match added.next().flatten() {
                                         Some(AddOutcome::Added(_)) => None,
                                         Some(AddOutcome::AlreadyPresent) => Some(FailureEntry::skipped(
-                                            Some(item.item_id),
+                                            item_id(),
                                             ReasonCode::AlreadyPresent,
                                             "the backup set already holds this policy",
                                         )),
                                         None => Some(FailureEntry::failed(
-                                            Some(item.item_id),
+                                            item_id(),
                                             ReasonCode::PolicyNotFound,
                                             "the policy does not exist in this tenant",
                                         )),
@@ -1352,10 +1403,10 @@ macro_rules! impl_sql_repositories {
                                 }
                                 ItemOutcome::Succeeded(_) => None,
                                 ItemOutcome::Failed { reason_code, reason } => {
-                                    Some(FailureEntry::failed(Some(item.item_id), reason_code, &reason))
+                                    Some(FailureEntry::failed(item_id(), *reason_code, reason))
                                 }
                                 ItemOutcome::Skipped { reason_code, reason } => {
-                                    Some(FailureEntry::skipped(Some(item.item_id), reason_code, &reason))
+                                    Some(FailureEntry::skipped(item_id(), *reason_code, reason))
                                 }
                             };
                             counters.processed += 1;
@@ -1378,18 +1429,27 @@ macro_rules! impl_sql_repositories {
                                 run.lease.run_id, counters.processed, counters.total
                             )));
                         }
-                        let status = if run.finish { RunStatus::for_outcome(&counters) } else { RunStatus::Running };
-                        let (lease_expires_at, finished_at) = if run.finish {
+                        if let BatchEnd::BrokeDown(entry) = &run.end {
+                            failures.truncate(MAX_STORED_FAILURES - 1);
+                            failures.push(entry.clone());
+                        }
+                        let finish = run.end != BatchEnd::Continues;
+                        let status = if finish {
+                            RunStatus::for_outcome(&counters, matches!(run.end, BatchEnd::BrokeDown(_)))
+                        } else {
+                            RunStatus::Running
+                        };
+                        let (lease_expires_at, finished_at) = if finish {
                             (None, Some(now))
                         } else {
                             (Some(lease_expiry(now, lease_for)), None)
                         };
                         changed.push(run.lease.changed());
-                        if run.finish {
+                        if finish {
                             changed.push(state.initiator_notified());
                             finished.push(state.advanced(status, counters, failures.clone()));
                         }
-                        advanced.push((run.lease, counters, failures, status, lease_expires_at, finished_at));
+                        advanced.push((&run.lease, run.recorded_before, counters, failures, status, lease_expires_at, finished_at));
                         outcomes[position] = Some(ProgressOutcome::Recorded(status));
                     }
                     // Every run's counters in one statement. Still fenced,
@@ -1402,7 +1462,7 @@ macro_rules! impl_sql_repositories {
                              updated_at = v.column9, heartbeat_at = v.column9, lease_expires_at = v.column10, \
                              finished_at = v.column11 FROM (",
                         );
-                        qb.push_values(chunk, |mut values, (lease, counters, failures, status, expires, finished)| {
+                        qb.push_values(chunk, |mut values, (lease, before, counters, failures, status, expires, finished)| {
                             values
                                 .push_bind(lease.run_id)
                                 .push_bind(lease.attempt)
@@ -1414,11 +1474,13 @@ macro_rules! impl_sql_repositories {
                                 .push_bind(status.as_str())
                                 .push_bind(now)
                                 .push_bind(*expires)
-                                .push_bind(*finished);
+                                .push_bind(*finished)
+                                .push_bind(*before);
                         });
                         qb.push(
                             ") AS v WHERE bulk_operation_runs.id = v.column1 \
                              AND bulk_operation_runs.attempt = v.column2 \
+                             AND bulk_operation_runs.processed_items = v.column12 \
                              AND bulk_operation_runs.status = 'running' \
                              AND bulk_operation_runs.cancel_requested_at IS NULL",
                         );

@@ -106,6 +106,15 @@ impl SchemaRepository for SqliteStore {
             .await?;
         Ok(empty)
     }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
 }
 
 #[async_trait]

@@ -253,9 +253,25 @@ impl ClaimLimit {
 #[derive(Clone, Debug)]
 pub struct RunProgress {
     pub lease: Lease,
+    /// How many of the run's items were recorded before this batch. The
+    /// write is fenced on it as well as on the lease, so a write sent again
+    /// after its first answer was lost (the commit may have landed) is
+    /// recognised as already recorded rather than counted twice.
+    pub recorded_before: i64,
     pub items: Vec<ItemResult>,
-    /// The run has no items left: end it.
-    pub finish: bool,
+    pub end: BatchEnd,
+}
+
+/// What becomes of the run once its batch is written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BatchEnd {
+    /// More items follow.
+    Continues,
+    /// The run has no items left: it ends in the status its counters call for.
+    Finishes,
+    /// The operation broke down (a panic, or an error of its own): the run
+    /// ends `failed` with this run-level entry, whatever its items say.
+    BrokeDown(FailureEntry),
 }
 
 /// What processing one item produced.

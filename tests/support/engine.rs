@@ -1,0 +1,160 @@
+//! What the engine's tests share: settings that make a pool quick to
+//! observe, driving workers, queueing runs straight into the store, reading
+//! runs back, and the server log captured to look for leaked secrets.
+
+use super::Fixture;
+use opshub::domain::*;
+use opshub::server::engine::{self, EngineSettings, Worker};
+use opshub::server::operations;
+use opshub::server::store::*;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+pub fn settings() -> EngineSettings {
+    EngineSettings {
+        workers: 4,
+        lease: Duration::from_secs(30),
+        heartbeat: Duration::from_millis(200),
+        rescue_interval: Duration::from_millis(200),
+        poll_interval: Duration::from_secs(60),
+        shutdown_grace: Duration::from_secs(20),
+        batch_max_items: 500,
+        batch_max_time: Duration::from_millis(250),
+        claim_max_runs: 32,
+    }
+}
+
+pub fn worker(store: &Arc<dyn Store>, name: &str) -> Worker {
+    Worker::new(store.clone(), name, settings())
+}
+
+/// Steps one worker until the queue is empty; what it executed.
+pub async fn drain(worker: &Worker) -> Vec<engine::Executed> {
+    let mut executed = Vec::new();
+    loop {
+        let step = worker.step().await.unwrap();
+        if step.is_empty() {
+            return executed;
+        }
+        executed.extend(step);
+    }
+}
+
+pub async fn detail(store: &dyn Store, f: &Fixture, id: RunId) -> RunDetail {
+    store.run(f.tenant.id, id).await.unwrap().unwrap()
+}
+
+pub async fn policies(store: &dyn Store, f: &Fixture, names: &[&str]) -> Vec<Policy> {
+    let mut created = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        created.push(
+            store
+                .create_policy(NewPolicy {
+                    tenant_id: f.tenant.id,
+                    external_id: format!("ext-{i}-{}", uuid::Uuid::now_v7().simple()),
+                    name: name.to_string(),
+                    policy_type: "compliance".into(),
+                    payload: serde_json::json!({ "level": i }),
+                })
+                .await
+                .unwrap(),
+        );
+    }
+    created
+}
+
+/// A run queued straight into the store (what `operations::start` writes,
+/// minus validation), so tests can queue what validation would refuse.
+pub async fn queue_add_policies(
+    store: &dyn Store,
+    f: &Fixture,
+    set: BackupSetId,
+    key: &str,
+    item_ids: Vec<String>,
+    max_attempts: i64,
+) -> RunId {
+    let params = operations::AddPoliciesParams {
+        backup_set_id: set,
+        backup_set_name: "set".into(),
+        include_payload: true,
+    };
+    store
+        .start_run(NewRun {
+            id: RunId::generate(),
+            tenant_id: f.tenant.id,
+            user_id: f.user.id,
+            operation: OperationKind::BackupSetAddPolicies,
+            idempotency_key: key.into(),
+            item_ids,
+            params: serde_json::to_value(params).unwrap(),
+            max_attempts,
+            audit: None,
+            notification: None,
+            retry_of: None,
+        })
+        .await
+        .unwrap()
+        .run
+        .summary
+        .id
+}
+
+pub async fn completed_notices(store: &dyn Store, f: &Fixture, run: RunId) -> Vec<RunNotice> {
+    store
+        .list_notifications(f.tenant.id, f.user.id, PageRequest::first(100))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|n| n.kind == NotificationKind::RunCompleted && n.notice.run_id == run)
+        .map(|n| n.notice)
+        .collect()
+}
+
+/// Server logs of this test binary, to look for leaked secrets.
+pub fn captured_logs() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug,sqlx=warn")
+            .with_writer(move || LogWriter(sink.clone()))
+            .try_init();
+        logs
+    })
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs the body once per backend with a shareable store.
+#[macro_export]
+macro_rules! on_both {
+    ($(async fn $name:ident($db:ident) $body:block)+) => {$(
+        mod $name {
+            use super::*;
+
+            async fn body($db: &$crate::support::TestDb) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                body(&$crate::support::TestDb::new(opshub::server::store::Backend::Sqlite).await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                body(&$crate::support::TestDb::new(opshub::server::store::Backend::Postgres).await).await;
+            }
+        }
+    )+};
+}
