@@ -60,9 +60,9 @@ fn day_start(text: &str, field: &str) -> Result<Timestamp, ParseError> {
 }
 
 impl HubQuery {
-    /// The query string of this query, for links (`?bucket=failed&limit=20`).
-    pub fn to_query_string(&self) -> String {
-        query_string(&[
+    /// The fields by their names in the URL.
+    fn fields(&self) -> [(&'static str, &Option<String>); 9] {
+        [
             ("bucket", &self.bucket),
             ("operation", &self.operation),
             ("initiator", &self.initiator),
@@ -72,10 +72,16 @@ impl HubQuery {
             ("older", &self.older),
             ("newer", &self.newer),
             ("limit", &self.limit),
-        ])
+        ]
     }
 
-    /// Empty fields (a submitted filter form) mean "any".
+    /// The query string of this query, for links (`?bucket=failed&limit=20`).
+    pub fn to_query_string(&self) -> String {
+        query_string(&self.fields())
+    }
+
+    /// Empty fields (a submitted filter form) mean "any". Every field has at
+    /// most `MAX_SEARCH_CHARS` characters.
     pub fn parse(&self) -> Result<(RunFilter, PageRequest), ParseError> {
         let search = given(&self.q);
         let filter = RunFilter {
@@ -85,6 +91,7 @@ impl HubQuery {
                 .transpose()?,
             initiator: given(&self.initiator).map(UserId::parse).transpose()?,
             created_from: given(&self.from)
+        bounded_fields(&self.fields())?;
                 .map(|d| day_start(d, "from"))
                 .transpose()?,
             created_before: given(&self.to)

@@ -2,6 +2,7 @@ use crate::api::operations::{StartAddPolicies, StartDrift};
 use crate::api::runs::{hub_counts, hub_runs, HubData, HubQuery, StartChoices};
 use crate::domain::{
     format_duration, BucketCounts, OperationKind, RunId, RunSummary, StatusBucket, MAX_PAGE_SIZE,
+    MAX_SEARCH_CHARS,
 };
 use crate::ui::components::{
     bucket_tab_label, ErrorView, LocalTime, Outcome, Progress, StatusBadge,
@@ -313,7 +314,8 @@ fn Filters(base: String, query: HubQuery, initiators: Vec<crate::domain::User>) 
             <label>"Queued from (UTC)" <input type="date" name="from" value=value(&query.from) /></label>
             <label>"to" <input type="date" name="to" value=value(&query.to) /></label>
             <label>"Run id or idempotency key"
-                <input type="search" name="q" value=value(&query.q) size="30" />
+                <input type="search" name="q" value=value(&query.q) size="30"
+                    maxlength=MAX_SEARCH_CHARS />
             </label>
             <label>"Per page"
                 <select name="limit">
