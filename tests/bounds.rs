@@ -1,9 +1,11 @@
 //! Bounded work over HTTP: search and filter text is short (at most 200
-//! characters, else a clear 400).
+//! characters, else a clear 400), and what a viewer reads names people
+//! without their email addresses.
 
 mod support;
 
 use axum::http::StatusCode;
+use opshub::api::runs::HubData;
 use opshub::domain::*;
 use support::app::*;
 
@@ -70,5 +72,58 @@ on_both_databases! {
         assert_eq!(reply.status, StatusCode::BAD_REQUEST);
         assert!(reply.body.len() < 200, "{}", reply.body);
         assert_eq!(app.db.count_rows().await, before, "refused requests wrote rows");
+    }
+
+    async fn viewers_see_initiators_names_and_no_one_elses_email(app) {
+        let me = "viewer@acme.example";
+        let viewer = app.sign_in(me).await;
+        let store = &app.state.store;
+        let mut others = Vec::new();
+        for slug in ["acme", "globex", "initech"] {
+            let tenant = store.tenant_by_slug(slug).await.unwrap().unwrap();
+            for member in store.members(tenant.id).await.unwrap() {
+                if member.user.email != me && !others.contains(&member.user.email) {
+                    others.push(member.user.email);
+                }
+            }
+        }
+        assert!(others.len() >= 5, "{others:?}");
+        let acme_run = app.newest_run("acme").await.id.to_string();
+        let my_id = store.user_credentials(me).await.unwrap().unwrap().user.id.to_string();
+
+        // Every server function with a valid request, and every page, as the viewer.
+        let mut answers = Vec::new();
+        for path in server_fn_paths() {
+            if path == "/api/session/sign-out" {
+                continue;
+            }
+            let case = server_fn_case(&path).unwrap_or_else(|| panic!("{path} is not in the matrix"));
+            let id = if case.takes == Some(IdKind::User) { &my_id } else { &acme_run };
+            let (content_type, body) = (case.body)("acme", id);
+            let reply = app.post(&path, content_type, body, Some(&viewer)).await;
+            answers.push((path, reply));
+        }
+        let hub = app.post_json("/api/runs/hub", serde_json::json!({ "tenant": "acme", "query": {} }), Some(&viewer)).await;
+        assert_eq!(hub.status, StatusCode::OK, "{}", hub.body);
+        let data: HubData = serde_json::from_str(&hub.body).unwrap();
+        let names: Vec<&str> = data.initiators.iter().map(|i| i.display_name.as_str()).collect();
+        assert!(names.contains(&"Morgan Multi"), "the filter names initiators: {names:?}");
+        answers.push(("hub without filters".into(), hub));
+        for route in page_routes() {
+            let path = fill(&route, "acme", &acme_run);
+            let reply = app.get(&path, Some(&viewer)).await;
+            answers.push((path, reply));
+        }
+        for (what, reply) in &answers {
+            for email in &others {
+                assert!(!reply.body.contains(email.as_str()), "{what} ({}) shows {email}", reply.status);
+            }
+        }
+
+        // Admins still see members' emails on the members page.
+        let admin = app.sign_in("admin@acme.example").await;
+        let page = app.get("/t/acme/members", Some(&admin)).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains("operator@acme.example") && page.body.contains(me), "{}", page.body);
     }
 }

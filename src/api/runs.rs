@@ -12,10 +12,18 @@ pub struct HubData {
     pub tenant: Tenant,
     pub runs: Page<RunSummary>,
     pub counts: BucketCounts,
-    /// The tenant's members, for the initiator filter.
-    pub initiators: Vec<User>,
+    /// The tenant's members, for the initiator filter: names, never email
+    /// addresses (viewers read this).
+    pub initiators: Vec<Initiator>,
     /// Present for operators: the start forms' choices.
     pub start: Option<StartChoices>,
+}
+
+/// A member as the initiator filter offers them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Initiator {
+    pub id: UserId,
+    pub display_name: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -83,6 +91,7 @@ impl HubQuery {
     /// Empty fields (a submitted filter form) mean "any". Every field has at
     /// most `MAX_SEARCH_CHARS` characters.
     pub fn parse(&self) -> Result<(RunFilter, PageRequest), ParseError> {
+        bounded_fields(&self.fields())?;
         let search = given(&self.q);
         let filter = RunFilter {
             bucket: given(&self.bucket).map(StatusBucket::parse).transpose()?,
@@ -91,7 +100,6 @@ impl HubQuery {
                 .transpose()?,
             initiator: given(&self.initiator).map(UserId::parse).transpose()?,
             created_from: given(&self.from)
-        bounded_fields(&self.fields())?;
                 .map(|d| day_start(d, "from"))
                 .transpose()?,
             created_before: given(&self.to)
@@ -168,7 +176,13 @@ async fn hub_data(tenant: &str, query: &HubQuery) -> Result<HubData, AppError> {
         tenant,
         runs,
         counts,
-        initiators: members.into_iter().map(|m| m.user).collect(),
+        initiators: members
+            .into_iter()
+            .map(|m| Initiator {
+                id: m.user.id,
+                display_name: m.user.display_name,
+            })
+            .collect(),
         start,
     })
 }

@@ -1,5 +1,5 @@
 use crate::api::operations::{StartAddPolicies, StartDrift};
-use crate::api::runs::{hub_counts, hub_runs, HubData, HubQuery, StartChoices};
+use crate::api::runs::{hub_counts, hub_runs, HubData, HubQuery, Initiator, StartChoices};
 use crate::domain::{
     format_duration, BucketCounts, OperationKind, RunId, RunSummary, StatusBucket, MAX_PAGE_SIZE,
     MAX_SEARCH_CHARS,
@@ -284,7 +284,7 @@ fn RunRow(run: RwSignal<RunSummary>, slug: String) -> impl IntoView {
 /// The hub's filters as a GET form: submitting it makes the URL, so every
 /// filtered view is a shareable link and the back button works.
 #[component]
-fn Filters(base: String, query: HubQuery, initiators: Vec<crate::domain::User>) -> impl IntoView {
+fn Filters(base: String, query: HubQuery, initiators: Vec<Initiator>) -> impl IntoView {
     let value = |v: &Option<String>| v.clone().unwrap_or_default();
     let (operation, initiator, limit) = (
         value(&query.operation),
