@@ -97,14 +97,18 @@ mod cli {
         },
     }
 
-    async fn inventory_command(store: &dyn Store, command: InventoryCommand) -> Result<(), String> {
+    async fn inventory_command(
+        store: &dyn Store,
+        command: InventoryCommand,
+        max_bytes: u64,
+    ) -> Result<(), String> {
         let InventoryCommand::Import {
             tenant,
             scope,
             file,
         } = command;
-        let text = std::fs::read_to_string(&file)
-            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let text = opshub::server::inventory::read_file(&file, max_bytes)
+            .map_err(|e| format!("{}: {e}", file.display()))?;
         let tenant = store
             .tenant_by_slug(&tenant)
             .await
@@ -368,7 +372,7 @@ mod cli {
             }
             Command::Inventory(command) => {
                 migrate(store.as_ref()).await?;
-                inventory_command(store.as_ref(), command).await
+                inventory_command(store.as_ref(), command, settings.import_max_bytes).await
             }
             Command::Abort {
                 tenant,
