@@ -1,4 +1,6 @@
 //! The `opshub` command: serve the hub, migrate the database, load demo data.
+// Output goes through `outln!` (server/output.rs), never `println!`.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 #[cfg(feature = "ssr")]
 mod cli {
@@ -117,9 +119,10 @@ mod cli {
         let sync = opshub::server::inventory::import(store, &tenant, &scope, &text)
             .await
             .map_err(|e| format!("{}: {e}", file.display()))?;
-        println!(
+        opshub::outln!(
             "recorded inventory sync {} of scope {scope:?} with {} items",
-            sync.id, sync.item_count
+            sync.id,
+            sync.item_count
         );
         Ok(())
     }
@@ -194,11 +197,11 @@ mod cli {
             .map_err(|e| e.to_string())?;
         let id = started.run.summary.id;
         if started.joined {
-            println!("joined active run {id} (already running)");
+            opshub::outln!("joined active run {id} (already running)");
         } else {
-            println!("queued run {id}");
+            opshub::outln!("queued run {id}");
         }
-        println!("{}", opshub::domain::run_path(&membership.tenant.slug, id));
+        opshub::outln!("{}", opshub::domain::run_path(&membership.tenant.slug, id));
         Ok(())
     }
 
@@ -235,7 +238,7 @@ mod cli {
         let (user, membership) = operator(store, initiator, tenant).await?;
         match operations::abort(store, &membership.tenant, &user, run).await {
             Ok(outcome) => {
-                println!("{}", operations::describe_abort(outcome));
+                opshub::outln!("{}", operations::describe_abort(outcome));
                 Ok(())
             }
             Err(AbortError::NotFound) => Err(format!("no run {run} in tenant {tenant:?}")),
@@ -312,7 +315,9 @@ mod cli {
                 };
                 admin::cli::add_user(store, &email, &name, &tenant, role, password)
                     .await
-                    .map(|user| println!("{} is now {} in {tenant}", user.email, role.as_str()))
+                    .map(|user| {
+                        opshub::outln!("{} is now {} in {tenant}", user.email, role.as_str())
+                    })
             }
             UserCommand::SetRole {
                 email,
@@ -320,17 +325,17 @@ mod cli {
                 role,
             } => admin::cli::set_role(store, &email, &tenant, role)
                 .await
-                .map(|()| println!("{email} is now {} in {tenant}", role.as_str())),
+                .map(|()| opshub::outln!("{email} is now {} in {tenant}", role.as_str())),
             UserCommand::Remove { email, tenant } => {
                 admin::cli::remove_membership(store, &email, &tenant)
                     .await
-                    .map(|()| println!("{email} is no longer a member of {tenant}"))
+                    .map(|()| opshub::outln!("{email} is no longer a member of {tenant}"))
             }
             UserCommand::SetPassword { email } => {
                 let password = password_from_stdin()?;
                 admin::cli::set_password(store, &email, password)
                     .await
-                    .map(|()| println!("password of {email} changed"))
+                    .map(|()| opshub::outln!("password of {email} changed"))
             }
         };
         result.map_err(|e| e.to_string())
@@ -348,7 +353,7 @@ mod cli {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Migrate => {
                 migrate(store.as_ref()).await?;
-                println!("database is up to date");
+                opshub::outln!("database is up to date");
                 Ok(())
             }
             Command::SeedDemo => {
@@ -356,9 +361,11 @@ mod cli {
                 let summary = seed::seed_demo(store.as_ref())
                     .await
                     .map_err(|e| e.to_string())?;
-                println!(
+                opshub::outln!(
                     "seeded {} tenants, {} users, {} runs",
-                    summary.tenants, summary.users, summary.runs
+                    summary.tenants,
+                    summary.users,
+                    summary.runs
                 );
                 Ok(())
             }
@@ -462,7 +469,9 @@ mod cli {
 #[tokio::main]
 async fn main() {
     if let Err(message) = cli::run().await {
-        eprintln!("opshub: {message}");
+        // Not `eprintln!`, which panics when standard error is closed.
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "opshub: {message}");
         std::process::exit(1);
     }
 }

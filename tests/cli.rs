@@ -1,9 +1,11 @@
-//! The `opshub` command as a shell user runs it: an import file over
-//! `import_max_bytes` is refused before it is read.
+//! The `opshub` command as a shell user runs it: output into a pipe whose
+//! reader has gone (`opshub start … | head -1`) ends it quietly, and an
+//! import file over `import_max_bytes` is refused before it is read.
 
 mod support;
 
 use opshub::server::store::Backend;
+use std::io::Read;
 use std::process::{Command, Output, Stdio};
 use support::TestDb;
 
@@ -17,8 +19,74 @@ fn opshub(db: &TestDb, args: &[&str]) -> Command {
     command
 }
 
+/// Runs the command with its standard output a pipe that is closed before
+/// the command writes anything, and its standard error captured.
+fn with_closed_stdout(mut command: Command) -> (std::process::ExitStatus, String) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start opshub");
+    drop(child.stdout.take());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (child.wait().unwrap(), stderr)
+}
+
 fn run(mut command: Command) -> Output {
     command.output().expect("run opshub")
+}
+
+#[tokio::test]
+async fn a_closed_output_pipe_ends_every_command_quietly() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    for args in [
+        &["migrate"][..],
+        &["seed-demo"],
+        &[
+            "start",
+            "drift",
+            "--tenant",
+            "acme",
+            "--scope",
+            "devices/windows",
+            "--as",
+            "operator@acme.example",
+        ],
+        &["--help"],
+        &["--version"],
+    ] {
+        let (status, stderr) = with_closed_stdout(opshub(&db, args));
+        assert!(
+            stderr.is_empty(),
+            "opshub {args:?} wrote to standard error: {stderr}"
+        );
+        assert!(status.success(), "opshub {args:?}: {status}");
+    }
+    // The command did its work: the drift run was queued (a second start joins it).
+    let joined = run(opshub(
+        &db,
+        &[
+            "start",
+            "drift",
+            "--tenant",
+            "acme",
+            "--scope",
+            "devices/windows",
+            "--as",
+            "operator@acme.example",
+        ],
+    ));
+    assert!(joined.status.success(), "{joined:?}");
+    assert!(
+        String::from_utf8_lossy(&joined.stdout).starts_with("joined active run"),
+        "{joined:?}"
+    );
 }
 
 #[tokio::test]

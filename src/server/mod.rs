@@ -9,6 +9,7 @@ pub mod http;
 pub mod inventory;
 pub mod live;
 pub mod operations;
+pub mod output;
 pub mod seed;
 pub mod store;
 
