@@ -1,4 +1,6 @@
 #![recursion_limit = "256"]
+// Output goes through `outln!` (server/output.rs), never `println!`.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 //! opshub: the operations hub of a multi-tenant admin platform.
 
 pub mod api;

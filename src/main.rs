@@ -1,4 +1,6 @@
 //! The `opshub` command: serve the hub, migrate the database, load demo data.
+// Output goes through `outln!` (server/output.rs), never `println!`.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 #[cfg(feature = "ssr")]
 mod cli {
@@ -97,14 +99,18 @@ mod cli {
         },
     }
 
-    async fn inventory_command(store: &dyn Store, command: InventoryCommand) -> Result<(), String> {
+    async fn inventory_command(
+        store: &dyn Store,
+        command: InventoryCommand,
+        max_bytes: u64,
+    ) -> Result<(), String> {
         let InventoryCommand::Import {
             tenant,
             scope,
             file,
         } = command;
-        let text = std::fs::read_to_string(&file)
-            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let text = opshub::server::inventory::read_file(&file, max_bytes)
+            .map_err(|e| format!("{}: {e}", file.display()))?;
         let tenant = store
             .tenant_by_slug(&tenant)
             .await
@@ -113,9 +119,10 @@ mod cli {
         let sync = opshub::server::inventory::import(store, &tenant, &scope, &text)
             .await
             .map_err(|e| format!("{}: {e}", file.display()))?;
-        println!(
+        opshub::outln!(
             "recorded inventory sync {} of scope {scope:?} with {} items",
-            sync.id, sync.item_count
+            sync.id,
+            sync.item_count
         );
         Ok(())
     }
@@ -190,11 +197,11 @@ mod cli {
             .map_err(|e| e.to_string())?;
         let id = started.run.summary.id;
         if started.joined {
-            println!("joined active run {id} (already running)");
+            opshub::outln!("joined active run {id} (already running)");
         } else {
-            println!("queued run {id}");
+            opshub::outln!("queued run {id}");
         }
-        println!("{}", opshub::domain::run_path(&membership.tenant.slug, id));
+        opshub::outln!("{}", opshub::domain::run_path(&membership.tenant.slug, id));
         Ok(())
     }
 
@@ -231,7 +238,7 @@ mod cli {
         let (user, membership) = operator(store, initiator, tenant).await?;
         match operations::abort(store, &membership.tenant, &user, run).await {
             Ok(outcome) => {
-                println!("{}", operations::describe_abort(outcome));
+                opshub::outln!("{}", operations::describe_abort(outcome));
                 Ok(())
             }
             Err(AbortError::NotFound) => Err(format!("no run {run} in tenant {tenant:?}")),
@@ -308,7 +315,9 @@ mod cli {
                 };
                 admin::cli::add_user(store, &email, &name, &tenant, role, password)
                     .await
-                    .map(|user| println!("{} is now {} in {tenant}", user.email, role.as_str()))
+                    .map(|user| {
+                        opshub::outln!("{} is now {} in {tenant}", user.email, role.as_str())
+                    })
             }
             UserCommand::SetRole {
                 email,
@@ -316,17 +325,17 @@ mod cli {
                 role,
             } => admin::cli::set_role(store, &email, &tenant, role)
                 .await
-                .map(|()| println!("{email} is now {} in {tenant}", role.as_str())),
+                .map(|()| opshub::outln!("{email} is now {} in {tenant}", role.as_str())),
             UserCommand::Remove { email, tenant } => {
                 admin::cli::remove_membership(store, &email, &tenant)
                     .await
-                    .map(|()| println!("{email} is no longer a member of {tenant}"))
+                    .map(|()| opshub::outln!("{email} is no longer a member of {tenant}"))
             }
             UserCommand::SetPassword { email } => {
                 let password = password_from_stdin()?;
                 admin::cli::set_password(store, &email, password)
                     .await
-                    .map(|()| println!("password of {email} changed"))
+                    .map(|()| opshub::outln!("password of {email} changed"))
             }
         };
         result.map_err(|e| e.to_string())
@@ -344,7 +353,7 @@ mod cli {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Migrate => {
                 migrate(store.as_ref()).await?;
-                println!("database is up to date");
+                opshub::outln!("database is up to date");
                 Ok(())
             }
             Command::SeedDemo => {
@@ -352,9 +361,11 @@ mod cli {
                 let summary = seed::seed_demo(store.as_ref())
                     .await
                     .map_err(|e| e.to_string())?;
-                println!(
+                opshub::outln!(
                     "seeded {} tenants, {} users, {} runs",
-                    summary.tenants, summary.users, summary.runs
+                    summary.tenants,
+                    summary.users,
+                    summary.runs
                 );
                 Ok(())
             }
@@ -368,7 +379,7 @@ mod cli {
             }
             Command::Inventory(command) => {
                 migrate(store.as_ref()).await?;
-                inventory_command(store.as_ref(), command).await
+                inventory_command(store.as_ref(), command, settings.import_max_bytes).await
             }
             Command::Abort {
                 tenant,
@@ -472,7 +483,9 @@ mod cli {
 #[tokio::main]
 async fn main() {
     if let Err(message) = cli::run().await {
-        eprintln!("opshub: {message}");
+        // Not `eprintln!`, which panics when standard error is closed.
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "opshub: {message}");
         std::process::exit(1);
     }
 }

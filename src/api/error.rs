@@ -59,16 +59,58 @@ impl FromServerFnError for AppError {
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         match value {
             ServerFnErrorErr::Args(message) | ServerFnErrorErr::MissingArg(message) => {
-                AppError::BadRequest(format!("Bad request: {message}"))
+                AppError::BadRequest(format!("Bad request: {}", clipped(&message)))
             }
             // On the server, failing to decode means the request body was bad;
             // in the browser it is a transport problem.
             ServerFnErrorErr::Deserialization(message) if cfg!(feature = "ssr") => {
-                AppError::BadRequest(format!("Bad request: {message}"))
+                AppError::BadRequest(format!("Bad request: {}", clipped(&message)))
             }
             other => AppError::Transport(other.to_string()),
         }
     }
+}
+
+/// A decoding error's message, short: serde quotes the value it could not
+/// read, which may be a megabyte of the request, so long quotes are cut.
+fn clipped(message: &str) -> String {
+    const MAX_QUOTE_CHARS: usize = 32;
+    const MAX_CHARS: usize = 300;
+    let mut out = String::new();
+    let mut shown = 0;
+    // Inside a quote: characters so far, and whether the last was a `\`.
+    let mut quote: Option<(usize, bool)> = None;
+    for c in message.chars() {
+        let show = match quote {
+            None => {
+                if c == '"' {
+                    quote = Some((0, false));
+                }
+                Some(c)
+            }
+            Some((_, false)) if c == '"' => {
+                quote = None;
+                Some(c)
+            }
+            Some((length, escaped)) => {
+                quote = Some((length + 1, !escaped && c == '\\'));
+                match (length + 1).cmp(&MAX_QUOTE_CHARS) {
+                    std::cmp::Ordering::Less => Some(c),
+                    std::cmp::Ordering::Equal => Some('…'),
+                    std::cmp::Ordering::Greater => None,
+                }
+            }
+        };
+        if let Some(c) = show {
+            if shown == MAX_CHARS {
+                out.push('…');
+                break;
+            }
+            out.push(c);
+            shown += 1;
+        }
+    }
+    out
 }
 
 #[cfg(feature = "ssr")]
@@ -90,5 +132,37 @@ impl From<crate::server::store::StoreError> for AppError {
 impl From<crate::domain::ParseError> for AppError {
     fn from(err: crate::domain::ParseError) -> Self {
         AppError::BadRequest(err.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoding_errors_do_not_quote_long_input() {
+        let quoted = format!(
+            "invalid type: string \"{}\", expected a map",
+            "ü".repeat(100_000)
+        );
+        let error = AppError::from_server_fn_error(ServerFnErrorErr::Args(quoted));
+        let AppError::BadRequest(message) = error else {
+            panic!("{error:?}")
+        };
+        assert!(
+            message.starts_with("Bad request: invalid type: string"),
+            "{message}"
+        );
+        assert!(message.ends_with("…\", expected a map"), "{message}");
+        assert!(message.chars().count() < 100, "{message}");
+        let escaped = AppError::from_server_fn_error(ServerFnErrorErr::Args(
+            r#"unknown variant "a\"b", expected one of "x""#.into(),
+        ));
+        assert_eq!(
+            escaped,
+            AppError::BadRequest(
+                r#"Bad request: unknown variant "a\"b", expected one of "x""#.into()
+            )
+        );
     }
 }

@@ -26,19 +26,26 @@ pub struct FindingsQuery {
 }
 
 impl FindingsQuery {
-    pub fn to_query_string(&self) -> String {
-        query_string(&[
+    /// The fields by their names in the URL.
+    fn fields(&self) -> [(&'static str, &Option<String>); 6] {
+        [
             ("status", &self.status),
             ("scope", &self.scope),
             ("subject_type", &self.subject_type),
             ("run", &self.run),
             ("older", &self.older),
             ("newer", &self.newer),
-        ])
+        ]
     }
 
-    /// Empty fields (a submitted filter form) mean "any".
+    pub fn to_query_string(&self) -> String {
+        query_string(&self.fields())
+    }
+
+    /// Empty fields (a submitted filter form) mean "any". Every field has at
+    /// most `MAX_SEARCH_CHARS` characters.
     pub fn parse(&self) -> Result<(FindingFilter, PageRequest), ParseError> {
+        bounded_fields(&self.fields())?;
         let given = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
         let filter = FindingFilter {
             status: given(&self.status)
@@ -78,6 +85,9 @@ pub async fn list_findings(tenant: String, query: FindingsQuery) -> Result<Findi
     )
 }
 
+/// The most findings one acknowledgement takes.
+pub const MAX_ACKNOWLEDGE: usize = 500;
+
 /// Acknowledges findings; `ids` is a comma-separated list (one id from a
 /// row's button, all shown ids from "acknowledge all on this page").
 #[server(endpoint = "findings/acknowledge", output = JsonText)]
@@ -85,16 +95,23 @@ pub async fn acknowledge_findings(tenant: String, ids: String) -> Result<u64, Ap
     super::ssr::respond(
         async {
             let access = super::ssr::authorize(&tenant, Role::Operator).await?;
+            let too_many = || {
+                AppError::BadRequest(format!(
+                    "acknowledge 1 to {MAX_ACKNOWLEDGE} findings at a time"
+                ))
+            };
+            // Room for the ids, commas and some spaces; checked before splitting.
+            if ids.chars().nth(MAX_ACKNOWLEDGE * 40).is_some() {
+                return Err(too_many());
+            }
             let ids = ids
                 .split(',')
                 .map(str::trim)
                 .filter(|id| !id.is_empty())
-                .map(FindingId::parse)
+                .map(|id| FindingId::parse(bounded_text("ids", id, MAX_SEARCH_CHARS)?))
                 .collect::<Result<Vec<_>, _>>()?;
-            if ids.is_empty() || ids.len() > 500 {
-                return Err(AppError::BadRequest(
-                    "acknowledge 1 to 500 findings at a time".into(),
-                ));
+            if ids.is_empty() || ids.len() > MAX_ACKNOWLEDGE {
+                return Err(too_many());
             }
             // Other tenants' ids simply match nothing.
             Ok(super::ssr::store()?

@@ -44,7 +44,7 @@ pub async fn remove_member(tenant: String, user_id: String) -> Result<(), AppErr
 mod ssr {
     use super::super::ssr::{authorize, store};
     use super::AppError;
-    use crate::domain::{Role, UserId};
+    use crate::domain::{bounded_text, Role, UserId, MAX_EMAIL_CHARS, MAX_SEARCH_CHARS};
     use crate::server::admin::{self, AdminError};
 
     impl From<AdminError> for AppError {
@@ -65,15 +65,16 @@ mod ssr {
 
     pub async fn add(tenant: String, email: String, role: String) -> Result<(), AppError> {
         let (tenant, actor) = admin_of(&tenant).await?;
-        let role = Role::parse(&role)?;
-        admin::grant(store()?.as_ref(), Some(actor), &tenant, &email, role).await?;
+        let email = bounded_text("email", &email, MAX_EMAIL_CHARS)?;
+        let role = Role::parse(bounded_text("role", &role, MAX_SEARCH_CHARS)?)?;
+        admin::grant(store()?.as_ref(), Some(actor), &tenant, email, role).await?;
         Ok(())
     }
 
     pub async fn set_role(tenant: String, user_id: String, role: String) -> Result<(), AppError> {
         let (tenant, actor) = admin_of(&tenant).await?;
         let user = UserId::parse(&user_id).map_err(|_| AppError::NotFound)?;
-        let role = Role::parse(&role)?;
+        let role = Role::parse(bounded_text("role", &role, MAX_SEARCH_CHARS)?)?;
         admin::change_role(store()?.as_ref(), Some(actor), &tenant, user, role).await?;
         Ok(())
     }

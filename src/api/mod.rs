@@ -16,7 +16,7 @@ pub use error::AppError;
 #[cfg(feature = "ssr")]
 pub(crate) mod ssr {
     use super::AppError;
-    use crate::domain::{Role, Tenant, TenantId, User, UserId};
+    use crate::domain::{Role, Tenant, TenantId, TenantSlug, User, UserId};
     use crate::server::auth::AuthSession;
     use crate::server::store::{NewAuditEntry, Store};
     use crate::server::AppState;
@@ -75,6 +75,10 @@ pub(crate) mod ssr {
     /// Too weak a role: 403.
     pub async fn authorize(slug: &str, needed: Role) -> Result<Access, AppError> {
         let user = signed_in_user().await?;
+        // Text that cannot be a slug names no tenant; the database is not asked.
+        if TenantSlug::parse(slug).is_err() {
+            return Err(AppError::NotFound);
+        }
         let membership = store()?
             .membership(user.id, slug)
             .await?

@@ -24,7 +24,10 @@ pub async fn notification_feed(tenant: String, older: Option<String>) -> Result<
         async {
             let access = super::ssr::authorize(&tenant, Role::Viewer).await?;
             let page = match older.as_deref() {
-                Some(cursor) => PageRequest::older_than(Cursor::parse(cursor)?, FEED_PAGE),
+                Some(cursor) => PageRequest::older_than(
+                    Cursor::parse(bounded_text("older", cursor, MAX_SEARCH_CHARS)?)?,
+                    FEED_PAGE,
+                ),
                 None => PageRequest::first(FEED_PAGE),
             };
             let store = super::ssr::store()?;

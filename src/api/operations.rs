@@ -34,16 +34,27 @@ pub async fn start_add_policies(
     #[server(default)] policy_ids: Vec<String>,
     #[server(default)] include_payload: Option<String>,
 ) -> Result<StartOutcome, AppError> {
-    let include_payload = include_payload.is_some_and(|v| v == "true");
-    use crate::domain::{BackupSetId, PolicyId};
-    use crate::server::operations::{AddPoliciesOptions, StartRequest};
+    use crate::domain::{bounded_text, BackupSetId, ParseError, PolicyId, MAX_SEARCH_CHARS};
+    use crate::server::operations::{AddPoliciesOptions, StartRequest, MAX_POLICIES};
     let parsed = (|| {
-        let backup_set_id = BackupSetId::parse(&backup_set_id)?;
+        let include_payload = match include_payload.as_deref() {
+            None | Some("") => false,
+            Some("true") => true,
+            Some(_) => return Err(ParseError("`include_payload` is `true` or empty".into())),
+        };
+        if policy_ids.len() > MAX_POLICIES {
+            return Err(ParseError(format!("choose 1 to {MAX_POLICIES} policies")));
+        }
+        let backup_set_id = BackupSetId::parse(bounded_text(
+            "backup_set_id",
+            &backup_set_id,
+            MAX_SEARCH_CHARS,
+        )?)?;
         let policy_ids = policy_ids
             .iter()
-            .map(|id| PolicyId::parse(id))
+            .map(|id| PolicyId::parse(bounded_text("policy_ids[]", id, MAX_SEARCH_CHARS)?))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok::<_, crate::domain::ParseError>(StartRequest::AddPolicies {
+        Ok::<_, ParseError>(StartRequest::AddPolicies {
             backup_set_id,
             policy_ids,
             options: AddPoliciesOptions { include_payload },
@@ -74,8 +85,7 @@ pub async fn retry_run(tenant: String, run_id: String) -> Result<StartOutcome, A
 mod ssr {
     use super::super::ssr::{authorize, store};
     use super::{AppError, StartOutcome};
-    use crate::domain::Role;
-    use crate::domain::RunId;
+    use crate::domain::{bounded_text, Role, RunId, MAX_SEARCH_CHARS};
     use crate::server::operations::{self, StartError, StartRequest};
 
     impl From<StartError> for AppError {
@@ -119,7 +129,7 @@ mod ssr {
         use crate::server::operations::AbortError;
         let super::super::ssr::Access { tenant, user, .. } =
             authorize(tenant, Role::Operator).await?;
-        let run = RunId::parse(run_id)?;
+        let run = RunId::parse(bounded_text("run_id", run_id, MAX_SEARCH_CHARS)?)?;
         match operations::abort(store()?.as_ref(), &tenant, &user, run).await {
             Ok(outcome) => Ok(operations::describe_abort(outcome)),
             Err(AbortError::NotFound) => Err(AppError::NotFound),

@@ -12,10 +12,18 @@ pub struct HubData {
     pub tenant: Tenant,
     pub runs: Page<RunSummary>,
     pub counts: BucketCounts,
-    /// The tenant's members, for the initiator filter.
-    pub initiators: Vec<User>,
+    /// The tenant's members, for the initiator filter: names, never email
+    /// addresses (viewers read this).
+    pub initiators: Vec<Initiator>,
     /// Present for operators: the start forms' choices.
     pub start: Option<StartChoices>,
+}
+
+/// A member as the initiator filter offers them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Initiator {
+    pub id: UserId,
+    pub display_name: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -60,9 +68,9 @@ fn day_start(text: &str, field: &str) -> Result<Timestamp, ParseError> {
 }
 
 impl HubQuery {
-    /// The query string of this query, for links (`?bucket=failed&limit=20`).
-    pub fn to_query_string(&self) -> String {
-        query_string(&[
+    /// The fields by their names in the URL.
+    fn fields(&self) -> [(&'static str, &Option<String>); 9] {
+        [
             ("bucket", &self.bucket),
             ("operation", &self.operation),
             ("initiator", &self.initiator),
@@ -72,11 +80,18 @@ impl HubQuery {
             ("older", &self.older),
             ("newer", &self.newer),
             ("limit", &self.limit),
-        ])
+        ]
     }
 
-    /// Empty fields (a submitted filter form) mean "any".
+    /// The query string of this query, for links (`?bucket=failed&limit=20`).
+    pub fn to_query_string(&self) -> String {
+        query_string(&self.fields())
+    }
+
+    /// Empty fields (a submitted filter form) mean "any". Every field has at
+    /// most `MAX_SEARCH_CHARS` characters.
     pub fn parse(&self) -> Result<(RunFilter, PageRequest), ParseError> {
+        bounded_fields(&self.fields())?;
         let search = given(&self.q);
         let filter = RunFilter {
             bucket: given(&self.bucket).map(StatusBucket::parse).transpose()?,
@@ -161,7 +176,13 @@ async fn hub_data(tenant: &str, query: &HubQuery) -> Result<HubData, AppError> {
         tenant,
         runs,
         counts,
-        initiators: members.into_iter().map(|m| m.user).collect(),
+        initiators: members
+            .into_iter()
+            .map(|m| Initiator {
+                id: m.user.id,
+                display_name: m.user.display_name,
+            })
+            .collect(),
         start,
     })
 }

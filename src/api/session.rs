@@ -71,7 +71,12 @@ mod ssr {
                 "Enter your email and password.".into(),
             ));
         }
-        if email.len() > MAX_INPUT || password.len() > MAX_INPUT {
+        // No account's email holds a control character (PostgreSQL cannot
+        // even look one with NUL up).
+        if email.len() > MAX_INPUT
+            || password.len() > MAX_INPUT
+            || email.chars().any(char::is_control)
+        {
             return Err(AppError::InvalidCredentials);
         }
         let client = leptos_axum::extract::<ConnectInfo<SocketAddr>>()

@@ -29,6 +29,7 @@ pub struct Settings {
     pub worker_rescue_interval_secs: u64,
     pub worker_poll_interval_ms: u64,
     pub worker_shutdown_grace_secs: u64,
+    pub import_max_bytes: u64,
 }
 
 impl Default for Settings {
@@ -49,6 +50,7 @@ impl Default for Settings {
             worker_rescue_interval_secs: 5,
             worker_poll_interval_ms: 1_000,
             worker_shutdown_grace_secs: 20,
+            import_max_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -102,7 +104,8 @@ impl Settings {
             worker_lease_secs,
             worker_rescue_interval_secs,
             worker_poll_interval_ms,
-            worker_shutdown_grace_secs
+            worker_shutdown_grace_secs,
+            import_max_bytes
         );
         settings.validate()?;
         Ok(settings)
@@ -123,6 +126,7 @@ impl Settings {
                 "worker_rescue_interval_secs",
             ),
             (self.worker_poll_interval_ms, "worker_poll_interval_ms"),
+            (self.import_max_bytes, "import_max_bytes"),
         ] {
             if value == 0 {
                 return Err(ConfigError(format!(

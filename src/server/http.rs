@@ -9,13 +9,14 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use axum_login::AuthManagerLayerBuilder;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::time::Duration;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -55,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn(server_fn_error_status))
+        .layer(middleware::from_fn(super::request_check::check_request))
         // Innermost first: pages need a session; old sessions end; the
         // session itself; cross-site writes are refused before anything runs.
         .layer(middleware::from_fn(auth::page_guard))
@@ -69,6 +71,9 @@ pub fn router(state: AppState) -> Router {
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(30),
         ))
+        // A bug that panics answers 500 and is logged, rather than dropping
+        // the connection; tests fail on any 5xx.
+        .layer(CatchPanicLayer::custom(answer_panic))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -91,6 +96,20 @@ async fn server_fn_error_status(request: Request, next: Next) -> Response {
         parts.status = error.http_status();
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+fn answer_panic(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    tracing::error!(panic = message, "a request panicked");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        AppError::Internal.to_string(),
+    )
+        .into_response()
 }
 
 /// Serves until SIGTERM or Ctrl-C, then finishes in-flight requests.

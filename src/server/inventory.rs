@@ -5,6 +5,8 @@
 use crate::domain::{Tenant, Timestamp};
 use crate::server::store::{InventorySync, NewInventoryItem, NewInventorySync, Store, StoreError};
 use serde::Deserialize;
+use std::io::Read;
+use std::path::Path;
 
 const MAX_FIELD: usize = 200;
 
@@ -12,6 +14,13 @@ const MAX_FIELD: usize = 200;
 pub enum ImportError {
     #[error("{0}")]
     Invalid(String),
+    #[error("cannot read the file: {0}")]
+    Read(#[from] std::io::Error),
+    #[error(
+        "the file is larger than {max_bytes} bytes, the most an import takes \
+         (setting `import_max_bytes`, OPSHUB_IMPORT_MAX_BYTES)"
+    )]
+    TooLarge { max_bytes: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -25,6 +34,30 @@ struct FileItem {
     display_name: String,
     #[serde(default)]
     payload: serde_json::Value,
+}
+
+/// Reads an import file of at most `max_bytes`, refusing a larger one
+/// before reading it whole: its size is checked first, and the read stops
+/// one byte past the limit, so a file that grows meanwhile (or a pipe or
+/// device, whose size is unknown) cannot slip past.
+pub fn read_file(path: &Path, max_bytes: u64) -> Result<String, ImportError> {
+    let file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    if size > max_bytes {
+        return Err(ImportError::TooLarge { max_bytes });
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(ImportError::TooLarge { max_bytes });
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        ImportError::Invalid(format!(
+            "not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
 }
 
 /// Parses and checks a whole file before anything is written.
@@ -106,6 +139,37 @@ pub async fn import(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_over_the_limit_are_refused_before_they_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("items.json");
+        let text = r#"[{"subject_type":"device","external_id":"d1","display_name":"D1"}]"#;
+        std::fs::write(&path, text).unwrap();
+        let limit = text.len() as u64;
+        assert_eq!(read_file(&path, limit).unwrap(), text);
+        let refused = read_file(&path, limit - 1).unwrap_err();
+        assert!(matches!(refused, ImportError::TooLarge { max_bytes } if max_bytes == limit - 1));
+        assert!(
+            refused.to_string().contains("import_max_bytes"),
+            "{refused}"
+        );
+        // A device says it has 0 bytes and never ends: the limited read
+        // stops it.
+        let endless = read_file(Path::new("/dev/zero"), 4_096).unwrap_err();
+        assert!(matches!(endless, ImportError::TooLarge { .. }), "{endless}");
+        // Not text, not there.
+        std::fs::write(&path, b"[\xff]").unwrap();
+        assert!(read_file(&path, limit)
+            .unwrap_err()
+            .to_string()
+            .contains("not UTF-8"));
+        let missing = read_file(&dir.path().join("missing.json"), limit).unwrap_err();
+        assert!(
+            missing.to_string().starts_with("cannot read the file"),
+            "{missing}"
+        );
+    }
 
     fn message(text: &str) -> String {
         parse_items(text).map(|_| ()).unwrap_err().to_string()

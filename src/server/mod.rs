@@ -10,6 +10,8 @@ pub mod http;
 pub mod inventory;
 pub mod live;
 pub mod operations;
+pub mod output;
+mod request_check;
 pub mod seed;
 pub mod store;
 

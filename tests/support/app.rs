@@ -267,11 +267,11 @@ pub fn server_fn_case(path: &str) -> Option<ServerFnCase> {
         "/api/tenants/list" => case(Some(Role::Viewer), false, None, |_, _| {
             json(serde_json::json!({}))
         }),
-        "/api/runs/hub" => case(Some(Role::Viewer), true, None, |slug, _| {
-            json(serde_json::json!({ "tenant": slug, "query": {} }))
+        "/api/runs/hub" => case(Some(Role::Viewer), true, None, |slug, id| {
+            json(serde_json::json!({ "tenant": slug, "query": every_hub_filter(id) }))
         }),
-        "/api/runs/counts" => case(Some(Role::Viewer), true, None, |slug, _| {
-            json(serde_json::json!({ "tenant": slug, "query": {} }))
+        "/api/runs/counts" => case(Some(Role::Viewer), true, None, |slug, id| {
+            json(serde_json::json!({ "tenant": slug, "query": every_hub_filter(id) }))
         }),
         "/api/runs/detail" => case(Some(Role::Viewer), true, Some(IdKind::Run), |slug, run| {
             json(serde_json::json!({ "tenant": slug, "run_id": run }))
@@ -333,8 +333,14 @@ pub fn server_fn_case(path: &str) -> Option<ServerFnCase> {
         "/api/notifications/read-all" => case(Some(Role::Viewer), true, None, |slug, _| {
             form(&[("tenant", slug)])
         }),
-        "/api/findings/list" => case(Some(Role::Viewer), true, None, |slug, _| {
-            json(serde_json::json!({ "tenant": slug, "query": {} }))
+        "/api/findings/list" => case(Some(Role::Viewer), true, None, |slug, id| {
+            json(serde_json::json!({ "tenant": slug, "query": {
+                "status": "new",
+                "scope": "devices/windows",
+                "subject_type": "device",
+                "run": id,
+                "older": format!("1764000000000000_{id}"),
+            } }))
         }),
         "/api/findings/acknowledge" => case(Some(Role::Operator), true, None, |slug, id| {
             form(&[("tenant", slug), ("ids", id)])
@@ -345,6 +351,21 @@ pub fn server_fn_case(path: &str) -> Option<ServerFnCase> {
         }),
         "/api/session/sign-out" => case(None, false, None, |_, _| form(&[])),
         _ => return None,
+    })
+}
+
+/// A valid hub query with every filter given (`id` names the initiator and
+/// the cursor's run), so that walks of the matrix reach every field.
+fn every_hub_filter(id: &str) -> serde_json::Value {
+    serde_json::json!({
+        "bucket": "failed",
+        "operation": "drift.generate",
+        "initiator": id,
+        "from": "2026-01-01",
+        "to": "2026-12-31",
+        "q": "drift:devices",
+        "older": format!("1764000000000000_{id}"),
+        "limit": "20",
     })
 }
 

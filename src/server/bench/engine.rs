@@ -45,7 +45,7 @@ pub async fn run(postgres_admin_url: &str, runs: usize) -> Result<(), String> {
             drop_postgres(postgres_admin_url, &name).await;
             result?;
         }
-        Err(e) => println!("engine backend=postgres skipped: {e}"),
+        Err(e) => crate::outln!("engine backend=postgres skipped: {e}"),
     }
     Ok(())
 }
@@ -56,7 +56,7 @@ async fn bench_backend(backend: &str, url: &str, runs: usize) -> Result<(), Stri
         .map_err(|e| e.to_string())?;
     store.migrate().await.map_err(|e| e.to_string())?;
     let fixture = fixture(store.as_ref()).await.map_err(|e| e.to_string())?;
-    println!("backend={backend}: {runs} runs per throughput phase, {DRIFT_RUNS} drift runs of {SUBJECTS} subjects, {LATENCY_RUNS} latency runs");
+    crate::outln!("backend={backend}: {runs} runs per throughput phase, {DRIFT_RUNS} drift runs of {SUBJECTS} subjects, {LATENCY_RUNS} latency runs");
 
     let settings = EngineSettings {
         workers: WORKERS,
@@ -104,7 +104,7 @@ async fn bench_backend(backend: &str, url: &str, runs: usize) -> Result<(), Stri
             .map_err(|e| e.to_string())?;
     }
     let raw_runs_per_s = runs as f64 / started.elapsed().as_secs_f64();
-    println!(
+    crate::outln!(
         "  floor: {runs} runs claimed+completed by bare statements in {:.2} s",
         started.elapsed().as_secs_f64()
     );
@@ -117,7 +117,7 @@ async fn bench_backend(backend: &str, url: &str, runs: usize) -> Result<(), Stri
     let started = Instant::now();
     drained(store.as_ref(), fixture.tenant).await?;
     let runs_per_s = runs as f64 / started.elapsed().as_secs_f64();
-    println!(
+    crate::outln!(
         "  runs: {runs} one-item runs executed by {WORKERS} workers in {:.2} s",
         started.elapsed().as_secs_f64()
     );
@@ -137,7 +137,7 @@ async fn bench_backend(backend: &str, url: &str, runs: usize) -> Result<(), Stri
     drained(store.as_ref(), fixture.tenant).await?;
     let items = DRIFT_RUNS * fixture.subjects.len();
     let items_per_s = items as f64 / started.elapsed().as_secs_f64();
-    println!(
+    crate::outln!(
         "  items: {items} drift items in {:.2} s",
         started.elapsed().as_secs_f64()
     );
@@ -173,7 +173,7 @@ async fn bench_backend(backend: &str, url: &str, runs: usize) -> Result<(), Stri
     let _ = pool.await;
     latencies.sort_by(f64::total_cmp);
     let percentile = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
-    println!(
+    crate::outln!(
         "engine backend={backend} runs_per_s={runs_per_s:.0} raw_runs_per_s={raw_runs_per_s:.0} items_per_s={items_per_s:.0} claim_p50_ms={:.2} claim_p99_ms={:.2}",
         percentile(0.50),
         percentile(0.99)

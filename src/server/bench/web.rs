@@ -51,7 +51,7 @@ async fn measure(url: &str, runs: usize) -> Result<(), String> {
         .map_err(fail)?;
     let started = Instant::now();
     insert_history(store.as_ref(), tenant.id, user.id, runs).await?;
-    println!(
+    crate::outln!(
         "web: {runs} runs in tenant `bench` written in {:.1} s",
         started.elapsed().as_secs_f64()
     );
@@ -87,7 +87,7 @@ async fn measure(url: &str, runs: usize) -> Result<(), String> {
     // fetch; every other page's first visit is printed beside it.
     let (bundle, assets) = page_download(&app, &cookie, HUB).await?;
     for (asset, bytes, encoding) in &assets {
-        println!("  {asset}: {bytes} bytes ({encoding})");
+        crate::outln!("  {asset}: {bytes} bytes ({encoding})");
     }
     let hub_page = send(&app, get(HUB, &cookie)?).await?.2;
     let run = first_run_link(&String::from_utf8_lossy(&hub_page))
@@ -104,18 +104,20 @@ async fn measure(url: &str, runs: usize) -> Result<(), String> {
         let (bytes, _) = page_download(&app, &cookie, path).await?;
         first_visits.push(format!("{path} {} KB", bytes.div_ceil(1024)));
     }
-    println!(
+    crate::outln!(
         "  first visit elsewhere (JS + WASM, br): {}",
         first_visits.join(", ")
     );
-    println!("  bundle: the JS + WASM the hub page downloads (its preloads and their imports)");
-    println!("  hub render over {RENDERS} requests (first page, 50 rows, counts per bucket)");
-    println!(
+    crate::outln!(
+        "  bundle: the JS + WASM the hub page downloads (its preloads and their imports)"
+    );
+    crate::outln!("  hub render over {RENDERS} requests (first page, 50 rows, counts per bucket)");
+    crate::outln!(
         "  live: {LIVE_CHANGES} run changes to an open stream, p50 {:.2} ms, max {:.2} ms",
         live.percentile(0.50),
         live.percentile(1.0)
     );
-    println!(
+    crate::outln!(
         "web hub_render_p50_ms={:.2} hub_render_p99_ms={:.2} bundle_kb={} live_p95_ms={:.2}",
         percentile(0.50),
         percentile(0.99),

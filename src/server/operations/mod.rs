@@ -66,7 +66,8 @@ struct Plan {
 }
 
 const MAX_SCOPE_KEY: usize = 200;
-const MAX_POLICIES: usize = 1_000;
+/// The most policies one add-policies run takes.
+pub const MAX_POLICIES: usize = 1_000;
 
 async fn plan_drift(
     store: &dyn Store,
@@ -74,7 +75,7 @@ async fn plan_drift(
     scope_key: &str,
 ) -> Result<Plan, StartError> {
     let scope_key = scope_key.trim();
-    if scope_key.is_empty() || scope_key.len() > MAX_SCOPE_KEY {
+    if scope_key.is_empty() || scope_key.chars().nth(MAX_SCOPE_KEY).is_some() {
         return Err(invalid(format!(
             "a scope key has 1 to {MAX_SCOPE_KEY} characters"
         )));

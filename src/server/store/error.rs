@@ -130,6 +130,12 @@ impl From<sqlx::Error> for StoreError {
                     tracing::warn!(error = %err, "constraint refused a value");
                     return StoreError::Invalid("a value breaks a rule of the data model".into());
                 }
+                // PostgreSQL text and jsonb cannot hold NUL (SQLite can):
+                // input that carries one is refused like any invalid value.
+                _ if matches!(db.code().as_deref(), Some("22021" | "22P05")) => {
+                    tracing::warn!(error = %err, "the database refused a character");
+                    return StoreError::Invalid("text must not contain NUL characters".into());
+                }
                 _ => {}
             },
             _ => {}

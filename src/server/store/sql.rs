@@ -112,7 +112,7 @@ macro_rules! impl_sql_repositories {
         const _: () = {
             use $crate::domain::*;
             use $crate::server::store::rows::*;
-            use $crate::server::store::settled::{self, settled_cutoff};
+            use $crate::server::store::settled::settled_cutoff;
             use $crate::server::store::sql::{
                 already_recorded, bucket_counts, finish_page, one_row_changed, status_list,
                 SqlDialect,
@@ -680,8 +680,7 @@ macro_rules! impl_sql_repositories {
                     // See `settled.rs`: runs that ended before the cutoff are
                     // counted once; the rest every time, through an index.
                     let cutoff = settled_cutoff(Timestamp::now());
-                    let settled_key = settled::key(tenant, cutoff, filter);
-                    let mut counts = match self.settled_counts.get(&settled_key) {
+                    let mut counts = match self.settled_counts.get(tenant, cutoff, filter) {
                         Some(counts) => counts,
                         None => {
                             let mut qb = Builder::new(
@@ -693,7 +692,7 @@ macro_rules! impl_sql_repositories {
                             push_run_filter(&mut qb, filter, false);
                             qb.push(" GROUP BY r.status");
                             let settled = bucket_counts(qb.build_query_as().fetch_all(&self.pool).await?)?;
-                            self.settled_counts.remember(settled_key, settled);
+                            self.settled_counts.remember(tenant, cutoff, filter, settled);
                             settled
                         }
                     };

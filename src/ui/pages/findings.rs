@@ -1,5 +1,5 @@
 use crate::api::findings::{list_findings, AcknowledgeFindings, FindingsData, FindingsQuery};
-use crate::domain::{Finding, FindingStatus};
+use crate::domain::{Finding, FindingStatus, MAX_SEARCH_CHARS};
 use crate::ui::components::{ErrorView, LocalTime};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -102,8 +102,8 @@ fn FindingsView(
                     <option value="acknowledged" selected=status == "acknowledged">"acknowledged"</option>
                 </select>
             </label>
-            <label>"Scope" <input type="text" name="scope" value=value(&query.scope) /></label>
-            <label>"Subject type" <input type="text" name="subject_type" value=value(&query.subject_type) /></label>
+            <label>"Scope" <input type="text" name="scope" value=value(&query.scope) maxlength=MAX_SEARCH_CHARS /></label>
+            <label>"Subject type" <input type="text" name="subject_type" value=value(&query.subject_type) maxlength=MAX_SEARCH_CHARS /></label>
             <label>"Produced by run" <input type="text" name="run" value=value(&query.run) size="36" /></label>
             <button type="submit" class="button">"Filter"</button>
             <a href=base.clone()>"Clear"</a>

@@ -1,7 +1,8 @@
 use crate::api::operations::{StartAddPolicies, StartDrift};
-use crate::api::runs::{hub_counts, hub_runs, HubData, HubQuery, StartChoices};
+use crate::api::runs::{hub_counts, hub_runs, HubData, HubQuery, Initiator, StartChoices};
 use crate::domain::{
     format_duration, BucketCounts, OperationKind, RunId, RunSummary, StatusBucket, MAX_PAGE_SIZE,
+    MAX_SEARCH_CHARS,
 };
 use crate::ui::components::{
     bucket_tab_label, ErrorView, LocalTime, Outcome, Progress, StatusBadge,
@@ -283,7 +284,7 @@ fn RunRow(run: RwSignal<RunSummary>, slug: String) -> impl IntoView {
 /// The hub's filters as a GET form: submitting it makes the URL, so every
 /// filtered view is a shareable link and the back button works.
 #[component]
-fn Filters(base: String, query: HubQuery, initiators: Vec<crate::domain::User>) -> impl IntoView {
+fn Filters(base: String, query: HubQuery, initiators: Vec<Initiator>) -> impl IntoView {
     let value = |v: &Option<String>| v.clone().unwrap_or_default();
     let (operation, initiator, limit) = (
         value(&query.operation),
@@ -313,7 +314,8 @@ fn Filters(base: String, query: HubQuery, initiators: Vec<crate::domain::User>) 
             <label>"Queued from (UTC)" <input type="date" name="from" value=value(&query.from) /></label>
             <label>"to" <input type="date" name="to" value=value(&query.to) /></label>
             <label>"Run id or idempotency key"
-                <input type="search" name="q" value=value(&query.q) size="30" />
+                <input type="search" name="q" value=value(&query.q) size="30"
+                    maxlength=MAX_SEARCH_CHARS />
             </label>
             <label>"Per page"
                 <select name="limit">

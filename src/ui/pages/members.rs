@@ -1,6 +1,6 @@
 use crate::api::members::{list_members, AddMember, RemoveMember, SetMemberRole};
 use crate::api::AppError;
-use crate::domain::{Member, Role};
+use crate::domain::{Member, Role, MAX_EMAIL_CHARS};
 use crate::ui::components::ErrorView;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -65,7 +65,7 @@ pub fn MembersPage() -> impl IntoView {
                         <h2>"Add a member"</h2>
                         <ActionForm action=add attr:class="form inline" attr:data-testid="add-member-form">
                             <input type="hidden" name="tenant" value=tenant() />
-                            <label>"Email of an existing user" <input type="email" name="email" required /></label>
+                            <label>"Email of an existing user" <input type="email" name="email" required maxlength=MAX_EMAIL_CHARS /></label>
                             <RoleSelect selected=Role::Viewer />
                             <button type="submit" class="button">"Add"</button>
                         </ActionForm>
