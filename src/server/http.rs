@@ -2,6 +2,7 @@
 //! static assets, compression, tracing and timeouts.
 
 use super::auth::{self, AuthBackend};
+use super::security_headers::{add_security_headers, SecurityHeaders};
 use super::AppState;
 use crate::api::AppError;
 use crate::ui::{shell, App};
@@ -53,6 +54,10 @@ pub fn router(state: AppState) -> Router {
             },
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        // Pages carry no inline script (the CSP allows none).
+        .layer(middleware::from_fn(
+            super::hydration_data::without_inline_scripts,
+        ))
         .layer(middleware::from_fn(server_fn_error_status))
         // Innermost first: pages need a session; old sessions end; the
         // session itself; cross-site writes are refused before anything runs.
@@ -69,6 +74,11 @@ pub fn router(state: AppState) -> Router {
             Duration::from_secs(30),
         ))
         .layer(TraceLayer::new_for_http())
+        // Outermost: every answer carries them, the layers' own included.
+        .layer(middleware::from_fn_with_state(
+            SecurityHeaders::new(settings.secure_cookies),
+            add_security_headers,
+        ))
         .with_state(state)
 }
 

@@ -6,9 +6,11 @@ pub mod bench;
 pub mod config;
 pub mod engine;
 pub mod http;
+pub mod hydration_data;
 pub mod inventory;
 pub mod live;
 pub mod operations;
+pub mod security_headers;
 pub mod seed;
 pub mod store;
 
@@ -35,8 +37,10 @@ impl AppState {
     /// Starts the live hub too, so it must run inside the tokio runtime.
     pub fn new(leptos_options: LeptosOptions, store: Arc<dyn Store>, settings: Settings) -> Self {
         let sign_in_limiter = Arc::new(SignInLimiter::new(
+            store.clone(),
             settings.sign_in_max_failures,
             std::time::Duration::from_secs(settings.sign_in_window_secs),
+            settings.sign_in_max_concurrent_hashes,
         ));
         Self {
             leptos_options,

@@ -18,6 +18,9 @@ pub enum StoreError {
     Invalid(String),
     #[error("a run cannot move from {from} to {to}")]
     IllegalTransition { from: RunStatus, to: RunStatus },
+    /// The change would leave a tenant without an admin.
+    #[error("a tenant keeps at least one admin")]
+    LastAdmin,
     #[error("the database is unavailable")]
     Unavailable,
     /// The database could not be opened or reached at start-up.
