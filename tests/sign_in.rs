@@ -51,20 +51,20 @@ conformance! {
         let window = Duration::from_secs(60);
         let t0 = Timestamp(1_000 * SECOND);
         let (a, b) = (rule('a', 1, window), rule('b', 3, window));
-        assert_eq!(store.reserve_sign_in(&[a.clone()], window, t0).await.unwrap(), Ok(()));
+        assert_eq!(store.reserve_sign_in(std::slice::from_ref(&a), window, t0).await.unwrap(), Ok(()));
         // `a` refuses, so `b` is not counted either.
         let refused = store.reserve_sign_in(&[b.clone(), a.clone()], window, t0).await.unwrap();
         assert_eq!(refused, Err(window));
         for n in 0..3 {
-            assert_eq!(store.reserve_sign_in(&[b.clone()], window, t0).await.unwrap(), Ok(()), "b #{n}");
+            assert_eq!(store.reserve_sign_in(std::slice::from_ref(&b), window, t0).await.unwrap(), Ok(()), "b #{n}");
         }
-        assert!(store.reserve_sign_in(&[b.clone()], window, t0).await.unwrap().is_err());
+        assert!(store.reserve_sign_in(std::slice::from_ref(&b), window, t0).await.unwrap().is_err());
         // A success gives its attempt back.
         store.release_sign_in(std::slice::from_ref(&b.key)).await.unwrap();
-        assert_eq!(store.reserve_sign_in(&[b.clone()], window, t0).await.unwrap(), Ok(()));
+        assert_eq!(store.reserve_sign_in(std::slice::from_ref(&b), window, t0).await.unwrap(), Ok(()));
         // Half-way through the window: still refused, for the rest of it.
         let half = Timestamp(t0.0 + 30 * SECOND);
-        assert_eq!(store.reserve_sign_in(&[a.clone()], window, half).await.unwrap(), Err(Duration::from_secs(30)));
+        assert_eq!(store.reserve_sign_in(std::slice::from_ref(&a), window, half).await.unwrap(), Err(Duration::from_secs(30)));
         // Once it is over, everything starts again.
         let later = Timestamp(t0.0 + 60 * SECOND);
         assert_eq!(store.reserve_sign_in(&[a, b], window, later).await.unwrap(), Ok(()));
@@ -76,14 +76,14 @@ conformance! {
         let t0 = Timestamp(5_000 * SECOND);
         let throttled = rule('c', 2, spacing);
         for _ in 0..2 {
-            assert_eq!(store.reserve_sign_in(&[throttled.clone()], window, t0).await.unwrap(), Ok(()));
+            assert_eq!(store.reserve_sign_in(std::slice::from_ref(&throttled), window, t0).await.unwrap(), Ok(()));
         }
         // Past the limit: one attempt per spacing, not a lock for the window.
-        assert_eq!(store.reserve_sign_in(&[throttled.clone()], window, t0).await.unwrap(), Err(spacing));
+        assert_eq!(store.reserve_sign_in(std::slice::from_ref(&throttled), window, t0).await.unwrap(), Err(spacing));
         let t1 = Timestamp(t0.0 + 15 * SECOND);
-        assert_eq!(store.reserve_sign_in(&[throttled.clone()], window, t1).await.unwrap(), Ok(()));
+        assert_eq!(store.reserve_sign_in(std::slice::from_ref(&throttled), window, t1).await.unwrap(), Ok(()));
         assert_eq!(
-            store.reserve_sign_in(&[throttled.clone()], window, Timestamp(t1.0 + 5 * SECOND)).await.unwrap(),
+            store.reserve_sign_in(std::slice::from_ref(&throttled), window, Timestamp(t1.0 + 5 * SECOND)).await.unwrap(),
             Err(Duration::from_secs(10))
         );
         assert_eq!(
