@@ -371,7 +371,13 @@ mod cli {
             }
             Command::User(command) => {
                 migrate(store.as_ref()).await?;
-                user_command(store.as_ref(), command).await
+                // Running servers must hear what changed (their live streams
+                // of a removed member or a changed password end): the
+                // changes are relayed before this process exits.
+                store.publish_changes();
+                let result = user_command(store.as_ref(), command).await;
+                relay_before_exit(store.as_ref()).await;
+                result
             }
             Command::Start(command) => {
                 migrate(store.as_ref()).await?;
@@ -410,6 +416,18 @@ mod cli {
                 opshub::server::bench::web::run(runs).await
             }
             Command::Serve => serve(settings, store).await,
+        }
+    }
+
+    /// Waits (a few seconds at most) until this process's committed
+    /// changes have reached the other processes on the database.
+    async fn relay_before_exit(store: &dyn Store) {
+        const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+        if tokio::time::timeout(PATIENCE, store.change_log().flushed())
+            .await
+            .is_err()
+        {
+            tracing::warn!("running servers may not have heard of this change; their live streams end within 15 minutes");
         }
     }
 

@@ -7,6 +7,7 @@ use opshub::domain::*;
 use opshub::server::admin::{self, AdminError};
 use opshub::server::auth::verify_password;
 use opshub::server::store::*;
+use std::sync::Arc;
 
 const PASSWORD: &str = "long-enough-password";
 
@@ -101,5 +102,89 @@ conformance! {
         let unchanged = store.user_credentials_by_id(f.user.id).await.unwrap().unwrap().password_hash;
         assert_eq!(unchanged, hash);
         assert_eq!(audit_actions(store, f.tenant.id).await, vec!["user.password_change"]);
+    }
+}
+
+/// Two admins demoting (or removing) each other at the same moment, through
+/// two stores as two processes would: one of them always stays admin.
+async fn admins_racing_to_demote_each_other_always_leave_one(backend: Backend) {
+    let db = support::TestDb::new(backend).await;
+    let stores = [db.store.clone(), connect(&db.url, 4).await.unwrap()];
+    let f = support::fixture(stores[0].as_ref(), "acme").await;
+    let mut admins = Vec::new();
+    for name in ["first", "second"] {
+        let email = format!("{name}@acme.test");
+        let user = admin::cli::add_user(
+            stores[0].as_ref(),
+            &email,
+            name,
+            "acme",
+            Role::Admin,
+            Some(PASSWORD.into()),
+        )
+        .await
+        .unwrap();
+        admins.push(user.id);
+    }
+    // The fixture's operator is no admin: these two are the only ones.
+    for round in 0..100 {
+        let removing = round % 2 == 1;
+        let act = |store: Arc<dyn Store>, actor: UserId, target: UserId| {
+            let tenant = f.tenant.clone();
+            tokio::spawn(async move {
+                if removing {
+                    admin::remove(store.as_ref(), Some(actor), &tenant, target).await
+                } else {
+                    admin::change_role(store.as_ref(), Some(actor), &tenant, target, Role::Operator)
+                        .await
+                }
+            })
+        };
+        let first = act(stores[0].clone(), admins[0], admins[1]);
+        let second = act(stores[1].clone(), admins[1], admins[0]);
+        let outcomes = [first.await.unwrap(), second.await.unwrap()];
+        let members = stores[0].members(f.tenant.id).await.unwrap();
+        let left: Vec<UserId> = members
+            .iter()
+            .filter(|m| m.role == Role::Admin)
+            .map(|m| m.user.id)
+            .collect();
+        assert_eq!(
+            left.len(),
+            1,
+            "round {round}: admins left {left:?}, outcomes {outcomes:?}"
+        );
+        let refused: Vec<&AdminError> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+        assert_eq!(
+            refused.len(),
+            1,
+            "round {round}: exactly one change goes through: {outcomes:?}"
+        );
+        assert!(
+            refused[0].to_string().contains("at least one admin"),
+            "{}",
+            refused[0]
+        );
+        // Both admins again for the next round.
+        for user in &admins {
+            stores[0]
+                .set_membership(f.tenant.id, *user, Role::Admin)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+mod admins_racing {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite() {
+        admins_racing_to_demote_each_other_always_leave_one(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres() {
+        admins_racing_to_demote_each_other_always_leave_one(Backend::Postgres).await;
     }
 }

@@ -14,7 +14,161 @@ use opshub::server::store::*;
 use std::time::Duration;
 use support::app::*;
 
+/// Checks the headers every answer carries; `what` names the answer.
+fn assert_security_headers(headers: &axum::http::HeaderMap, https: bool, what: &str) {
+    use opshub::server::security_headers::CONTENT_SECURITY_POLICY;
+    assert_eq!(
+        headers[header::CONTENT_SECURITY_POLICY],
+        CONTENT_SECURITY_POLICY,
+        "{what}"
+    );
+    let csp = CONTENT_SECURITY_POLICY;
+    assert!(
+        csp.contains("script-src 'self' 'wasm-unsafe-eval';") && !csp.contains("unsafe-inline")
+    );
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("object-src 'none'"));
+    assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{what}");
+    assert_eq!(headers[header::REFERRER_POLICY], "same-origin", "{what}");
+    assert_eq!(
+        headers.contains_key(header::STRICT_TRANSPORT_SECURITY),
+        https,
+        "{what}"
+    );
+}
+
+/// Every `<script>` of a page is a file or non-executable JSON, and its
+/// hydration data is there (as JSON) when the page has any.
+fn assert_no_inline_script(page: &str, what: &str) -> serde_json::Value {
+    let mut data = serde_json::Value::Null;
+    for (at, _) in page.match_indices("<script") {
+        let tag = &page[at..at + page[at..].find('>').unwrap()];
+        if tag.contains(" src=") {
+            continue;
+        }
+        assert!(
+            tag.contains("type=\"application/json\""),
+            "{what}: an inline script: {tag}"
+        );
+        let body_start = at + tag.len() + 1;
+        let body = &page[body_start..body_start + page[body_start..].find("</script>").unwrap()];
+        data = serde_json::from_str(body).unwrap_or_else(|e| panic!("{what}: {e}: {body}"));
+    }
+    assert!(
+        page.contains("<script type=\"module\" src=\"/hydrate.js\""),
+        "{what}: no hydration"
+    );
+    data
+}
+
 on_both_databases! {
+    async fn next_never_leads_off_the_site_and_never_panics(app) {
+        let same = |path: &str| path.to_string();
+        let cases = [
+            ("/t/acme/operations?bucket=failed&limit=5", same("/t/acme/operations?bucket=failed&limit=5")),
+            ("/t/zürich/operations", same("/t/zürich/operations")),
+            ("/\t/evil.example", "/".into()),
+            ("/\n/evil.example", "/".into()),
+            ("/\r\n/evil.example", "/".into()),
+            ("/\u{7}", "/".into()),
+            ("/a\u{0}b", "/".into()),
+            ("/\u{7f}", "/".into()),
+            ("/ /evil.example", "/".into()),
+            ("//evil.example", "/".into()),
+            ("/\\evil.example", "/".into()),
+            ("https://evil.example/", "/".into()),
+            ("", "/".into()),
+        ];
+        for (next, expected) in cases {
+            // As the hydrated app posts it, and as a plain form (no JavaScript).
+            for accept in ["application/json", "text/html"] {
+                let (content_type, body) = form(&[
+                    ("email", "operator@acme.example"),
+                    ("password", DEMO_PASSWORD),
+                    ("next", next),
+                ]);
+                let request = Request::post("/api/session/sign-in")
+                    .header(header::HOST, "opshub.test")
+                    .header("sec-fetch-site", "same-origin")
+                    .header(header::CONTENT_TYPE, content_type)
+                    .header(header::ACCEPT, accept)
+                    .body(Body::from(body))
+                    .unwrap();
+                let reply = app.send(request).await;
+                assert!(reply.status.is_success() || reply.status == StatusCode::FOUND, "{next:?}: {}", reply.status);
+                let location = reply.headers.get(header::LOCATION).map(|v| v.as_bytes().to_vec());
+                assert_eq!(location, Some(expected.clone().into_bytes()), "next={next:?} ({accept})");
+                assert!(reply.session_cookie().is_some(), "{next:?}: signed in");
+            }
+        }
+        // The page guard puts the request's own path and query in `next`:
+        // whatever they hold, the redirect is a valid header.
+        for path in ["/t/acme/operations?q=%00%07%0A%0D%09", "/t/acme/operations?q=%E2%80%AE%F0%9F%99%82", "/t/%FF%FE/operations"] {
+            let reply = app.get(path, None).await;
+            assert_eq!(reply.status, StatusCode::SEE_OTHER, "{path}");
+            assert_eq!(reply.location(), sign_in_path(path), "{path}");
+        }
+    }
+
+    async fn every_answer_carries_the_security_headers(app) {
+        let viewer = app.sign_in("viewer@acme.example").await;
+        let hub = serde_json::json!({ "tenant": "acme", "query": {} });
+        let cross_site = Request::post("/api/runs/hub")
+            .header(header::HOST, "opshub.test")
+            .header("sec-fetch-site", "cross-site")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(hub.to_string()))
+            .unwrap();
+        let answers = [
+            ("page", app.get("/t/acme/operations", Some(&viewer)).await),
+            ("sign-in page", app.get("/sign-in", None).await),
+            ("redirect to sign in", app.get("/t/acme/operations", None).await),
+            ("server function", app.post_json("/api/runs/hub", hub.clone(), Some(&viewer)).await),
+            ("server function error", app.post_json("/api/runs/hub", hub.clone(), None).await),
+            ("bad request", app.post_json("/api/runs/hub", serde_json::json!({ "tenant": 7 }), Some(&viewer)).await),
+            ("cross-site refusal", app.send(cross_site).await),
+            ("missing page", app.get("/no/such/page", Some(&viewer)).await),
+            ("asset", app.get("/pkg/opshub.css", None).await),
+            ("bootstrap", app.get("/hydrate.js", None).await),
+            ("health", app.get("/healthz", None).await),
+        ];
+        for (what, reply) in &answers {
+            assert_security_headers(&reply.headers, false, what);
+        }
+        assert_eq!(answers[2].1.status, StatusCode::SEE_OTHER);
+        assert_eq!(answers[6].1.status, StatusCode::FORBIDDEN);
+        // A live stream: only its headers are read (it does not end).
+        let stream = Request::get("/api/live/acme")
+            .header(header::HOST, "opshub.test")
+            .header(header::ACCEPT, "text/event-stream")
+            .header(header::COOKIE, &viewer)
+            .body(Body::empty())
+            .unwrap();
+        let response = tower::ServiceExt::oneshot(app.router.clone(), stream).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_security_headers(response.headers(), false, "live stream");
+    }
+
+    async fn pages_carry_no_inline_script(app) {
+        let admin = app.sign_in("admin@acme.example").await;
+        let run = app.newest_run("acme").await.id.to_string();
+        let mut pages = vec![("/sign-in".to_string(), None), ("/no/such/page".to_string(), Some(&admin))];
+        for route in page_routes() {
+            if route != "/" && route != "/sign-in" {
+                pages.push((fill(&route, "acme", &run), Some(&admin)));
+            }
+        }
+        for (path, cookie) in pages {
+            let reply = app.get(&path, cookie.map(String::as_str)).await;
+            assert!(reply.status == StatusCode::OK || reply.status == StatusCode::NOT_FOUND, "{path}: {}", reply.status);
+            let data = assert_no_inline_script(&reply.body, &path);
+            assert!(data["resources"].is_array(), "{path}: hydration data {data}");
+        }
+        // A data page's resources arrive whole: the run page carries its run.
+        let reply = app.get(&format!("/t/acme/operations/{run}"), Some(&admin)).await;
+        let data = assert_no_inline_script(&reply.body, "run page");
+        assert!(data["resources"].to_string().contains(&run), "{data}");
+    }
+
     async fn operators_abort_runs_and_ended_runs_answer_409(app) {
         let operator = app.sign_in("operator@acme.example").await;
         let store = app.state.store.clone();
@@ -426,4 +580,8 @@ async fn secure_cookies_when_served_over_https() {
         .unwrap()
         .to_ascii_lowercase()
         .contains("secure"));
+    // Browsers are told to come back over https only.
+    assert_security_headers(&reply.headers, true, "sign-in over https");
+    let page = app.get("/sign-in", None).await;
+    assert_security_headers(&page.headers, true, "page over https");
 }

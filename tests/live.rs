@@ -79,7 +79,12 @@ impl App {
 
     async fn stream(&self, tenant: &str, email: &str) -> Events {
         let cookie = self.sign_in(email).await;
-        let response = self.open_stream(tenant, Some(&cookie)).await;
+        self.stream_of(tenant, &cookie).await
+    }
+
+    /// A stream of the session whose cookie this is.
+    async fn stream_of(&self, tenant: &str, cookie: &str) -> Events {
+        let response = self.open_stream(tenant, Some(cookie)).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(
             response.headers()[header::CONTENT_TYPE],
@@ -89,6 +94,21 @@ impl App {
             body: response.into_body(),
             buffer: String::new(),
         }
+    }
+
+    async fn sign_out(&self, cookie: &str) {
+        let response = self
+            .request(
+                Request::post("/api/session/sign-out")
+                    .header(header::HOST, "opshub.test")
+                    .header("sec-fetch-site", "same-origin")
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header(header::COOKIE, cookie)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert!(response.status().is_success(), "{}", response.status());
     }
 
     async fn tenant(&self, slug: &str) -> Tenant {
@@ -293,10 +313,15 @@ on_both_databases! {
         assert_eq!(one.next_run().await.id, run.id);
         let with_one = app.state.live.loads() - before;
 
-        let cookie = app.sign_in("viewer@acme.example").await;
+        // Ten streams for each of acme's four members (at most sixteen per
+        // user stay open).
+        let mut cookies = Vec::new();
+        for email in ["viewer@acme.example", "operator@acme.example", "admin@acme.example", "multi@opshub.example"] {
+            cookies.push(app.sign_in(email).await);
+        }
         let mut many = Vec::new();
-        for _ in 0..40 {
-            let response = app.open_stream("acme", Some(&cookie)).await;
+        for n in 0..40 {
+            let response = app.open_stream("acme", Some(&cookies[n % cookies.len()])).await;
             many.push(Events { body: response.into_body(), buffer: String::new() });
         }
         let before = app.state.live.loads();
@@ -325,6 +350,105 @@ on_both_databases! {
         assert_eq!(staying.next_run().await.id, run.id);
         app.state.live.close();
         assert_eq!(staying.next().await, None, "shutdown ends open streams");
+    }
+}
+
+/// Runs `opshub <args>` on the test's database as a separate process, as an
+/// operator at a terminal would, and waits for it to succeed.
+fn opshub(db: &support::TestDb, args: &[&str], stdin: Option<&str>) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_opshub"))
+        .args(args)
+        .env("OPSHUB_DATABASE_URL", &db.url)
+        .env("OPSHUB_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start opshub");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "opshub {args:?}: {status}");
+}
+
+on_both_databases! {
+    async fn sign_out_and_a_password_change_end_the_users_streams_at_once(db) {
+        let app = App::on(db.store.clone());
+        let acme = app.tenant("acme").await;
+        let (first, second) = (app.sign_in("viewer@acme.example").await, app.sign_in("viewer@acme.example").await);
+        let mut signing_out = app.stream_of("acme", &first).await;
+        let mut elsewhere = app.stream_of("acme", &second).await;
+        let mut operator = app.stream("acme", "operator@acme.example").await;
+        app.sign_out(&first).await;
+        assert_eq!(signing_out.next().await, None, "the signed-out session's stream ends");
+        // Every stream of the user ends; the other session's browser
+        // reconnects at once, and is let in.
+        assert_eq!(elsewhere.next().await, None);
+        let mut elsewhere = app.stream_of("acme", &second).await;
+        assert_eq!(app.open_stream("acme", Some(&first)).await.status(), StatusCode::UNAUTHORIZED);
+
+        let viewer = app.user("viewer@acme.example").await;
+        let hash = opshub::server::auth::hash_password("a-new-long-password".into()).await.unwrap();
+        app.state.store.set_password_hash(viewer.id, &hash).await.unwrap();
+        assert_eq!(elsewhere.next().await, None, "a new password ends the streams");
+
+        // Nobody else's stream ended.
+        let run = app.queued_run(&acme).await;
+        app.state.store.transition_run(acme.id, run.id, RunStatus::Running).await.unwrap();
+        assert_eq!(operator.next_run().await.id, run.id);
+    }
+
+    async fn a_seventeenth_stream_closes_the_oldest(db) {
+        let app = App::on(db.store.clone());
+        let acme = app.tenant("acme").await;
+        let viewer = app.user("viewer@acme.example").await;
+        let cookie = app.sign_in("viewer@acme.example").await;
+        let mut streams = Vec::new();
+        for _ in 0..opshub::server::live::MAX_STREAMS_PER_USER {
+            streams.push(app.stream_of("acme", &cookie).await);
+        }
+        assert_eq!(app.state.live.open_streams(viewer.id), 16);
+        let other_user = app.stream_of("globex", &app.sign_in("multi@opshub.example").await).await;
+        assert_eq!(app.state.live.open_streams(viewer.id), 16, "another user's stream counts for them");
+        let mut seventeenth = app.stream_of("acme", &cookie).await;
+        assert_eq!(streams[0].next().await, None, "the oldest ends");
+        assert_eq!(app.state.live.open_streams(viewer.id), 16);
+        let run = app.queued_run(&acme).await;
+        app.state.store.transition_run(acme.id, run.id, RunStatus::Running).await.unwrap();
+        for events in streams[1..].iter_mut().chain([&mut seventeenth]) {
+            assert_eq!(events.next_run().await.id, run.id);
+        }
+        drop(other_user);
+        // A stream that ends gives its place up.
+        drop(streams);
+        drop(seventeenth);
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while app.state.live.open_streams(viewer.id) > 0 {
+            assert!(std::time::Instant::now() < deadline, "closed streams are forgotten");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn user_commands_in_another_process_end_streams_at_once(db) {
+        let app = App::on(db.store.clone());
+        let mut viewer = app.stream("acme", "viewer@acme.example").await;
+        opshub(&db, &["user", "set-password", "--email", "viewer@acme.example"], Some("a-new-long-password\n"));
+        assert_eq!(viewer.next().await, None, "set-password ends the user's streams");
+
+        let mut operator = app.stream("acme", "operator@acme.example").await;
+        let args = ["user", "set-role", "--email", "operator@acme.example", "--tenant", "acme", "--role", "viewer"];
+        opshub(&db, &args, None);
+        assert_eq!(operator.next().await, None, "set-role ends their streams of the tenant");
+
+        let mut operator = app.stream("acme", "operator@acme.example").await;
+        opshub(&db, &["user", "remove", "--email", "operator@acme.example", "--tenant", "acme"], None);
+        assert_eq!(operator.next().await, None, "remove ends their streams of the tenant");
+        assert_eq!(
+            app.open_stream("acme", Some(&app.sign_in("operator@acme.example").await)).await.status(),
+            StatusCode::NOT_FOUND
+        );
     }
 }
 

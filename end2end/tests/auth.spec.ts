@@ -117,8 +117,9 @@ test('an operator of one tenant signs in and lands on its hub', async ({ page })
 
 test.describe('a refused sign-in', () => {
   // The sign-in server function answers 401, which Chromium logs; nothing else may.
-  // Mind the server's limiter: 5 failed sign-ins from one address within 5
-  // minutes refuse every further sign-in from it (127.0.0.1, for all specs).
+  // Mind the server's limiter: 5 failed sign-ins for one account from one
+  // address within 5 minutes refuse further sign-ins of that account from it,
+  // 20 across accounts refuse every sign-in from it (127.0.0.1, for all specs).
   test.use({ allowedConsoleErrors: [allowStatus(401, SIGN_IN_API)] });
 
   test('says only that email or password is incorrect, and stays on the sign-in page', async ({

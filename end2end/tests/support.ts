@@ -64,13 +64,31 @@ type Fixtures = {
   newContext: (options?: BrowserContextOptions) => Promise<BrowserContext>;
 };
 
-function watchConsole(context: BrowserContext, allowed: RegExp[], problems: string[]) {
+/** Every page reports its Content-Security-Policy violations here. */
+const CSP_BINDING = '__opshubCspViolation';
+
+async function watchConsole(context: BrowserContext, allowed: RegExp[], problems: string[]) {
+  // The server enforces its CSP (no inline script); anything it blocks fails
+  // the test, whatever else the test allows.
+  await context.exposeBinding(CSP_BINDING, ({ page }, report: string) => {
+    problems.push(`CSP violation: ${report} (${page.url()})`);
+  });
+  await context.addInitScript((binding: string) => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      const report = `${e.effectiveDirective} blocked ${e.blockedURI || 'inline'} at ${e.sourceFile}:${e.lineNumber}`;
+      (window as unknown as Record<string, (r: string) => void>)[binding](report);
+    });
+  }, CSP_BINDING);
   context.on('console', (msg) => {
     const text = msg.text();
     const where = msg.location().url;
+    const line = `${text} (${where})`;
+    if (/Content Security Policy/i.test(text)) {
+      problems.push(`CSP console error: ${line}`);
+      return;
+    }
     // Chromium's own request for /favicon.ico is no app error.
     if (where.endsWith('/favicon.ico')) return;
-    const line = `${text} (${where})`;
     if (msg.type() === 'error' && !allowed.some((re) => re.test(line))) {
       problems.push(`console.error: ${line}`);
     } else if (msg.type() === 'warning' && /hydrat/i.test(text)) {
@@ -84,7 +102,8 @@ function watchConsole(context: BrowserContext, allowed: RegExp[], problems: stri
 
 /**
  * Every test fails if any page of its browser contexts logs a console error,
- * throws an uncaught exception, or warns about hydration. Tests that expect a
+ * throws an uncaught exception, warns about hydration, or violates the
+ * Content-Security-Policy. Tests that expect a
  * particular console error (a 404 document, a refused sign-in) list it in
  * `allowedConsoleErrors` (see `allowStatus`).
  */
@@ -101,7 +120,7 @@ export const test = base.extend<Fixtures>({
   ],
   consoleGuard: [
     async ({ context, allowedConsoleErrors, consoleProblems }, use) => {
-      watchConsole(context, allowedConsoleErrors, consoleProblems);
+      await watchConsole(context, allowedConsoleErrors, consoleProblems);
       await use();
     },
     { auto: true },
@@ -110,7 +129,7 @@ export const test = base.extend<Fixtures>({
     const opened: BrowserContext[] = [];
     await use(async (options) => {
       const context = await browser.newContext(options);
-      watchConsole(context, allowedConsoleErrors, consoleProblems);
+      await watchConsole(context, allowedConsoleErrors, consoleProblems);
       opened.push(context);
       return context;
     });

@@ -122,6 +122,7 @@ impl From<crate::server::store::StoreError> for AppError {
             StoreError::Duplicate { .. }
             | StoreError::MissingReference
             | StoreError::Invalid(_)
+            | StoreError::LastAdmin
             | StoreError::IllegalTransition { .. } => AppError::BadRequest(err.to_string()),
             StoreError::Unavailable | StoreError::Connect(_) => AppError::Unavailable,
             StoreError::Database(_) => AppError::Internal,

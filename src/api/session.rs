@@ -55,8 +55,12 @@ mod ssr {
     use super::AppError;
     use crate::domain::safe_next;
     use crate::domain::{Timestamp, UserId};
-    use crate::server::auth::{AuthError, Credentials, SIGNED_IN_AT};
+    use crate::server::auth::{client_address, AuthError, Credentials, SIGNED_IN_AT};
+    use crate::server::store::Change;
+    use crate::server::AppState;
     use axum::extract::ConnectInfo;
+    use axum::http::HeaderMap;
+    use leptos::prelude::use_context;
     use std::net::SocketAddr;
 
     const MAX_INPUT: usize = 1_024;
@@ -79,10 +83,13 @@ mod ssr {
         {
             return Err(AppError::InvalidCredentials);
         }
-        let client = leptos_axum::extract::<ConnectInfo<SocketAddr>>()
+        let peer = leptos_axum::extract::<ConnectInfo<SocketAddr>>()
             .await
             .ok()
             .map(|ConnectInfo(addr)| addr.ip());
+        let headers: HeaderMap = leptos_axum::extract().await.unwrap_or_default();
+        let state = use_context::<AppState>().ok_or(AppError::Internal)?;
+        let client = client_address(peer, &headers, &state.settings.trusted_proxies);
         let mut auth = auth_session().await?;
         let credentials = Credentials {
             email: email.clone(),
@@ -98,7 +105,13 @@ mod ssr {
             Err(axum_login::Error::Backend(AuthError::Throttled { retry_after })) => {
                 tracing::warn!(client = ?client, "sign-in throttled");
                 return Err(AppError::TooManyAttempts {
-                    retry_after_secs: retry_after.as_secs().max(1),
+                    retry_after_secs: retry_after.as_secs_f64().ceil().max(1.0) as u64,
+                });
+            }
+            Err(axum_login::Error::Backend(AuthError::Busy)) => {
+                tracing::warn!(client = ?client, "sign-in refused: every password-hashing slot is busy");
+                return Err(AppError::TooManyAttempts {
+                    retry_after_secs: 1,
                 });
             }
             Err(e) => {
@@ -130,6 +143,11 @@ mod ssr {
             AppError::Internal
         })?;
         if let Some(user) = user {
+            // Their live streams end now (in every process); other browsers'
+            // reconnect at once, authorised by their own sessions.
+            store()?
+                .change_log()
+                .record([Change::User { user: user.user.id }]);
             audit_tenants_of(&user.user.email, Some(user.user.id), "auth.sign_out").await;
         }
         leptos_axum::redirect("/sign-in");

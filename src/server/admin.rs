@@ -55,7 +55,8 @@ async fn audit(
     Ok(())
 }
 
-/// Grants `role` in `tenant` to an existing user (by email).
+/// Grants `role` in `tenant` to an existing user (by email). For a member
+/// already this changes their role, under the same rule as `change_role`.
 pub async fn grant(
     store: &dyn Store,
     actor: Actor,
@@ -68,7 +69,10 @@ pub async fn grant(
         .await?
         .map(|found| found.user)
         .ok_or_else(|| invalid(format!("no user with email {:?}", email.trim())))?;
-    store.set_membership(tenant.id, user.id, role).await?;
+    store
+        .set_membership(tenant.id, user.id, role)
+        .await
+        .map_err(membership_error)?;
     audit(
         store,
         tenant,
@@ -81,7 +85,9 @@ pub async fn grant(
     Ok(user)
 }
 
-/// Changes a member's role. A tenant always keeps at least one admin.
+/// Changes a member's role. A tenant always keeps at least one admin: the
+/// store checks and changes in one transaction, so two admins demoting each
+/// other at once leave one of them admin.
 pub async fn change_role(
     store: &dyn Store,
     actor: Actor,
@@ -89,16 +95,10 @@ pub async fn change_role(
     user: UserId,
     role: Role,
 ) -> Result<(), AdminError> {
-    let members = store.members(tenant.id).await?;
-    let before = members
-        .iter()
-        .find(|m| m.user.id == user)
-        .ok_or(AdminError::NotFound)?
-        .role;
-    if before == Role::Admin && role != Role::Admin {
-        ensure_another_admin(&members, user)?;
-    }
-    store.set_membership(tenant.id, user, role).await?;
+    let before = store
+        .change_member_role(tenant.id, user, role)
+        .await
+        .map_err(membership_error)?;
     audit(
         store,
         tenant,
@@ -110,44 +110,34 @@ pub async fn change_role(
     .await
 }
 
-/// Removes a membership. A tenant always keeps at least one admin.
+/// Removes a membership. A tenant always keeps at least one admin (checked
+/// atomically, as in `change_role`).
 pub async fn remove(
     store: &dyn Store,
     actor: Actor,
     tenant: &Tenant,
     user: UserId,
 ) -> Result<(), AdminError> {
-    let members = store.members(tenant.id).await?;
-    let member = members
-        .iter()
-        .find(|m| m.user.id == user)
-        .ok_or(AdminError::NotFound)?;
-    if member.role == Role::Admin {
-        ensure_another_admin(&members, user)?;
-    }
-    store.remove_membership(tenant.id, user).await?;
+    let role = store
+        .remove_membership(tenant.id, user)
+        .await
+        .map_err(membership_error)?;
     audit(
         store,
         tenant,
         actor,
         "membership.remove",
         user,
-        serde_json::json!({ "role": member.role.as_str() }),
+        serde_json::json!({ "role": role.as_str() }),
     )
     .await
 }
 
-fn ensure_another_admin(
-    members: &[crate::domain::Member],
-    leaving: UserId,
-) -> Result<(), AdminError> {
-    if members
-        .iter()
-        .any(|m| m.role == Role::Admin && m.user.id != leaving)
-    {
-        Ok(())
-    } else {
-        Err(invalid("a tenant keeps at least one admin"))
+fn membership_error(error: StoreError) -> AdminError {
+    match error {
+        StoreError::NotFound => AdminError::NotFound,
+        StoreError::LastAdmin => invalid(StoreError::LastAdmin.to_string()),
+        other => other.into(),
     }
 }
 

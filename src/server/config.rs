@@ -24,6 +24,8 @@ pub struct Settings {
     pub session_absolute_hours: u64,
     pub sign_in_max_failures: u32,
     pub sign_in_window_secs: u64,
+    pub sign_in_max_concurrent_hashes: u32,
+    pub trusted_proxies: crate::server::auth::TrustedProxies,
     pub workers: usize,
     pub worker_lease_secs: u64,
     pub worker_rescue_interval_secs: u64,
@@ -45,6 +47,9 @@ impl Default for Settings {
             session_absolute_hours: 7 * 24,
             sign_in_max_failures: 5,
             sign_in_window_secs: 300,
+            // Each argon2 hash holds ~19 MiB: at most ~150 MiB at once.
+            sign_in_max_concurrent_hashes: 8,
+            trusted_proxies: Default::default(),
             workers: 4,
             worker_lease_secs: 30,
             worker_rescue_interval_secs: 5,
@@ -100,6 +105,8 @@ impl Settings {
             session_absolute_hours,
             sign_in_max_failures,
             sign_in_window_secs,
+            sign_in_max_concurrent_hashes,
+            trusted_proxies,
             workers,
             worker_lease_secs,
             worker_rescue_interval_secs,
@@ -120,6 +127,10 @@ impl Settings {
             (self.session_absolute_hours, "session_absolute_hours"),
             (u64::from(self.sign_in_max_failures), "sign_in_max_failures"),
             (self.sign_in_window_secs, "sign_in_window_secs"),
+            (
+                u64::from(self.sign_in_max_concurrent_hashes),
+                "sign_in_max_concurrent_hashes",
+            ),
             (self.worker_lease_secs, "worker_lease_secs"),
             (
                 self.worker_rescue_interval_secs,
@@ -184,5 +195,24 @@ mod tests {
             |key: &str| (key == "OPSHUB_DATABASE_MAX_CONNECTIONS").then(|| "many".to_string());
         let err = Settings::from_sources("", "t", env).unwrap_err();
         assert!(err.0.contains("OPSHUB_DATABASE_MAX_CONNECTIONS"), "{err}");
+        let env = |key: &str| (key == "OPSHUB_TRUSTED_PROXIES").then(|| "10.0.0.0/99".to_string());
+        let err = Settings::from_sources("", "t", env).unwrap_err();
+        assert!(err.0.contains("OPSHUB_TRUSTED_PROXIES"), "{err}");
+        let err = Settings::from_sources("trusted_proxies = [\"x\"]", "t", no_env).unwrap_err();
+        assert!(err.0.contains("trusted_proxies"), "{err}");
+    }
+
+    #[test]
+    fn trusted_proxies_from_a_list_or_the_environment() {
+        let s = Settings::from_sources("trusted_proxies = [\"10.0.0.0/8\", \"::1\"]", "t", no_env)
+            .unwrap();
+        assert!(s.trusted_proxies.contains("10.9.8.7".parse().unwrap()));
+        assert!(s.trusted_proxies.contains("::1".parse().unwrap()));
+        let env = |key: &str| {
+            (key == "OPSHUB_TRUSTED_PROXIES").then(|| "192.0.2.1, 192.0.2.2".to_string())
+        };
+        let s = Settings::from_sources("", "t", env).unwrap();
+        assert!(s.trusted_proxies.contains("192.0.2.2".parse().unwrap()));
+        assert!(Settings::default().trusted_proxies.is_empty());
     }
 }

@@ -2,6 +2,7 @@
 //! static assets, compression, tracing and timeouts.
 
 use super::auth::{self, AuthBackend};
+use super::security_headers::{add_security_headers, SecurityHeaders};
 use super::AppState;
 use crate::api::AppError;
 use crate::ui::{shell, App};
@@ -55,6 +56,10 @@ pub fn router(state: AppState) -> Router {
             },
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        // Pages carry no inline script (the CSP allows none).
+        .layer(middleware::from_fn(
+            super::hydration_data::without_inline_scripts,
+        ))
         .layer(middleware::from_fn(server_fn_error_status))
         .layer(middleware::from_fn(super::request_check::check_request))
         // Innermost first: pages need a session; old sessions end; the
@@ -75,6 +80,11 @@ pub fn router(state: AppState) -> Router {
         // the connection; tests fail on any 5xx.
         .layer(CatchPanicLayer::custom(answer_panic))
         .layer(TraceLayer::new_for_http())
+        // Outermost: every answer carries them, the layers' own included.
+        .layer(middleware::from_fn_with_state(
+            SecurityHeaders::new(settings.secure_cookies),
+            add_security_headers,
+        ))
         .with_state(state)
 }
 

@@ -7,11 +7,13 @@ pub mod config;
 pub mod engine;
 pub mod health;
 pub mod http;
+pub mod hydration_data;
 pub mod inventory;
 pub mod live;
 pub mod operations;
 pub mod output;
 mod request_check;
+pub mod security_headers;
 pub mod seed;
 pub mod store;
 
@@ -42,8 +44,10 @@ impl AppState {
     /// Starts the live hub too, so it must run inside the tokio runtime.
     pub fn new(leptos_options: LeptosOptions, store: Arc<dyn Store>, settings: Settings) -> Self {
         let sign_in_limiter = Arc::new(SignInLimiter::new(
+            store.clone(),
             settings.sign_in_max_failures,
             std::time::Duration::from_secs(settings.sign_in_window_secs),
+            settings.sign_in_max_concurrent_hashes,
         ));
         Self {
             leptos_options,

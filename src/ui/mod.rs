@@ -22,13 +22,42 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <meta name="color-scheme" content="light dark" />
                 <link rel="icon" href="/favicon.ico" />
-                <HydrationScripts options />
+                <Hydration options />
                 <MetaTags />
             </head>
             <body>
                 <App />
             </body>
         </html>
+    }
+}
+
+/// Starts the app in the browser without inline script (the
+/// Content-Security-Policy allows none): `/hydrate.js`, a file, reads the
+/// page's hydration data (JSON, see `server::hydration_data`) and then
+/// imports the JS and WASM named here.
+#[component]
+fn Hydration(options: LeptosOptions) -> impl IntoView {
+    // Leptos's `<HydrationScripts>` would write an inline bootstrap. It runs
+    // for what else it does (telling the renderer where the lazy routes'
+    // chunks are, for their preload links); its markup is dropped.
+    drop(view! { <HydrationScripts options=options.clone() /> });
+    let pkg = format!("/{}", options.site_pkg_dir);
+    let name = &options.output_name;
+    // Named as `<HydrationScripts>` names them: cargo-leptos builds give the
+    // WASM the JS's name, plain wasm-bindgen output adds `_bg`. (The
+    // project does not hash file names.)
+    let wasm_suffix = if option_env!("LEPTOS_OUTPUT_NAME").is_some() {
+        ""
+    } else {
+        "_bg"
+    };
+    let js = format!("{pkg}/{name}.js");
+    let wasm = format!("{pkg}/{name}{wasm_suffix}.wasm");
+    view! {
+        <link rel="modulepreload" href=js.clone() />
+        <link rel="preload" href=wasm.clone() r#as="fetch" r#type="application/wasm" crossorigin="" />
+        <script type="module" src="/hydrate.js" id="opshub-hydrate" data-js=js data-wasm=wasm></script>
     }
 }
 

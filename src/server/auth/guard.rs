@@ -11,13 +11,15 @@ use std::time::Duration;
 /// Session key holding when the user signed in (for the absolute expiry).
 pub const SIGNED_IN_AT: &str = "opshub.signed_in_at";
 
-/// Paths anyone may GET: the sign-in page, health, assets. Server functions
+/// Paths anyone may GET: the sign-in page, health, assets (the sign-in page
+/// hydrates with `/hydrate.js` and `/pkg/…`). Server functions
 /// (`/api/…`) answer 401 themselves instead of redirecting.
 fn is_public(path: &str) -> bool {
     path == "/sign-in"
         || path == "/healthz"
         || path == "/readyz"
         || path == "/favicon.ico"
+        || path == "/hydrate.js"
         || path.starts_with("/pkg/")
         || path.starts_with("/api/")
 }

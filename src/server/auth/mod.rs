@@ -1,12 +1,14 @@
 //! Sign-in: users, password hashes, the axum-login backend, the brute-force
 //! limiter, and the middleware that guards pages and state-changing requests.
 
+mod client;
 mod guard;
 mod limiter;
 mod password;
 
+pub use client::{client_address, TrustedProxies};
 pub use guard::{absolute_expiry, page_guard, same_origin_only, SIGNED_IN_AT};
-pub use limiter::SignInLimiter;
+pub use limiter::{Admitted, SignInLimiter};
 pub use password::{hash_password, verify_password};
 
 use crate::domain::{User, UserId};
@@ -57,6 +59,9 @@ pub struct Credentials {
 pub enum AuthError {
     #[error("too many sign-in attempts; try again in {} s", .retry_after.as_secs().max(1))]
     Throttled { retry_after: Duration },
+    /// Every password-hashing slot is taken.
+    #[error("too many sign-ins at once; try again in a moment")]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("password hashing failed")]
@@ -85,28 +90,26 @@ impl AuthnBackend for AuthBackend {
         credentials: Credentials,
     ) -> Result<Option<SessionUser>, AuthError> {
         let email = credentials.email.trim().to_lowercase();
-        let keys = limiter::keys(&email, credentials.client);
-        if let Err(retry_after) = self.limiter.check(&keys) {
-            return Err(AuthError::Throttled { retry_after });
-        }
+        // Before any hashing: a reserved attempt (a failure unless given back).
+        let admitted = self.limiter.admit(&email, credentials.client).await?;
         let found = self.store.user_credentials(&email).await?;
         let hash = found.as_ref().and_then(|c| c.password_hash.clone());
         // Unknown users cost the same hashing time as known ones, so timing
         // does not tell which emails exist.
-        let valid = verify_password(hash, credentials.password).await?;
+        let valid = self
+            .limiter
+            .verify(&admitted, hash, credentials.password)
+            .await?;
         match found {
             Some(found) if valid => {
-                self.limiter.clear(&keys[..1]);
+                self.limiter.succeeded(admitted).await;
                 let auth_hash = found.password_hash.unwrap_or_default().into_bytes();
                 Ok(Some(SessionUser {
                     user: found.user,
                     auth_hash,
                 }))
             }
-            _ => {
-                self.limiter.record_failure(&keys);
-                Ok(None)
-            }
+            _ => Ok(None),
         }
     }
 

@@ -13,9 +13,9 @@ pub use stream::live_stream;
 
 use crate::domain::{RunSummary, TenantId, UserId};
 use crate::server::store::{Change, Relayed, Store};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, watch};
 
 /// What every stream of this process hears; each keeps what is its own.
@@ -33,8 +33,16 @@ pub enum LiveEvent {
         tenant: TenantId,
         user: UserId,
     },
+    /// The user signed out or changed their password: all their streams end.
+    UserChanged {
+        user: UserId,
+    },
     Resync,
 }
+
+/// How many streams one user may hold open in one process: opening one more
+/// closes their oldest (a tab left open long ago, most likely).
+pub const MAX_STREAMS_PER_USER: usize = 16;
 
 pub struct LiveHub {
     events: broadcast::Sender<Arc<LiveEvent>>,
@@ -42,6 +50,39 @@ pub struct LiveHub {
     /// Queries made to load changes (a test shows they do not grow with
     /// the number of streams).
     loads: AtomicU64,
+    /// Each user's open streams, oldest first. An entry leaves when its
+    /// stream ends, so this holds at most the open streams.
+    open: Mutex<HashMap<UserId, VecDeque<OpenStream>>>,
+    next_stream: AtomicU64,
+}
+
+struct OpenStream {
+    id: u64,
+    /// Turning true ends the stream.
+    evict: watch::Sender<bool>,
+}
+
+/// A stream's place among its user's open streams; dropping it (the stream
+/// ended) gives the place up.
+pub struct StreamSlot {
+    hub: Arc<LiveHub>,
+    user: UserId,
+    id: u64,
+    /// Turns true when the user opened more streams than allowed and this is
+    /// the oldest.
+    pub evicted: watch::Receiver<bool>,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.hub.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(streams) = open.get_mut(&self.user) {
+            streams.retain(|stream| stream.id != self.id);
+            if streams.is_empty() {
+                open.remove(&self.user);
+            }
+        }
+    }
 }
 
 impl LiveHub {
@@ -53,6 +94,8 @@ impl LiveHub {
             events: broadcast::channel(4_096).0,
             closing: watch::channel(false).0,
             loads: AtomicU64::new(0),
+            open: Mutex::default(),
+            next_stream: AtomicU64::new(0),
         });
         tokio::spawn(load_and_fan_out(store, changes, hub.clone()));
         hub
@@ -74,6 +117,33 @@ impl LiveHub {
 
     pub fn loads(&self) -> u64 {
         self.loads.load(Ordering::Relaxed)
+    }
+
+    /// Registers a new stream of `user`, closing their oldest when they
+    /// would hold more than `MAX_STREAMS_PER_USER`.
+    pub fn open_stream(self: &Arc<Self>, user: UserId) -> StreamSlot {
+        let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        let (evict, evicted) = watch::channel(false);
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let streams = open.entry(user).or_default();
+        while streams.len() >= MAX_STREAMS_PER_USER {
+            if let Some(oldest) = streams.pop_front() {
+                oldest.evict.send_replace(true);
+            }
+        }
+        streams.push_back(OpenStream { id, evict });
+        StreamSlot {
+            hub: self.clone(),
+            user,
+            id,
+            evicted,
+        }
+    }
+
+    /// How many streams `user` has open in this process.
+    pub fn open_streams(&self, user: UserId) -> usize {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.get(&user).map_or(0, VecDeque::len)
     }
 
     fn send(&self, event: LiveEvent) {
@@ -120,6 +190,7 @@ async fn load_and_fan_out(
                             Change::Access { tenant, user } => {
                                 hub.send(LiveEvent::AccessChanged { tenant, user })
                             }
+                            Change::User { user } => hub.send(LiveEvent::UserChanged { user }),
                         }
                     }
                 }

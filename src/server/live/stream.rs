@@ -1,7 +1,7 @@
 //! `GET /api/live/{tenant}`: the signed-in user's stream of the tenant's
 //! changes, as server-sent events.
 
-use super::LiveEvent;
+use super::{LiveEvent, StreamSlot};
 use crate::api::AppError;
 use crate::domain::{TenantId, UserId, RESYNC_EVENT, RUN_EVENT, UNREAD_EVENT};
 use crate::server::auth::AuthSession;
@@ -16,9 +16,9 @@ use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
 /// A stream ends after this long and the browser reconnects at once: the
-/// reconnect checks the session and membership again, so a signed-out or
-/// removed user stops hearing the tenant within this time at the latest
-/// (a membership change ends their streams at once).
+/// reconnect checks the session and membership again. Sign-out, a password
+/// change and a membership change end streams at once (whichever process
+/// made them); this is the backstop.
 const MAX_STREAM_AGE: Duration = Duration::from_secs(15 * 60);
 /// How soon the browser reconnects after a stream ends or the server restarts.
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
@@ -40,6 +40,7 @@ pub async fn live_stream(
     let subscriber = Subscriber {
         tenant: membership.tenant.id,
         user: session_user.user.id,
+        slot: state.live.open_stream(session_user.user.id),
         events: state.live.subscribe(),
         closing: state.live.closing(),
         ends_at: Instant::now() + MAX_STREAM_AGE,
@@ -63,6 +64,8 @@ fn refuse(error: AppError) -> Response {
 struct Subscriber {
     tenant: TenantId,
     user: UserId,
+    /// Held while the stream is open; the user's 17th stream evicts it.
+    slot: StreamSlot,
     events: broadcast::Receiver<Arc<LiveEvent>>,
     closing: watch::Receiver<bool>,
     ends_at: Instant,
@@ -79,6 +82,7 @@ impl Subscriber {
         loop {
             let received = tokio::select! {
                 _ = self.closing.wait_for(|closing| *closing) => return None,
+                _ = self.slot.evicted.wait_for(|evicted| *evicted) => return None,
                 () = tokio::time::sleep_until(self.ends_at) => return None,
                 received = self.events.recv() => received,
             };
@@ -119,6 +123,7 @@ impl Subscriber {
             {
                 Filtered::End
             }
+            LiveEvent::UserChanged { user } if *user == self.user => Filtered::End,
             LiveEvent::Resync => Filtered::Send(Event::default().event(RESYNC_EVENT).data("")),
             _ => Filtered::Skip,
         }

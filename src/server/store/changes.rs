@@ -9,7 +9,7 @@ use crate::domain::{RunId, TenantId, UserId};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::{broadcast, watch, Notify};
 
 /// One thing that changed. Carries ids only: readers load the current state
 /// once per change, however many streams show it.
@@ -29,7 +29,16 @@ pub enum Change {
         tenant: TenantId,
         user: UserId,
     },
+    /// The user signed out or their password changed: all their open
+    /// streams end, and each browser's reconnect is authorised afresh.
+    User {
+        user: UserId,
+    },
 }
+
+/// Which recordings a batch taken from the log covers (see `ChangeLog::relayed`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RelayMark(u64);
 
 /// What a relay hands to its subscribers.
 #[derive(Clone, Debug)]
@@ -45,9 +54,18 @@ pub enum Relayed {
 /// nothing) until a relay starts, so processes without one pay nothing.
 pub struct ChangeLog {
     relaying: AtomicBool,
-    pending: Mutex<HashSet<Change>>,
+    pending: Mutex<Pending>,
     recorded: Notify,
+    /// The last recording the relay has handed on (see `flushed`).
+    relayed_up_to: watch::Sender<u64>,
     delivered: broadcast::Sender<Relayed>,
+}
+
+#[derive(Default)]
+struct Pending {
+    changes: HashSet<Change>,
+    /// Recordings so far that added a change.
+    recorded: u64,
 }
 
 impl Default for ChangeLog {
@@ -56,6 +74,7 @@ impl Default for ChangeLog {
             relaying: AtomicBool::new(false),
             pending: Mutex::default(),
             recorded: Notify::new(),
+            relayed_up_to: watch::channel(0).0,
             // Room for bursts; a subscriber that still falls behind is told
             // (`Lagged`) and resyncs.
             delivered: broadcast::channel(1_024).0,
@@ -69,9 +88,12 @@ impl ChangeLog {
             return;
         }
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let before = pending.len();
-        pending.extend(changes);
-        let added = pending.len() > before;
+        let before = pending.changes.len();
+        pending.changes.extend(changes);
+        let added = pending.changes.len() > before;
+        if added {
+            pending.recorded += 1;
+        }
         drop(pending);
         if added {
             self.recorded.notify_one();
@@ -83,17 +105,48 @@ impl ChangeLog {
         !self.relaying.swap(true, Ordering::SeqCst)
     }
 
-    /// Waits for recorded changes and takes all of them.
-    pub async fn take(&self) -> Vec<Change> {
+    /// Waits for recorded changes and takes all of them. The relay calls
+    /// `relayed` with the returned mark once it has handed them on.
+    pub async fn take(&self) -> (Vec<Change>, RelayMark) {
         loop {
             {
                 let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-                if !pending.is_empty() {
-                    return pending.drain().collect();
+                if !pending.changes.is_empty() {
+                    return (
+                        pending.changes.drain().collect(),
+                        RelayMark(pending.recorded),
+                    );
                 }
             }
             self.recorded.notified().await;
         }
+    }
+
+    /// The changes taken with `mark` have been sent (or sending them failed
+    /// and was logged): `flushed` stops waiting for them.
+    pub fn relayed(&self, mark: RelayMark) {
+        self.relayed_up_to.send_if_modified(|up_to| {
+            let newer = mark.0 > *up_to;
+            *up_to = (*up_to).max(mark.0);
+            newer
+        });
+    }
+
+    /// Resolves once every change recorded before the call has been relayed
+    /// to the other processes: a short-lived process (the CLI) awaits it
+    /// before it exits, or its changes would die with it. Immediate when
+    /// nothing is relaying.
+    pub async fn flushed(&self) {
+        if !self.relaying.load(Ordering::SeqCst) {
+            return;
+        }
+        let target = {
+            let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            pending.recorded
+        };
+        let mut relayed = self.relayed_up_to.subscribe();
+        // The sender lives as long as `self`.
+        let _ = relayed.wait_for(|up_to| *up_to >= target).await;
     }
 
     /// Hands relayed changes to this process's subscribers.
@@ -108,8 +161,8 @@ impl ChangeLog {
 }
 
 /// Changes on the wire between processes (a NOTIFY payload or a datagram:
-/// text, under 8,000 bytes): `r<tenant><run>`, `n<tenant><user>` and `a<tenant><user>`
-/// with simple-format uuids, comma-separated.
+/// text, under 8,000 bytes): `r<tenant><run>`, `n<tenant><user>`,
+/// `a<tenant><user>` and `u<user>` with simple-format uuids, comma-separated.
 pub mod wire {
     use super::Change;
     use crate::domain::{RunId, TenantId, UserId};
@@ -134,6 +187,7 @@ pub mod wire {
                         Change::Access { tenant, user } => {
                             format!("a{}{}", tenant.0.simple(), user.0.simple())
                         }
+                        Change::User { user } => format!("u{}", user.0.simple()),
                     })
                     .collect::<Vec<_>>()
                     .join(",")
@@ -149,6 +203,11 @@ pub mod wire {
             .filter(|part| !part.is_empty())
             .map(|part| {
                 let (kind, ids) = part.split_at_checked(1)?;
+                if kind == "u" {
+                    return Some(Change::User {
+                        user: UserId(Uuid::try_parse(ids).ok()?),
+                    });
+                }
                 let (first, second) = ids.split_at_checked(32)?;
                 let first = Uuid::try_parse(first).ok()?;
                 let second = Uuid::try_parse(second).ok()?;
@@ -192,6 +251,10 @@ mod tests {
                         tenant,
                         user: UserId::generate(),
                     }
+                } else if i % 11 == 0 {
+                    Change::User {
+                        user: UserId::generate(),
+                    }
                 } else {
                     Change::Run {
                         tenant,
@@ -222,6 +285,13 @@ mod tests {
         assert_eq!(wire::decode(&good.replacen('r', "q", 1)), None);
         assert_eq!(wire::decode(&good[..40]), None);
         assert_eq!(wire::decode("r🙂"), None);
+        let user = wire::encode(&[Change::User {
+            user: UserId::generate(),
+        }])
+        .remove(0);
+        assert_eq!(user.len(), 33);
+        assert_eq!(wire::decode(&user[..20]), None);
+        assert_eq!(wire::decode(&format!("{user}0")), None);
     }
 
     #[tokio::test]
@@ -232,11 +302,22 @@ mod tests {
             run: RunId::generate(),
         };
         log.record([change]);
-        assert!(log.pending.lock().unwrap().is_empty());
+        assert!(log.pending.lock().unwrap().changes.is_empty());
         assert!(log.start_relaying());
         assert!(!log.start_relaying());
         log.record([change, change]);
         log.record([change]);
-        assert_eq!(log.take().await, vec![change]);
+        let (taken, mark) = log.take().await;
+        assert_eq!(taken, vec![change]);
+
+        // `flushed` waits until the relay says the taken changes went out.
+        let flushed = tokio::spawn({
+            let log = log.clone();
+            async move { log.flushed().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!flushed.is_finished());
+        log.relayed(mark);
+        flushed.await.unwrap();
     }
 }

@@ -18,6 +18,9 @@ pub enum StoreError {
     Invalid(String),
     #[error("a run cannot move from {from} to {to}")]
     IllegalTransition { from: RunStatus, to: RunStatus },
+    /// The change would leave a tenant without an admin.
+    #[error("a tenant keeps at least one admin")]
+    LastAdmin,
     /// The database cannot answer right now (connection lost, pool
     /// exhausted, busy): the same call may well succeed a moment later.
     #[error("the database is unavailable")]

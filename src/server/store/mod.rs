@@ -70,6 +70,7 @@ pub trait Store:
     + QueueRepository
     + QueueSignal
     + ChangeRelay
+    + SignInLimitRepository
 {
 }
 
@@ -85,6 +86,7 @@ impl<T> Store for T where
         + QueueRepository
         + QueueSignal
         + ChangeRelay
+        + SignInLimitRepository
 {
 }
 
@@ -110,19 +112,60 @@ pub trait TenantRepository: Send + Sync {
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
     async fn tenant_by_slug(&self, slug: &str) -> StoreResult<Option<Tenant>>;
     async fn create_user(&self, user: NewUser) -> StoreResult<User>;
-    /// Grants `role` in `tenant`, replacing an existing role.
-    async fn set_membership(&self, tenant: TenantId, user: UserId, role: Role) -> StoreResult<()>;
+    /// Grants `role` in `tenant`, replacing an existing role; returns the
+    /// role before. `LastAdmin` when it would demote the tenant's last admin:
+    /// the check and the change are one transaction (the tenant's memberships
+    /// locked), so two admins demoting each other at once leave one.
+    async fn set_membership(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        role: Role,
+    ) -> StoreResult<Option<Role>>;
     async fn memberships(&self, user: UserId) -> StoreResult<Vec<Membership>>;
     /// Everyone with a role in the tenant, by name.
     async fn members(&self, tenant: TenantId) -> StoreResult<Vec<Member>>;
     /// The user's membership in the tenant with this slug, if any.
     async fn membership(&self, user: UserId, tenant_slug: &str) -> StoreResult<Option<Membership>>;
-    /// Removes a membership; `NotFound` when there was none.
-    async fn remove_membership(&self, tenant: TenantId, user: UserId) -> StoreResult<()>;
+    /// Changes a member's role and returns the role before; `NotFound` for
+    /// a non-member, `LastAdmin` as `set_membership`.
+    async fn change_member_role(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        role: Role,
+    ) -> StoreResult<Role>;
+    /// Removes a membership and returns its role; `NotFound` when there was
+    /// none, `LastAdmin` for the tenant's last admin (atomically, as
+    /// `set_membership`).
+    async fn remove_membership(&self, tenant: TenantId, user: UserId) -> StoreResult<Role>;
     /// A user and their password hash, by email (case-insensitive).
     async fn user_credentials(&self, email: &str) -> StoreResult<Option<UserCredentials>>;
     async fn user_credentials_by_id(&self, id: UserId) -> StoreResult<Option<UserCredentials>>;
+    /// Also ends the user's live streams (`Change::User`).
     async fn set_password_hash(&self, user: UserId, password_hash: &str) -> StoreResult<()>;
+}
+
+/// The sign-in limiter's counts (`auth::limiter`), in the database so that
+/// every instance sharing it counts together.
+#[async_trait]
+pub trait SignInLimitRepository: Send + Sync {
+    /// Reserves one attempt against every rule, all or none, in one
+    /// transaction whose every reservation is one conditional upsert (so
+    /// concurrent attempts cannot overshoot a limit). `Err(wait)` when a rule
+    /// refuses: nothing is reserved, and `wait` is how long until it would
+    /// allow one.
+    async fn reserve_sign_in(
+        &self,
+        rules: &[LimitRule],
+        window: std::time::Duration,
+        now: Timestamp,
+    ) -> StoreResult<Result<(), std::time::Duration>>;
+    /// Gives reserved attempts back (a sign-in that succeeded).
+    async fn release_sign_in(&self, keys: &[String]) -> StoreResult<()>;
+    /// Deletes counts whose window ended (they are reset when next used
+    /// anyway), at most 10,000 a call; returns how many.
+    async fn prune_sign_in_limits(&self, now: Timestamp) -> StoreResult<u64>;
 }
 
 #[async_trait]

@@ -183,7 +183,7 @@ impl ChangeRelay for PgStore {
         let (pool, log) = (self.pool.clone(), self.changes.clone());
         tokio::spawn(async move {
             loop {
-                let changes = log.take().await;
+                let (changes, mark) = log.take().await;
                 for payload in wire::encode(&changes) {
                     let sent = sqlx::query("SELECT pg_notify($1, $2)")
                         .bind(CHANGES_CHANNEL)
@@ -196,6 +196,7 @@ impl ChangeRelay for PgStore {
                         log.deliver(Relayed::Gap);
                     }
                 }
+                log.relayed(mark);
             }
         });
     }

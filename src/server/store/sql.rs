@@ -403,6 +403,71 @@ macro_rules! impl_sql_repositories {
                     Ok((turn, self.pool.begin_with(<$store as SqlDialect>::BEGIN_WRITE).await?))
                 }
 
+                /// Sets (`Some`) or removes (`None`) a membership and returns the
+                /// role before, refusing to leave the tenant without an admin
+                /// and, with `members_only`, to touch a non-member (`NotFound`).
+                /// The tenant's memberships are read and changed in one write
+                /// transaction: PostgreSQL locks them (in one order, so two
+                /// such transactions cannot deadlock), SQLite's `BEGIN
+                /// IMMEDIATE` excludes every other writer.
+                async fn change_membership(
+                    &self,
+                    tenant: TenantId,
+                    user: UserId,
+                    role: Option<Role>,
+                    members_only: bool,
+                ) -> StoreResult<Option<Role>> {
+                    let (_turn, mut tx) = self.begin_write().await?;
+                    let members: Vec<(UserId, String)> = sqlx::query_as(&format!(
+                        "SELECT user_id, role FROM tenant_memberships WHERE tenant_id = $1 ORDER BY user_id{}",
+                        <$store as SqlDialect>::LOCK_ROWS
+                    ))
+                    .bind(tenant)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let mut before = None;
+                    let mut other_admins = 0;
+                    for (member, member_role) in &members {
+                        let member_role = Role::parse(member_role).map_err(|e| StoreError::Invalid(e.0))?;
+                        if *member == user {
+                            before = Some(member_role);
+                        } else if member_role == Role::Admin {
+                            other_admins += 1;
+                        }
+                    }
+                    if before.is_none() && members_only {
+                        return Err(StoreError::NotFound);
+                    }
+                    if before == Some(Role::Admin) && role != Some(Role::Admin) && other_admins == 0 {
+                        return Err(StoreError::LastAdmin);
+                    }
+                    match role {
+                        Some(role) => {
+                            sqlx::query(
+                                "INSERT INTO tenant_memberships (tenant_id, user_id, role, created_at) \
+                                 VALUES ($1, $2, $3, $4) \
+                                 ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = excluded.role",
+                            )
+                            .bind(tenant)
+                            .bind(user)
+                            .bind(role.as_str())
+                            .bind(Timestamp::now())
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                        None => {
+                            sqlx::query("DELETE FROM tenant_memberships WHERE tenant_id = $1 AND user_id = $2")
+                                .bind(tenant)
+                                .bind(user)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                    }
+                    tx.commit().await?;
+                    self.changes.record([Change::Access { tenant, user }]);
+                    Ok(before)
+                }
+
                 /// One of the engine's own write transactions (progress,
                 /// rescue), on the engine's connections (see `engine_pool`).
                 async fn begin_engine_write(&self) -> StoreResult<(WriteTurn, sqlx::Transaction<'static, $db>)> {
@@ -461,20 +526,12 @@ macro_rules! impl_sql_repositories {
                     Ok(User { id, email, display_name })
                 }
 
-                async fn set_membership(&self, tenant: TenantId, user: UserId, role: Role) -> StoreResult<()> {
-                    sqlx::query(
-                        "INSERT INTO tenant_memberships (tenant_id, user_id, role, created_at) \
-                         VALUES ($1, $2, $3, $4) \
-                         ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = excluded.role",
-                    )
-                    .bind(tenant)
-                    .bind(user)
-                    .bind(role.as_str())
-                    .bind(Timestamp::now())
-                    .execute(&self.pool)
-                    .await?;
-                    self.changes.record([Change::Access { tenant, user }]);
-                    Ok(())
+                async fn set_membership(&self, tenant: TenantId, user: UserId, role: Role) -> StoreResult<Option<Role>> {
+                    self.change_membership(tenant, user, Some(role), false).await
+                }
+
+                async fn change_member_role(&self, tenant: TenantId, user: UserId, role: Role) -> StoreResult<Role> {
+                    self.change_membership(tenant, user, Some(role), true).await?.ok_or(StoreError::NotFound)
                 }
 
                 async fn members(&self, tenant: TenantId) -> StoreResult<Vec<Member>> {
@@ -506,17 +563,8 @@ macro_rules! impl_sql_repositories {
                     Ok(row.map(Into::into))
                 }
 
-                async fn remove_membership(&self, tenant: TenantId, user: UserId) -> StoreResult<()> {
-                    one_row_changed(sqlx::query(
-                        "DELETE FROM tenant_memberships WHERE tenant_id = $1 AND user_id = $2",
-                    )
-                    .bind(tenant)
-                    .bind(user)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected())?;
-                    self.changes.record([Change::Access { tenant, user }]);
-                    Ok(())
+                async fn remove_membership(&self, tenant: TenantId, user: UserId) -> StoreResult<Role> {
+                    self.change_membership(tenant, user, None, true).await?.ok_or(StoreError::NotFound)
                 }
 
                 async fn user_credentials(&self, email: &str) -> StoreResult<Option<UserCredentials>> {
@@ -545,7 +593,9 @@ macro_rules! impl_sql_repositories {
                         .bind(password_hash)
                         .execute(&self.pool)
                         .await?
-                        .rows_affected())
+                        .rows_affected())?;
+                    self.changes.record([Change::User { user }]);
+                    Ok(())
                 }
 
                 async fn memberships(&self, user: UserId) -> StoreResult<Vec<Membership>> {
@@ -1226,6 +1276,86 @@ macro_rules! impl_sql_repositories {
                     .fetch_all(&self.pool)
                     .await?;
                     Ok(rows.into_iter().map(Into::into).collect())
+                }
+            }
+
+            #[async_trait]
+            impl SignInLimitRepository for $store {
+                async fn reserve_sign_in(
+                    &self,
+                    rules: &[LimitRule],
+                    window: std::time::Duration,
+                    now: Timestamp,
+                ) -> StoreResult<Result<(), std::time::Duration>> {
+                    let micros = |d: std::time::Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX / 4);
+                    // Rows are locked in one order, so concurrent reservations
+                    // sharing keys cannot deadlock (PostgreSQL).
+                    let mut rules: Vec<&LimitRule> = rules.iter().collect();
+                    rules.sort_by(|a, b| a.key.cmp(&b.key));
+                    rules.dedup_by(|a, b| a.key == b.key);
+                    let (_turn, mut tx) = self.begin_write().await?;
+                    for rule in rules {
+                        // Allowed when the window is over (it starts again), under
+                        // the limit, or past the limit but a spacing after the
+                        // last attempt; a refused attempt changes nothing.
+                        let reserved: Option<(i64,)> = sqlx::query_as(
+                            "INSERT INTO sign_in_limits (key, window_ends, attempts, next_at) \
+                             VALUES ($1, $2 + $3, 1, $2 + $5) \
+                             ON CONFLICT (key) DO UPDATE SET \
+                               attempts = CASE WHEN sign_in_limits.window_ends <= $2 THEN 1 \
+                                          ELSE sign_in_limits.attempts + 1 END, \
+                               window_ends = CASE WHEN sign_in_limits.window_ends <= $2 THEN $2 + $3 \
+                                             ELSE sign_in_limits.window_ends END, \
+                               next_at = $2 + $5 \
+                             WHERE sign_in_limits.window_ends <= $2 OR sign_in_limits.attempts < $4 \
+                               OR sign_in_limits.next_at <= $2 \
+                             RETURNING attempts",
+                        )
+                        .bind(&rule.key)
+                        .bind(now.0)
+                        .bind(micros(window))
+                        .bind(rule.limit)
+                        .bind(micros(rule.spacing))
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        if reserved.is_none() {
+                            let (window_ends, next_at): (i64, i64) = sqlx::query_as(
+                                "SELECT window_ends, next_at FROM sign_in_limits WHERE key = $1",
+                            )
+                            .bind(&rule.key)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                            tx.rollback().await?;
+                            let wait = window_ends.min(next_at).saturating_sub(now.0).max(0);
+                            return Ok(Err(std::time::Duration::from_micros(wait.unsigned_abs())));
+                        }
+                    }
+                    tx.commit().await?;
+                    Ok(Ok(()))
+                }
+
+                async fn release_sign_in(&self, keys: &[String]) -> StoreResult<()> {
+                    for key in keys {
+                        sqlx::query("UPDATE sign_in_limits SET attempts = attempts - 1 WHERE key = $1 AND attempts > 0")
+                            .bind(key)
+                            .execute(&self.pool)
+                            .await?;
+                    }
+                    Ok(())
+                }
+
+                async fn prune_sign_in_limits(&self, now: Timestamp) -> StoreResult<u64> {
+                    // Rows another transaction holds are left for the next
+                    // prune (PostgreSQL), so pruning never waits on sign-ins.
+                    Ok(sqlx::query(&format!(
+                        "DELETE FROM sign_in_limits WHERE key IN (SELECT key FROM sign_in_limits \
+                         WHERE window_ends <= $1 LIMIT 10000{})",
+                        <$store as SqlDialect>::SKIP_LOCKED
+                    ))
+                    .bind(now.0)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
                 }
             }
 

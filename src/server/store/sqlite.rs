@@ -150,13 +150,14 @@ impl ChangeRelay for SqliteStore {
                     .ok()
             });
             loop {
-                let changes = log.take().await;
+                let (changes, mark) = log.take().await;
                 if let (Some(peers), Some(sender)) = (&peers, &sender) {
                     for payload in wire::encode(&changes) {
                         peers.send(sender, payload.as_bytes()).await;
                     }
                 }
                 log.deliver(Relayed::Changes(changes.into()));
+                log.relayed(mark);
             }
         });
     }

@@ -343,3 +343,14 @@ pub enum AbortOutcome {
     /// It had already ended in this status; nothing changed.
     AlreadyFinished(RunStatus),
 }
+
+/// One count of the sign-in limiter: within a window (from its first
+/// attempt), `limit` attempts; past that, one more per `spacing` (a spacing
+/// of the whole window locks until the window ends).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimitRule {
+    /// SHA-256 (hex) of what is counted: never the typed email itself.
+    pub key: String,
+    pub limit: i64,
+    pub spacing: std::time::Duration,
+}
