@@ -103,7 +103,7 @@ mod cli {
             scope,
             file,
         } = command;
-        let text = std::fs::read_to_string(&file)
+        let text = std::fs::read(&file)
             .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
         let tenant = store
             .tenant_by_slug(&tenant)

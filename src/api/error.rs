@@ -1,5 +1,6 @@
 use super::codec::JsonTextEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use crate::domain::sanitize_reason;
 use serde::{Deserialize, Serialize};
 
 /// The one error type of every server function. Each variant knows its HTTP
@@ -58,13 +59,14 @@ impl FromServerFnError for AppError {
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         match value {
+            // Decoders quote the input they stumbled on: echo it sanitised.
             ServerFnErrorErr::Args(message) | ServerFnErrorErr::MissingArg(message) => {
-                AppError::BadRequest(format!("Bad request: {message}"))
+                AppError::BadRequest(format!("Bad request: {}", sanitize_reason(&message)))
             }
             // On the server, failing to decode means the request body was bad;
             // in the browser it is a transport problem.
             ServerFnErrorErr::Deserialization(message) if cfg!(feature = "ssr") => {
-                AppError::BadRequest(format!("Bad request: {message}"))
+                AppError::BadRequest(format!("Bad request: {}", sanitize_reason(&message)))
             }
             other => AppError::Transport(other.to_string()),
         }

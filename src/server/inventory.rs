@@ -2,11 +2,13 @@
 //! completed inventory sync of one scope, so drift runs on real data. A
 //! malformed file is refused whole, naming the line or the item and field.
 
-use crate::domain::{Tenant, Timestamp};
+use crate::domain::{is_clean_identifier, sanitize_reason, Tenant, Timestamp};
+use crate::server::operations::SCOPE_KEY_NOT_CLEAN;
 use crate::server::store::{InventorySync, NewInventoryItem, NewInventorySync, Store, StoreError};
 use serde::Deserialize;
 
 const MAX_FIELD: usize = 200;
+const IDENTIFIER_NOT_CLEAN: &str = "is an identifier every viewer reads: it may not hold a credential, token, e-mail address, control character or stray whitespace";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -27,14 +29,33 @@ struct FileItem {
     payload: serde_json::Value,
 }
 
+/// The file's text: UTF-8 (a leading byte order mark is allowed and
+/// dropped). Anything else is refused with the offset of the first bad
+/// byte; lone surrogates (as CESU-8 writes them) are bad bytes.
+pub fn decode(bytes: &[u8]) -> Result<&str, ImportError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
+        return Err(ImportError::Invalid(
+            "the file is UTF-16; save it as UTF-8".into(),
+        ));
+    }
+    std::str::from_utf8(bytes).map_err(|e| {
+        ImportError::Invalid(format!(
+            "the file is not UTF-8: invalid byte at offset {}",
+            e.valid_up_to()
+        ))
+    })
+}
+
 /// Parses and checks a whole file before anything is written.
 pub fn parse_items(text: &str) -> Result<Vec<NewInventoryItem>, ImportError> {
     let items: Vec<FileItem> = serde_json::from_str(text).map_err(|e| {
+        // serde quotes the input it stumbled on: echo it sanitised.
         ImportError::Invalid(format!(
             "line {}, column {}: {} (expected a JSON array of items with subject_type, external_id, display_name and payload)",
             e.line(),
             e.column(),
-            e
+            sanitize_reason(&e.to_string())
         ))
     })?;
     let mut seen = std::collections::HashSet::new();
@@ -49,11 +70,15 @@ pub fn parse_items(text: &str) -> Result<Vec<NewInventoryItem>, ImportError> {
                 ("subject_type", &item.subject_type),
                 ("external_id", &item.external_id),
             ] {
-                if value.trim().is_empty() || value.len() > MAX_FIELD {
+                if value.trim().is_empty() || value.chars().count() > MAX_FIELD {
                     return Err(at(field, &format!("must have 1 to {MAX_FIELD} characters")));
                 }
+                // Identifiers are shown to every viewer as they are.
+                if !is_clean_identifier(value) {
+                    return Err(at(field, IDENTIFIER_NOT_CLEAN));
+                }
             }
-            if item.display_name.len() > MAX_FIELD {
+            if item.display_name.chars().count() > MAX_FIELD {
                 return Err(at(
                     "display_name",
                     &format!("must have at most {MAX_FIELD} characters"),
@@ -79,20 +104,24 @@ pub fn parse_items(text: &str) -> Result<Vec<NewInventoryItem>, ImportError> {
         .collect()
 }
 
-/// Records a completed sync of `scope` in `tenant` with the file's items.
+/// Records a completed sync of `scope` in `tenant` with the file's items
+/// (its bytes, see [`decode`]).
 pub async fn import(
     store: &dyn Store,
     tenant: &Tenant,
     scope: &str,
-    text: &str,
+    file: impl AsRef<[u8]>,
 ) -> Result<InventorySync, ImportError> {
     let scope = scope.trim();
-    if scope.is_empty() || scope.len() > MAX_FIELD {
+    if scope.is_empty() || scope.chars().count() > MAX_FIELD {
         return Err(ImportError::Invalid(format!(
             "the scope needs 1 to {MAX_FIELD} characters"
         )));
     }
-    let items = parse_items(text)?;
+    if !is_clean_identifier(scope) {
+        return Err(ImportError::Invalid(SCOPE_KEY_NOT_CLEAN.into()));
+    }
+    let items = parse_items(decode(file.as_ref())?)?;
     Ok(store
         .record_inventory_sync(NewInventorySync {
             tenant_id: tenant.id,

@@ -18,9 +18,9 @@ pub struct DriftParams {
     pub current_run_id: InventorySyncRunId,
 }
 
-/// Payload fields that may appear in a finding's evidence, by value. Any
-/// other field is only named (in `changed_fields`), never copied: payloads
-/// can hold secrets and whole documents.
+/// Payload fields that may appear in a finding's evidence, by name and
+/// value. Any other changed field is only counted (`other_changed_fields`),
+/// never named or copied: payloads can hold secrets and whole documents.
 const EVIDENCE_FIELDS: [&str; 12] = [
     "os",
     "os_version",
@@ -36,7 +36,6 @@ const EVIDENCE_FIELDS: [&str; 12] = [
     "assignment",
 ];
 const MAX_EVIDENCE_TEXT: usize = 120;
-const MAX_CHANGED_FIELDS: usize = 20;
 
 /// A run's item id for an inventory subject.
 pub fn subject_key(item: &InventoryItem) -> String {
@@ -193,7 +192,8 @@ fn canonical_json(value: &Value, out: &mut String) {
 }
 
 /// Allowlisted, sanitised evidence: the display name, the allowlisted
-/// fields' scalar values before/after, and the names of changed fields.
+/// fields' scalar values before/after, the names of the allowlisted fields
+/// that changed and how many other fields did.
 fn evidence(before: Option<&InventoryItem>, after: Option<&InventoryItem>) -> Value {
     let side = |item: Option<&InventoryItem>, pick: &dyn Fn(&InventoryItem) -> Value| {
         item.map_or(Value::Null, pick)
@@ -216,16 +216,16 @@ fn evidence(before: Option<&InventoryItem>, after: Option<&InventoryItem>) -> Va
     }
     evidence.insert("fields".into(), Value::Object(fields));
     if let (Some(b), Some(a)) = (before, after) {
-        evidence.insert(
-            "changed_fields".into(),
-            changed_fields(&b.payload, &a.payload),
-        );
+        let (allowed, others) = changed_fields(&b.payload, &a.payload);
+        evidence.insert("changed_fields".into(), allowed);
+        evidence.insert("other_changed_fields".into(), others.into());
     }
     Value::Object(evidence)
 }
 
-/// Top-level payload keys whose values differ, by name only.
-fn changed_fields(before: &Value, after: &Value) -> Value {
+/// Top-level payload keys whose values differ: the allowlisted ones by
+/// name, the others only counted (a key's name can itself carry a secret).
+fn changed_fields(before: &Value, after: &Value) -> (Value, usize) {
     let empty = Map::new();
     let b = before.as_object().unwrap_or(&empty);
     let a = after.as_object().unwrap_or(&empty);
@@ -236,13 +236,14 @@ fn changed_fields(before: &Value, after: &Value) -> Value {
         .collect();
     names.sort();
     names.dedup();
-    Value::Array(
-        names
-            .into_iter()
-            .take(MAX_CHANGED_FIELDS)
-            .map(|name| Value::String(safe_text(name)))
-            .collect(),
-    )
+    let (allowed, others): (Vec<&String>, Vec<&String>) = names
+        .into_iter()
+        .partition(|name| EVIDENCE_FIELDS.contains(&name.as_str()));
+    let allowed = allowed
+        .into_iter()
+        .map(|name| Value::String(name.clone()))
+        .collect();
+    (Value::Array(allowed), others.len())
 }
 
 fn safe_scalar(value: Option<&Value>) -> Value {
@@ -254,10 +255,7 @@ fn safe_scalar(value: Option<&Value>) -> Value {
 }
 
 fn safe_text(text: &str) -> String {
-    sanitize_reason(text)
-        .chars()
-        .take(MAX_EVIDENCE_TEXT)
-        .collect()
+    sanitize_text(text, MAX_EVIDENCE_TEXT)
 }
 
 #[cfg(test)]
@@ -314,7 +312,12 @@ mod tests {
         assert_eq!(evidence["fields"]["os_version"]["after"], "10.0.2");
         assert_eq!(
             evidence["changed_fields"],
-            serde_json::json!(["blob", "client_secret", "os_version", "owner"])
+            serde_json::json!(["os_version", "owner"])
         );
+        assert_eq!(evidence["other_changed_fields"], 2);
+        let secret_name = item("x", serde_json::json!({"password=hunter2": 1}));
+        let renamed = item("x", serde_json::json!({"password=hunter2": 2}));
+        let text = evidence(Some(&secret_name), Some(&renamed)).to_string();
+        assert!(!text.contains("hunter2"), "{text}");
     }
 }

@@ -66,6 +66,10 @@ struct Plan {
 }
 
 const MAX_SCOPE_KEY: usize = 200;
+/// Why a scope key the sanitiser would change is refused: it is an
+/// identifier shown to every viewer, so it may not carry what the
+/// sanitiser hides. Said without echoing it.
+pub const SCOPE_KEY_NOT_CLEAN: &str = "a scope key is an identifier every viewer reads: it may not hold a credential, token, e-mail address, control character or repeated whitespace";
 const MAX_POLICIES: usize = 1_000;
 
 async fn plan_drift(
@@ -74,10 +78,13 @@ async fn plan_drift(
     scope_key: &str,
 ) -> Result<Plan, StartError> {
     let scope_key = scope_key.trim();
-    if scope_key.is_empty() || scope_key.len() > MAX_SCOPE_KEY {
+    if scope_key.is_empty() || scope_key.chars().count() > MAX_SCOPE_KEY {
         return Err(invalid(format!(
             "a scope key has 1 to {MAX_SCOPE_KEY} characters"
         )));
+    }
+    if !is_clean_identifier(scope_key) {
+        return Err(invalid(SCOPE_KEY_NOT_CLEAN));
     }
     let syncs = store.completed_syncs(tenant.id, scope_key, 2).await?;
     let [current, baseline] = syncs.as_slice() else {
@@ -143,7 +150,7 @@ async fn plan_add_policies(
     scope.push(format!("set:{}", set.id));
     let params = AddPoliciesParams {
         backup_set_id: set.id,
-        backup_set_name: set.name,
+        backup_set_name: sanitize_reason(&set.name),
         include_payload: options.include_payload,
     };
     Ok(Plan {
