@@ -13,6 +13,8 @@ mod listing;
 mod live;
 mod notification;
 mod operation;
+#[cfg(test)]
+mod proptests;
 mod run;
 mod sanitize;
 mod status;

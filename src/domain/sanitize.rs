@@ -62,7 +62,8 @@ pub fn sanitize_text(input: &str, max_chars: usize) -> String {
 
 /// `input` for an error message: sanitised, short and quoted.
 pub fn quote_input(input: &str) -> String {
-    format!("{:?}", sanitize_text(input, MAX_QUOTED_CHARS))
+    // Not `{:?}`: its escapes could make a capped echo ten times longer.
+    format!("\"{}\"", sanitize_text(input, MAX_QUOTED_CHARS))
 }
 
 /// Whether `text` can serve as an identifier people will read (a scope
@@ -306,12 +307,14 @@ const CONNECTION_SCHEMES: [&str; 16] = [
 ];
 
 /// Where a URL starting at `from` ends.
-/// Where a URL starting at `from` ends (before a PEM block glued to it:
-/// that is the PEM rule's).
+/// Where a URL starting at `from` ends: at a space or a quote, before a
+/// PEM block glued to it (that is the PEM rule's), and before a marker (a
+/// redaction may have taken the space that ended it).
 fn url_end(text: &[char], from: usize) -> usize {
     (from..text.len())
         .find(|&k| {
-            matches!(text[k], ' ' | '"' | '\'' | '<' | '>' | '`') || starts_with(text, k, PEM_BEGIN)
+            matches!(text[k], ' ' | '"' | '\'' | '<' | '>' | '`' | '[')
+                || starts_with(text, k, PEM_BEGIN)
         })
         .unwrap_or(text.len())
 }
@@ -615,7 +618,9 @@ fn value_extent(text: &[char], start: usize, cookie: bool) -> Value {
     let from = start + quote.len();
     let (mut to, mut end) = quoted_end(text, from, quote);
     loop {
-        end = if let Some(next) = assignment_end(text, end) {
+        // A key's closing quote glued on (`x=" "password":"v"`) counts too.
+        let after_quote = quote_at(text, end).and_then(|q| assignment_end(text, end + q.len()));
+        end = if let Some(next) = assignment_end(text, end).or(after_quote) {
             match quote_at(text, next) {
                 Some(inner) => quoted_end(text, next + inner.len(), inner).1,
                 None => unquoted_end(text, next, cookie),

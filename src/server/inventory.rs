@@ -135,6 +135,76 @@ pub async fn import(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::arbitrary::{self, file_bytes, hostile_text};
+    use proptest::prelude::*;
+
+    #[test]
+    fn reads_utf8_with_or_without_a_byte_order_mark_and_refuses_the_rest() {
+        let file = br#"[{"subject_type":"device","external_id":"d1","display_name":"Ger\u00e4t"}]"#;
+        assert_eq!(parse_items(decode(file).unwrap()).unwrap().len(), 1);
+        let with_bom = [b"\xEF\xBB\xBF".as_slice(), file].concat();
+        assert_eq!(parse_items(decode(&with_bom).unwrap()).unwrap().len(), 1);
+        for (bytes, expected) in [
+            (b"[\xED\xA0\x80]".as_slice(), "not UTF-8: invalid byte at offset 1"),
+            (b"\xFF\xFE[\x00]\x00", "UTF-16"),
+            (b"[\xC0\x80]", "not UTF-8"),
+        ] {
+            let message = decode(bytes).unwrap_err().to_string();
+            assert!(message.contains(expected), "{message}");
+        }
+    }
+
+    #[test]
+    fn refuses_identifiers_that_carry_secrets() {
+        let refused = message(
+            r#"[{"subject_type":"device","external_id":"token=abc123","display_name":"x"}]"#,
+        );
+        assert!(refused.starts_with("item 0, field `external_id`: is an identifier"), "{refused}");
+        assert!(!refused.contains("abc123"));
+        let unknown = message(r#"[{"subject_type":"d","external_id":"1","display_name":"x","password=hunter2":1}]"#);
+        assert!(!unknown.contains("hunter2"), "{unknown}");
+    }
+
+    proptest! {
+        #![proptest_config(arbitrary::config())]
+
+        #[test]
+        fn any_bytes_parse_or_explain(bytes in file_bytes()) {
+            match decode(&bytes).and_then(parse_items) {
+                Ok(items) => {
+                    for item in items {
+                        prop_assert!(is_clean_identifier(&item.subject_type));
+                        prop_assert!(is_clean_identifier(&item.external_id));
+                        prop_assert!(item.payload.is_object());
+                    }
+                }
+                Err(error) => prop_assert!(!error.to_string().is_empty()),
+            }
+        }
+
+        #[test]
+        fn written_items_read_back_or_are_refused_by_name(
+            items in prop::collection::vec((hostile_text(), hostile_text(), hostile_text()), 0..6),
+        ) {
+            let file: Vec<serde_json::Value> = items
+                .iter()
+                .enumerate()
+                .map(|(i, (kind, id, name))| serde_json::json!({
+                    "subject_type": kind, "external_id": format!("{id}{i}"), "display_name": name,
+                }))
+                .collect();
+            let bytes = serde_json::to_vec(&file).unwrap();
+            match parse_items(decode(&bytes).unwrap()) {
+                Ok(parsed) => {
+                    prop_assert_eq!(parsed.len(), items.len());
+                    for (read, (_, _, name)) in parsed.iter().zip(&items) {
+                        prop_assert_eq!(&read.display_name, name);
+                    }
+                }
+                Err(error) => prop_assert!(error.to_string().starts_with("item "), "{}", error),
+            }
+        }
+    }
 
     fn message(text: &str) -> String {
         parse_items(text).map(|_| ()).unwrap_err().to_string()

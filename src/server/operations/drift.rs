@@ -261,6 +261,73 @@ fn safe_text(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::arbitrary::{self, hostile_text, planted_secret};
+    use proptest::prelude::*;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            hostile_text().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(hostile_text(), inner, 0..4)
+                    .prop_map(|fields| Value::Object(fields.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn any_item() -> impl Strategy<Value = InventoryItem> {
+        (hostile_text(), hostile_text(), hostile_text(), json_value()).prop_map(
+            |(subject_type, external_id, display_name, payload)| InventoryItem {
+                id: InventoryItemId(uuid::Uuid::nil()),
+                sync_run_id: InventorySyncRunId(uuid::Uuid::nil()),
+                subject_type,
+                external_id,
+                display_name,
+                payload,
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(arbitrary::config())]
+
+        #[test]
+        fn any_items_compare_and_no_planted_secret_reaches_evidence(
+            before in any_item(),
+            after in any_item(),
+            scope in hostile_text(),
+            (planted, secrets) in planted_secret(),
+        ) {
+            let key = subject_key(&before);
+            prop_assert!(key.starts_with(&before.subject_type) && key.ends_with(&before.external_id));
+            let tenant = TenantId(uuid::Uuid::nil());
+            let print = |a: &InventoryItem, b: &InventoryItem| {
+                fingerprint(tenant, &scope, FindingType::Changed, b, Some(a), Some(b))
+            };
+            let printed = print(&before, &after);
+            prop_assert!(printed.starts_with("drift:") && printed.len() == 70, "{printed}");
+            prop_assert_eq!(&printed, &print(&before.clone(), &after.clone()));
+            prop_assert_eq!(state_digest(&before), state_digest(&before.clone()));
+
+            let mut leaky = after.clone();
+            leaky.display_name = format!("{} {planted}", after.display_name);
+            leaky.payload = serde_json::json!({
+                "owner": planted, "state": format!("ok {planted}"), "notes": planted, planted.clone(): 1,
+            });
+            for (b, a) in [(Some(&before), Some(&leaky)), (None, Some(&leaky)), (Some(&leaky), None)] {
+                let text = evidence(b, a).to_string();
+                for secret in &secrets {
+                    prop_assert!(!text.contains(secret.as_str()), "{secret} in {text}");
+                }
+            }
+        }
+    }
 
     fn item(name: &str, payload: Value) -> InventoryItem {
         InventoryItem {
@@ -299,8 +366,8 @@ mod tests {
             serde_json::json!({"os_version": "10.0.2", "client_secret": "n3w-canary",
                 "owner": "it-ops"}),
         );
-        let evidence = evidence(Some(&before), Some(&after));
-        let text = evidence.to_string();
+        let shown = evidence(Some(&before), Some(&after));
+        let text = shown.to_string();
         for secret in [
             "s3cr3t-canary",
             "n3w-canary",
@@ -309,12 +376,12 @@ mod tests {
         ] {
             assert!(!text.contains(secret), "{secret} leaked: {text}");
         }
-        assert_eq!(evidence["fields"]["os_version"]["after"], "10.0.2");
+        assert_eq!(shown["fields"]["os_version"]["after"], "10.0.2");
         assert_eq!(
-            evidence["changed_fields"],
+            shown["changed_fields"],
             serde_json::json!(["os_version", "owner"])
         );
-        assert_eq!(evidence["other_changed_fields"], 2);
+        assert_eq!(shown["other_changed_fields"], 2);
         let secret_name = item("x", serde_json::json!({"password=hunter2": 1}));
         let renamed = item("x", serde_json::json!({"password=hunter2": 2}));
         let text = evidence(Some(&secret_name), Some(&renamed)).to_string();
