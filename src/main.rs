@@ -103,8 +103,8 @@ mod cli {
             scope,
             file,
         } = command;
-        let text = std::fs::read(&file)
-            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let text =
+            std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
         let tenant = store
             .tenant_by_slug(&tenant)
             .await

@@ -121,14 +121,19 @@ impl Corpus {
         *self.canaries.last_mut().unwrap() = upper.clone();
         texts.push(format!("key AKIA{upper}"));
         // A random-looking token and a hex digest, canaries themselves.
-        let random: String = self.run.chars().enumerate().map(|(i, c)| {
-            let d = c.to_digit(16).unwrap() as u8;
-            match i % 3 {
-                0 => (b'a' + d) as char,
-                1 => (b'0' + d % 10) as char,
-                _ => (b'A' + d) as char,
-            }
-        }).collect();
+        let random: String = self
+            .run
+            .chars()
+            .enumerate()
+            .map(|(i, c)| {
+                let d = c.to_digit(16).unwrap() as u8;
+                match i % 3 {
+                    0 => (b'a' + d) as char,
+                    1 => (b'0' + d % 10) as char,
+                    _ => (b'A' + d) as char,
+                }
+            })
+            .collect();
         self.canaries.push(random.clone());
         texts.push(format!("token {random}"));
         let hex = format!("a1{}", self.run);
@@ -255,27 +260,37 @@ mod no_canary_reaches_a_viewer_a_row_or_the_log {
                 .iter()
                 .enumerate()
                 .map(|(i, text)| {
-                    item(i, &format!("{text} {generation}"), serde_json::json!({
-                        "owner": format!("{text} {generation}"),
-                        "state": text,
-                        "notes": format!("{generation} {text}"),
-                        text.clone(): generation,
-                    }))
+                    item(
+                        i,
+                        &format!("{text} {generation}"),
+                        serde_json::json!({
+                            "owner": format!("{text} {generation}"),
+                            "state": text,
+                            "notes": format!("{generation} {text}"),
+                            text.clone(): generation,
+                        }),
+                    )
                 })
                 .collect();
             serde_json::to_vec(&items).unwrap()
         };
         for generation in 0..2 {
-            opshub::server::inventory::import(store.as_ref(), &acme, "canaries", sync(generation, &texts))
-                .await
-                .unwrap();
+            opshub::server::inventory::import(
+                store.as_ref(),
+                &acme,
+                "canaries",
+                sync(generation, &texts),
+            )
+            .await
+            .unwrap();
         }
         // A scope key carrying a secret is refused, with nothing stored.
         for text in &texts {
-            let err = opshub::server::inventory::import(store.as_ref(), &acme, text, sync(0, &texts))
-                .await
-                .map(|_| ())
-                .expect_err("a scope key with a secret is refused");
+            let err =
+                opshub::server::inventory::import(store.as_ref(), &acme, text, sync(0, &texts))
+                    .await
+                    .map(|_| ())
+                    .expect_err("a scope key with a secret is refused");
             corpus.assert_absent("an import error", &err.to_string());
         }
 
@@ -309,30 +324,64 @@ mod no_canary_reaches_a_viewer_a_row_or_the_log {
         // Starts through the real server functions; scope keys carrying a
         // secret are refused without being echoed.
         let drift = app
-            .post_form("/api/operations/start-drift", &[("tenant", "acme"), ("scope_key", "canaries")], Some(&operator))
+            .post_form(
+                "/api/operations/start-drift",
+                &[("tenant", "acme"), ("scope_key", "canaries")],
+                Some(&operator),
+            )
             .await;
-        assert!(drift.status.is_success() || drift.status.is_redirection(), "{}: {}", drift.status, drift.body);
+        assert!(
+            drift.status.is_success() || drift.status.is_redirection(),
+            "{}: {}",
+            drift.status,
+            drift.body
+        );
         for text in &texts {
             let refused = app
-                .post_form("/api/operations/start-drift", &[("tenant", "acme"), ("scope_key", text)], Some(&operator))
+                .post_form(
+                    "/api/operations/start-drift",
+                    &[("tenant", "acme"), ("scope_key", text)],
+                    Some(&operator),
+                )
                 .await;
-            assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{text}: {}", refused.body);
+            assert_eq!(
+                refused.status,
+                StatusCode::BAD_REQUEST,
+                "{text}: {}",
+                refused.body
+            );
             corpus.assert_absent("a start-drift answer", &refused.body);
         }
         let set_id = set.id.to_string();
         let start_policies = |include: &'static str| {
-            let mut fields: Vec<(&str, &str)> =
-                vec![("tenant", "acme"), ("backup_set_id", &set_id), ("include_payload", include)];
+            let mut fields: Vec<(&str, &str)> = vec![
+                ("tenant", "acme"),
+                ("backup_set_id", &set_id),
+                ("include_payload", include),
+            ];
             fields.extend(policy_ids.iter().map(|id| ("policy_ids[]", id.as_str())));
             let (content_type, body) = form(&fields);
-            app.post("/api/operations/start-add-policies", content_type, body, Some(&operator))
+            app.post(
+                "/api/operations/start-add-policies",
+                content_type,
+                body,
+                Some(&operator),
+            )
         };
         let with_payload = start_policies("true").await;
-        assert!(with_payload.status.is_success() || with_payload.status.is_redirection(), "{}", with_payload.body);
+        assert!(
+            with_payload.status.is_success() || with_payload.status.is_redirection(),
+            "{}",
+            with_payload.body
+        );
         drain(app).await;
         // The second run adds nothing new but meets the same names again.
         let metadata_only = start_policies("").await;
-        assert!(metadata_only.status.is_success() || metadata_only.status.is_redirection(), "{}", metadata_only.body);
+        assert!(
+            metadata_only.status.is_success() || metadata_only.status.is_redirection(),
+            "{}",
+            metadata_only.body
+        );
         drain(app).await;
 
         // Error paths whose messages quote their input.
@@ -349,7 +398,12 @@ mod no_canary_reaches_a_viewer_a_row_or_the_log {
                 app.post_json("/api/runs/hub", serde_json::json!({ "tenant": "acme", "query": { "limit": 5, "bucket": [text] } }), Some(&viewer)).await,
             ];
             for answer in answers {
-                assert!(answer.status.is_client_error(), "{text}: {} {}", answer.status, answer.body);
+                assert!(
+                    answer.status.is_client_error(),
+                    "{text}: {} {}",
+                    answer.status,
+                    answer.body
+                );
                 corpus.assert_absent("an error answer", &answer.body);
             }
         }
@@ -362,25 +416,46 @@ mod no_canary_reaches_a_viewer_a_row_or_the_log {
             .items;
         // The newest three: the drift run and the two add-policies runs.
         let mine: Vec<&RunSummary> = runs.iter().take(3).collect();
-        assert!(mine.iter().any(|r| r.operation == OperationKind::DriftGenerate && r.status.is_terminal()));
+        assert!(mine
+            .iter()
+            .any(|r| r.operation == OperationKind::DriftGenerate && r.status.is_terminal()));
         let policy_runs: Vec<RunDetail> = {
             let mut found = Vec::new();
-            for run in mine.iter().filter(|r| r.operation == OperationKind::BackupSetAddPolicies).take(2) {
+            for run in mine
+                .iter()
+                .filter(|r| r.operation == OperationKind::BackupSetAddPolicies)
+                .take(2)
+            {
                 found.push(store.run(acme.id, run.id).await.unwrap().unwrap());
             }
             found
         };
         assert!(
-            policy_runs.iter().any(|run| run.failures.iter().any(|f| f.reason_code == ReasonCode::InvalidPayload)),
+            policy_runs.iter().any(|run| run
+                .failures
+                .iter()
+                .any(|f| f.reason_code == ReasonCode::InvalidPayload)),
             "the policy over the limit failed with a reason quoting its name"
         );
         let findings = store
-            .list_findings(acme.id, &FindingFilter { scope_key: Some("canaries".into()), ..Default::default() }, PageRequest::first(200))
+            .list_findings(
+                acme.id,
+                &FindingFilter {
+                    scope_key: Some("canaries".into()),
+                    ..Default::default()
+                },
+                PageRequest::first(200),
+            )
             .await
             .unwrap();
         assert_eq!(findings.items.len(), texts.len(), "every device changed");
 
-        for table in ["bulk_operation_runs", "findings", "notifications", "audit_logs"] {
+        for table in [
+            "bulk_operation_runs",
+            "findings",
+            "notifications",
+            "audit_logs",
+        ] {
             corpus.assert_absent(table, &dump(app, table).await);
         }
 
@@ -388,34 +463,141 @@ mod no_canary_reaches_a_viewer_a_row_or_the_log {
         let run_ids: Vec<String> = mine.iter().map(|r| r.id.to_string()).collect();
         for cookie in [&viewer, &operator, &admin] {
             for route in page_routes() {
-                let runs = if route.contains("run_id") { &run_ids[..] } else { &run_ids[..1] };
+                let runs = if route.contains("run_id") {
+                    &run_ids[..]
+                } else {
+                    &run_ids[..1]
+                };
                 for run in runs {
                     let page = app.get(&fill(&route, "acme", run), Some(cookie)).await;
                     corpus.assert_absent(&format!("page {route}"), &page.body);
                 }
             }
             for path in server_fn_paths() {
-                let case = server_fn_case(&path).unwrap_or_else(|| panic!("{path} is not in the matrix"));
-                if matches!(path.as_str(), "/api/members/remove" | "/api/members/set-role" | "/api/session/sign-out" | "/api/operations/abort") {
+                let case =
+                    server_fn_case(&path).unwrap_or_else(|| panic!("{path} is not in the matrix"));
+                if matches!(
+                    path.as_str(),
+                    "/api/members/remove"
+                        | "/api/members/set-role"
+                        | "/api/session/sign-out"
+                        | "/api/operations/abort"
+                ) {
                     continue; // would change who may look, not what is shown
                 }
-                let runs = if case.takes.is_some() { &run_ids[..] } else { &run_ids[..1] };
+                let runs = if case.takes.is_some() {
+                    &run_ids[..]
+                } else {
+                    &run_ids[..1]
+                };
                 for run in runs {
                     let (content_type, body) = (case.body)("acme", run);
                     let answer = app.post(&path, content_type, body, Some(cookie)).await;
                     corpus.assert_absent(&format!("server function {path}"), &answer.body);
                 }
             }
-            let findings = app.get("/t/acme/findings?scope=canaries", Some(cookie)).await;
+            let findings = app
+                .get("/t/acme/findings?scope=canaries", Some(cookie))
+                .await;
             assert_eq!(findings.status, StatusCode::OK);
-            assert!(findings.body.contains("other_changed_fields"), "the evidence is on the page");
+            assert!(
+                findings.body.contains("other_changed_fields"),
+                "the evidence is on the page"
+            );
             corpus.assert_absent("the findings page", &findings.body);
         }
 
-        tracing::info!(canaries = corpus.canaries.len(), "canary check of the server log");
+        tracing::info!(
+            canaries = corpus.canaries.len(),
+            "canary check of the server log"
+        );
         let log = String::from_utf8_lossy(&server_log().lock().unwrap()).into_owned();
-        assert!(log.contains("canary check of the server log"), "the log is captured");
+        assert!(
+            log.contains("canary check of the server log"),
+            "the log is captured"
+        );
         eprintln!("checked {} bytes of server log", log.len());
         corpus.assert_absent("the server log", &log);
+    }
+}
+
+/// Text with letters from anywhere is ordinary input: a scope key and
+/// device names like `Zürich:HQ` import, start and execute.
+mod non_ascii_names_are_ordinary_input {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        server_log();
+        body(&App::start(Backend::Sqlite).await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        server_log();
+        body(&App::start(Backend::Postgres).await).await;
+    }
+
+    async fn body(app: &App) {
+        let store = app.state.store.clone();
+        let acme = store.tenant_by_slug("acme").await.unwrap().unwrap();
+        for generation in 0..2 {
+            let items = serde_json::json!([
+                item(
+                    0,
+                    "Zürich:HQ",
+                    serde_json::json!({ "os": format!("11.{generation}") })
+                ),
+                item(
+                    1,
+                    "Gerät=1",
+                    serde_json::json!({ "state": format!("Zürich:HQ {generation}") })
+                ),
+            ]);
+            opshub::server::inventory::import(
+                store.as_ref(),
+                &acme,
+                "Zürich:HQ",
+                items.to_string(),
+            )
+            .await
+            .unwrap();
+        }
+        let operator = app.sign_in("operator@acme.example").await;
+        let started = app
+            .post_form(
+                "/api/operations/start-drift",
+                &[("tenant", "acme"), ("scope_key", "Zürich:HQ")],
+                Some(&operator),
+            )
+            .await;
+        assert!(
+            started.status.is_success() || started.status.is_redirection(),
+            "{}: {}",
+            started.status,
+            started.body
+        );
+        drain(app).await;
+        let run = app.newest_run("acme").await;
+        assert_eq!(run.status, RunStatus::Completed, "{run:?}");
+        let findings = store
+            .list_findings(
+                acme.id,
+                &FindingFilter {
+                    scope_key: Some("Zürich:HQ".into()),
+                    ..Default::default()
+                },
+                PageRequest::first(10),
+            )
+            .await
+            .unwrap()
+            .items;
+        assert_eq!(findings.len(), 2);
+        assert!(findings
+            .iter()
+            .any(|f| f.evidence["display_name"]["after"] == "Zürich:HQ"));
+        assert!(findings
+            .iter()
+            .any(|f| f.evidence["display_name"]["after"] == "Gerät=1"));
     }
 }

@@ -1,6 +1,6 @@
 use super::codec::JsonTextEncoding;
-use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use crate::domain::sanitize_reason;
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use serde::{Deserialize, Serialize};
 
 /// The one error type of every server function. Each variant knows its HTTP

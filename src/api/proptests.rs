@@ -11,7 +11,13 @@ fn field() -> impl Strategy<Value = Option<String>> {
         Just(None),
         hostile_text().prop_map(Some),
         prop::sample::select(vec![
-            "failed", "drift.generate", "2026-11-27", "50", "0", "201", "new",
+            "failed",
+            "drift.generate",
+            "2026-11-27",
+            "50",
+            "0",
+            "201",
+            "new",
             "1764000000123456_0190a6b2-7c1e-7d3a-9f00-000000000001",
             "0190a6b2-7c1e-7d3a-9f00-000000000001",
         ])

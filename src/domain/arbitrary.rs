@@ -68,15 +68,70 @@ pub fn any_text() -> impl Strategy<Value = String> {
 /// Pieces of the shapes the sanitiser looks for, so that random text
 /// builds and breaks them in every combination.
 const FRAGMENTS: [&str; 64] = [
-    "password", "Password", "token", "clientSecret", "x-api-key", "db.password", "sessionId",
-    "author", "tokenizer", "signal", "token_type", "Zürich", "Gerät", "=", ":", " = ", ": ", "=>",
-    "\"", "'", "\\\"", ";", ",", "&", "}", "{", "]", "[", ")", ". ", "…", "[redacted]", "[token]",
-    "[email]", "Bearer ", "Basic ", "Authorization: ", "https://", "postgres://", "jdbc:",
-    "mongodb+srv://", "user:pw@", "@", "example.com", "bob", "-----BEGIN PRIVATE KEY-----",
-    "-----END PRIVATE KEY-----", "eyJhbGciOiJIUzI1NiJ9", ".", "eyJzdWIiOiIxMjM0NTY3ODkwIn0",
-    "ghp_", "AKIA", "Q8xWz3Kp9LmN2vB7rT5yH1jD4fG6sA0e",
-    "0190a6b2-7c1e-7d3a-9f00-000000000001", "drift:", "9f86d081884c7d659a2feaa0c55ad015",
-    "?", "/", " ", " ", "\n", "\t", "é", "😀",
+    "password",
+    "Password",
+    "token",
+    "clientSecret",
+    "x-api-key",
+    "db.password",
+    "sessionId",
+    "author",
+    "tokenizer",
+    "signal",
+    "token_type",
+    "Zürich",
+    "Gerät",
+    "=",
+    ":",
+    " = ",
+    ": ",
+    "=>",
+    "\"",
+    "'",
+    "\\\"",
+    ";",
+    ",",
+    "&",
+    "}",
+    "{",
+    "]",
+    "[",
+    ")",
+    ". ",
+    "…",
+    "[redacted]",
+    "[token]",
+    "[email]",
+    "Bearer ",
+    "Basic ",
+    "Authorization: ",
+    "https://",
+    "postgres://",
+    "jdbc:",
+    "mongodb+srv://",
+    "user:pw@",
+    "@",
+    "example.com",
+    "bob",
+    "-----BEGIN PRIVATE KEY-----",
+    "-----END PRIVATE KEY-----",
+    "eyJhbGciOiJIUzI1NiJ9",
+    ".",
+    "eyJzdWIiOiIxMjM0NTY3ODkwIn0",
+    "ghp_",
+    "AKIA",
+    "Q8xWz3Kp9LmN2vB7rT5yH1jD4fG6sA0e",
+    "0190a6b2-7c1e-7d3a-9f00-000000000001",
+    "drift:",
+    "9f86d081884c7d659a2feaa0c55ad015",
+    "?",
+    "/",
+    " ",
+    " ",
+    "\n",
+    "\t",
+    "é",
+    "😀",
 ];
 
 /// Text assembled from [`FRAGMENTS`] and any characters.
@@ -96,7 +151,11 @@ pub fn hostile_text() -> impl Strategy<Value = String> {
 /// Text of about a megabyte: a piece of hostile text repeated.
 pub fn megabyte_text() -> impl Strategy<Value = String> {
     (hostile_text(), 1usize..=4).prop_map(|(piece, megabytes)| {
-        let piece = if piece.is_empty() { "x".to_string() } else { piece };
+        let piece = if piece.is_empty() {
+            "x".to_string()
+        } else {
+            piece
+        };
         piece.repeat(megabytes * 1_048_576 / piece.len() + 1)
     })
 }
@@ -104,12 +163,44 @@ pub fn megabyte_text() -> impl Strategy<Value = String> {
 /// Key spellings of every secret family: camelCase, snake, kebab, dotted,
 /// upper case.
 pub const SECRET_KEYS: [&str; 38] = [
-    "password", "Password", "PASSWORD", "passwd", "pwd", "Pwd", "passphrase", "secret",
-    "client_secret", "clientSecret", "client-secret", "CLIENT_SECRET", "token", "access_token",
-    "accessToken", "refresh_token", "id_token", "githubToken", "api_key", "apikey", "APIKey",
-    "x-api-key", "auth", "authorization", "credential", "credentials", "cookie", "set-cookie",
-    "session", "sessionId", "sig", "signature", "private_key", "private-key",
-    "aws_secret_access_key", "ConnectionString", "db.password", "db_password",
+    "password",
+    "Password",
+    "PASSWORD",
+    "passwd",
+    "pwd",
+    "Pwd",
+    "passphrase",
+    "secret",
+    "client_secret",
+    "clientSecret",
+    "client-secret",
+    "CLIENT_SECRET",
+    "token",
+    "access_token",
+    "accessToken",
+    "refresh_token",
+    "id_token",
+    "githubToken",
+    "api_key",
+    "apikey",
+    "APIKey",
+    "x-api-key",
+    "auth",
+    "authorization",
+    "credential",
+    "credentials",
+    "cookie",
+    "set-cookie",
+    "session",
+    "sessionId",
+    "sig",
+    "signature",
+    "private_key",
+    "private-key",
+    "aws_secret_access_key",
+    "ConnectionString",
+    "db.password",
+    "db_password",
 ];
 
 /// A canary: unique, credential-like (letters and digits, both cases).
@@ -123,8 +214,9 @@ pub fn planted_secret() -> impl Strategy<Value = (String, Vec<String>)> {
     let key = select(SECRET_KEYS.to_vec());
     let random = "([a-z][A-Z0-9]){12,20}";
     let hex = "[0-9a-f]{38}";
-    (key, canary(), canary(), random, hex, 0..LAYOUTS)
-        .prop_map(|(key, secret, other, random, hex, n)| layout(n, key, &secret, &other, &random, &hex))
+    (key, canary(), canary(), random, hex, 0..LAYOUTS).prop_map(
+        |(key, secret, other, random, hex, n)| layout(n, key, &secret, &other, &random, &hex),
+    )
 }
 
 /// How many layouts [`layout`] knows.
@@ -158,8 +250,12 @@ pub fn layout(
         11 => one(format!("Bearer {secret}")),
         12 => one(format!("Basic {secret}")),
         13 => one(format!("postgres://admin:{secret}@db.internal:5432/prod")),
-        14 => two(format!("mongodb+srv://{secret}:{other}@cluster0.example.net/db")),
-        15 => one(format!("jdbc:sqlserver://db:1433;user=sa;password={secret}")),
+        14 => two(format!(
+            "mongodb+srv://{secret}:{other}@cluster0.example.net/db"
+        )),
+        15 => one(format!(
+            "jdbc:sqlserver://db:1433;user=sa;password={secret}"
+        )),
         16 => one(format!("https://deploy:{secret}@api.example.com/v1")),
         17 => one(format!("https://api.example.com/cb?{key}={secret}&page=2")),
         18 => two(format!("eyJhbGciOiJIUzI1NiJ9.eyJ{secret}.{other}")),

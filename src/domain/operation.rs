@@ -49,11 +49,13 @@ impl OperationKind {
         Self::ALL
             .into_iter()
             .find(|kind| kind.resource() == resource && kind.action() == action)
-            .ok_or_else(|| ParseError(format!(
+            .ok_or_else(|| {
+                ParseError(format!(
                     "unknown operation {}.{}",
                     super::quote_input(resource),
                     super::quote_input(action)
-                )))
+                ))
+            })
     }
 
     pub fn parse(code: &str) -> Result<Self, ParseError> {

@@ -8,7 +8,11 @@ use proptest::prelude::*;
 /// An error names the input at most [`MAX_QUOTED_CHARS`] long, sanitised.
 fn check_error(error: &ParseError) -> Result<(), TestCaseError> {
     prop_assert!(!error.0.is_empty());
-    prop_assert!(error.0.chars().count() <= MAX_QUOTED_CHARS + 200, "{}", error.0);
+    prop_assert!(
+        error.0.chars().count() <= MAX_QUOTED_CHARS + 200,
+        "{}",
+        error.0
+    );
     prop_assert!(!error.0.chars().any(char::is_control), "{:?}", error.0);
     Ok(())
 }
@@ -74,13 +78,18 @@ fn all_parsers(input: &str) -> Result<(), TestCaseError> {
         Ok(())
     })?;
     if let Some(day) = Timestamp::start_of_day(input) {
-        prop_assert!(day.to_rfc3339().starts_with(input.get(..4).unwrap_or_default()));
+        prop_assert!(day
+            .to_rfc3339()
+            .starts_with(input.get(..4).unwrap_or_default()));
         prop_assert_eq!(Timestamp::start_of_day(&day.to_rfc3339()[..10]), Some(day));
     }
     #[cfg(feature = "ssr")]
     check(Timestamp::parse(input), |at| {
         prop_assert_eq!(
-            Timestamp::parse(&at.to_rfc3339()).unwrap().0.div_euclid(1_000_000),
+            Timestamp::parse(&at.to_rfc3339())
+                .unwrap()
+                .0
+                .div_euclid(1_000_000),
             at.0.div_euclid(1_000_000)
         );
         Ok(())

@@ -677,9 +677,7 @@ fn unquoted_end(text: &[char], start: usize, cookie: bool) -> usize {
         // (`auth: password => 'v'`), read whole.
         let before = &text[start..k];
         let before = before.strip_suffix(&[' ']).unwrap_or(before);
-        let assigned = before
-            .last()
-            .is_some_and(|&p| matches!(p, '=' | ':' | '>'));
+        let assigned = before.last().is_some_and(|&p| matches!(p, '=' | ':' | '>'));
         if let (Some(quote), true) = (quote_at(text, k), assigned) {
             k = quoted_end(text, k + quote.len(), quote).1;
             continue;

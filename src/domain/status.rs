@@ -153,7 +153,12 @@ impl StatusBucket {
         Self::ALL
             .into_iter()
             .find(|bucket| bucket.as_str() == input)
-            .ok_or_else(|| ParseError(format!("{} is not a status bucket", super::quote_input(input))))
+            .ok_or_else(|| {
+                ParseError(format!(
+                    "{} is not a status bucket",
+                    super::quote_input(input)
+                ))
+            })
     }
 
     pub fn statuses(self) -> Vec<RunStatus> {

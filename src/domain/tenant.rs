@@ -66,10 +66,12 @@ impl Role {
         Self::ALL
             .into_iter()
             .find(|role| role.as_str() == input)
-            .ok_or_else(|| ParseError(format!(
-                "{} is not a role (viewer, operator, admin)",
-                super::quote_input(input)
-            )))
+            .ok_or_else(|| {
+                ParseError(format!(
+                    "{} is not a role (viewer, operator, admin)",
+                    super::quote_input(input)
+                ))
+            })
     }
 }
 

@@ -145,7 +145,10 @@ mod tests {
         let with_bom = [b"\xEF\xBB\xBF".as_slice(), file].concat();
         assert_eq!(parse_items(decode(&with_bom).unwrap()).unwrap().len(), 1);
         for (bytes, expected) in [
-            (b"[\xED\xA0\x80]".as_slice(), "not UTF-8: invalid byte at offset 1"),
+            (
+                b"[\xED\xA0\x80]".as_slice(),
+                "not UTF-8: invalid byte at offset 1",
+            ),
             (b"\xFF\xFE[\x00]\x00", "UTF-16"),
             (b"[\xC0\x80]", "not UTF-8"),
         ] {
@@ -159,9 +162,14 @@ mod tests {
         let refused = message(
             r#"[{"subject_type":"device","external_id":"token=abc123","display_name":"x"}]"#,
         );
-        assert!(refused.starts_with("item 0, field `external_id`: is an identifier"), "{refused}");
+        assert!(
+            refused.starts_with("item 0, field `external_id`: is an identifier"),
+            "{refused}"
+        );
         assert!(!refused.contains("abc123"));
-        let unknown = message(r#"[{"subject_type":"d","external_id":"1","display_name":"x","password=hunter2":1}]"#);
+        let unknown = message(
+            r#"[{"subject_type":"d","external_id":"1","display_name":"x","password=hunter2":1}]"#,
+        );
         assert!(!unknown.contains("hunter2"), "{unknown}");
     }
 

@@ -20,11 +20,20 @@ fn redacts_each_key_layout() {
         ("password: hunter2", "password: [redacted]"),
         ("password = hunter2", "password = [redacted]"),
         (r#"{"password":"hunter2"}"#, r#"{"password":"[redacted]"}"#),
-        (r#"{"password": "hunter 2"}"#, r#"{"password": "[redacted]"}"#),
+        (
+            r#"{"password": "hunter 2"}"#,
+            r#"{"password": "[redacted]"}"#,
+        ),
         ("{'password': 'hunter2'}", "{'password': '[redacted]'}"),
         ("password => 'hunter2'", "password => '[redacted]'"),
-        (r#"password="hunter 2" next"#, r#"password="[redacted]" next"#),
-        (r#"{\"password\":\"hunter2\"}"#, r#"{\"password\":\"[redacted]\"}"#),
+        (
+            r#"password="hunter 2" next"#,
+            r#"password="[redacted]" next"#,
+        ),
+        (
+            r#"{\"password\":\"hunter2\"}"#,
+            r#"{\"password\":\"[redacted]\"}"#,
+        ),
         (
             r#"{"credentials": {"user": "bob", "pw": "x"}, "ok": 1}"#,
             r#"{"credentials": [redacted], "ok": 1}"#,
@@ -44,7 +53,10 @@ fn an_unquoted_value_runs_to_the_next_separator() {
         ("token=a b, c=d", "token=[redacted], c=d"),
         ("?token=abc&page=2", "?token=[redacted]&page=2"),
         ("(secret=abc) then", "(secret=[redacted]) then"),
-        ("secret=abc. Then the sync failed", "secret=[redacted]. Then the sync failed"),
+        (
+            "secret=abc. Then the sync failed",
+            "secret=[redacted]. Then the sync failed",
+        ),
         ("Cookie: a=1; b=2", "Cookie: [redacted]"),
         (r#"password="abc"#, r#"password="[redacted]""#),
         ("auth: password => 'abc' x", "auth: [redacted]"),
@@ -56,11 +68,21 @@ fn an_unquoted_value_runs_to_the_next_separator() {
 #[test]
 fn redacts_every_key_family_in_every_spelling() {
     for key in SECRET_KEYS {
-        for text in [format!("{key}=Sx9"), format!("\"{key}\": \"Sx9\""), format!("{key}: Sx9")] {
+        for text in [
+            format!("{key}=Sx9"),
+            format!("\"{key}\": \"Sx9\""),
+            format!("{key}: Sx9"),
+        ] {
             assert_clean(&text, "Sx9");
         }
     }
-    for key in ["X-Auth-Token", "dbpassword", "SharedAccessKey", "AccountKey", "Proxy-Authorization"] {
+    for key in [
+        "X-Auth-Token",
+        "dbpassword",
+        "SharedAccessKey",
+        "AccountKey",
+        "Proxy-Authorization",
+    ] {
         assert_clean(&format!("{key}=Sx9"), "Sx9");
     }
 }
@@ -90,8 +112,14 @@ fn redacts_authorization_headers_and_bare_schemes() {
         clean("401 with Authorization: Bearer abc.def.ghi"),
         "401 with Authorization: [redacted]"
     );
-    assert_eq!(clean("sent Bearer abc123def upstream"), "sent Bearer [redacted] upstream");
-    assert_eq!(clean("sent Basic dXNlcjpwYXNz upstream"), "sent Basic [redacted] upstream");
+    assert_eq!(
+        clean("sent Bearer abc123def upstream"),
+        "sent Bearer [redacted] upstream"
+    );
+    assert_eq!(
+        clean("sent Basic dXNlcjpwYXNz upstream"),
+        "sent Basic [redacted] upstream"
+    );
     assert_eq!(clean("basic validation failed"), "basic validation failed");
 }
 
@@ -126,7 +154,10 @@ fn redacts_connection_strings_and_url_credentials() {
 #[test]
 fn redacts_jwts_pem_blocks_and_known_token_prefixes() {
     let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
-    assert_eq!(clean(&format!("token {jwt} expired")), "token [token] expired");
+    assert_eq!(
+        clean(&format!("token {jwt} expired")),
+        "token [token] expired"
+    );
     assert_eq!(
         clean("key -----BEGIN PRIVATE KEY-----\nMIIEv\nQ==\n-----END PRIVATE KEY----- rejected"),
         "key [redacted] rejected"
@@ -145,7 +176,10 @@ fn redacts_jwts_pem_blocks_and_known_token_prefixes() {
         "AKIAIOSFODNN7EXAMPLE",
         "AIzaSyA1234567890abcdefghijklmnopqrstu",
     ] {
-        assert_eq!(clean(&format!("key {token} rejected")), "key [token] rejected");
+        assert_eq!(
+            clean(&format!("key {token} rejected")),
+            "key [token] rejected"
+        );
     }
 }
 
@@ -159,7 +193,11 @@ fn redacts_long_random_strings_but_not_ids_words_or_paths() {
         "a8f5f167f44f4964e6c998dee827110c9",
         "Q8xWz3Kp9LmN2vB7rT5yH1jD4fG6sA0e",
     ] {
-        assert_eq!(clean(&format!("sig {secret} bad")), "sig [token] bad", "{secret}");
+        assert_eq!(
+            clean(&format!("sig {secret} bad")),
+            "sig [token] bad",
+            "{secret}"
+        );
     }
     for text in [
         "Policy 0190a6b2-7c1e-7d3a-9f00-000000000001 is already in the backup set",
@@ -183,7 +221,10 @@ fn redacts_email_addresses() {
         "owner [email] lacks rights"
     );
     assert_eq!(clean("mailto:jürgen@müller.de."), "mailto:[email].");
-    assert_eq!(clean("opshub@0.1.0 and git@github"), "opshub@0.1.0 and git@github");
+    assert_eq!(
+        clean("opshub@0.1.0 and git@github"),
+        "opshub@0.1.0 and git@github"
+    );
 }
 
 // --- Text hygiene --------------------------------------------------------------
@@ -221,8 +262,14 @@ fn quotes_input_sanitised_and_short() {
 
 fn check_output(out: &str, max: usize) -> Result<(), TestCaseError> {
     prop_assert!(out.chars().count() <= max, "{} chars", out.chars().count());
-    prop_assert!(!out.chars().any(|c| c.is_control() || is_invisible(c)), "{out:?}");
-    prop_assert!(!out.starts_with(' ') && !out.ends_with(' ') && !out.contains("  "), "{out:?}");
+    prop_assert!(
+        !out.chars().any(|c| c.is_control() || is_invisible(c)),
+        "{out:?}"
+    );
+    prop_assert!(
+        !out.starts_with(' ') && !out.ends_with(' ') && !out.contains("  "),
+        "{out:?}"
+    );
     Ok(())
 }
 
