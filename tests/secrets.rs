@@ -153,11 +153,12 @@ impl Corpus {
     }
 }
 
-fn excerpt<'a>(text: &'a str, canary: &str) -> &'a str {
+/// The text around the canary (`find` answers a char boundary).
+fn excerpt(text: &str, canary: &str) -> String {
     let at = text.find(canary).unwrap_or(0);
-    let start = text.floor_char_boundary(at.saturating_sub(120));
-    let end = text.ceil_char_boundary((at + canary.len() + 60).min(text.len()));
-    &text[start..end]
+    let before: Vec<char> = text[..at].chars().rev().take(120).collect();
+    let after: String = text[at..].chars().take(canary.len() + 60).collect();
+    before.into_iter().rev().chain(after.chars()).collect()
 }
 
 fn engine_settings() -> EngineSettings {

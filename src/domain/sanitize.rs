@@ -185,14 +185,9 @@ fn redact(text: &[char]) -> String {
 }
 
 fn starts_with(text: &[char], at: usize, prefix: &str) -> bool {
-    let mut k = at;
-    for p in prefix.chars() {
-        if text.get(k) != Some(&p) {
-            return false;
-        }
-        k += 1;
-    }
-    true
+    (at..)
+        .zip(prefix.chars())
+        .all(|(k, p)| text.get(k) == Some(&p))
 }
 
 fn starts_with_ignore_case(text: &[char], at: usize, prefix: &str) -> bool {
