@@ -677,6 +677,13 @@ fn unquoted_end(text: &[char], start: usize, cookie: bool) -> usize {
             k = quoted_end(text, k + quote.len(), quote).1;
             continue;
         }
+        // A key's closing quote (`x=" "password":"v"`): the value runs on.
+        if let Some(quote) = quote_at(text, k) {
+            if assignment_end(text, k + quote.len()).is_some() {
+                k += quote.len();
+                continue;
+            }
+        }
         let full_stop = c == '.' && text.get(k + 1).is_none_or(|&n| n == ' ' || n == CUT);
         let arrow = c == '>' && k > start && text[k - 1] == '=';
         let separator = matches!(
