@@ -109,14 +109,14 @@ mod cli {
             scope,
             file,
         } = command;
-        let text = opshub::server::inventory::read_file(&file, max_bytes)
+        let bytes = opshub::server::inventory::read_file(&file, max_bytes)
             .map_err(|e| format!("{}: {e}", file.display()))?;
         let tenant = store
             .tenant_by_slug(&tenant)
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("no tenant with slug {tenant:?}"))?;
-        let sync = opshub::server::inventory::import(store, &tenant, &scope, &text)
+        let sync = opshub::server::inventory::import(store, &tenant, &scope, &bytes)
             .await
             .map_err(|e| format!("{}: {e}", file.display()))?;
         opshub::outln!(

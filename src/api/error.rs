@@ -1,4 +1,5 @@
 use super::codec::JsonTextEncoding;
+use crate::domain::sanitize_reason;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use serde::{Deserialize, Serialize};
 
@@ -58,13 +59,20 @@ impl FromServerFnError for AppError {
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         match value {
+            // Decoders quote the input they stumbled on: echo it sanitised.
             ServerFnErrorErr::Args(message) | ServerFnErrorErr::MissingArg(message) => {
-                AppError::BadRequest(format!("Bad request: {}", clipped(&message)))
+                AppError::BadRequest(format!(
+                    "Bad request: {}",
+                    sanitize_reason(&clipped(&message))
+                ))
             }
             // On the server, failing to decode means the request body was bad;
             // in the browser it is a transport problem.
             ServerFnErrorErr::Deserialization(message) if cfg!(feature = "ssr") => {
-                AppError::BadRequest(format!("Bad request: {}", clipped(&message)))
+                AppError::BadRequest(format!(
+                    "Bad request: {}",
+                    sanitize_reason(&clipped(&message))
+                ))
             }
             other => AppError::Transport(other.to_string()),
         }

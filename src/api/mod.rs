@@ -7,6 +7,8 @@ pub mod findings;
 pub mod members;
 pub mod notifications;
 pub mod operations;
+#[cfg(test)]
+mod proptests;
 pub mod runs;
 pub mod session;
 pub mod tenants;

@@ -62,7 +62,8 @@ fn given(value: &Option<String>) -> Option<&str> {
 fn day_start(text: &str, field: &str) -> Result<Timestamp, ParseError> {
     Timestamp::start_of_day(text).ok_or_else(|| {
         ParseError(format!(
-            "`{field}` must be a date like 2026-11-27, not {text:?}"
+            "`{field}` must be a date like 2026-11-27, not {}",
+            quote_input(text)
         ))
     })
 }
@@ -118,7 +119,10 @@ impl HubQuery {
                 .ok()
                 .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
                 .ok_or_else(|| {
-                    ParseError(format!("page size must be 1-{MAX_PAGE_SIZE}, not {text:?}"))
+                    ParseError(format!(
+                        "page size must be 1-{MAX_PAGE_SIZE}, not {}",
+                        quote_input(text)
+                    ))
                 })?,
         };
         let page = match (&self.older, &self.newer) {
@@ -153,20 +157,24 @@ async fn hub_data(tenant: &str, query: &HubQuery) -> Result<HubData, AppError> {
                 .inventory_scopes(tenant.id)
                 .await?
                 .into_iter()
-                .filter(|scope| scope.completed_syncs >= 2)
+                // Scopes stored before keys were checked may carry what
+                // the sanitiser hides; they cannot be started anyway.
+                .filter(|scope| {
+                    scope.completed_syncs >= 2 && is_clean_identifier(&scope.selection_hash)
+                })
                 .map(|scope| scope.selection_hash)
                 .collect(),
             backup_sets: store
                 .list_backup_sets(tenant.id)
                 .await?
                 .into_iter()
-                .map(|set| (set.id, set.name))
+                .map(|set| (set.id, sanitize_reason(&set.name)))
                 .collect(),
             policies: store
                 .list_policies(tenant.id)
                 .await?
                 .into_iter()
-                .map(|policy| (policy.id, policy.name))
+                .map(|policy| (policy.id, sanitize_reason(&policy.name)))
                 .collect(),
         })
     } else {
@@ -307,11 +315,11 @@ async fn run_page_data(tenant: &str, run_id: &str) -> Result<RunPageData, AppErr
                         .policies_by_ids(tenant.id, &ids)
                         .await?
                         .into_iter()
-                        .map(|policy| (policy.id.to_string(), policy.name))
+                        .map(|policy| (policy.id.to_string(), sanitize_reason(&policy.name)))
                         .collect();
                     RunScope::AddPolicies {
                         backup_set_id: p.backup_set_id,
-                        backup_set_name: p.backup_set_name,
+                        backup_set_name: sanitize_reason(&p.backup_set_name),
                         include_payload: p.include_payload,
                         policies,
                     }

@@ -55,7 +55,12 @@ impl ReasonCode {
         Self::ALL
             .into_iter()
             .find(|code| code.as_str() == input)
-            .ok_or_else(|| ParseError(format!("{input:?} is not a reason code")))
+            .ok_or_else(|| {
+                ParseError(format!(
+                    "{} is not a reason code",
+                    super::quote_input(input)
+                ))
+            })
     }
 }
 

@@ -30,7 +30,7 @@ macro_rules! text_enum {
                 match input {
                     $($text => Ok($name::$variant),)+
                     _ => Err(ParseError(format!(
-                        "{input:?} is not a {}", stringify!($name)
+                        "{} is not a {}", $crate::domain::quote_input(input), stringify!($name)
                     ))),
                 }
             }

@@ -3,6 +3,8 @@
 //! Nothing in here touches a database or the network, so everything compiles
 //! to wasm as well; the server adds sqlx encodings behind `feature = "ssr"`.
 
+#[cfg(test)]
+pub(crate) mod arbitrary;
 mod audit;
 mod failure;
 mod finding;
@@ -12,6 +14,8 @@ mod listing;
 mod live;
 mod notification;
 mod operation;
+#[cfg(test)]
+mod proptests;
 mod run;
 mod sanitize;
 mod status;
@@ -29,7 +33,10 @@ pub use live::{live_path, RESYNC_EVENT, RUN_EVENT, UNREAD_EVENT};
 pub use notification::{Notification, NotificationKind, RunNotice};
 pub use operation::{idempotency_key, OperationKind};
 pub use run::{Counters, RunDetail, RunJoin, RunSummary};
-pub use sanitize::{sanitize_reason, MAX_REASON_CHARS};
+pub use sanitize::{
+    is_clean_identifier, quote_input, sanitize_reason, sanitize_text, MAX_QUOTED_CHARS,
+    MAX_REASON_CHARS,
+};
 pub use status::{RunStatus, StatusBucket};
 pub use tenant::{Member, Membership, Role, Tenant, TenantSlug, User};
 pub use time::{format_duration, Timestamp};

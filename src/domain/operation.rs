@@ -49,14 +49,20 @@ impl OperationKind {
         Self::ALL
             .into_iter()
             .find(|kind| kind.resource() == resource && kind.action() == action)
-            .ok_or_else(|| ParseError(format!("unknown operation {resource}.{action}")))
+            .ok_or_else(|| {
+                ParseError(format!(
+                    "unknown operation {}.{}",
+                    super::quote_input(resource),
+                    super::quote_input(action)
+                ))
+            })
     }
 
     pub fn parse(code: &str) -> Result<Self, ParseError> {
         Self::ALL
             .into_iter()
             .find(|kind| kind.code() == code)
-            .ok_or_else(|| ParseError(format!("{code:?} is not an operation")))
+            .ok_or_else(|| ParseError(format!("{} is not an operation", super::quote_input(code))))
     }
 }
 

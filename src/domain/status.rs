@@ -42,7 +42,7 @@ impl RunStatus {
         Self::ALL
             .into_iter()
             .find(|status| status.as_str() == input)
-            .ok_or_else(|| ParseError(format!("{input:?} is not a run status")))
+            .ok_or_else(|| ParseError(format!("{} is not a run status", super::quote_input(input))))
     }
 
     pub fn is_terminal(self) -> bool {
@@ -156,7 +156,12 @@ impl StatusBucket {
         Self::ALL
             .into_iter()
             .find(|bucket| bucket.as_str() == input)
-            .ok_or_else(|| ParseError(format!("{input:?} is not a status bucket")))
+            .ok_or_else(|| {
+                ParseError(format!(
+                    "{} is not a status bucket",
+                    super::quote_input(input)
+                ))
+            })
     }
 
     pub fn statuses(self) -> Vec<RunStatus> {

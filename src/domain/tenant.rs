@@ -25,7 +25,8 @@ impl TenantSlug {
             Ok(Self(input.to_string()))
         } else {
             Err(ParseError(format!(
-                "{input:?} is not a tenant slug (lowercase letters, digits and dashes, 1-63 characters)"
+                "{} is not a tenant slug (lowercase letters, digits and dashes, 1-63 characters)",
+                super::quote_input(input)
             )))
         }
     }
@@ -65,7 +66,12 @@ impl Role {
         Self::ALL
             .into_iter()
             .find(|role| role.as_str() == input)
-            .ok_or_else(|| ParseError(format!("{input:?} is not a role (viewer, operator, admin)")))
+            .ok_or_else(|| {
+                ParseError(format!(
+                    "{} is not a role (viewer, operator, admin)",
+                    super::quote_input(input)
+                ))
+            })
     }
 }
 

@@ -77,7 +77,8 @@ impl Timestamp {
         }
         Self::start_of_day(input).ok_or_else(|| {
             super::ParseError(format!(
-                "{input:?} is not a time (expected RFC 3339 or YYYY-MM-DD)"
+                "{} is not a time (expected RFC 3339 or YYYY-MM-DD)",
+                super::quote_input(input)
             ))
         })
     }

@@ -31,6 +31,18 @@ pub fn validate_password(password: &str) -> Result<(), AdminError> {
     Ok(())
 }
 
+/// An e-mail address as accounts are keyed by it: trimmed, lower case.
+pub fn normalise_email(email: &str) -> Result<String, AdminError> {
+    let email = email.trim().to_lowercase();
+    if !email.contains('@') || email.len() > 254 || email.chars().any(char::is_control) {
+        return Err(invalid(format!(
+            "{} is not an email address",
+            crate::domain::quote_input(&email)
+        )));
+    }
+    Ok(email)
+}
+
 /// Who made a change: a signed-in admin, or the command line (`None`).
 pub type Actor = Option<UserId>;
 
@@ -178,10 +190,7 @@ pub mod cli {
         role: Role,
         password: Option<String>,
     ) -> Result<User, AdminError> {
-        let email = email.trim().to_lowercase();
-        if !email.contains('@') || email.len() > 254 {
-            return Err(invalid(format!("{email:?} is not an email address")));
-        }
+        let email = normalise_email(email)?;
         let tenant = tenant(store, tenant_slug).await?;
         if store.user_credentials(&email).await?.is_none() {
             let password = password
@@ -254,5 +263,31 @@ pub mod cli {
                 .await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::arbitrary::{self, hostile_text};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(arbitrary::config())]
+
+        #[test]
+        fn passwords_and_emails_are_checked_without_panicking(text in hostile_text()) {
+            prop_assert_eq!(
+                validate_password(&text).is_ok(),
+                text.chars().count() >= MIN_PASSWORD_CHARS
+            );
+            match normalise_email(&text) {
+                Ok(email) => {
+                    prop_assert!(email.contains('@') && email.len() <= 254);
+                    prop_assert_eq!(normalise_email(&email).unwrap(), email);
+                }
+                Err(error) => prop_assert!(error.to_string().chars().count() < 120),
+            }
+        }
     }
 }

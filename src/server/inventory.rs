@@ -2,13 +2,15 @@
 //! completed inventory sync of one scope, so drift runs on real data. A
 //! malformed file is refused whole, naming the line or the item and field.
 
-use crate::domain::{Tenant, Timestamp};
+use crate::domain::{is_clean_identifier, sanitize_reason, Tenant, Timestamp};
+use crate::server::operations::SCOPE_KEY_NOT_CLEAN;
 use crate::server::store::{InventorySync, NewInventoryItem, NewInventorySync, Store, StoreError};
 use serde::Deserialize;
 use std::io::Read;
 use std::path::Path;
 
 const MAX_FIELD: usize = 200;
+const IDENTIFIER_NOT_CLEAN: &str = "is an identifier every viewer reads: it may not hold a credential, token, e-mail address, control character or stray whitespace";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -39,8 +41,9 @@ struct FileItem {
 /// Reads an import file of at most `max_bytes`, refusing a larger one
 /// before reading it whole: its size is checked first, and the read stops
 /// one byte past the limit, so a file that grows meanwhile (or a pipe or
-/// device, whose size is unknown) cannot slip past.
-pub fn read_file(path: &Path, max_bytes: u64) -> Result<String, ImportError> {
+/// device, whose size is unknown) cannot slip past. What the bytes say is
+/// [`decode`]'s to judge.
+pub fn read_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>, ImportError> {
     let file = std::fs::File::open(path)?;
     let size = file.metadata()?.len();
     if size > max_bytes {
@@ -52,10 +55,23 @@ pub fn read_file(path: &Path, max_bytes: u64) -> Result<String, ImportError> {
     if bytes.len() as u64 > max_bytes {
         return Err(ImportError::TooLarge { max_bytes });
     }
-    String::from_utf8(bytes).map_err(|e| {
+    Ok(bytes)
+}
+
+/// The file's text: UTF-8 (a leading byte order mark is allowed and
+/// dropped). Anything else is refused with the offset of the first bad
+/// byte; lone surrogates (as CESU-8 writes them) are bad bytes.
+pub fn decode(bytes: &[u8]) -> Result<&str, ImportError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
+        return Err(ImportError::Invalid(
+            "the file is UTF-16; save it as UTF-8".into(),
+        ));
+    }
+    std::str::from_utf8(bytes).map_err(|e| {
         ImportError::Invalid(format!(
-            "not UTF-8 text (invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
+            "the file is not UTF-8: invalid byte at offset {}",
+            e.valid_up_to()
         ))
     })
 }
@@ -63,11 +79,12 @@ pub fn read_file(path: &Path, max_bytes: u64) -> Result<String, ImportError> {
 /// Parses and checks a whole file before anything is written.
 pub fn parse_items(text: &str) -> Result<Vec<NewInventoryItem>, ImportError> {
     let items: Vec<FileItem> = serde_json::from_str(text).map_err(|e| {
+        // serde quotes the input it stumbled on: echo it sanitised.
         ImportError::Invalid(format!(
             "line {}, column {}: {} (expected a JSON array of items with subject_type, external_id, display_name and payload)",
             e.line(),
             e.column(),
-            e
+            sanitize_reason(&e.to_string())
         ))
     })?;
     let mut seen = std::collections::HashSet::new();
@@ -82,11 +99,15 @@ pub fn parse_items(text: &str) -> Result<Vec<NewInventoryItem>, ImportError> {
                 ("subject_type", &item.subject_type),
                 ("external_id", &item.external_id),
             ] {
-                if value.trim().is_empty() || value.len() > MAX_FIELD {
+                if value.trim().is_empty() || value.chars().count() > MAX_FIELD {
                     return Err(at(field, &format!("must have 1 to {MAX_FIELD} characters")));
                 }
+                // Identifiers are shown to every viewer as they are.
+                if !is_clean_identifier(value) {
+                    return Err(at(field, IDENTIFIER_NOT_CLEAN));
+                }
             }
-            if item.display_name.len() > MAX_FIELD {
+            if item.display_name.chars().count() > MAX_FIELD {
                 return Err(at(
                     "display_name",
                     &format!("must have at most {MAX_FIELD} characters"),
@@ -112,20 +133,24 @@ pub fn parse_items(text: &str) -> Result<Vec<NewInventoryItem>, ImportError> {
         .collect()
 }
 
-/// Records a completed sync of `scope` in `tenant` with the file's items.
+/// Records a completed sync of `scope` in `tenant` with the file's items
+/// (its bytes, see [`decode`]).
 pub async fn import(
     store: &dyn Store,
     tenant: &Tenant,
     scope: &str,
-    text: &str,
+    file: impl AsRef<[u8]>,
 ) -> Result<InventorySync, ImportError> {
     let scope = scope.trim();
-    if scope.is_empty() || scope.len() > MAX_FIELD {
+    if scope.is_empty() || scope.chars().count() > MAX_FIELD {
         return Err(ImportError::Invalid(format!(
             "the scope needs 1 to {MAX_FIELD} characters"
         )));
     }
-    let items = parse_items(text)?;
+    if !is_clean_identifier(scope) {
+        return Err(ImportError::Invalid(SCOPE_KEY_NOT_CLEAN.into()));
+    }
+    let items = parse_items(decode(file.as_ref())?)?;
     Ok(store
         .record_inventory_sync(NewInventorySync {
             tenant_id: tenant.id,
@@ -139,6 +164,84 @@ pub async fn import(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::arbitrary::{self, file_bytes, hostile_text};
+    use proptest::prelude::*;
+
+    #[test]
+    fn reads_utf8_with_or_without_a_byte_order_mark_and_refuses_the_rest() {
+        let file = br#"[{"subject_type":"device","external_id":"d1","display_name":"Ger\u00e4t"}]"#;
+        assert_eq!(parse_items(decode(file).unwrap()).unwrap().len(), 1);
+        let with_bom = [b"\xEF\xBB\xBF".as_slice(), file].concat();
+        assert_eq!(parse_items(decode(&with_bom).unwrap()).unwrap().len(), 1);
+        for (bytes, expected) in [
+            (
+                b"[\xED\xA0\x80]".as_slice(),
+                "not UTF-8: invalid byte at offset 1",
+            ),
+            (b"\xFF\xFE[\x00]\x00", "UTF-16"),
+            (b"[\xC0\x80]", "not UTF-8"),
+        ] {
+            let message = decode(bytes).unwrap_err().to_string();
+            assert!(message.contains(expected), "{message}");
+        }
+    }
+
+    #[test]
+    fn refuses_identifiers_that_carry_secrets() {
+        let refused = message(
+            r#"[{"subject_type":"device","external_id":"token=abc123","display_name":"x"}]"#,
+        );
+        assert!(
+            refused.starts_with("item 0, field `external_id`: is an identifier"),
+            "{refused}"
+        );
+        assert!(!refused.contains("abc123"));
+        let unknown = message(
+            r#"[{"subject_type":"d","external_id":"1","display_name":"x","password=hunter2":1}]"#,
+        );
+        assert!(!unknown.contains("hunter2"), "{unknown}");
+    }
+
+    proptest! {
+        #![proptest_config(arbitrary::config())]
+
+        #[test]
+        fn any_bytes_parse_or_explain(bytes in file_bytes()) {
+            match decode(&bytes).and_then(parse_items) {
+                Ok(items) => {
+                    for item in items {
+                        prop_assert!(is_clean_identifier(&item.subject_type));
+                        prop_assert!(is_clean_identifier(&item.external_id));
+                        prop_assert!(item.payload.is_object());
+                    }
+                }
+                Err(error) => prop_assert!(!error.to_string().is_empty()),
+            }
+        }
+
+        #[test]
+        fn written_items_read_back_or_are_refused_by_name(
+            items in prop::collection::vec((hostile_text(), hostile_text(), hostile_text()), 0..6),
+        ) {
+            let file: Vec<serde_json::Value> = items
+                .iter()
+                .enumerate()
+                .map(|(i, (kind, id, name))| serde_json::json!({
+                    "subject_type": kind, "external_id": format!("{id}{i}"), "display_name": name,
+                }))
+                .collect();
+            let bytes = serde_json::to_vec(&file).unwrap();
+            match parse_items(decode(&bytes).unwrap()) {
+                Ok(parsed) => {
+                    prop_assert_eq!(parsed.len(), items.len());
+                    for (read, (_, _, name)) in parsed.iter().zip(&items) {
+                        prop_assert_eq!(&read.display_name, name);
+                    }
+                }
+                Err(error) => prop_assert!(error.to_string().starts_with("item "), "{}", error),
+            }
+        }
+    }
 
     #[test]
     fn files_over_the_limit_are_refused_before_they_are_read() {
@@ -147,7 +250,7 @@ mod tests {
         let text = r#"[{"subject_type":"device","external_id":"d1","display_name":"D1"}]"#;
         std::fs::write(&path, text).unwrap();
         let limit = text.len() as u64;
-        assert_eq!(read_file(&path, limit).unwrap(), text);
+        assert_eq!(read_file(&path, limit).unwrap(), text.as_bytes());
         let refused = read_file(&path, limit - 1).unwrap_err();
         assert!(matches!(refused, ImportError::TooLarge { max_bytes } if max_bytes == limit - 1));
         assert!(
@@ -158,12 +261,7 @@ mod tests {
         // stops it.
         let endless = read_file(Path::new("/dev/zero"), 4_096).unwrap_err();
         assert!(matches!(endless, ImportError::TooLarge { .. }), "{endless}");
-        // Not text, not there.
-        std::fs::write(&path, b"[\xff]").unwrap();
-        assert!(read_file(&path, limit)
-            .unwrap_err()
-            .to_string()
-            .contains("not UTF-8"));
+        // Not there.
         let missing = read_file(&dir.path().join("missing.json"), limit).unwrap_err();
         assert!(
             missing.to_string().starts_with("cannot read the file"),

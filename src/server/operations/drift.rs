@@ -18,9 +18,9 @@ pub struct DriftParams {
     pub current_run_id: InventorySyncRunId,
 }
 
-/// Payload fields that may appear in a finding's evidence, by value. Any
-/// other field is only named (in `changed_fields`), never copied: payloads
-/// can hold secrets and whole documents.
+/// Payload fields that may appear in a finding's evidence, by name and
+/// value. Any other changed field is only counted (`other_changed_fields`),
+/// never named or copied: payloads can hold secrets and whole documents.
 const EVIDENCE_FIELDS: [&str; 12] = [
     "os",
     "os_version",
@@ -36,7 +36,6 @@ const EVIDENCE_FIELDS: [&str; 12] = [
     "assignment",
 ];
 const MAX_EVIDENCE_TEXT: usize = 120;
-const MAX_CHANGED_FIELDS: usize = 20;
 
 /// A run's item id for an inventory subject.
 pub fn subject_key(item: &InventoryItem) -> String {
@@ -193,7 +192,8 @@ fn canonical_json(value: &Value, out: &mut String) {
 }
 
 /// Allowlisted, sanitised evidence: the display name, the allowlisted
-/// fields' scalar values before/after, and the names of changed fields.
+/// fields' scalar values before/after, the names of the allowlisted fields
+/// that changed and how many other fields did.
 fn evidence(before: Option<&InventoryItem>, after: Option<&InventoryItem>) -> Value {
     let side = |item: Option<&InventoryItem>, pick: &dyn Fn(&InventoryItem) -> Value| {
         item.map_or(Value::Null, pick)
@@ -216,16 +216,16 @@ fn evidence(before: Option<&InventoryItem>, after: Option<&InventoryItem>) -> Va
     }
     evidence.insert("fields".into(), Value::Object(fields));
     if let (Some(b), Some(a)) = (before, after) {
-        evidence.insert(
-            "changed_fields".into(),
-            changed_fields(&b.payload, &a.payload),
-        );
+        let (allowed, others) = changed_fields(&b.payload, &a.payload);
+        evidence.insert("changed_fields".into(), allowed);
+        evidence.insert("other_changed_fields".into(), others.into());
     }
     Value::Object(evidence)
 }
 
-/// Top-level payload keys whose values differ, by name only.
-fn changed_fields(before: &Value, after: &Value) -> Value {
+/// Top-level payload keys whose values differ: the allowlisted ones by
+/// name, the others only counted (a key's name can itself carry a secret).
+fn changed_fields(before: &Value, after: &Value) -> (Value, usize) {
     let empty = Map::new();
     let b = before.as_object().unwrap_or(&empty);
     let a = after.as_object().unwrap_or(&empty);
@@ -236,13 +236,14 @@ fn changed_fields(before: &Value, after: &Value) -> Value {
         .collect();
     names.sort();
     names.dedup();
-    Value::Array(
-        names
-            .into_iter()
-            .take(MAX_CHANGED_FIELDS)
-            .map(|name| Value::String(safe_text(name)))
-            .collect(),
-    )
+    let (allowed, others): (Vec<&String>, Vec<&String>) = names
+        .into_iter()
+        .partition(|name| EVIDENCE_FIELDS.contains(&name.as_str()));
+    let allowed = allowed
+        .into_iter()
+        .map(|name| Value::String(name.clone()))
+        .collect();
+    (Value::Array(allowed), others.len())
 }
 
 fn safe_scalar(value: Option<&Value>) -> Value {
@@ -254,15 +255,80 @@ fn safe_scalar(value: Option<&Value>) -> Value {
 }
 
 fn safe_text(text: &str) -> String {
-    sanitize_reason(text)
-        .chars()
-        .take(MAX_EVIDENCE_TEXT)
-        .collect()
+    sanitize_text(text, MAX_EVIDENCE_TEXT)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::arbitrary::{self, hostile_text, planted_secret};
+    use proptest::prelude::*;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            hostile_text().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(hostile_text(), inner, 0..4)
+                    .prop_map(|fields| Value::Object(fields.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn any_item() -> impl Strategy<Value = InventoryItem> {
+        (hostile_text(), hostile_text(), hostile_text(), json_value()).prop_map(
+            |(subject_type, external_id, display_name, payload)| InventoryItem {
+                id: InventoryItemId(uuid::Uuid::nil()),
+                sync_run_id: InventorySyncRunId(uuid::Uuid::nil()),
+                subject_type,
+                external_id,
+                display_name,
+                payload,
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(arbitrary::config())]
+
+        #[test]
+        fn any_items_compare_and_no_planted_secret_reaches_evidence(
+            before in any_item(),
+            after in any_item(),
+            scope in hostile_text(),
+            (planted, secrets) in planted_secret(),
+        ) {
+            let key = subject_key(&before);
+            prop_assert!(key.starts_with(&before.subject_type) && key.ends_with(&before.external_id));
+            let tenant = TenantId(uuid::Uuid::nil());
+            let print = |a: &InventoryItem, b: &InventoryItem| {
+                fingerprint(tenant, &scope, FindingType::Changed, b, Some(a), Some(b))
+            };
+            let printed = print(&before, &after);
+            prop_assert!(printed.starts_with("drift:") && printed.len() == 70, "{printed}");
+            prop_assert_eq!(&printed, &print(&before.clone(), &after.clone()));
+            prop_assert_eq!(state_digest(&before), state_digest(&before.clone()));
+
+            let mut leaky = after.clone();
+            leaky.display_name = format!("{} {planted}", after.display_name);
+            leaky.payload = serde_json::json!({
+                "owner": planted, "state": format!("ok {planted}"), "notes": planted, planted.clone(): 1,
+            });
+            for (b, a) in [(Some(&before), Some(&leaky)), (None, Some(&leaky)), (Some(&leaky), None)] {
+                let text = evidence(b, a).to_string();
+                for secret in &secrets {
+                    prop_assert!(!text.contains(secret.as_str()), "{secret} in {text}");
+                }
+            }
+        }
+    }
 
     fn item(name: &str, payload: Value) -> InventoryItem {
         InventoryItem {
@@ -301,8 +367,8 @@ mod tests {
             serde_json::json!({"os_version": "10.0.2", "client_secret": "n3w-canary",
                 "owner": "it-ops"}),
         );
-        let evidence = evidence(Some(&before), Some(&after));
-        let text = evidence.to_string();
+        let shown = evidence(Some(&before), Some(&after));
+        let text = shown.to_string();
         for secret in [
             "s3cr3t-canary",
             "n3w-canary",
@@ -311,10 +377,15 @@ mod tests {
         ] {
             assert!(!text.contains(secret), "{secret} leaked: {text}");
         }
-        assert_eq!(evidence["fields"]["os_version"]["after"], "10.0.2");
+        assert_eq!(shown["fields"]["os_version"]["after"], "10.0.2");
         assert_eq!(
-            evidence["changed_fields"],
-            serde_json::json!(["blob", "client_secret", "os_version", "owner"])
+            shown["changed_fields"],
+            serde_json::json!(["os_version", "owner"])
         );
+        assert_eq!(shown["other_changed_fields"], 2);
+        let secret_name = item("x", serde_json::json!({"password=hunter2": 1}));
+        let renamed = item("x", serde_json::json!({"password=hunter2": 2}));
+        let text = evidence(Some(&secret_name), Some(&renamed)).to_string();
+        assert!(!text.contains("hunter2"), "{text}");
     }
 }

@@ -66,6 +66,10 @@ struct Plan {
 }
 
 const MAX_SCOPE_KEY: usize = 200;
+/// Why a scope key the sanitiser would change is refused: it is an
+/// identifier shown to every viewer, so it may not carry what the
+/// sanitiser hides. Said without echoing it.
+pub const SCOPE_KEY_NOT_CLEAN: &str = "a scope key is an identifier every viewer reads: it may not hold a credential, token, e-mail address, control character or repeated whitespace";
 /// The most policies one add-policies run takes.
 pub const MAX_POLICIES: usize = 1_000;
 
@@ -79,6 +83,9 @@ async fn plan_drift(
         return Err(invalid(format!(
             "a scope key has 1 to {MAX_SCOPE_KEY} characters"
         )));
+    }
+    if !is_clean_identifier(scope_key) {
+        return Err(invalid(SCOPE_KEY_NOT_CLEAN));
     }
     let syncs = store.completed_syncs(tenant.id, scope_key, 2).await?;
     let [current, baseline] = syncs.as_slice() else {
@@ -144,7 +151,7 @@ async fn plan_add_policies(
     scope.push(format!("set:{}", set.id));
     let params = AddPoliciesParams {
         backup_set_id: set.id,
-        backup_set_name: set.name,
+        backup_set_name: sanitize_reason(&set.name),
         include_payload: options.include_payload,
     };
     Ok(Plan {
