@@ -25,13 +25,14 @@ fn fault_message(what: &str) -> String {
 
 /// Panics go to the captured log, sanitised, as in `opshub serve`.
 fn watch_logs() -> &'static Arc<std::sync::Mutex<Vec<u8>>> {
-    let logs = captured_logs();
+    let logs = support::server_log();
     engine::fault::log_panics();
     logs
 }
 
 fn assert_no_canary(logs: &std::sync::Mutex<Vec<u8>>, seen: &str) {
     let logs = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(!logs.is_empty(), "the server log is kept");
     for text in [seen, logs.as_str()] {
         if let Some(at) = text.find(CANARY) {
             let before: Vec<char> = text[..at].chars().rev().take(200).collect();

@@ -11,39 +11,8 @@ mod support;
 
 use axum::http::StatusCode;
 use opshub::domain::*;
-use opshub::server::engine::{EngineSettings, Worker};
 use opshub::server::store::*;
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 use support::app::*;
-
-/// Everything the server logs, from every test of this binary.
-fn server_log() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        tracing_subscriber::fmt()
-            .with_env_filter("debug,sqlx=warn,hyper=info,h2=info,tower=info")
-            .with_ansi(false)
-            .with_writer(move || LogWriter(sink.clone()))
-            .init();
-        log
-    })
-}
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Shapes of secrets, `{c}` standing for the canary.
 const SHAPES: [&str; 36] = [
@@ -161,23 +130,8 @@ fn excerpt(text: &str, canary: &str) -> String {
     before.into_iter().rev().chain(after.chars()).collect()
 }
 
-fn engine_settings() -> EngineSettings {
-    EngineSettings {
-        workers: 1,
-        lease: Duration::from_secs(30),
-        heartbeat: Duration::from_millis(200),
-        rescue_interval: Duration::from_millis(200),
-        poll_interval: Duration::from_secs(60),
-        shutdown_grace: Duration::from_secs(20),
-        batch_max_items: 500,
-        batch_max_time: Duration::from_millis(250),
-        claim_max_runs: 32,
-    }
-}
-
-async fn drain(app: &App) {
-    let worker = Worker::new(app.state.store.clone(), "canary-worker", engine_settings());
-    while !worker.step().await.unwrap().is_empty() {}
+async fn run_queue_dry(app: &App) {
+    support::engine::drain(&support::engine::worker(&app.state.store, "canary-worker")).await;
 }
 
 /// Every row of `table`, every column as text.
@@ -230,24 +184,8 @@ fn item(id: usize, name: &str, payload: serde_json::Value) -> serde_json::Value 
     })
 }
 
-// Not `on_both_databases!`: the log must be captured before the app
-// installs its own subscriber.
-mod no_canary_reaches_a_viewer_a_row_or_the_log {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        server_log();
-        body(&App::start(Backend::Sqlite).await).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        server_log();
-        body(&App::start(Backend::Postgres).await).await;
-    }
-
-    async fn body(app: &App) {
+on_both_databases! {
+    async fn no_canary_reaches_a_viewer_a_row_or_the_log(app) {
         let store = app.state.store.clone();
         let acme = store.tenant_by_slug("acme").await.unwrap().unwrap();
         let mut corpus = Corpus::new();
@@ -375,7 +313,7 @@ mod no_canary_reaches_a_viewer_a_row_or_the_log {
             "{}",
             with_payload.body
         );
-        drain(app).await;
+        run_queue_dry(app).await;
         // The second run adds nothing new but meets the same names again.
         let metadata_only = start_policies("").await;
         assert!(
@@ -383,7 +321,7 @@ mod no_canary_reaches_a_viewer_a_row_or_the_log {
             "{}",
             metadata_only.body
         );
-        drain(app).await;
+        run_queue_dry(app).await;
 
         // Error paths whose messages quote their input.
         for text in &texts {
@@ -512,7 +450,7 @@ mod no_canary_reaches_a_viewer_a_row_or_the_log {
             canaries = corpus.canaries.len(),
             "canary check of the server log"
         );
-        let log = String::from_utf8_lossy(&server_log().lock().unwrap()).into_owned();
+        let log = support::server_log_text();
         assert!(
             log.contains("canary check of the server log"),
             "the log is captured"
@@ -520,26 +458,10 @@ mod no_canary_reaches_a_viewer_a_row_or_the_log {
         eprintln!("checked {} bytes of server log", log.len());
         corpus.assert_absent("the server log", &log);
     }
-}
 
-/// Text with letters from anywhere is ordinary input: a scope key and
-/// device names like `Zürich:HQ` import, start and execute.
-mod non_ascii_names_are_ordinary_input {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        server_log();
-        body(&App::start(Backend::Sqlite).await).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        server_log();
-        body(&App::start(Backend::Postgres).await).await;
-    }
-
-    async fn body(app: &App) {
+    /// Text with letters from anywhere is ordinary input: a scope key and
+    /// device names like `Zürich:HQ` import, start and execute.
+    async fn non_ascii_names_are_ordinary_input(app) {
         let store = app.state.store.clone();
         let acme = store.tenant_by_slug("acme").await.unwrap().unwrap();
         for generation in 0..2 {
@@ -578,7 +500,7 @@ mod non_ascii_names_are_ordinary_input {
             started.status,
             started.body
         );
-        drain(app).await;
+        run_queue_dry(app).await;
         let run = app.newest_run("acme").await;
         assert_eq!(run.status, RunStatus::Completed, "{run:?}");
         let findings = store

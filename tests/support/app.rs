@@ -56,11 +56,7 @@ impl Reply {
 
 impl App {
     pub async fn new(backend: Backend, settings: Settings) -> Self {
-        // Server logs appear with a failing test's output.
-        let _ = tracing_subscriber::fmt()
-            .with_test_writer()
-            .with_env_filter("info,sqlx=warn")
-            .try_init();
+        super::server_log();
         let db = super::TestDb::new(backend).await;
         seed::seed_demo(db.store.as_ref()).await.unwrap();
         let leptos_options = leptos::prelude::LeptosOptions::builder()
@@ -203,7 +199,8 @@ impl App {
 /// Runs each test body on SQLite and on PostgreSQL, each on an app of its own.
 #[macro_export]
 macro_rules! on_both_databases {
-    ($(async fn $name:ident($app:ident) $body:block)+) => {$(
+    ($($(#[$doc:meta])* async fn $name:ident($app:ident) $body:block)+) => {$(
+        $(#[$doc])*
         mod $name {
             use super::*;
 

@@ -1,13 +1,13 @@
 //! What the engine's tests share: settings that make a pool quick to
 //! observe, driving workers, queueing runs straight into the store, reading
-//! runs back, and the server log captured to look for leaked secrets.
+//! runs back.
 
 use super::Fixture;
 use opshub::domain::*;
 use opshub::server::engine::{self, EngineSettings, Worker};
 use opshub::server::operations;
 use opshub::server::store::*;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub fn settings() -> EngineSettings {
@@ -109,32 +109,6 @@ pub async fn completed_notices(store: &dyn Store, f: &Fixture, run: RunId) -> Ve
         .filter(|n| n.kind == NotificationKind::RunCompleted && n.notice.run_id == run)
         .map(|n| n.notice)
         .collect()
-}
-
-/// Server logs of this test binary, to look for leaked secrets.
-pub fn captured_logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = logs.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("debug,sqlx=warn")
-            .with_writer(move || LogWriter(sink.clone()))
-            .try_init();
-        logs
-    })
-}
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Runs the body once per backend with a shareable store.

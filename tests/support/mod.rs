@@ -12,7 +12,47 @@ pub mod engine;
 use opshub::domain::*;
 use opshub::server::store::*;
 use sqlx::{Connection, Executor, PgConnection};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
+use tracing_subscriber::fmt::writer::MakeWriterExt;
+
+/// The server log of this test binary: printed with a failing test's output,
+/// and kept, so tests can look for leaked secrets in it. Every harness asks
+/// for it before anything logs, so no other subscriber can take its place
+/// and leave a search of the log with nothing to read.
+pub fn server_log() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let kept = log.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter("info,opshub=debug,sqlx=warn")
+            .with_ansi(false)
+            .with_writer(
+                tracing_subscriber::fmt::TestWriter::default().and(move || KeptLog(kept.clone())),
+            )
+            .try_init()
+            .expect("the test log is the only subscriber");
+        log
+    })
+}
+
+/// What the server logged so far.
+pub fn server_log_text() -> String {
+    String::from_utf8_lossy(&server_log().lock().unwrap()).into_owned()
+}
+
+struct KeptLog(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for KeptLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 pub struct TestDb {
     pub store: Arc<dyn Store>,
