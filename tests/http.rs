@@ -472,6 +472,20 @@ on_both_databases! {
         assert_eq!(run.item_ids, expected);
         assert_eq!(run.params["include_payload"], true);
         assert!(app.audit_actions("acme").await.iter().any(|a| a == "run.start"));
+
+        // The same form once hydrated: the ActionForm numbers the entries.
+        let (p3, p4) = (policies[2].id.to_string(), policies[3].id.to_string());
+        let fields = [("tenant", "acme"), ("backup_set_id", set.as_str()), ("policy_ids[0]", p3.as_str()),
+            ("policy_ids[1]", p4.as_str())];
+        let reply = app.post_form("/api/operations/start-add-policies", &fields, Some(&operator)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let started: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+        let run = RunId::parse(started["run_id"].as_str().unwrap()).unwrap();
+        let run = app.state.store.run(acme.id, run).await.unwrap().unwrap();
+        let mut expected = vec![p3, p4];
+        expected.sort();
+        assert_eq!(run.item_ids, expected);
+        assert_eq!(run.params["include_payload"], false);
     }
 
     async fn cross_site_writes_are_refused(app) {

@@ -64,8 +64,9 @@ pub async fn check_request(request: Request, next: Next) -> Response {
 }
 
 /// A form body is `name=value` pairs of UTF-8 text; names are field names
-/// (`policy_ids[]` repeats, others appear once). Browsers send `name=` for
-/// an empty field, never a bare `name`.
+/// (`policy_ids[]` repeats, others appear once; a hydrated `ActionForm`
+/// numbers a list's entries, `policy_ids[0]`, `policy_ids[1]`). Browsers
+/// send `name=` for an empty field, never a bare `name`.
 fn check_form(bytes: &[u8]) -> Result<(), String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "the form is not UTF-8 text".to_string())?;
     let mut seen = HashSet::new();
@@ -94,9 +95,14 @@ fn is_utf8_query(query: &str) -> bool {
         .all(|part| decode_form_component(part).is_some())
 }
 
-/// `letters, digits and _`, optionally followed by `[]` (a list).
+/// `letters, digits and _`, optionally followed by `[]` or `[<index>]` (a
+/// list's entries).
 fn is_field_name(name: &str) -> bool {
-    let base = name.strip_suffix("[]").unwrap_or(name);
+    let base = match name.strip_suffix(']').and_then(|n| n.split_once('[')) {
+        Some((base, index)) if index.bytes().all(|b| b.is_ascii_digit()) => base,
+        Some(_) => return false,
+        None => name,
+    };
     !base.is_empty() && base.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
@@ -153,8 +159,13 @@ mod tests {
         assert!(check_form(b"policy_ids%5B%5D=a&policy_ids[]=b&include_payload=").is_ok());
         assert!(check_form(b"tenant=Z%C3%BCrich").is_ok());
         assert!(check_form(b"include_payload=&tenant=").is_ok());
+        // What a hydrated ActionForm sends for a multiple select.
+        assert!(check_form(b"tenant=acme&policy_ids%5B0%5D=a&policy_ids%5B1%5D=b").is_ok());
         for (bad, expected) in [
             (&b"tenant=a&tenant=b"[..], "appears more than once"),
+            (b"policy_ids[0]=a&policy_ids[0]=b", "appears more than once"),
+            (b"policy_ids[-1]=a", "not a form"),
+            (b"policy_ids[0][1]=a", "not a form"),
             (b"tenant=%FF", "not UTF-8"),
             (b"tenant=%F", "not UTF-8"),
             (b"tenant=\xff", "not UTF-8"),
