@@ -164,6 +164,44 @@ conformance! {
         assert_eq!(first.run.params["backup_set_name"], "Nightly");
     }
 
+    async fn a_start_that_differs_in_any_input_never_joins(store) {
+        let f = fixture(store, "acme").await;
+        let (set, ids) = policies(store, &f, 2).await;
+        let plain = operations::start(store, &f.tenant, &f.user, &add(&set, ids.clone())).await.unwrap();
+        let with_payload = StartRequest::AddPolicies {
+            backup_set_id: set.id,
+            policy_ids: ids,
+            options: AddPoliciesOptions { include_payload: true },
+        };
+        let full = operations::start(store, &f.tenant, &f.user, &with_payload).await.unwrap();
+        assert!(!full.joined, "include_payload changes what the run does");
+        assert_ne!(full.run.summary.idempotency_key, plain.run.summary.idempotency_key);
+        assert_eq!(full.run.params["include_payload"], true);
+        assert_eq!(plain.run.params["include_payload"], false);
+
+        let (_, current) = two_syncs(store, &f).await;
+        let first = operations::start(store, &f.tenant, &f.user, &drift("devices")).await.unwrap();
+        let newer = store
+            .record_inventory_sync(NewInventorySync {
+                tenant_id: f.tenant.id,
+                selection_hash: "devices".into(),
+                finished_at: Timestamp::now().plus_millis(1_000),
+                items: vec![],
+            })
+            .await
+            .unwrap();
+        let second = operations::start(store, &f.tenant, &f.user, &drift("devices")).await.unwrap();
+        assert!(!second.joined, "a newer sync is another comparison");
+        assert_ne!(second.run.summary.id, first.run.summary.id);
+        assert_eq!(second.run.params["baseline_run_id"], serde_json::json!(current));
+        assert_eq!(second.run.params["current_run_id"], serde_json::json!(newer.id));
+        // Both keep their own active run; the same inputs still join.
+        assert_eq!(active_runs(store, f.tenant.id).await, 4);
+        let again = operations::start(store, &f.tenant, &f.user, &drift("devices")).await.unwrap();
+        assert!(again.joined);
+        assert_eq!(again.run.summary.id, second.run.summary.id);
+    }
+
     async fn concurrent_starts_make_exactly_one_run_per_round(store) {
         const CALLERS: usize = 64;
         const ROUNDS: usize = 200;

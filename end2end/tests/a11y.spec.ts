@@ -8,6 +8,7 @@ import {
   gotoHydrated,
   firstRunHref,
   allowStatus,
+  forgetSession,
 } from './support';
 import type { Page } from '@playwright/test';
 
@@ -63,7 +64,7 @@ for (const colorScheme of ['light', 'dark'] as const) {
       await expectAccessible(page, 'a run that does not exist');
 
       // Members are for admins.
-      await page.context().clearCookies();
+      await forgetSession(page);
       await signIn(page, ACME_ADMIN, undefined, '/t/acme/members');
       await expectAccessible(page, 'members');
     });

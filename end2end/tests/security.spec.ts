@@ -1,4 +1,4 @@
-import { SIGN_IN, USERS, allowStatus, expect, gotoHydrated, hubPath, signIn, test } from './support';
+import { SIGN_IN, USERS, allowStatus, expect, forgetSession, gotoHydrated, hubPath, signIn, test } from './support';
 
 // The browser side of the server's protections: the Content-Security-Policy
 // is enforced on every page (and the shared fixture fails any test whose
@@ -62,6 +62,6 @@ test('after signing in, `next` never leads off the site', async ({ page }) => {
     // Signed in, on this site's start page (which sends this operator to
     // the hub), whatever `next` said.
     await expect(page, `next=${JSON.stringify(next)}`).toHaveURL(hubPath('acme'));
-    await page.context().clearCookies();
+    await forgetSession(page);
   }
 });

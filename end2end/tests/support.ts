@@ -233,6 +233,17 @@ export async function signIn(page: Page, email: string, password = DEMO_PASSWORD
   await submitSignIn(page, email, password);
 }
 
+/**
+ * Forgets the browser's session without signing out (the server still holds
+ * it). The page is left first: a live page whose cookie vanished would
+ * answer its next live update with an unauthorised request, which Chromium
+ * logs as a console error the guard rightly counts.
+ */
+export async function forgetSession(page: Page) {
+  await page.goto('about:blank');
+  await page.context().clearCookies();
+}
+
 /** Clicks "sign out" in the header and waits for the (hydrated) sign-in page. */
 export async function signOut(page: Page) {
   await page.locator('button[data-testid="sign-out"]').click();

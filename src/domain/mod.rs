@@ -31,7 +31,7 @@ pub use input::{bounded_fields, bounded_text, MAX_EMAIL_CHARS, MAX_SEARCH_CHARS}
 pub use listing::*;
 pub use live::{live_path, RESYNC_EVENT, RUN_EVENT, UNREAD_EVENT};
 pub use notification::{Notification, NotificationKind, RunNotice};
-pub use operation::{idempotency_key, OperationKind};
+pub use operation::{idempotency_key, KeyInputs, OperationKind};
 pub use run::{Counters, RunDetail, RunJoin, RunSummary};
 pub use sanitize::{
     is_clean_identifier, quote_input, sanitize_reason, sanitize_text, MAX_QUOTED_CHARS,

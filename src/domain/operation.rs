@@ -83,9 +83,80 @@ mod tests {
     }
 }
 
+/// Every input that changes what a run does. Two starts with equal inputs
+/// are the same request (the second joins the first while it is active); a
+/// start that differs in any of them is another run.
+pub enum KeyInputs<'a> {
+    /// Drift over one scope between two particular syncs: a newer sync makes
+    /// another comparison.
+    Drift {
+        scope_key: &'a str,
+        baseline: super::InventorySyncRunId,
+        current: super::InventorySyncRunId,
+    },
+    /// A set of policies (in any order) into one backup set, with options.
+    AddPolicies {
+        backup_set: super::BackupSetId,
+        policies: &'a [super::PolicyId],
+        include_payload: bool,
+    },
+    /// The failed items (in any order) of one ended run, with that run's
+    /// own inputs.
+    Retry {
+        operation: OperationKind,
+        of_run: super::RunId,
+        items: &'a [String],
+    },
+}
+
+impl KeyInputs<'_> {
+    pub fn operation(&self) -> OperationKind {
+        match self {
+            KeyInputs::Drift { .. } => OperationKind::DriftGenerate,
+            KeyInputs::AddPolicies { .. } => OperationKind::BackupSetAddPolicies,
+            KeyInputs::Retry { operation, .. } => *operation,
+        }
+    }
+
+    /// The run's idempotency key in `tenant`.
+    pub fn key(&self, tenant: super::TenantId) -> String {
+        let parts: Vec<String> = match self {
+            KeyInputs::Drift {
+                scope_key,
+                baseline,
+                current,
+            } => vec![
+                format!("scope:{scope_key}"),
+                format!("baseline:{baseline}"),
+                format!("current:{current}"),
+            ],
+            KeyInputs::AddPolicies {
+                backup_set,
+                policies,
+                include_payload,
+            } => policies
+                .iter()
+                .map(|id| format!("policy:{id}"))
+                .chain([
+                    format!("set:{backup_set}"),
+                    format!("include_payload:{include_payload}"),
+                ])
+                .collect(),
+            KeyInputs::Retry { of_run, items, .. } => items
+                .iter()
+                .map(|id| format!("item:{id}"))
+                .chain([format!("retry_of:{of_run}")])
+                .collect(),
+        };
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        idempotency_key(tenant, self.operation(), &parts)
+    }
+}
+
 /// The deterministic idempotency key of an operation over a scope: the same
 /// tenant, operation and scope always give the same key; scope parts are
 /// order-insensitive (policy ids `[a, b]` and `[b, a]` are one scope).
+/// Starts derive it from [`KeyInputs`]; the demo seed fabricates scopes.
 pub fn idempotency_key(
     tenant: super::TenantId,
     operation: OperationKind,
@@ -111,11 +182,12 @@ pub fn idempotency_key(
 #[cfg(test)]
 mod key_tests {
     use super::*;
-    use crate::domain::TenantId;
+    use crate::domain::{BackupSetId, InventorySyncRunId, PolicyId, RunId, TenantId};
+    use uuid::Uuid;
 
     #[test]
     fn keys_are_deterministic_and_order_insensitive() {
-        let tenant = TenantId(uuid::Uuid::from_u128(7));
+        let tenant = TenantId(Uuid::from_u128(7));
         let op = OperationKind::BackupSetAddPolicies;
         let a = idempotency_key(tenant, op, &["set-1", "p1", "p2"]);
         assert_eq!(a, idempotency_key(tenant, op, &["p2", "set-1", "p1"]));
@@ -123,15 +195,74 @@ mod key_tests {
         assert_ne!(a, idempotency_key(tenant, op, &["set-1", "p1"]));
         assert_ne!(
             a,
-            idempotency_key(
-                TenantId(uuid::Uuid::from_u128(8)),
-                op,
-                &["set-1", "p1", "p2"]
-            )
+            idempotency_key(TenantId(Uuid::from_u128(8)), op, &["set-1", "p1", "p2"])
         );
         assert_ne!(
             idempotency_key(tenant, op, &["ab", "c"]),
             idempotency_key(tenant, op, &["a", "bc"])
         );
+    }
+
+    #[test]
+    fn every_drift_input_is_in_the_key() {
+        let tenant = TenantId(Uuid::from_u128(7));
+        let sync = |n| InventorySyncRunId(Uuid::from_u128(n));
+        let drift = |scope_key, baseline, current| KeyInputs::Drift {
+            scope_key,
+            baseline: sync(baseline),
+            current: sync(current),
+        };
+        let key = drift("devices", 1, 2).key(tenant);
+        assert!(key.starts_with("drift.generate:"));
+        assert_eq!(key, drift("devices", 1, 2).key(tenant));
+        // A newer sync arrived: another comparison, another run.
+        assert_ne!(key, drift("devices", 2, 3).key(tenant));
+        assert_ne!(key, drift("devices", 1, 3).key(tenant));
+        assert_ne!(key, drift("printers", 1, 2).key(tenant));
+        // Baseline and current are not interchangeable.
+        assert_ne!(key, drift("devices", 2, 1).key(tenant));
+        assert_ne!(
+            key,
+            drift("devices", 1, 2).key(TenantId(Uuid::from_u128(8)))
+        );
+    }
+
+    #[test]
+    fn every_add_policies_input_is_in_the_key() {
+        let tenant = TenantId(Uuid::from_u128(7));
+        let set = BackupSetId(Uuid::from_u128(1));
+        let (p1, p2) = (PolicyId(Uuid::from_u128(2)), PolicyId(Uuid::from_u128(3)));
+        let add = |backup_set, policies: &[PolicyId], include_payload| {
+            KeyInputs::AddPolicies {
+                backup_set,
+                policies,
+                include_payload,
+            }
+            .key(tenant)
+        };
+        let key = add(set, &[p1, p2], false);
+        assert!(key.starts_with("backup_set.add_policies:"));
+        assert_eq!(key, add(set, &[p2, p1], false));
+        assert_ne!(key, add(set, &[p1, p2], true));
+        assert_ne!(key, add(set, &[p1], false));
+        assert_ne!(key, add(BackupSetId(Uuid::from_u128(9)), &[p1, p2], false));
+    }
+
+    #[test]
+    fn a_retry_key_names_its_run_and_items() {
+        let tenant = TenantId(Uuid::from_u128(7));
+        let retry = |of_run: u128, items: &[String]| {
+            KeyInputs::Retry {
+                operation: OperationKind::DriftGenerate,
+                of_run: RunId(Uuid::from_u128(of_run)),
+                items,
+            }
+            .key(tenant)
+        };
+        let (a, b) = ("device:a".to_string(), "device:b".to_string());
+        let key = retry(1, &[a.clone(), b.clone()]);
+        assert_eq!(key, retry(1, &[b.clone(), a.clone()]));
+        assert_ne!(key, retry(1, &[a.clone()]));
+        assert_ne!(key, retry(2, &[a, b]));
     }
 }

@@ -59,7 +59,7 @@ fn invalid(message: impl Into<String>) -> StartError {
 /// A validated request: everything the run row needs.
 struct Plan {
     operation: OperationKind,
-    scope: Vec<String>,
+    idempotency_key: String,
     item_ids: Vec<String>,
     params: serde_json::Value,
     retry_of: Option<RunId>,
@@ -108,9 +108,14 @@ async fn plan_drift(
         baseline_run_id: baseline.id,
         current_run_id: current.id,
     };
+    let key = KeyInputs::Drift {
+        scope_key,
+        baseline: baseline.id,
+        current: current.id,
+    };
     Ok(Plan {
-        operation: OperationKind::DriftGenerate,
-        scope: vec![format!("scope:{scope_key}")],
+        operation: key.operation(),
+        idempotency_key: key.key(tenant.id),
         item_ids: subjects.into_iter().collect(),
         params: serde_json::to_value(params).map_err(|e| invalid(e.to_string()))?,
         retry_of: None,
@@ -147,16 +152,19 @@ async fn plan_add_policies(
         )));
     }
     let item_ids: Vec<String> = wanted.iter().map(ToString::to_string).collect();
-    let mut scope: Vec<String> = item_ids.iter().map(|id| format!("policy:{id}")).collect();
-    scope.push(format!("set:{}", set.id));
+    let key = KeyInputs::AddPolicies {
+        backup_set: set.id,
+        policies: &wanted,
+        include_payload: options.include_payload,
+    };
     let params = AddPoliciesParams {
         backup_set_id: set.id,
         backup_set_name: sanitize_reason(&set.name),
         include_payload: options.include_payload,
     };
     Ok(Plan {
-        operation: OperationKind::BackupSetAddPolicies,
-        scope,
+        operation: key.operation(),
+        idempotency_key: key.key(tenant.id),
         item_ids,
         params: serde_json::to_value(params).map_err(|e| invalid(e.to_string()))?,
         retry_of: None,
@@ -192,11 +200,15 @@ async fn plan_retry(store: &dyn Store, tenant: &Tenant, run_id: RunId) -> Result
     if failed.is_empty() {
         return Err(invalid("the run has no failed items to retry"));
     }
-    let mut scope: Vec<String> = failed.iter().map(|id| format!("item:{id}")).collect();
-    scope.push(format!("retry_of:{run_id}"));
+    let key = KeyInputs::Retry {
+        operation: run.summary.operation,
+        of_run: run_id,
+        items: &failed,
+    }
+    .key(tenant.id);
     Ok(Plan {
         operation: run.summary.operation,
-        scope,
+        idempotency_key: key,
         item_ids: failed,
         params: run.params,
         retry_of: Some(run_id),
@@ -219,7 +231,6 @@ pub async fn start(
         } => plan_add_policies(store, tenant, *backup_set_id, policy_ids, *options).await?,
         StartRequest::Retry { run_id } => plan_retry(store, tenant, *run_id).await?,
     };
-    let scope: Vec<&str> = plan.scope.iter().map(String::as_str).collect();
     let id = RunId::generate();
     let total = plan.item_ids.len() as i64;
     let run = NewRun {
@@ -227,7 +238,7 @@ pub async fn start(
         tenant_id: tenant.id,
         user_id: initiator.id,
         operation: plan.operation,
-        idempotency_key: idempotency_key(tenant.id, plan.operation, &scope),
+        idempotency_key: plan.idempotency_key,
         item_ids: plan.item_ids,
         params: plan.params.clone(),
         max_attempts: DEFAULT_MAX_ATTEMPTS,
