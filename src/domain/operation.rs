@@ -262,7 +262,7 @@ mod key_tests {
         let (a, b) = ("device:a".to_string(), "device:b".to_string());
         let key = retry(1, &[a.clone(), b.clone()]);
         assert_eq!(key, retry(1, &[b.clone(), a.clone()]));
-        assert_ne!(key, retry(1, &[a.clone()]));
+        assert_ne!(key, retry(1, std::slice::from_ref(&a)));
         assert_ne!(key, retry(2, &[a, b]));
     }
 }
