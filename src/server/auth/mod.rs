@@ -114,13 +114,19 @@ impl AuthnBackend for AuthBackend {
     }
 
     async fn get_user(&self, id: &UserId) -> Result<Option<SessionUser>, AuthError> {
-        Ok(self
-            .store
-            .user_credentials_by_id(*id)
-            .await?
-            .map(|found| SessionUser {
-                auth_hash: found.password_hash.unwrap_or_default().into_bytes(),
-                user: found.user,
-            }))
+        // Every signed-in request reads its user: a connection cut mid-query
+        // would otherwise answer 500. The read is safe to repeat, and the
+        // pool hands the second try a connection it has just checked.
+        let found = match self.store.user_credentials_by_id(*id).await {
+            Err(error) if error.is_transient() => {
+                tracing::warn!(%error, "reading the session's user failed; trying once more");
+                self.store.user_credentials_by_id(*id).await
+            }
+            outcome => outcome,
+        }?;
+        Ok(found.map(|found| SessionUser {
+            auth_hash: found.password_hash.unwrap_or_default().into_bytes(),
+            user: found.user,
+        }))
     }
 }
