@@ -63,11 +63,11 @@ impl App {
             .output_name("opshub")
             .build();
         let state = AppState::new(leptos_options, db.store.clone(), settings);
-        App {
-            router: router(state.clone()),
-            state,
-            db,
-        }
+        let router = {
+            let _alone = render_gate().write().await;
+            router(state.clone())
+        };
+        App { router, state, db }
     }
 
     pub async fn start(backend: Backend) -> Self {
@@ -415,7 +415,20 @@ pub fn fill(route: &str, slug: &str, run_id: &str) -> String {
 }
 
 /// Sends a request to `router` (an app built from a state of the test's own).
+/// Building a router renders the app once to list its routes, in state
+/// Leptos shares across the process; a page rendered by another test's
+/// server meanwhile could wait for ever (the 30 s request timeout answered
+/// 503, about one `tests/http.rs` run in three). The real server builds
+/// its one router before it serves, so tests do the same: no request is
+/// answered while a router is built.
+fn render_gate() -> &'static tokio::sync::RwLock<()> {
+    static GATE: std::sync::LazyLock<tokio::sync::RwLock<()>> =
+        std::sync::LazyLock::new(|| tokio::sync::RwLock::new(()));
+    &GATE
+}
+
 pub async fn send_to(router: &axum::Router, request: Request<Body>) -> Reply {
+    let _serving = render_gate().read().await;
     let response = router.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
