@@ -105,7 +105,7 @@ on_both! {
     async fn drift_turns_changes_into_findings_once(db) {
         let store = db.store.as_ref();
         let f = fixture(store, "acme").await;
-        two_syncs(store, &f).await;
+        let (baseline, current) = two_syncs(store, &f).await;
         let request = StartRequest::Drift { scope_key: "devices".into() };
         let run = operations::start(store, &f.tenant, &f.user, &request).await.unwrap().run.summary.id;
         let executed = drain(&worker(&db.store, "w1")).await;
@@ -122,16 +122,19 @@ on_both! {
             .await
             .unwrap()
             .items;
-        let mut kinds: Vec<(String, FindingType)> =
-            findings.iter().map(|x| (x.subject_external_id.clone(), x.finding_type)).collect();
+        let mut kinds: Vec<(String, ChangeKind)> =
+            findings.iter().map(|x| (x.subject_external_id.clone(), x.change_kind)).collect();
         kinds.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(kinds, vec![
-            ("dev-1".into(), FindingType::Changed),
-            ("dev-2".into(), FindingType::Removed),
-            ("dev-3".into(), FindingType::Added),
+            ("dev-1".into(), ChangeKind::Changed),
+            ("dev-2".into(), ChangeKind::Removed),
+            ("dev-3".into(), ChangeKind::Added),
         ]);
-        assert!(findings.iter().all(|x| x.produced_by_run_id == Some(run) && x.scope_key == "devices"));
-        let changed = findings.iter().find(|x| x.finding_type == FindingType::Changed).unwrap();
+        assert!(findings.iter().all(|x| x.finding_type == FindingType::Drift
+            && x.produced_by_run_id == Some(run)
+            && x.scope_key == "devices"
+            && (x.baseline_run_id, x.current_run_id) == (Some(baseline), Some(current))));
+        let changed = findings.iter().find(|x| x.change_kind == ChangeKind::Changed).unwrap();
         assert_eq!(changed.evidence["fields"]["os"], serde_json::json!({ "before": "10", "after": "11" }));
 
         let notices = completed_notices(store, &f, run).await;
@@ -152,6 +155,21 @@ on_both! {
             .unwrap()
             .items;
         assert_eq!(after.len(), 3, "no duplicate findings");
+        // They stay the first run's, and the comparison (the spec's link)
+        // lists them for either run.
+        assert!(after.iter().all(|x| x.produced_by_run_id == Some(run)));
+        let comparison = FindingFilter {
+            scope_key: Some("devices".into()),
+            baseline: Some(baseline),
+            current: Some(current),
+            ..FindingFilter::default()
+        };
+        let listed = store.list_findings(f.tenant.id, &comparison, PageRequest::first(50)).await.unwrap().items;
+        assert_eq!(listed.len(), 3);
+        for (baseline, current) in [(Some(current), Some(current)), (Some(baseline), Some(baseline))] {
+            let other = FindingFilter { baseline, current, ..comparison.clone() };
+            assert!(store.list_findings(f.tenant.id, &other, PageRequest::first(50)).await.unwrap().items.is_empty());
+        }
     }
 
     async fn add_policies_adds_skips_and_fails_per_policy(db) {

@@ -488,6 +488,51 @@ on_both_databases! {
         assert_eq!(run.params["include_payload"], false);
     }
 
+    /// The spec's Phase 1 link: a drift run lists its comparison's findings
+    /// (scope key + baseline + current), also when an earlier run over the
+    /// same syncs found them first.
+    async fn a_repeated_drift_run_lists_its_comparisons_findings(app) {
+        let operator = app.sign_in("operator@acme.example").await;
+        let start = [("tenant", "acme"), ("scope_key", "apps/managed")];
+        let mut pages = Vec::new();
+        for worker in ["w1", "w2"] {
+            let reply = app.post_form("/api/operations/start-drift", &start, Some(&operator)).await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+            let started: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+            assert_eq!(started["joined"], false, "the first run ended before the second start");
+            support::engine::drain(&support::engine::worker(&app.state.store, worker)).await;
+            let run = RunId::parse(started["run_id"].as_str().unwrap()).unwrap();
+            let ended = app.state.store.run_summaries(&[run]).await.unwrap();
+            assert_eq!(ended[0].status, RunStatus::Completed);
+            let page = app.get(started["link"].as_str().unwrap(), Some(&operator)).await;
+            assert_eq!(page.status, StatusCode::OK);
+            pages.push(page.body);
+        }
+        let listed = |page: &str| {
+            let list = &page[page.find("data-testid=\"run-findings\"").expect("findings listed")..];
+            list[..list.find("</ul>").unwrap()].matches("<li").count()
+        };
+        assert!(listed(&pages[0]) > 0);
+        assert_eq!(listed(&pages[1]), listed(&pages[0]), "the repeat run lists the same findings");
+
+        let link = pages[1]
+            .split("data-testid=\"run-findings-link\" href=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .replace("&amp;", "&");
+        assert!(link.starts_with("/t/acme/findings?scope=apps%2Fmanaged&baseline="), "{link}");
+        assert!(link.contains("&current="), "{link}");
+        let findings = app.get(&link, Some(&operator)).await;
+        assert_eq!(findings.status, StatusCode::OK);
+        assert!(findings.body.matches("data-testid=\"finding-row\"").count() >= listed(&pages[1]));
+
+        // The filters are checked: a sync id that is no UUID is a clear 400.
+        let reply = app.get("/t/acme/findings?baseline=yesterday", Some(&operator)).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        assert!(reply.body.contains("not a valid InventorySyncRunId"), "{}", reply.body);
+    }
+
     async fn cross_site_writes_are_refused(app) {
         let form = format!("email=operator%40acme.example&password={DEMO_PASSWORD}");
         let attempt = |site: Option<&'static str>, origin: Option<&'static str>| {

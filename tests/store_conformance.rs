@@ -335,7 +335,8 @@ conformance! {
         let (baseline, current) = support::two_syncs(store, &a).await;
         let finding = |fingerprint: &str, subject_type: &str| NewFinding {
             tenant_id: a.tenant.id,
-            finding_type: FindingType::Changed,
+            finding_type: FindingType::Drift,
+            change_kind: ChangeKind::Changed,
             scope_key: "devices".into(),
             baseline_run_id: baseline,
             current_run_id: current,

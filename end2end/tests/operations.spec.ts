@@ -31,7 +31,7 @@ test('start drift from the hub: the run completes live and its findings are list
   const live = await page.evaluate(() => (window as unknown as { __live?: boolean }).__live);
   expect(live, 'the page learnt of the completion without a reload').toBe(true);
   await page.getByTestId('run-findings-link').click();
-  await page.waitForURL(/\/t\/acme\/findings\?run=/);
+  await page.waitForURL(/\/t\/acme\/findings\?scope=devices%2Fwindows&baseline=[0-9a-f-]+&current=[0-9a-f-]+$/);
   await waitForHydration(page);
   await expect(page.getByTestId('finding-row').first()).toBeVisible();
 });

@@ -20,6 +20,9 @@ pub struct FindingsQuery {
     pub status: Option<String>,
     pub scope: Option<String>,
     pub subject_type: Option<String>,
+    /// The inventory syncs compared (the spec's Phase 1 link, with `scope`).
+    pub baseline: Option<String>,
+    pub current: Option<String>,
     pub run: Option<String>,
     pub older: Option<String>,
     pub newer: Option<String>,
@@ -27,11 +30,13 @@ pub struct FindingsQuery {
 
 impl FindingsQuery {
     /// The fields by their names in the URL.
-    fn fields(&self) -> [(&'static str, &Option<String>); 6] {
+    fn fields(&self) -> [(&'static str, &Option<String>); 8] {
         [
             ("status", &self.status),
             ("scope", &self.scope),
             ("subject_type", &self.subject_type),
+            ("baseline", &self.baseline),
+            ("current", &self.current),
             ("run", &self.run),
             ("older", &self.older),
             ("newer", &self.newer),
@@ -53,6 +58,12 @@ impl FindingsQuery {
                 .transpose()?,
             scope_key: given(&self.scope),
             subject_type: given(&self.subject_type),
+            baseline: given(&self.baseline)
+                .map(|s| InventorySyncRunId::parse(&s))
+                .transpose()?,
+            current: given(&self.current)
+                .map(|s| InventorySyncRunId::parse(&s))
+                .transpose()?,
             produced_by: given(&self.run).map(|r| RunId::parse(&r)).transpose()?,
         };
         let page = match (given(&self.older), given(&self.newer)) {

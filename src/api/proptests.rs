@@ -53,10 +53,10 @@ proptest! {
 
     #[test]
     fn findings_queries_parse_or_explain(
-        status in field(), scope in field(), subject_type in field(), run in field(),
-        older in field(), newer in field(),
+        status in field(), scope in field(), subject_type in field(), baseline in field(),
+        current in field(), run in field(), older in field(), newer in field(),
     ) {
-        let query = FindingsQuery { status, scope, subject_type, run, older, newer };
+        let query = FindingsQuery { status, scope, subject_type, baseline, current, run, older, newer };
         if let Err(error) = query.parse() {
             short_error(&error.0)?;
         }

@@ -1,4 +1,5 @@
 use super::codec::JsonText;
+use super::findings::FindingsQuery;
 use super::AppError;
 use crate::domain::*;
 use leptos::prelude::*;
@@ -255,8 +256,10 @@ pub struct RunPageData {
     /// Runs retrying this run's failed items.
     pub retries: Vec<RunSummary>,
     pub audit: Option<AuditEntry>,
-    /// The first findings this run produced (drift), newest first.
+    /// The first findings of this run's comparison (drift), newest first.
     pub findings: Page<Finding>,
+    /// The findings page's query listing all of them.
+    pub findings_query: FindingsQuery,
 }
 
 /// What a run works on, per operation.
@@ -332,15 +335,40 @@ async fn run_page_data(tenant: &str, run_id: &str) -> Result<RunPageData, AppErr
         Some(entry) => store.audit_entry(tenant.id, entry).await?,
         None => None,
     };
-    let findings = store
-        .list_findings(
-            tenant.id,
-            &FindingFilter {
+    // The spec's Phase 1 link: a drift run's findings are its comparison's
+    // (scope key + baseline + current), whichever run first found them.
+    let (filter, findings_query) = match &scope {
+        RunScope::Drift {
+            scope_key,
+            baseline_run_id,
+            current_run_id,
+        } => (
+            FindingFilter {
+                scope_key: Some(scope_key.clone()),
+                baseline: Some(*baseline_run_id),
+                current: Some(*current_run_id),
+                ..FindingFilter::default()
+            },
+            FindingsQuery {
+                scope: Some(scope_key.clone()),
+                baseline: Some(baseline_run_id.to_string()),
+                current: Some(current_run_id.to_string()),
+                ..FindingsQuery::default()
+            },
+        ),
+        _ => (
+            FindingFilter {
                 produced_by: Some(id),
                 ..FindingFilter::default()
             },
-            PageRequest::first(RUN_PAGE_FINDINGS),
-        )
+            FindingsQuery {
+                run: Some(id.to_string()),
+                ..FindingsQuery::default()
+            },
+        ),
+    };
+    let findings = store
+        .list_findings(tenant.id, &filter, PageRequest::first(RUN_PAGE_FINDINGS))
         .await?;
     Ok(RunPageData {
         joins: store.run_joins(tenant.id, id).await?,
@@ -351,5 +379,6 @@ async fn run_page_data(tenant: &str, run_id: &str) -> Result<RunPageData, AppErr
         scope,
         audit,
         findings,
+        findings_query,
     })
 }

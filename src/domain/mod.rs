@@ -25,7 +25,7 @@ mod url;
 
 pub use audit::AuditEntry;
 pub use failure::{failure_counts, FailureEntry, FailureKind, ReasonCode, MAX_STORED_FAILURES};
-pub use finding::{Finding, FindingFilter, FindingStatus, FindingType};
+pub use finding::{ChangeKind, Finding, FindingFilter, FindingStatus, FindingType};
 pub use ids::*;
 pub use input::{bounded_fields, bounded_text, MAX_EMAIL_CHARS, MAX_SEARCH_CHARS};
 pub use listing::*;

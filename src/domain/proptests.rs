@@ -69,6 +69,10 @@ fn all_parsers(input: &str) -> Result<(), TestCaseError> {
         prop_assert_eq!(kind.as_str(), input);
         Ok(())
     })?;
+    check(ChangeKind::parse(input), |kind| {
+        prop_assert_eq!(kind.as_str(), input);
+        Ok(())
+    })?;
     check(NotificationKind::parse(input), |kind| {
         prop_assert_eq!(kind.as_str(), input);
         Ok(())

@@ -88,12 +88,51 @@ pub fn postgres_admin_url() -> String {
 
 impl TestDb {
     pub async fn new(backend: Backend) -> Self {
+        let db = Self::unmigrated(backend).await;
+        db.store.migrate().await.expect("migrate");
+        db
+    }
+
+    /// A fresh database whose schema is as an earlier release left it: the
+    /// migrations up to `version` applied, none after. `store.migrate()`
+    /// then upgrades it as a deployment would.
+    pub async fn at_migration(backend: Backend, version: i64) -> Self {
+        let db = Self::unmigrated(backend).await;
+        let dir = format!("{}/migrations/{}", env!("CARGO_MANIFEST_DIR"), db.dialect());
+        let older = tempfile::tempdir().expect("temp dir");
+        for entry in std::fs::read_dir(&dir).expect("migrations") {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let number: i64 = name
+                .split('_')
+                .next()
+                .unwrap()
+                .parse()
+                .expect("numbered migration");
+            if number <= version {
+                std::fs::copy(&path, older.path().join(&name)).unwrap();
+            }
+        }
+        let migrator = sqlx::migrate::Migrator::new(older.path())
+            .await
+            .expect("read migrations");
+        if db.is_sqlite() {
+            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            migrator.run(&mut conn).await.expect("older migrations");
+        } else {
+            let mut conn = PgConnection::connect(&db.url).await.unwrap();
+            migrator.run(&mut conn).await.expect("older migrations");
+        }
+        db
+    }
+
+    /// A fresh, empty database (the store connected, no schema yet).
+    async fn unmigrated(backend: Backend) -> Self {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite://{}", dir.path().join("test.db").display());
                 let store = connect(&url, 8).await.expect("open SQLite");
-                store.migrate().await.expect("migrate SQLite");
                 Self {
                     store,
                     url,
@@ -115,7 +154,6 @@ impl TestDb {
                     .expect("create test database");
                 let url = database_url(&admin_url, &database);
                 let store = connect(&url, 8).await.expect("connect PostgreSQL");
-                store.migrate().await.expect("migrate PostgreSQL");
                 Self {
                     store,
                     url,
@@ -128,6 +166,52 @@ impl TestDb {
         }
     }
 
+    pub fn is_sqlite(&self) -> bool {
+        self.url.starts_with("sqlite:")
+    }
+
+    /// The folder name of this database's migrations.
+    pub fn dialect(&self) -> &'static str {
+        if self.is_sqlite() {
+            "sqlite"
+        } else {
+            "postgres"
+        }
+    }
+
+    /// Runs raw SQL (several statements allowed) as another program would.
+    pub async fn execute(&self, sql: &str) {
+        if self.is_sqlite() {
+            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            conn.execute(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{e}: {sql}"));
+        } else {
+            let mut conn = PgConnection::connect(&self.url).await.unwrap();
+            conn.execute(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{e}: {sql}"));
+        }
+    }
+
+    /// The one text column of every row a raw query returns: how a reader
+    /// written against the spec, not against our types, sees the tables.
+    pub async fn texts(&self, sql: &str) -> Vec<Option<String>> {
+        if self.is_sqlite() {
+            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            sqlx::query_scalar(sql)
+                .fetch_all(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("{e}: {sql}"))
+        } else {
+            let mut conn = PgConnection::connect(&self.url).await.unwrap();
+            sqlx::query_scalar(sql)
+                .fetch_all(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("{e}: {sql}"))
+        }
+    }
+
     /// Rows in every data table, to prove a request wrote nothing.
     pub async fn count_rows(&self) -> i64 {
         let sql = format!(
@@ -136,7 +220,7 @@ impl TestDb {
                 .map(|t| format!("(SELECT COUNT(*) FROM {t})"))
                 .join(" + ")
         );
-        if self.url.starts_with("sqlite:") {
+        if self.is_sqlite() {
             let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
             sqlx::query_scalar(&sql).fetch_one(&mut conn).await.unwrap()
         } else {

@@ -1,7 +1,9 @@
 //! `drift.generate`: compares two inventory snapshots of a scope subject by
 //! subject. Every added, removed or changed subject becomes a finding whose
-//! fingerprint is derived from the change itself, so generating again (or
-//! seeing the same change through another pair of syncs) adds no duplicate.
+//! fingerprint is derived from the comparison and the change itself, so
+//! generating again over the same syncs adds no duplicate and lists the
+//! findings already there (the spec's Phase 1 link: scope key + baseline +
+//! current).
 
 use crate::domain::*;
 use crate::server::store::*;
@@ -86,31 +88,32 @@ impl DriftExecution {
     pub fn process(&self, item_id: &str) -> ItemOutcome {
         let before = self.baseline.get(item_id);
         let after = self.current.get(item_id);
-        let (finding_type, subject) = match (before, after) {
+        let (change_kind, subject) = match (before, after) {
             (None, None) => {
                 return ItemOutcome::Failed {
                     reason_code: ReasonCode::InternalError,
                     reason: "the subject is in neither inventory snapshot".into(),
                 }
             }
-            (None, Some(item)) => (FindingType::Added, item),
-            (Some(item), None) => (FindingType::Removed, item),
+            (None, Some(item)) => (ChangeKind::Added, item),
+            (Some(item), None) => (ChangeKind::Removed, item),
             (Some(b), Some(a)) if state_digest(b) == state_digest(a) => {
                 return ItemOutcome::Succeeded(None)
             }
-            (Some(_), Some(item)) => (FindingType::Changed, item),
+            (Some(_), Some(item)) => (ChangeKind::Changed, item),
         };
         ItemOutcome::Succeeded(Some(Artifact::Finding(NewFinding {
             tenant_id: self.tenant_id,
-            finding_type,
+            finding_type: FindingType::Drift,
+            change_kind,
             scope_key: self.params.scope_key.clone(),
             baseline_run_id: self.params.baseline_run_id,
             current_run_id: self.params.current_run_id,
             produced_by_run_id: Some(self.run_id),
             fingerprint: fingerprint(
                 self.tenant_id,
-                &self.params.scope_key,
-                finding_type,
+                &self.params,
+                change_kind,
                 subject,
                 before,
                 after,
@@ -122,11 +125,14 @@ impl DriftExecution {
     }
 }
 
-/// The same change of the same subject in the same scope: the same fingerprint.
+/// The same change of the same subject in the same comparison (scope key,
+/// baseline and current sync): the same fingerprint. A run repeating a
+/// comparison finds the rows it would write, and the spec's Phase 1 link
+/// (scope key + baseline + current) lists every finding of a comparison.
 fn fingerprint(
     tenant: TenantId,
-    scope_key: &str,
-    finding_type: FindingType,
+    comparison: &DriftParams,
+    change_kind: ChangeKind,
     subject: &InventoryItem,
     before: Option<&InventoryItem>,
     after: Option<&InventoryItem>,
@@ -135,8 +141,10 @@ fn fingerprint(
     let mut hasher = Sha256::new();
     for part in [
         tenant.to_string(),
-        scope_key.to_string(),
-        finding_type.as_str().to_string(),
+        comparison.scope_key.clone(),
+        comparison.baseline_run_id.to_string(),
+        comparison.current_run_id.to_string(),
+        change_kind.as_str().to_string(),
         subject.subject_type.clone(),
         subject.external_id.clone(),
         digest(before),
@@ -308,8 +316,10 @@ mod tests {
             let key = subject_key(&before);
             prop_assert!(key.starts_with(&before.subject_type) && key.ends_with(&before.external_id));
             let tenant = TenantId(uuid::Uuid::nil());
+            let sync = InventorySyncRunId(uuid::Uuid::nil());
+            let comparison = DriftParams { scope_key: scope, baseline_run_id: sync, current_run_id: sync };
             let print = |a: &InventoryItem, b: &InventoryItem| {
-                fingerprint(tenant, &scope, FindingType::Changed, b, Some(a), Some(b))
+                fingerprint(tenant, &comparison, ChangeKind::Changed, b, Some(a), Some(b))
             };
             let printed = print(&before, &after);
             prop_assert!(printed.starts_with("drift:") && printed.len() == 70, "{printed}");

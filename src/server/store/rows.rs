@@ -167,9 +167,9 @@ impl RunDetailRow {
     }
 }
 
-pub const FINDING_COLUMNS: &str = "id, tenant_id, finding_type, scope_key, baseline_run_id, \
-     current_run_id, produced_by_run_id, fingerprint, subject_type, subject_external_id, status, \
-     evidence, acknowledged_by, acknowledged_at, created_at, updated_at";
+pub const FINDING_COLUMNS: &str = "id, tenant_id, finding_type, change_kind, scope_key, \
+     baseline_run_id, current_run_id, produced_by_run_id, fingerprint, subject_type, \
+     subject_external_id, status, evidence_jsonb, acknowledged_by, acknowledged_at, created_at, updated_at";
 
 #[derive(FromRow)]
 pub struct FindingRow {
@@ -177,16 +177,18 @@ pub struct FindingRow {
     tenant_id: TenantId,
     #[sqlx(try_from = "String")]
     finding_type: FindingType,
+    #[sqlx(try_from = "String")]
+    change_kind: ChangeKind,
     scope_key: String,
-    baseline_run_id: InventorySyncRunId,
-    current_run_id: InventorySyncRunId,
+    baseline_run_id: Option<InventorySyncRunId>,
+    current_run_id: Option<InventorySyncRunId>,
     produced_by_run_id: Option<RunId>,
     fingerprint: String,
     subject_type: String,
     subject_external_id: String,
     #[sqlx(try_from = "String")]
     status: FindingStatus,
-    evidence: Json<serde_json::Value>,
+    evidence_jsonb: Json<serde_json::Value>,
     acknowledged_by: Option<UserId>,
     acknowledged_at: Option<Timestamp>,
     created_at: Timestamp,
@@ -199,6 +201,7 @@ impl From<FindingRow> for Finding {
             id: row.id,
             tenant_id: row.tenant_id,
             finding_type: row.finding_type,
+            change_kind: row.change_kind,
             scope_key: row.scope_key,
             baseline_run_id: row.baseline_run_id,
             current_run_id: row.current_run_id,
@@ -207,7 +210,7 @@ impl From<FindingRow> for Finding {
             subject_type: row.subject_type,
             subject_external_id: row.subject_external_id,
             status: row.status,
-            evidence: row.evidence.0,
+            evidence: row.evidence_jsonb.0,
             acknowledged_by: row.acknowledged_by,
             acknowledged_at: row.acknowledged_at,
             created_at: row.created_at,

@@ -246,15 +246,17 @@ macro_rules! impl_sql_repositories {
                 for chunk in distinct.chunks(500) {
                     let candidates: Vec<FindingId> = chunk.iter().map(|_| FindingId::generate()).collect();
                     let mut qb = Builder::new(
-                        "INSERT INTO findings (id, tenant_id, finding_type, scope_key, baseline_run_id, \
-                         current_run_id, produced_by_run_id, fingerprint, subject_type, \
-                         subject_external_id, status, evidence, created_at, updated_at) ",
+                        "INSERT INTO findings (id, tenant_id, finding_type, change_kind, scope_key, \
+                         baseline_run_id, current_run_id, produced_by_run_id, fingerprint, \
+                         subject_type, subject_external_id, status, evidence_jsonb, created_at, \
+                         updated_at) ",
                     );
                     qb.push_values(chunk.iter().zip(&candidates), |mut values, (finding, id)| {
                         values
                             .push_bind(*id)
                             .push_bind(finding.tenant_id)
                             .push_bind(finding.finding_type.as_str())
+                            .push_bind(finding.change_kind.as_str())
                             .push_bind(finding.scope_key.clone())
                             .push_bind(finding.baseline_run_id)
                             .push_bind(finding.current_run_id)
@@ -939,6 +941,14 @@ macro_rules! impl_sql_repositories {
                     if let Some(subject_type) = &filter.subject_type {
                         qb.push(" AND f.subject_type = ");
                         qb.push_bind(subject_type.clone());
+                    }
+                    if let Some(baseline) = filter.baseline {
+                        qb.push(" AND f.baseline_run_id = ");
+                        qb.push_bind(baseline);
+                    }
+                    if let Some(current) = filter.current {
+                        qb.push(" AND f.current_run_id = ");
+                        qb.push_bind(current);
                     }
                     if let Some(run) = filter.produced_by {
                         qb.push(" AND f.produced_by_run_id = ");

@@ -73,6 +73,7 @@ pub struct Upserted<T> {
 pub struct NewFinding {
     pub tenant_id: TenantId,
     pub finding_type: FindingType,
+    pub change_kind: ChangeKind,
     pub scope_key: String,
     pub baseline_run_id: InventorySyncRunId,
     pub current_run_id: InventorySyncRunId,

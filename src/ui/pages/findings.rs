@@ -17,6 +17,8 @@ pub fn FindingsPage() -> impl IntoView {
             status: q.get("status"),
             scope: q.get("scope"),
             subject_type: q.get("subject_type"),
+            baseline: q.get("baseline"),
+            current: q.get("current"),
             run: q.get("run"),
             older: q.get("older"),
             newer: q.get("newer"),
@@ -104,6 +106,8 @@ fn FindingsView(
             </label>
             <label>"Scope" <input type="text" name="scope" value=value(&query.scope) maxlength=MAX_SEARCH_CHARS /></label>
             <label>"Subject type" <input type="text" name="subject_type" value=value(&query.subject_type) maxlength=MAX_SEARCH_CHARS /></label>
+            <label>"Baseline sync" <input type="text" name="baseline" value=value(&query.baseline) size="36" /></label>
+            <label>"Current sync" <input type="text" name="current" value=value(&query.current) size="36" /></label>
             <label>"Produced by run" <input type="text" name="run" value=value(&query.run) size="36" /></label>
             <button type="submit" class="button">"Filter"</button>
             <a href=base.clone()>"Clear"</a>
@@ -166,8 +170,8 @@ fn FindingRow(
     };
     view! {
         <tr data-testid="finding-row" data-status=finding.status.as_str()>
-            <td><span class=format!("badge finding-{}", finding.finding_type.as_str())>
-                {finding.finding_type.as_str()}
+            <td><span class=format!("badge finding-{}", finding.change_kind.as_str())>
+                {finding.change_kind.as_str()}
             </span></td>
             <td><code>{format!("{}:{}", finding.subject_type, finding.subject_external_id)}</code></td>
             <td><code>{finding.scope_key}</code></td>

@@ -1,3 +1,4 @@
+use crate::api::findings::FindingsQuery;
 use crate::api::operations::{AbortRun, RetryRun};
 use crate::api::runs::{current_run, run_page, RunPageData, RunScope};
 use crate::domain::{
@@ -77,6 +78,7 @@ fn RunView(
         retries,
         audit,
         findings,
+        findings_query,
     } = page;
     let summary = run.summary.clone();
     let slug = tenant.slug.clone();
@@ -214,7 +216,8 @@ fn RunView(
             }.into_any(),
             None => view! { <p class="muted">"No audit entry (imported or demo data)."</p> }.into_any(),
         }}
-        <FindingsView findings=findings.items more=findings.older.is_some() slug run_id=summary.id.to_string() />
+        <FindingsView findings=findings.items more=findings.older.is_some() slug
+            query=findings_query />
     }
 }
 
@@ -401,23 +404,28 @@ fn EntryTable(entries: Vec<FailureEntry>, testid: &'static str) -> impl IntoView
 }
 
 #[component]
-fn FindingsView(findings: Vec<Finding>, more: bool, slug: String, run_id: String) -> impl IntoView {
-    let all = format!("/t/{slug}/findings?run={run_id}");
+fn FindingsView(
+    findings: Vec<Finding>,
+    more: bool,
+    slug: String,
+    query: FindingsQuery,
+) -> impl IntoView {
+    let all = format!("/t/{slug}/findings{}", query.to_query_string());
     (!findings.is_empty()).then(|| {
         view! {
             <h2>"Findings produced"</h2>
             <ul class="plain" data-testid="run-findings">
                 {findings.into_iter().map(|f| view! {
                     <li>
-                        <span class=format!("badge finding-{}", f.finding_type.as_str())>
-                            {f.finding_type.as_str()}
+                        <span class=format!("badge finding-{}", f.change_kind.as_str())>
+                            {f.change_kind.as_str()}
                         </span>" "
                         <code>{format!("{}:{}", f.subject_type, f.subject_external_id)}</code>
                     </li>
                 }).collect_view()}
             </ul>
             <p><a data-testid="run-findings-link" href=all>
-                {if more { "All findings of this run →" } else { "Open in findings →" }}
+                {if more { "All findings of this comparison →" } else { "Open in findings →" }}
             </a></p>
         }
     })
