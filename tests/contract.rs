@@ -79,15 +79,54 @@ on_both! {
             "UPDATE findings SET finding_type = 'changed'",
             "UPDATE findings SET change_kind = 'drift'",
         ] {
-            let err = if db.is_sqlite() {
-                let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db.url).await.unwrap();
-                sqlx::Executor::execute(&mut conn, refused).await.err()
-            } else {
-                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url).await.unwrap();
-                sqlx::Executor::execute(&mut conn, refused).await.err()
-            };
-            assert!(err.is_some(), "{refused} was accepted");
+            assert!(db.try_execute(refused).await.is_err(), "{refused} was accepted");
         }
+    }
+
+    // Whatever writes the table, a run's status moves only the ways
+    // `RunStatus::can_transition_to` allows: every pair is tried.
+    async fn the_database_refuses_every_illegal_status_move(db) {
+        let f = fixture(db.store.as_ref(), "acme").await;
+        let now = at_sql(db, Timestamp::now().0);
+        let (t, u) = (id_sql(db, f.tenant.id.0), id_sql(db, f.user.id.0));
+        // Times as each status requires (CHECKs), so only the move is judged.
+        let times = |status: RunStatus| {
+            let started = if status == RunStatus::Pending { "NULL" } else { now.as_str() };
+            let finished = if status.is_terminal() { now.as_str() } else { "NULL" };
+            (started, finished)
+        };
+        let mut legal = 0;
+        for from in RunStatus::ALL {
+            for to in RunStatus::ALL.into_iter().filter(|to| *to != from) {
+                let run = id_sql(db, uuid::Uuid::now_v7());
+                let (started, finished) = times(from);
+                db.execute(&format!(
+                    "INSERT INTO bulk_operation_runs (id, tenant_id, user_id, resource, action, \
+                     idempotency_key, status, created_at, updated_at, started_at, finished_at) \
+                     VALUES ({run}, {t}, {u}, 'drift', 'generate', '{from}-{to}', '{from}', {now}, {now}, \
+                     {started}, {finished})"
+                ))
+                .await;
+                let (started, finished) = times(to);
+                let moved = db
+                    .try_execute(&format!(
+                        "UPDATE bulk_operation_runs SET status = '{to}', started_at = {started}, \
+                         finished_at = {finished} WHERE id = {run}"
+                    ))
+                    .await;
+                match moved {
+                    Ok(()) => {
+                        assert!(from.can_transition_to(to), "{from} -> {to} was accepted");
+                        legal += 1;
+                    }
+                    Err(refused) => {
+                        assert!(!from.can_transition_to(to), "{from} -> {to} was refused: {refused}");
+                        assert!(refused.contains("status cannot move"), "{from} -> {to}: {refused}");
+                    }
+                }
+            }
+        }
+        assert_eq!(legal, 6, "pending -> running | aborted; running -> the four ends");
     }
 }
 

@@ -262,11 +262,11 @@ on_both! {
     async fn the_demo_runs_execute_for_real(db) {
         let store = db.store.as_ref();
         opshub::server::seed::seed_demo(store).await.unwrap();
-        // Demo "running" runs have no worker: rescue hands them to one.
-        let rescued = store.rescue_expired().await.unwrap();
-        assert_eq!(rescued.requeued, 9, "3 running runs in each of 3 tenants");
+        // Demo "running" runs have no worker: a worker takes them over as
+        // they are (rescue has nothing to release), and they stay running.
+        assert_eq!(store.rescue_expired().await.unwrap(), RescueReport::default());
         let executed = drain(&worker(&db.store, "w")).await;
-        assert_eq!(executed.len(), 18, "3 queued + 3 rescued per tenant");
+        assert_eq!(executed.len(), 18, "3 queued + 3 taken over per tenant");
         for tenant in store.list_tenants().await.unwrap() {
             let counts = store.count_runs_by_bucket(tenant.id, &RunFilter::default()).await.unwrap();
             assert_eq!(counts.queued + counts.running, 0, "{}", tenant.slug);
@@ -300,7 +300,7 @@ on_both! {
         // The first worker claims with a lease that lapses at once, and pauses.
         let stale = claim_one(store, "paused", Duration::from_millis(1)).await.unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
-        assert_eq!(store.rescue_expired().await.unwrap(), RescueReport { requeued: 1, ..Default::default() });
+        assert_eq!(store.rescue_expired().await.unwrap(), RescueReport { released: 1, ..Default::default() });
         let fresh = claim_one(store, "fresh", Duration::from_secs(30)).await.unwrap();
         assert_eq!(fresh.lease.attempt, stale.lease.attempt + 1);
 
@@ -429,7 +429,7 @@ on_both! {
         // One more, claimed by the same worker with a lease that lapses and is rescued.
         claim_one(store, "w", Duration::from_millis(1)).await.unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
-        assert_eq!(store.rescue_expired().await.unwrap().requeued, 1);
+        assert_eq!(store.rescue_expired().await.unwrap().released, 1);
 
         assert!(store.reclaim_runs("someone-else", lease).await.unwrap().is_empty());
         let held = store.reclaim_runs("w", lease).await.unwrap();
@@ -575,10 +575,10 @@ on_both! {
             ProgressOutcome::Recorded(RunStatus::Running)
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
-        assert_eq!(store.rescue_expired().await.unwrap().requeued, 1);
-        let requeued = detail(store, &f, run).await;
-        assert_eq!((requeued.summary.status, requeued.attempt), (RunStatus::Pending, 1));
-        assert!(requeued.lease_owner.is_none());
+        assert_eq!(store.rescue_expired().await.unwrap().released, 1);
+        let released = detail(store, &f, run).await;
+        assert_eq!((released.summary.status, released.attempt), (RunStatus::Running, 1), "never back to pending");
+        assert!(released.lease_owner.is_none());
 
         // Attempt 2 resumes after the recorded item, and vanishes too.
         let second = claim_one(store, "gone-2", Duration::from_millis(1)).await.unwrap();
@@ -593,6 +593,19 @@ on_both! {
         assert_eq!(notice.bucket, StatusBucket::Failed);
         assert_eq!(notice.error_summary.as_deref(), Some("worker_lost ×1"));
         assert!(claim_one(store, "late", Duration::from_secs(1)).await.is_none());
+
+        // Each attempt is on record: who, from when to when, why it ended.
+        let attempts = store.run_attempts(f.tenant.id, run).await.unwrap();
+        let seen: Vec<(i64, &str, Option<AttemptEnd>)> =
+            attempts.iter().map(|a| (a.attempt, a.worker.as_str(), a.end)).collect();
+        assert_eq!(seen, vec![
+            (1, "gone-1", Some(AttemptEnd::LeaseExpired)),
+            (2, "gone-2", Some(AttemptEnd::Ended(RunStatus::Failed))),
+        ]);
+        assert!(attempts.iter().all(|a| a.ended_at.is_some_and(|end| end >= a.started_at)));
+        assert!(attempts[0].ended_at <= Some(attempts[1].started_at));
+        let other = fixture(store, "globex").await;
+        assert!(store.run_attempts(other.tenant.id, run).await.unwrap().is_empty(), "tenant-scoped");
     }
 
     async fn abort_ends_pending_runs_at_once_and_running_runs_through_their_worker(db) {

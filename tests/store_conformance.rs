@@ -166,6 +166,7 @@ conformance! {
         store.transition_run(t, ids[2], RunStatus::Running).await.unwrap();
         store.transition_run(t, ids[2], RunStatus::CompletedWithErrors).await.unwrap();
         store.transition_run(t, ids[3], RunStatus::Aborted).await.unwrap();
+        store.transition_run(t, ids[4], RunStatus::Running).await.unwrap();
         store.transition_run(t, ids[4], RunStatus::Failed).await.unwrap();
 
         let counts = store.count_runs_by_bucket(t, &RunFilter::default()).await.unwrap();

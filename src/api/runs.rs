@@ -253,6 +253,8 @@ pub struct RunPageData {
     pub scope: RunScope,
     /// Starts that found this run active and joined it.
     pub joins: Vec<RunJoin>,
+    /// Every worker's go at it, first first.
+    pub attempts: Vec<RunAttempt>,
     /// Runs retrying this run's failed items.
     pub retries: Vec<RunSummary>,
     pub audit: Option<AuditEntry>,
@@ -372,6 +374,7 @@ async fn run_page_data(tenant: &str, run_id: &str) -> Result<RunPageData, AppErr
         .await?;
     Ok(RunPageData {
         joins: store.run_joins(tenant.id, id).await?,
+        attempts: store.run_attempts(tenant.id, id).await?,
         retries: store.retries_of(tenant.id, id).await?,
         can_operate: access.role >= Role::Operator,
         tenant,

@@ -32,7 +32,9 @@ pub use listing::*;
 pub use live::{live_path, RESYNC_EVENT, RUN_EVENT, UNREAD_EVENT};
 pub use notification::{Notification, NotificationKind, RunNotice};
 pub use operation::{idempotency_key, KeyInputs, OperationKind};
-pub use run::{Counters, RunDetail, RunJoin, RunSummary};
+pub use run::{
+    record_run_failure, AttemptEnd, Counters, LostLease, RunAttempt, RunDetail, RunJoin, RunSummary,
+};
 pub use sanitize::{
     is_clean_identifier, quote_input, sanitize_reason, sanitize_text, MAX_QUOTED_CHARS,
     MAX_REASON_CHARS,

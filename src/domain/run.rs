@@ -1,6 +1,6 @@
 use super::{
-    AuditLogId, FailureEntry, OperationKind, RunId, RunStatus, StatusBucket, TenantId, Timestamp,
-    UserId,
+    AuditLogId, FailureEntry, FailureKind, OperationKind, ParseError, ReasonCode, RunId, RunStatus,
+    StatusBucket, TenantId, Timestamp, UserId, MAX_STORED_FAILURES,
 };
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +22,24 @@ impl Counters {
             && [self.total, self.succeeded, self.failed, self.skipped]
                 .iter()
                 .all(|n| *n >= 0)
+    }
+
+    /// Counts one processed item: `None` succeeded, an entry failed or was
+    /// skipped. The entry is kept while fewer than `MAX_STORED_FAILURES`
+    /// are (the counters count every one).
+    pub fn record_item(&mut self, failures: &mut Vec<FailureEntry>, entry: Option<FailureEntry>) {
+        self.processed += 1;
+        let Some(entry) = entry else {
+            self.succeeded += 1;
+            return;
+        };
+        match entry.kind {
+            FailureKind::Failed => self.failed += 1,
+            FailureKind::Skipped => self.skipped += 1,
+        }
+        if failures.len() < MAX_STORED_FAILURES {
+            failures.push(entry);
+        }
     }
 
     /// Whole percent done, for progress bars.
@@ -85,6 +103,100 @@ pub struct RunJoin {
     pub at: Timestamp,
 }
 
+/// A run-level failure (the operation broke down, its worker was lost) is
+/// always kept: it takes the last place when the list is full.
+pub fn record_run_failure(failures: &mut Vec<FailureEntry>, entry: FailureEntry) {
+    failures.truncate(MAX_STORED_FAILURES - 1);
+    failures.push(entry);
+}
+
+/// What rescue does with a running run whose worker stopped renewing its
+/// lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LostLease {
+    /// It stays `running`; another worker takes it over as attempt + 1.
+    Release,
+    /// Its abort had been requested: it ends `aborted`.
+    Abort,
+    /// Out of attempts: it ends `failed` with a `worker_lost` failure.
+    Fail,
+}
+
+impl LostLease {
+    pub fn decide(abort_requested: bool, attempt: i64, max_attempts: i64) -> LostLease {
+        if abort_requested {
+            LostLease::Abort
+        } else if attempt < max_attempts {
+            LostLease::Release
+        } else {
+            LostLease::Fail
+        }
+    }
+
+    /// The failure entry a run lost this way ends with, if any.
+    pub fn failure(self, attempts: i64) -> Option<FailureEntry> {
+        (self == LostLease::Fail).then(|| {
+            FailureEntry::failed(
+                None,
+                ReasonCode::WorkerLost,
+                &format!(
+                    "the run's worker stopped renewing its lease on each of {attempts} attempts"
+                ),
+            )
+        })
+    }
+}
+
+/// Why an attempt at a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptEnd {
+    /// The run ended in this status.
+    Ended(RunStatus),
+    /// Its worker stopped renewing the lease; another took over.
+    LeaseExpired,
+}
+
+impl AttemptEnd {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptEnd::Ended(status) => status.as_str(),
+            AttemptEnd::LeaseExpired => "lease_expired",
+        }
+    }
+
+    pub fn parse(input: &str) -> Result<Self, ParseError> {
+        match input {
+            "lease_expired" => Ok(AttemptEnd::LeaseExpired),
+            other => RunStatus::parse(other).map(AttemptEnd::Ended),
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            AttemptEnd::Ended(status) => status.bucket().label(),
+            AttemptEnd::LeaseExpired => "Worker lost (lease expired)",
+        }
+    }
+}
+
+impl TryFrom<String> for AttemptEnd {
+    type Error = ParseError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+/// One worker's go at a run (the run page lists them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunAttempt {
+    pub attempt: i64,
+    pub worker: String,
+    pub started_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    pub end: Option<AttemptEnd>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +214,70 @@ mod tests {
         assert_eq!(ok.percent(), 60);
         assert!(!Counters { processed: 5, ..ok }.is_consistent());
         assert!(!Counters { total: 5, ..ok }.is_consistent());
+    }
+
+    #[test]
+    fn items_move_counters_and_keep_failures_up_to_the_cap() {
+        let mut counters = Counters {
+            total: MAX_STORED_FAILURES as i64 + 3,
+            ..Counters::default()
+        };
+        let mut failures = Vec::new();
+        counters.record_item(&mut failures, None);
+        counters.record_item(
+            &mut failures,
+            Some(FailureEntry::skipped(
+                Some("a".into()),
+                ReasonCode::AlreadyPresent,
+                "there",
+            )),
+        );
+        for n in 0..MAX_STORED_FAILURES {
+            let entry =
+                FailureEntry::failed(Some(n.to_string()), ReasonCode::InternalError, "broke");
+            counters.record_item(&mut failures, Some(entry));
+        }
+        assert_eq!(
+            (counters.succeeded, counters.skipped, counters.failed),
+            (1, 1, MAX_STORED_FAILURES as i64)
+        );
+        assert!(counters.is_consistent());
+        assert_eq!(failures.len(), MAX_STORED_FAILURES);
+        assert_eq!(
+            failures[1].kind,
+            FailureKind::Failed,
+            "the skipped entry came first"
+        );
+
+        let lost = LostLease::Fail.failure(3).unwrap();
+        record_run_failure(&mut failures, lost.clone());
+        assert_eq!(
+            (failures.len(), failures.last()),
+            (MAX_STORED_FAILURES, Some(&lost))
+        );
+    }
+
+    #[test]
+    fn a_lost_lease_releases_while_attempts_remain() {
+        assert_eq!(LostLease::decide(false, 1, 3), LostLease::Release);
+        assert_eq!(LostLease::decide(false, 3, 3), LostLease::Fail);
+        assert_eq!(LostLease::decide(true, 1, 3), LostLease::Abort);
+        assert_eq!(LostLease::Release.failure(1), None);
+        assert_eq!(
+            LostLease::Fail.failure(2).unwrap().reason_code,
+            ReasonCode::WorkerLost
+        );
+    }
+
+    #[test]
+    fn attempt_ends_round_trip_through_text() {
+        for end in RunStatus::ALL
+            .into_iter()
+            .map(AttemptEnd::Ended)
+            .chain([AttemptEnd::LeaseExpired])
+        {
+            assert_eq!(AttemptEnd::parse(end.as_str()), Ok(end));
+        }
+        assert!(AttemptEnd::parse("lost").is_err());
     }
 }

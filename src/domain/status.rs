@@ -53,13 +53,16 @@ impl RunStatus {
         matches!(self, RunStatus::Pending | RunStatus::Running)
     }
 
-    /// The one place that says which moves are legal. A pending run may be
-    /// aborted (or failed) before any worker claims it; terminal states are final.
+    /// The one place that says which moves are legal: `pending -> running ->
+    /// completed | completed_with_errors | failed | aborted`, and `pending ->
+    /// aborted` (a queued run aborted before it started, our one extension
+    /// of the spec). Nothing goes back; terminal states are final. The
+    /// databases enforce the same moves (migrations/*/0007_lifecycle.sql).
     pub fn can_transition_to(self, next: RunStatus) -> bool {
         use RunStatus::*;
         matches!(
             (self, next),
-            (Pending, Running | Failed | Aborted)
+            (Pending, Running | Aborted)
                 | (Running, Completed | CompletedWithErrors | Failed | Aborted)
         )
     }
@@ -197,6 +200,15 @@ mod tests {
         assert!(Running.can_transition_to(CompletedWithErrors));
         assert!(!Running.can_transition_to(Pending));
         assert!(!Pending.can_transition_to(Completed));
+        assert!(
+            !Pending.can_transition_to(Failed),
+            "a run fails only once it ran"
+        );
+        assert!(Pending.can_transition_to(Aborted));
+        assert!(
+            !Running.can_transition_to(Running),
+            "no move is no transition"
+        );
         for terminal in [Completed, CompletedWithErrors, Failed, Aborted] {
             for next in RunStatus::ALL {
                 assert!(!terminal.can_transition_to(next), "{terminal} -> {next}");

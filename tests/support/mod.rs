@@ -181,17 +181,21 @@ impl TestDb {
 
     /// Runs raw SQL (several statements allowed) as another program would.
     pub async fn execute(&self, sql: &str) {
-        if self.is_sqlite() {
+        if let Err(e) = self.try_execute(sql).await {
+            panic!("{e}: {sql}");
+        }
+    }
+
+    /// Raw SQL that the database may refuse: its message if it does.
+    pub async fn try_execute(&self, sql: &str) -> Result<(), String> {
+        let done = if self.is_sqlite() {
             let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
-            conn.execute(sql)
-                .await
-                .unwrap_or_else(|e| panic!("{e}: {sql}"));
+            conn.execute(sql).await.map(|_| ())
         } else {
             let mut conn = PgConnection::connect(&self.url).await.unwrap();
-            conn.execute(sql)
-                .await
-                .unwrap_or_else(|e| panic!("{e}: {sql}"));
-        }
+            conn.execute(sql).await.map(|_| ())
+        };
+        done.map_err(|e| e.to_string())
     }
 
     /// The one text column of every row a raw query returns: how a reader

@@ -129,6 +129,15 @@ impl From<sqlx::Error> for StoreError {
                     return StoreError::Duplicate { what };
                 }
                 ErrorKind::ForeignKeyViolation => return StoreError::MissingReference,
+                // A trigger's RAISE(ABORT) on SQLite (SQLITE_CONSTRAINT_TRIGGER):
+                // ours refuse illegal run status moves, as PostgreSQL's
+                // triggers do with a check violation.
+                _ if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+                    && db.code().as_deref() == Some("1811") =>
+                {
+                    tracing::warn!(error = %err, "a trigger refused a change");
+                    return StoreError::Invalid("a value breaks a rule of the data model".into());
+                }
                 ErrorKind::CheckViolation | ErrorKind::NotNullViolation => {
                     tracing::warn!(error = %err, "constraint refused a value");
                     return StoreError::Invalid("a value breaks a rule of the data model".into());

@@ -194,6 +194,8 @@ pub trait RunRepository: Send + Sync {
     ) -> StoreResult<RunDetail>;
     /// The starts that joined this run while it was active, oldest first.
     async fn run_joins(&self, tenant: TenantId, run: RunId) -> StoreResult<Vec<RunJoin>>;
+    /// Every attempt at this run, first first.
+    async fn run_attempts(&self, tenant: TenantId, run: RunId) -> StoreResult<Vec<RunAttempt>>;
     /// The runs with these ids, of any tenant (the live feed filters per
     /// stream); missing ids are left out.
     async fn run_summaries(&self, ids: &[RunId]) -> StoreResult<Vec<RunSummary>>;
@@ -342,8 +344,10 @@ pub trait QueueRepository: Send + Sync {
     /// Ends a running run whose abort was requested, with the work recorded
     /// so far counted. False when the lease was lost meanwhile.
     async fn finish_aborted(&self, lease: &Lease) -> StoreResult<bool>;
-    /// Runs whose lease expired: requeued while attempts remain, otherwise
-    /// failed with `worker_lost` (or aborted, when that was requested).
+    /// Runs whose lease expired: released (still running) for another
+    /// worker to take over while attempts remain, otherwise failed with
+    /// `worker_lost` (or aborted, when that was requested). What to do is
+    /// `domain::LostLease::decide`'s call.
     async fn rescue_expired(&self) -> StoreResult<RescueReport>;
     /// An operator's abort: a pending run ends at once, a running one is
     /// flagged for its worker. The audit entry is written with it.
@@ -358,7 +362,8 @@ pub trait QueueRepository: Send + Sync {
 /// How workers learn that runs were queued without polling.
 #[async_trait]
 pub trait QueueSignal: Send + Sync {
-    /// Notified (`notify_waiters`) whenever this process queues or requeues runs.
+    /// Notified (`notify_waiters`) whenever this process queues runs or
+    /// releases them for another worker.
     fn queued(&self) -> &tokio::sync::Notify;
     /// Also wakes `queued` for runs other processes queue (PostgreSQL
     /// LISTEN/NOTIFY); a no-op where only one process writes.

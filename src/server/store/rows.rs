@@ -543,3 +543,29 @@ impl RunStateRow {
         self
     }
 }
+
+#[derive(FromRow)]
+pub struct RunAttemptRow {
+    attempt: i64,
+    worker: String,
+    started_at: Timestamp,
+    ended_at: Option<Timestamp>,
+    end_reason: Option<String>,
+}
+
+impl RunAttemptRow {
+    pub fn into_domain(self) -> StoreResult<RunAttempt> {
+        Ok(RunAttempt {
+            attempt: self.attempt,
+            worker: self.worker,
+            started_at: self.started_at,
+            ended_at: self.ended_at,
+            end: self
+                .end_reason
+                .as_deref()
+                .map(AttemptEnd::parse)
+                .transpose()
+                .map_err(corrupt)?,
+        })
+    }
+}

@@ -825,6 +825,18 @@ macro_rules! impl_sql_repositories {
                         .collect())
                 }
 
+                async fn run_attempts(&self, tenant: TenantId, run: RunId) -> StoreResult<Vec<RunAttempt>> {
+                    let rows: Vec<RunAttemptRow> = sqlx::query_as(
+                        "SELECT attempt, worker, started_at, ended_at, end_reason FROM run_attempts \
+                         WHERE tenant_id = $1 AND run_id = $2 ORDER BY attempt",
+                    )
+                    .bind(tenant)
+                    .bind(run)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.into_iter().map(RunAttemptRow::into_domain).collect()
+                }
+
                 async fn run_summaries(&self, ids: &[RunId]) -> StoreResult<Vec<RunSummary>> {
                     let mut runs = Vec::with_capacity(ids.len());
                     for chunk in ids.chunks(500) {
@@ -1369,6 +1381,11 @@ macro_rules! impl_sql_repositories {
                 }
             }
 
+            /// Running runs a worker may take over: their lease was released
+            /// (or they never had one), attempts remain, no abort asked.
+            const ORPHANED_RUNS: &str = "status = 'running' AND lease_owner IS NULL \
+                AND attempt < max_attempts AND cancel_requested_at IS NULL";
+
             fn lease_expiry(now: Timestamp, lease_for: std::time::Duration) -> Timestamp {
                 now.plus_millis(i64::try_from(lease_for.as_millis()).unwrap_or(i64::MAX / 1_000))
             }
@@ -1383,13 +1400,19 @@ macro_rules! impl_sql_repositories {
                 ) -> StoreResult<Vec<ClaimedRun>> {
                     let now = Timestamp::now();
                     let _turn = self.write_turn().await;
-                    // The oldest pending runs, as many as `limit` allows: the
-                    // first always, the next while their items left still fit.
+                    // The oldest pending runs and running runs that lost their
+                    // worker (rescue released the lease), as many as `limit`
+                    // allows: the first always, the next while their items
+                    // left still fit. A taken-over run stays `running`.
                     let rows: Vec<ClaimRow> = sqlx::query_as(&format!(
                         "WITH candidates AS (\
-                           SELECT id, created_at, total_items - processed_items AS items_left \
-                           FROM bulk_operation_runs WHERE status = 'pending' \
-                           ORDER BY created_at, id LIMIT $4{skip}), \
+                           SELECT * FROM (SELECT id, created_at, total_items - processed_items AS items_left \
+                             FROM bulk_operation_runs WHERE status = 'pending' \
+                             ORDER BY created_at, id LIMIT $4{skip}) queued \
+                           UNION ALL \
+                           SELECT * FROM (SELECT id, created_at, total_items - processed_items AS items_left \
+                             FROM bulk_operation_runs WHERE {orphaned} \
+                             ORDER BY created_at, id LIMIT $4{skip}) orphaned), \
                          picked AS (\
                            SELECT id FROM (SELECT id, \
                              ROW_NUMBER() OVER (ORDER BY created_at, id) AS position, \
@@ -1398,9 +1421,10 @@ macro_rules! impl_sql_repositories {
                          UPDATE bulk_operation_runs SET status = 'running', attempt = attempt + 1, \
                          lease_owner = $1, lease_expires_at = $2, heartbeat_at = $3, \
                          started_at = COALESCE(started_at, $3), updated_at = $3 \
-                         WHERE id IN (SELECT id FROM picked) AND status = 'pending' \
+                         WHERE id IN (SELECT id FROM picked) AND (status = 'pending' OR ({orphaned})) \
                          RETURNING {CLAIM_COLUMNS}",
                         skip = <$store as SqlDialect>::SKIP_LOCKED,
+                        orphaned = ORPHANED_RUNS,
                     ))
                     .bind(owner)
                     .bind(lease_expiry(now, lease_for))
@@ -1548,19 +1572,7 @@ macro_rules! impl_sql_repositories {
                                     Some(FailureEntry::skipped(item_id(), *reason_code, reason))
                                 }
                             };
-                            counters.processed += 1;
-                            match entry {
-                                None => counters.succeeded += 1,
-                                Some(entry) => {
-                                    match entry.kind {
-                                        FailureKind::Failed => counters.failed += 1,
-                                        FailureKind::Skipped => counters.skipped += 1,
-                                    }
-                                    if failures.len() < MAX_STORED_FAILURES {
-                                        failures.push(entry);
-                                    }
-                                }
-                            }
+                            counters.record_item(&mut failures, entry);
                         }
                         if !counters.is_consistent() {
                             return Err(StoreError::Invalid(format!(
@@ -1569,8 +1581,7 @@ macro_rules! impl_sql_repositories {
                             )));
                         }
                         if let BatchEnd::BrokeDown(entry) = &run.end {
-                            failures.truncate(MAX_STORED_FAILURES - 1);
-                            failures.push(entry.clone());
+                            record_run_failure(&mut failures, entry.clone());
                         }
                         let finish = run.end != BatchEnd::Continues;
                         let status = if finish {
@@ -1687,11 +1698,13 @@ macro_rules! impl_sql_repositories {
                     let mut report = RescueReport::default();
                     let mut changed = Vec::new();
                     let (_turn, mut tx) = self.begin_engine_write().await?;
-                    // A running run without a lease (imported, or moved by
-                    // hand) has no worker either.
+                    // Leases that lapsed, and released runs no worker may take
+                    // over (out of attempts, or their abort requested).
                     let expired: Vec<RunStateRow> = sqlx::query_as(&format!(
                         "SELECT {RUN_STATE_COLUMNS} FROM bulk_operation_runs \
-                         WHERE status = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < $1) \
+                         WHERE status = 'running' AND ((lease_owner IS NOT NULL \
+                           AND (lease_expires_at IS NULL OR lease_expires_at < $1)) \
+                           OR (lease_owner IS NULL AND NOT ({ORPHANED_RUNS}))) \
                          ORDER BY lease_expires_at NULLS FIRST LIMIT 200{skip}",
                         skip = <$store as SqlDialect>::SKIP_LOCKED,
                     ))
@@ -1703,9 +1716,12 @@ macro_rules! impl_sql_repositories {
                         // the lease meanwhile wins.
                         const FENCE: &str = "WHERE id = $1 AND attempt = $2 AND status = 'running' \
                             AND (lease_expires_at IS NULL OR lease_expires_at < $3)";
-                        if !run.abort_requested && run.attempt < run.max_attempts {
-                            let moved = sqlx::query(&format!(
-                                "UPDATE bulk_operation_runs SET status = 'pending', lease_owner = NULL, \
+                        let decision = LostLease::decide(run.abort_requested, run.attempt, run.max_attempts);
+                        if decision == LostLease::Release {
+                            // It stays running: the next claim takes it over
+                            // as attempt + 1 (the trigger ends this attempt).
+                            let released = sqlx::query(&format!(
+                                "UPDATE bulk_operation_runs SET lease_owner = NULL, \
                                  lease_expires_at = NULL, heartbeat_at = NULL, updated_at = $3 {FENCE}"
                             ))
                             .bind(run.id)
@@ -1714,30 +1730,23 @@ macro_rules! impl_sql_repositories {
                             .execute(&mut *tx)
                             .await?
                             .rows_affected();
-                            report.requeued += moved;
-                            if moved == 1 {
+                            report.released += released;
+                            if released == 1 {
                                 changed.push(run.changed());
                             }
                             continue;
                         }
-                        let (status, failures) = if run.abort_requested {
-                            (RunStatus::Aborted, run.failures.0.clone())
-                        } else {
-                            let mut failures = run.failures.0.clone();
-                            failures.truncate(MAX_STORED_FAILURES - 1);
-                            failures.push(FailureEntry::failed(
-                                None,
-                                ReasonCode::WorkerLost,
-                                &format!(
-                                    "the run's worker stopped renewing its lease on each of {} attempts",
-                                    run.attempt
-                                ),
-                            ));
-                            (RunStatus::Failed, failures)
+                        let mut failures = run.failures.0.clone();
+                        let status = match decision.failure(run.attempt) {
+                            Some(lost) => {
+                                record_run_failure(&mut failures, lost);
+                                RunStatus::Failed
+                            }
+                            None => RunStatus::Aborted,
                         };
                         let ended = sqlx::query(&format!(
                             "UPDATE bulk_operation_runs SET status = $4, failures = $5, finished_at = $3, \
-                             updated_at = $3, lease_expires_at = NULL {FENCE}"
+                             updated_at = $3, lease_owner = NULL, lease_expires_at = NULL {FENCE}"
                         ))
                         .bind(run.id)
                         .bind(run.attempt)
@@ -1757,11 +1766,11 @@ macro_rules! impl_sql_repositories {
                             }
                         }
                     }
-                    if report.requeued > 0 && !<$store as SqlDialect>::NOTIFY_QUEUED.is_empty() {
+                    if report.released > 0 && !<$store as SqlDialect>::NOTIFY_QUEUED.is_empty() {
                         sqlx::query(<$store as SqlDialect>::NOTIFY_QUEUED).execute(&mut *tx).await?;
                     }
                     tx.commit().await?;
-                    if report.requeued > 0 {
+                    if report.released > 0 {
                         self.queued.notify_waiters();
                     }
                     self.changes.record(changed);

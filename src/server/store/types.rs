@@ -327,8 +327,8 @@ pub enum LeaseState {
 /// What a rescue pass did with runs whose lease had expired.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RescueReport {
-    /// Back to pending for another attempt.
-    pub requeued: u64,
+    /// Released, still running, for another worker to take over.
+    pub released: u64,
     /// Out of attempts: failed with `worker_lost`.
     pub failed: u64,
     /// Their abort had been requested: aborted.

@@ -2,8 +2,8 @@ use crate::api::findings::FindingsQuery;
 use crate::api::operations::{AbortRun, RetryRun};
 use crate::api::runs::{current_run, run_page, RunPageData, RunScope};
 use crate::domain::{
-    failure_counts, format_duration, FailureEntry, FailureKind, Finding, ReasonCode, RunSummary,
-    Timestamp,
+    failure_counts, format_duration, AttemptEnd, FailureEntry, FailureKind, Finding, ReasonCode,
+    RunAttempt, RunSummary, Timestamp,
 };
 use crate::ui::components::{ErrorView, LocalTime, Outcome, Progress, StatusBadge};
 use crate::ui::live::{follow_runs, runs_heard};
@@ -75,6 +75,7 @@ fn RunView(
         can_operate,
         scope,
         joins,
+        attempts,
         retries,
         audit,
         findings,
@@ -204,6 +205,7 @@ fn RunView(
             })}
             {retry_list}
         </dl>
+        <AttemptsView attempts />
         <ScopeView scope params=run.params.clone() />
         <FailuresView failures=run.failures.clone() failed=summary.counters.failed
             skipped=summary.counters.skipped />
@@ -401,6 +403,34 @@ fn EntryTable(entries: Vec<FailureEntry>, testid: &'static str) -> impl IntoView
             </tbody>
         </table>
     }
+}
+
+/// Every worker's go at the run: a run whose worker vanished stays running
+/// while another takes over, and this is where that shows.
+#[component]
+fn AttemptsView(attempts: Vec<RunAttempt>) -> impl IntoView {
+    (!attempts.is_empty()).then(|| {
+        view! {
+            <h2>"Attempts"</h2>
+            <table class="entries" data-testid="run-attempts">
+                <thead><tr>
+                    <th scope="col">"Attempt"</th><th scope="col">"Worker"</th>
+                    <th scope="col">"Started"</th><th scope="col">"Ended"</th><th scope="col">"Why it ended"</th>
+                </tr></thead>
+                <tbody>
+                    {attempts.into_iter().map(|a| view! {
+                        <tr data-testid="run-attempt" data-end=a.end.map_or("", AttemptEnd::as_str)>
+                            <td>{a.attempt}</td>
+                            <td><code>{a.worker}</code></td>
+                            <td><LocalTime at=a.started_at /></td>
+                            <td>{a.ended_at.map_or_else(|| view! { "—" }.into_any(), |at| view! { <LocalTime at /> }.into_any())}</td>
+                            <td>{a.end.map_or("still working", AttemptEnd::label)}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        }
+    })
 }
 
 #[component]
