@@ -243,8 +243,14 @@ on_both! {
         assert_eq!(joined.run.summary.id, started.run.summary.id);
         let retried = started.run;
         assert_eq!(retried.retry_of, Some(original));
-        assert_eq!(retried.item_ids, vec![gone[0].to_string(), gone[1].to_string()]);
-        assert_eq!(retried.params, detail(store, &f, original).await.params);
+        // Its item_ids name exactly the items it re-runs, in the run's scope.
+        let mut failed = gone.to_vec();
+        failed.sort();
+        assert_eq!(
+            retried.item_ids,
+            serde_json::json!({ "backup_set_id": set.id, "policy_ids": failed, "options": { "include_payload": true } })
+        );
+        assert_eq!(retried.summary.counters.total, 2);
         let listed: Vec<RunId> = store.retries_of(f.tenant.id, original).await.unwrap().iter().map(|r| r.id).collect();
         assert_eq!(listed, vec![retried.summary.id]);
         let joins = store.run_joins(f.tenant.id, retried.summary.id).await.unwrap();
@@ -257,6 +263,16 @@ on_both! {
         drain(&worker(&db.store, "w")).await;
         let err = operations::start(store, &f.tenant, &f.user, &StartRequest::Retry { run_id: clean }).await.unwrap_err();
         assert!(err.to_string().contains("no failed items"), "{err}");
+
+        // A retry covers every failed item, not only the entries kept for display.
+        let many: Vec<String> = (0..MAX_STORED_FAILURES + 20).map(|_| PolicyId(uuid::Uuid::now_v7()).to_string()).collect();
+        let crowded = queue_add_policies(store, &f, set.id, "crowded", many.clone(), 3).await;
+        drain(&worker(&db.store, "w")).await;
+        let ended = detail(store, &f, crowded).await;
+        assert_eq!((ended.summary.counters.failed, ended.failures.len()), (many.len() as i64, MAX_STORED_FAILURES));
+        let retry = operations::start(store, &f.tenant, &f.user, &StartRequest::Retry { run_id: crowded }).await.unwrap();
+        assert_eq!(retry.run.summary.counters.total, many.len() as i64);
+        assert_eq!(retry.run.item_ids["policy_ids"].as_array().unwrap().len(), many.len());
     }
 
     async fn the_demo_runs_execute_for_real(db) {

@@ -143,7 +143,7 @@ on_both! {
         assert_eq!((entry.item_id.as_deref(), entry.reason_code, entry.kind),
             (Some(items[2].as_str()), ReasonCode::InternalError, FailureKind::Failed));
         assert!(entry.reason.starts_with("the operation broke down processing an item: index out of bounds"), "{}", entry.reason);
-        let set = BackupSetId::parse(failed.params["backup_set_id"].as_str().unwrap()).unwrap();
+        let set = BackupSetId::parse(failed.item_ids["backup_set_id"].as_str().unwrap()).unwrap();
         let added: Vec<String> = store.backup_set_items(acme.tenant.id, set).await.unwrap()
             .iter().map(|item| item.policy_id.to_string()).collect();
         assert_eq!(added.len(), 2);
@@ -331,7 +331,7 @@ on_both! {
         let done = detail(store, &f, run).await;
         assert_eq!((done.attempt, done.summary.counters), (1, all_done(5)));
         assert!(done.failures.is_empty());
-        let set = BackupSetId::parse(done.params["backup_set_id"].as_str().unwrap()).unwrap();
+        let set = BackupSetId::parse(done.item_ids["backup_set_id"].as_str().unwrap()).unwrap();
         assert_eq!(store.backup_set_items(f.tenant.id, set).await.unwrap().len(), 5);
         assert_eq!(completed_notices(store, &f, run).await.len(), 1);
     }
@@ -496,7 +496,7 @@ async fn postgres_connections_cut_under_load_recover_without_rescue() {
     let (added, distinct): (i64, i64) = sqlx::query_as(
         "SELECT COUNT(*), COUNT(DISTINCT (i.backup_set_id, i.policy_id)) FROM backup_set_items i \
          JOIN bulk_operation_runs r ON r.id = i.added_by_run_id \
-         WHERE i.tenant_id = $1 AND r.params->>'backup_set_id' = i.backup_set_id::text",
+         WHERE i.tenant_id = $1 AND r.item_ids->>'backup_set_id' = i.backup_set_id::text",
     )
     .bind(f.tenant.id.0)
     .fetch_one(&mut observer)

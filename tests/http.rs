@@ -220,7 +220,7 @@ on_both_databases! {
         let day = newest.created_at.to_rfc3339()[..10].to_string();
         let url = format!(
             "/t/acme/operations?q={}&operation={}&initiator={}&from={day}&to={day}",
-            encode_component(&newest.idempotency_key),
+            encode_component(newest.idempotency_key.as_deref().unwrap()),
             newest.operation.code(),
             newest.initiator_id
         );
@@ -261,7 +261,7 @@ on_both_databases! {
         let run = app.newest_run("acme").await;
         let reply = app.get(&format!("/t/acme/operations/{}", run.id), Some(&operator)).await;
         assert_eq!(reply.status, StatusCode::OK);
-        assert!(reply.body.contains(&run.id.to_string()) && reply.body.contains(&run.idempotency_key));
+        assert!(reply.body.contains(&run.id.to_string()) && reply.body.contains(run.idempotency_key.as_deref().unwrap()));
 
         let reply = app.get("/t/acme/operations?bucket=failed&limit=5", Some(&operator)).await;
         assert_eq!(reply.status, StatusCode::OK);
@@ -469,8 +469,8 @@ on_both_databases! {
         let run = app.state.store.run(acme.id, run).await.unwrap().unwrap();
         let mut expected = vec![p1, p2];
         expected.sort();
-        assert_eq!(run.item_ids, expected);
-        assert_eq!(run.params["include_payload"], true);
+        assert_eq!(run.item_ids["policy_ids"], serde_json::json!(expected));
+        assert_eq!(run.item_ids["options"]["include_payload"], true);
         assert!(app.audit_actions("acme").await.iter().any(|a| a == "run.start"));
 
         // The same form once hydrated: the ActionForm numbers the entries.
@@ -484,8 +484,8 @@ on_both_databases! {
         let run = app.state.store.run(acme.id, run).await.unwrap().unwrap();
         let mut expected = vec![p3, p4];
         expected.sort();
-        assert_eq!(run.item_ids, expected);
-        assert_eq!(run.params["include_payload"], false);
+        assert_eq!(run.item_ids["policy_ids"], serde_json::json!(expected));
+        assert_eq!(run.item_ids["options"]["include_payload"], false);
     }
 
     /// The spec's Phase 1 link: a drift run lists its comparison's findings

@@ -76,11 +76,13 @@ conformance! {
         assert_eq!(run.summary.operation, OperationKind::DriftGenerate);
         assert_eq!(run.summary.status, RunStatus::Pending);
         // dev-1 changed, dev-2 removed, dev-3 added: three subjects compared.
-        assert_eq!(run.item_ids, vec!["device:dev-1", "device:dev-2", "device:dev-3"]);
         assert_eq!(run.summary.counters.total, 3);
-        assert_eq!(run.params["baseline_run_id"], serde_json::json!(baseline));
-        assert_eq!(run.params["current_run_id"], serde_json::json!(current));
-        assert!(run.summary.idempotency_key.starts_with("drift.generate:"));
+        // item_ids is the spec's object: what the run compares.
+        assert_eq!(
+            run.item_ids,
+            serde_json::json!({ "scope_key": "devices", "baseline_run_id": baseline, "current_run_id": current })
+        );
+        assert!(run.summary.idempotency_key.as_deref().unwrap().starts_with("drift.generate:"));
 
         let audit = store.audit_entry(f.tenant.id, run.audit_log_id.unwrap()).await.unwrap().unwrap();
         assert_eq!(audit.action, "run.start");
@@ -115,8 +117,8 @@ conformance! {
         let sync = import(store, &f.tenant, "apps", after).await.unwrap();
         assert_eq!(sync.item_count, 2);
         let started = operations::start(store, &f.tenant, &f.user, &drift("apps")).await.unwrap();
-        assert_eq!(started.run.item_ids, vec!["app:a1", "app:a2"]);
-        assert_eq!(started.run.params["current_run_id"], serde_json::json!(sync.id));
+        assert_eq!(started.run.summary.counters.total, 2, "app:a1 and app:a2 compared");
+        assert_eq!(started.run.item_ids["current_run_id"], serde_json::json!(sync.id));
     }
 
     async fn bad_requests_are_refused_and_write_nothing(store) {
@@ -161,7 +163,12 @@ conformance! {
         assert_eq!(first.run.summary.counters.total, 2, "duplicates are dropped");
         let other = operations::start(store, &f.tenant, &f.user, &add(&set, vec![ids[0], ids[2]])).await.unwrap();
         assert!(!other.joined);
-        assert_eq!(first.run.params["backup_set_name"], "Nightly");
+        let mut sorted = vec![ids[0], ids[1]];
+        sorted.sort();
+        assert_eq!(
+            first.run.item_ids,
+            serde_json::json!({ "backup_set_id": set.id, "policy_ids": sorted, "options": { "include_payload": false } })
+        );
     }
 
     async fn a_start_that_differs_in_any_input_never_joins(store) {
@@ -176,8 +183,8 @@ conformance! {
         let full = operations::start(store, &f.tenant, &f.user, &with_payload).await.unwrap();
         assert!(!full.joined, "include_payload changes what the run does");
         assert_ne!(full.run.summary.idempotency_key, plain.run.summary.idempotency_key);
-        assert_eq!(full.run.params["include_payload"], true);
-        assert_eq!(plain.run.params["include_payload"], false);
+        assert_eq!(full.run.item_ids["options"]["include_payload"], true);
+        assert_eq!(plain.run.item_ids["options"]["include_payload"], false);
 
         let (_, current) = two_syncs(store, &f).await;
         let first = operations::start(store, &f.tenant, &f.user, &drift("devices")).await.unwrap();
@@ -193,8 +200,8 @@ conformance! {
         let second = operations::start(store, &f.tenant, &f.user, &drift("devices")).await.unwrap();
         assert!(!second.joined, "a newer sync is another comparison");
         assert_ne!(second.run.summary.id, first.run.summary.id);
-        assert_eq!(second.run.params["baseline_run_id"], serde_json::json!(current));
-        assert_eq!(second.run.params["current_run_id"], serde_json::json!(newer.id));
+        assert_eq!(second.run.item_ids["baseline_run_id"], serde_json::json!(current));
+        assert_eq!(second.run.item_ids["current_run_id"], serde_json::json!(newer.id));
         // Both keep their own active run; the same inputs still join.
         assert_eq!(active_runs(store, f.tenant.id).await, 4);
         let again = operations::start(store, &f.tenant, &f.user, &drift("devices")).await.unwrap();

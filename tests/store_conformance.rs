@@ -6,7 +6,7 @@ mod support;
 use opshub::domain::*;
 use opshub::server::store::*;
 use std::collections::HashSet;
-use support::{fixture, new_run};
+use support::{devices_scope, fixture, new_run};
 
 conformance! {
     async fn duplicate_active_key_joins_and_terminal_key_starts_anew(store) {
@@ -15,7 +15,7 @@ conformance! {
         assert!(!first.joined);
         assert_eq!(first.run.summary.status, RunStatus::Pending);
         assert_eq!(first.run.summary.counters.total, 3);
-        assert_eq!(first.run.item_ids, vec!["a", "b", "c"]);
+        assert_eq!(first.run.item_ids, devices_scope().to_value());
 
         let second = store.start_run(new_run(&f, "k1")).await.unwrap();
         assert!(second.joined);
@@ -201,7 +201,7 @@ conformance! {
             tenant_id: f.tenant.id,
             user_id: f.user.id,
             operation: OperationKind::DriftGenerate,
-            idempotency_key: key.into(),
+            idempotency_key: Some(key.into()),
             status,
             counters: Counters {
                 total: 1,
@@ -210,8 +210,8 @@ conformance! {
                 failed: i64::from(status == RunStatus::Failed),
                 skipped: 0,
             },
-            item_ids: vec!["a".into()],
-            params: serde_json::json!({}),
+            item_ids: devices_scope(),
+            work_items: vec!["a".into()],
             failures: vec![],
             attempt: i64::from(status != RunStatus::Pending),
             created_at: created,
@@ -277,11 +277,11 @@ conformance! {
             tenant_id: f.tenant.id,
             user_id: f.user.id,
             operation: OperationKind::DriftGenerate,
-            idempotency_key: "bad".into(),
+            idempotency_key: Some("bad".into()),
             status: RunStatus::Completed,
             counters: Counters { total: 3, processed: 3, succeeded: 1, failed: 0, skipped: 0 },
-            item_ids: vec![],
-            params: serde_json::json!({}),
+            item_ids: devices_scope(),
+            work_items: vec![],
             failures: vec![],
             attempt: 1,
             created_at: Timestamp::now(),

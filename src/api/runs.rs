@@ -250,7 +250,7 @@ pub struct RunPageData {
     pub run: RunDetail,
     /// Whether the viewer may abort or retry (operator or admin).
     pub can_operate: bool,
-    pub scope: RunScope,
+    pub scope: ScopeView,
     /// Starts that found this run active and joined it.
     pub joins: Vec<RunJoin>,
     /// Every worker's go at it, first first.
@@ -264,22 +264,25 @@ pub struct RunPageData {
     pub findings_query: FindingsQuery,
 }
 
-/// What a run works on, per operation.
+/// What a run works on (its `item_ids`), as the run page shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum RunScope {
+pub enum ScopeView {
     Drift {
         scope_key: String,
         baseline_run_id: InventorySyncRunId,
         current_run_id: InventorySyncRunId,
+        /// A retry compares only these subjects again.
+        subjects: Option<usize>,
     },
     AddPolicies {
         backup_set_id: BackupSetId,
-        backup_set_name: String,
+        /// None once the set is gone.
+        backup_set_name: Option<String>,
         include_payload: bool,
         /// The run's policies by name, where they still exist.
         policies: Vec<(String, String)>,
     },
-    /// Parameters this version cannot read (shown raw instead).
+    /// `item_ids` this version cannot read (shown raw instead).
     Unreadable,
 }
 
@@ -293,7 +296,6 @@ pub async fn run_page(tenant: String, run_id: String) -> Result<RunPageData, App
 
 #[cfg(feature = "ssr")]
 async fn run_page_data(tenant: &str, run_id: &str) -> Result<RunPageData, AppError> {
-    use crate::server::operations::{AddPoliciesParams, DriftParams};
     let access = super::ssr::authorize(tenant, Role::Viewer).await?;
     let tenant = access.tenant;
     // A malformed id is just another run that does not exist.
@@ -301,37 +303,29 @@ async fn run_page_data(tenant: &str, run_id: &str) -> Result<RunPageData, AppErr
     let store = super::ssr::store()?;
     let run = store.run(tenant.id, id).await?.ok_or(AppError::NotFound)?;
 
-    let scope = match run.summary.operation {
-        OperationKind::DriftGenerate => serde_json::from_value::<DriftParams>(run.params.clone())
-            .map_or(RunScope::Unreadable, |p| RunScope::Drift {
-                scope_key: p.scope_key,
-                baseline_run_id: p.baseline_run_id,
-                current_run_id: p.current_run_id,
-            }),
-        OperationKind::BackupSetAddPolicies => {
-            match serde_json::from_value::<AddPoliciesParams>(run.params.clone()) {
-                Ok(p) => {
-                    let ids: Vec<PolicyId> = run
-                        .item_ids
-                        .iter()
-                        .filter_map(|id| PolicyId::parse(id).ok())
-                        .collect();
-                    let policies = store
-                        .policies_by_ids(tenant.id, &ids)
-                        .await?
-                        .into_iter()
-                        .map(|policy| (policy.id.to_string(), sanitize_reason(&policy.name)))
-                        .collect();
-                    RunScope::AddPolicies {
-                        backup_set_id: p.backup_set_id,
-                        backup_set_name: sanitize_reason(&p.backup_set_name),
-                        include_payload: p.include_payload,
-                        policies,
-                    }
-                }
-                Err(_) => RunScope::Unreadable,
+    let scope = match RunScope::parse(run.summary.operation, &run.item_ids) {
+        Ok(RunScope::Drift(drift)) => ScopeView::Drift {
+            scope_key: drift.scope_key,
+            baseline_run_id: drift.baseline_run_id,
+            current_run_id: drift.current_run_id,
+            subjects: drift.subjects.map(|subjects| subjects.len()),
+        },
+        Ok(RunScope::AddPolicies(add)) => {
+            let policies = store
+                .policies_by_ids(tenant.id, &add.policy_ids)
+                .await?
+                .into_iter()
+                .map(|policy| (policy.id.to_string(), sanitize_reason(&policy.name)))
+                .collect();
+            let set = store.backup_set(tenant.id, add.backup_set_id).await?;
+            ScopeView::AddPolicies {
+                backup_set_id: add.backup_set_id,
+                backup_set_name: set.map(|set| sanitize_reason(&set.name)),
+                include_payload: add.options.include_payload,
+                policies,
             }
         }
+        Err(_) => ScopeView::Unreadable,
     };
     let audit = match run.audit_log_id {
         Some(entry) => store.audit_entry(tenant.id, entry).await?,
@@ -340,10 +334,11 @@ async fn run_page_data(tenant: &str, run_id: &str) -> Result<RunPageData, AppErr
     // The spec's Phase 1 link: a drift run's findings are its comparison's
     // (scope key + baseline + current), whichever run first found them.
     let (filter, findings_query) = match &scope {
-        RunScope::Drift {
+        ScopeView::Drift {
             scope_key,
             baseline_run_id,
             current_run_id,
+            ..
         } => (
             FindingFilter {
                 scope_key: Some(scope_key.clone()),

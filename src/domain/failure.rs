@@ -89,15 +89,55 @@ pub enum FailureKind {
     Skipped,
 }
 
-/// One sanitised per-item outcome stored in a run's `failures`.
+/// One sanitised per-item outcome stored in a run's `failures`, in the
+/// spec's shape: `{reason_code, reason, item_id}`, plus `"type": "skipped"`
+/// for a skipped item only. A run-level failure (the operation broke down,
+/// the worker was lost) has no item: `"item_id": null, "scope": "run"`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "StoredEntry", from = "StoredEntry")]
 pub struct FailureEntry {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The item as given: an id, not prose, so never rewritten.
     pub item_id: Option<String>,
     pub reason_code: ReasonCode,
     pub reason: String,
-    #[serde(rename = "type")]
     pub kind: FailureKind,
+}
+
+/// The stored form. Reads entries of earlier releases too (which said
+/// `"type": "failed"` and left `item_id` out of run-level entries).
+#[derive(Serialize, Deserialize)]
+struct StoredEntry {
+    reason_code: ReasonCode,
+    reason: String,
+    #[serde(default)]
+    item_id: Option<String>,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    kind: Option<FailureKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+}
+
+impl From<FailureEntry> for StoredEntry {
+    fn from(entry: FailureEntry) -> Self {
+        StoredEntry {
+            scope: entry.item_id.is_none().then(|| "run".to_string()),
+            reason_code: entry.reason_code,
+            reason: entry.reason,
+            item_id: entry.item_id,
+            kind: (entry.kind == FailureKind::Skipped).then_some(FailureKind::Skipped),
+        }
+    }
+}
+
+impl From<StoredEntry> for FailureEntry {
+    fn from(stored: StoredEntry) -> Self {
+        FailureEntry {
+            item_id: stored.item_id,
+            reason_code: stored.reason_code,
+            reason: stored.reason,
+            kind: stored.kind.unwrap_or(FailureKind::Failed),
+        }
+    }
 }
 
 impl FailureEntry {
@@ -109,11 +149,16 @@ impl FailureEntry {
         reason: &str,
     ) -> Self {
         Self {
-            item_id: item_id.map(|id| sanitize_reason(&id)),
+            item_id,
             reason_code,
             reason: sanitize_reason(reason),
             kind,
         }
+    }
+
+    /// Whether it concerns the whole run rather than one item.
+    pub fn is_run_level(&self) -> bool {
+        self.item_id.is_none()
     }
 
     pub fn failed(item_id: Option<String>, reason_code: ReasonCode, reason: &str) -> Self {
@@ -139,6 +184,37 @@ mod tests {
         let json = serde_json::to_value(&entry).unwrap();
         assert_eq!(json["type"], "skipped");
         assert_eq!(json["reason_code"], "already_present");
+        assert_eq!(json["item_id"], "pol-7");
         assert!(!json["reason"].as_str().unwrap().contains("abc123secret"));
+        assert_eq!(serde_json::from_value::<FailureEntry>(json).unwrap(), entry);
+    }
+
+    #[test]
+    fn failures_have_the_specs_shape_and_old_entries_read_back() {
+        let failed = FailureEntry::failed(
+            Some("dev:1 token=x".into()),
+            ReasonCode::InternalError,
+            "broke",
+        );
+        assert_eq!(
+            serde_json::to_value(&failed).unwrap(),
+            serde_json::json!({ "reason_code": "internal_error", "reason": "broke", "item_id": "dev:1 token=x" }),
+            "no type for a failure; the item id as given"
+        );
+        let lost = FailureEntry::failed(None, ReasonCode::WorkerLost, "gone");
+        assert!(lost.is_run_level());
+        assert_eq!(
+            serde_json::to_value(&lost).unwrap(),
+            serde_json::json!({ "reason_code": "worker_lost", "reason": "gone", "item_id": null, "scope": "run" })
+        );
+        for entry in [failed, lost] {
+            let json = serde_json::to_value(&entry).unwrap();
+            assert_eq!(serde_json::from_value::<FailureEntry>(json).unwrap(), entry);
+        }
+        let earlier: FailureEntry = serde_json::from_value(serde_json::json!(
+            { "reason_code": "worker_lost", "reason": "gone", "type": "failed" }
+        ))
+        .unwrap();
+        assert_eq!((earlier.kind, earlier.item_id), (FailureKind::Failed, None));
     }
 }

@@ -125,7 +125,7 @@ impl RunFilter {
             && self
                 .idempotency_key
                 .as_ref()
-                .is_none_or(|key| &run.idempotency_key == key)
+                .is_none_or(|key| run.idempotency_key.as_ref() == Some(key))
     }
 }
 
@@ -192,7 +192,7 @@ mod tests {
             counters: Counters::default(),
             initiator_id: UserId(Uuid::nil()),
             initiator_name: "Olivia".into(),
-            idempotency_key: "drift:devices".into(),
+            idempotency_key: Some("drift:devices".into()),
             created_at: Timestamp(2_000),
             started_at: None,
             finished_at: None,

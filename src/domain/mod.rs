@@ -18,6 +18,7 @@ mod operation;
 mod proptests;
 mod run;
 mod sanitize;
+mod scope;
 mod status;
 mod tenant;
 mod time;
@@ -39,6 +40,7 @@ pub use sanitize::{
     is_clean_identifier, quote_input, sanitize_reason, sanitize_text, MAX_QUOTED_CHARS,
     MAX_REASON_CHARS,
 };
+pub use scope::{AddPoliciesOptions, AddPoliciesScope, DriftScope, RunScope};
 pub use status::{RunStatus, StatusBucket};
 pub use tenant::{Member, Membership, Role, Tenant, TenantSlug, User};
 pub use time::{format_duration, Timestamp};

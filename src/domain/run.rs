@@ -62,7 +62,8 @@ pub struct RunSummary {
     pub counters: Counters,
     pub initiator_id: UserId,
     pub initiator_name: String,
-    pub idempotency_key: String,
+    /// None for a run started without one (never joined).
+    pub idempotency_key: Option<String>,
     pub created_at: Timestamp,
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
@@ -78,10 +79,10 @@ impl RunSummary {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunDetail {
     pub summary: RunSummary,
-    /// The run's scope: the ids of the items it works on.
-    pub item_ids: Vec<String>,
-    /// Operation parameters (backup set, scope key, options).
-    pub params: serde_json::Value,
+    /// The spec's `item_ids` object as stored: read it with
+    /// `RunScope::parse` (a row another program wrote may not parse).
+    pub item_ids: serde_json::Value,
+    /// The kept entries (a null `failures` reads as none).
     pub failures: Vec<FailureEntry>,
     pub audit_log_id: Option<AuditLogId>,
     pub updated_at: Timestamp,

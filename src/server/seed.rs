@@ -3,7 +3,6 @@
 //! a history of runs in every status.
 
 use crate::domain::*;
-use crate::server::operations::{AddPoliciesParams, DriftParams};
 use crate::server::store::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -122,7 +121,7 @@ pub struct SeedSummary {
 /// that the engine can execute (and retry) them like any other run.
 struct RunInputs {
     /// Per scope: drift parameters over its last two syncs, and its subjects.
-    scopes: Vec<(DriftParams, Vec<String>)>,
+    scopes: Vec<(DriftScope, Vec<String>)>,
     policies: Vec<Policy>,
     set: BackupSet,
 }
@@ -132,7 +131,7 @@ async fn seed_inventory(
     tenant: &Tenant,
     rng: &mut StdRng,
     now: Timestamp,
-) -> Result<Vec<(DriftParams, Vec<String>)>, StoreError> {
+) -> Result<Vec<(DriftScope, Vec<String>)>, StoreError> {
     let mut scopes = Vec::new();
     for (scope_index, scope) in SCOPES.iter().enumerate() {
         let mut syncs = Vec::new();
@@ -166,10 +165,11 @@ async fn seed_inventory(
                 .await?;
             syncs.push(recorded.id);
         }
-        let params = DriftParams {
+        let params = DriftScope {
             scope_key: scope.to_string(),
             baseline_run_id: syncs[1],
             current_run_id: syncs[2],
+            subjects: None,
         };
         let subjects = (0..40)
             .map(|n| format!("{subject_type}:{subject_type}-{n:03}"))
@@ -264,7 +264,7 @@ async fn seed_runs(
         } else {
             OperationKind::DriftGenerate
         };
-        let (item_ids, params, scope_parts) = match operation {
+        let (work_items, item_ids, scope_parts) = match operation {
             OperationKind::BackupSetAddPolicies => {
                 let count = rng.gen_range(2..=policies.len());
                 let ids: Vec<String> = policies
@@ -274,12 +274,12 @@ async fn seed_runs(
                     .collect();
                 let mut scope: Vec<String> = ids.iter().map(|id| format!("policy:{id}")).collect();
                 scope.push(format!("set:{n}"));
-                let params = AddPoliciesParams {
+                let item_ids = RunScope::AddPolicies(AddPoliciesScope {
                     backup_set_id: inputs.set.id,
-                    backup_set_name: inputs.set.name.clone(),
-                    include_payload: false,
-                };
-                (ids, to_json(&params)?, scope)
+                    policy_ids: policies.iter().take(count).map(|p| p.id).collect(),
+                    options: AddPoliciesOptions::default(),
+                });
+                (ids, item_ids, scope)
             }
             OperationKind::DriftGenerate => {
                 let (params, subjects) = &inputs.scopes[n % inputs.scopes.len()];
@@ -289,11 +289,11 @@ async fn seed_runs(
                     .cloned()
                     .collect();
                 let scope = vec![format!("scope:{}:{n}", params.scope_key)];
-                (ids, to_json(params)?, scope)
+                (ids, RunScope::Drift(params.clone()), scope)
             }
         };
-        let total = item_ids.len() as i64;
-        let (counters, failures) = outcome(status, &item_ids, rng);
+        let total = work_items.len() as i64;
+        let (counters, failures) = outcome(status, &work_items, rng);
         let started_at = (status != RunStatus::Pending)
             .then(|| created_at.plus_millis(rng.gen_range(200..5_000)));
         let finished_at = status.is_terminal().then(|| {
@@ -307,11 +307,11 @@ async fn seed_runs(
             tenant_id: tenant.id,
             user_id: users[n % 2 * 2].id,
             operation,
-            idempotency_key: idempotency_key(tenant.id, operation, &scope_refs),
+            idempotency_key: Some(idempotency_key(tenant.id, operation, &scope_refs)),
             status,
             counters: Counters { total, ..counters },
             item_ids,
-            params,
+            work_items,
             failures,
             attempt: i64::from(status != RunStatus::Pending),
             created_at,
@@ -321,10 +321,6 @@ async fn seed_runs(
     }
     store.insert_run_records(&runs).await?;
     Ok(RUNS_PER_TENANT)
-}
-
-fn to_json(value: &impl serde::Serialize) -> Result<serde_json::Value, StoreError> {
-    serde_json::to_value(value).map_err(|e| StoreError::Invalid(e.to_string()))
 }
 
 /// Counters and failure entries that add up for a run in `status`.

@@ -5,7 +5,6 @@
 use super::Fixture;
 use opshub::domain::*;
 use opshub::server::engine::{self, EngineSettings, Worker};
-use opshub::server::operations;
 use opshub::server::store::*;
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,11 +72,17 @@ pub async fn queue_add_policies(
     item_ids: Vec<String>,
     max_attempts: i64,
 ) -> RunId {
-    let params = operations::AddPoliciesParams {
+    // Items that are no policy id stay work items (they fail as not found).
+    let scope = RunScope::AddPolicies(AddPoliciesScope {
         backup_set_id: set,
-        backup_set_name: "set".into(),
-        include_payload: true,
-    };
+        policy_ids: item_ids
+            .iter()
+            .filter_map(|id| PolicyId::parse(id).ok())
+            .collect(),
+        options: AddPoliciesOptions {
+            include_payload: true,
+        },
+    });
     store
         .start_run(NewRun {
             id: RunId::generate(),
@@ -85,8 +90,8 @@ pub async fn queue_add_policies(
             user_id: f.user.id,
             operation: OperationKind::BackupSetAddPolicies,
             idempotency_key: key.into(),
-            item_ids,
-            params: serde_json::to_value(params).unwrap(),
+            item_ids: scope,
+            work_items: item_ids,
             max_attempts,
             audit: None,
             notification: None,

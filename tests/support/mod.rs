@@ -337,6 +337,16 @@ pub async fn fixture(store: &dyn Store, slug: &str) -> Fixture {
     Fixture { tenant, user }
 }
 
+/// A drift scope over syncs that do not exist: for runs no worker executes.
+pub fn devices_scope() -> RunScope {
+    RunScope::Drift(DriftScope {
+        scope_key: "devices".into(),
+        baseline_run_id: InventorySyncRunId(uuid::Uuid::nil()),
+        current_run_id: InventorySyncRunId(uuid::Uuid::nil()),
+        subjects: None,
+    })
+}
+
 pub fn new_run(f: &Fixture, key: &str) -> NewRun {
     NewRun {
         id: RunId::generate(),
@@ -344,8 +354,8 @@ pub fn new_run(f: &Fixture, key: &str) -> NewRun {
         user_id: f.user.id,
         operation: OperationKind::DriftGenerate,
         idempotency_key: key.to_string(),
-        item_ids: vec!["a".into(), "b".into(), "c".into()],
-        params: serde_json::json!({ "scope_key": "devices" }),
+        item_ids: devices_scope(),
+        work_items: vec!["a".into(), "b".into(), "c".into()],
         max_attempts: 3,
         audit: None,
         notification: None,

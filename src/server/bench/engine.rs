@@ -9,7 +9,7 @@
 
 use crate::domain::*;
 use crate::server::engine::{self, EngineSettings};
-use crate::server::operations::{AddPoliciesParams, DriftParams};
+
 use crate::server::store::{
     self, BatchEnd, NewInventoryItem, NewInventorySync, NewPolicy, NewRun, NewUser, RunProgress,
     Store,
@@ -26,7 +26,7 @@ struct Fixture {
     user: UserId,
     set: BackupSetId,
     policies: Vec<PolicyId>,
-    drift: DriftParams,
+    drift: DriftScope,
     subjects: Vec<String>,
 }
 
@@ -127,10 +127,9 @@ async fn bench_backend(backend: &str, url: &str, runs: usize) -> Result<(), Stri
         enqueue(
             store.as_ref(),
             &fixture,
-            OperationKind::DriftGenerate,
             format!("items-{index}"),
+            RunScope::Drift(fixture.drift.clone()),
             fixture.subjects.clone(),
-            serde_json::to_value(&fixture.drift).map_err(|e| e.to_string())?,
         )
         .await?;
     }
@@ -150,10 +149,9 @@ async fn bench_backend(backend: &str, url: &str, runs: usize) -> Result<(), Stri
             enqueue(
                 store.as_ref(),
                 &fixture,
-                OperationKind::BackupSetAddPolicies,
                 format!("latency-{index}"),
+                add_scope(&fixture, policy),
                 vec![policy.to_string()],
-                add_params(&fixture),
             )
             .await?,
         );
@@ -195,13 +193,14 @@ async fn drained(store: &dyn Store, tenant: TenantId) -> Result<(), String> {
     }
 }
 
-fn add_params(fixture: &Fixture) -> serde_json::Value {
-    serde_json::to_value(AddPoliciesParams {
+fn add_scope(fixture: &Fixture, policy: PolicyId) -> RunScope {
+    RunScope::AddPolicies(AddPoliciesScope {
         backup_set_id: fixture.set,
-        backup_set_name: "bench".into(),
-        include_payload: true,
+        policy_ids: vec![policy],
+        options: AddPoliciesOptions {
+            include_payload: true,
+        },
     })
-    .unwrap_or_default()
 }
 
 async fn enqueue_policy_runs(
@@ -215,10 +214,9 @@ async fn enqueue_policy_runs(
         enqueue(
             store,
             fixture,
-            OperationKind::BackupSetAddPolicies,
             format!("{phase}-{index}"),
+            add_scope(fixture, policy),
             vec![policy.to_string()],
-            add_params(fixture),
         )
         .await?;
     }
@@ -228,20 +226,19 @@ async fn enqueue_policy_runs(
 async fn enqueue(
     store: &dyn Store,
     fixture: &Fixture,
-    operation: OperationKind,
     key: String,
-    item_ids: Vec<String>,
-    params: serde_json::Value,
+    item_ids: RunScope,
+    work_items: Vec<String>,
 ) -> Result<RunId, String> {
     let started = store
         .start_run(NewRun {
             id: RunId::generate(),
             tenant_id: fixture.tenant,
             user_id: fixture.user,
-            operation,
+            operation: item_ids.operation(),
             idempotency_key: key,
             item_ids,
-            params,
+            work_items,
             max_attempts: 3,
             audit: None,
             notification: None,
@@ -316,10 +313,11 @@ async fn fixture(store: &dyn Store) -> Result<Fixture, store::StoreError> {
         user: user.id,
         set: set.id,
         policies,
-        drift: DriftParams {
+        drift: DriftScope {
             scope_key: "bench/devices".into(),
             baseline_run_id: syncs[0],
             current_run_id: syncs[1],
+            subjects: None,
         },
         subjects,
     })

@@ -154,11 +154,11 @@ async fn live_latencies(
             tenant_id: tenant,
             user_id: user,
             operation: OperationKind::DriftGenerate,
-            idempotency_key: format!("bench-live-{n}"),
+            idempotency_key: Some(format!("bench-live-{n}")),
             status: RunStatus::Pending,
             counters: Counters::default(),
-            item_ids: Vec::new(),
-            params: serde_json::json!({}),
+            item_ids: listing_scope(1),
+            work_items: Vec::new(),
             failures: Vec::new(),
             attempt: 0,
             created_at: now,
@@ -240,12 +240,8 @@ async fn insert_history(
                 id: RunId::generate(),
                 tenant_id: tenant,
                 user_id: user,
-                operation: if n % 3 == 0 {
-                    OperationKind::BackupSetAddPolicies
-                } else {
-                    OperationKind::DriftGenerate
-                },
-                idempotency_key: format!("bench-{n}"),
+                operation: listing_scope(n).operation(),
+                idempotency_key: Some(format!("bench-{n}")),
                 status,
                 counters: Counters {
                     total: 10,
@@ -254,8 +250,8 @@ async fn insert_history(
                     failed,
                     skipped: 0,
                 },
-                item_ids: Vec::new(),
-                params: serde_json::json!({}),
+                item_ids: listing_scope(n),
+                work_items: Vec::new(),
                 failures: Vec::new(),
                 attempt: 1,
                 created_at,
@@ -402,6 +398,25 @@ async fn send(
         .await
         .map_err(|e| e.to_string())?;
     Ok((parts.status, parts.headers, body))
+}
+
+/// What the `n`th listed run works on (every third adds policies): nothing
+/// the bench executes.
+fn listing_scope(n: usize) -> RunScope {
+    if n.is_multiple_of(3) {
+        RunScope::AddPolicies(AddPoliciesScope {
+            backup_set_id: BackupSetId(uuid::Uuid::nil()),
+            policy_ids: Vec::new(),
+            options: AddPoliciesOptions::default(),
+        })
+    } else {
+        RunScope::Drift(DriftScope {
+            scope_key: "bench".into(),
+            baseline_run_id: InventorySyncRunId(uuid::Uuid::nil()),
+            current_run_id: InventorySyncRunId(uuid::Uuid::nil()),
+            subjects: None,
+        })
+    }
 }
 
 #[cfg(test)]

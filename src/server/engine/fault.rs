@@ -100,7 +100,7 @@ pub mod inject {
     }
 
     pub fn at_prepare(run: &ClaimedRun) -> Result<(), StoreError> {
-        let holds = |marker: &str| run.item_ids.iter().any(|item| item == marker);
+        let holds = |marker: &str| run.work_items.iter().any(|item| item == marker);
         if let Some(message) = fire(Site::Prepare, holds) {
             panic!("{message}");
         }
@@ -112,7 +112,7 @@ pub mod inject {
 
     fn claim_holds(runs: &[ClaimedRun], marker: &str) -> bool {
         runs.iter()
-            .any(|run| run.item_ids.iter().any(|item| item == marker))
+            .any(|run| run.work_items.iter().any(|item| item == marker))
     }
 
     pub fn at_shared_load(runs: &[ClaimedRun]) -> Result<(), StoreError> {

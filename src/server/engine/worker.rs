@@ -276,7 +276,7 @@ impl Worker {
                     continue;
                 }
             };
-            for item_id in run.item_ids.iter().skip(run.resume_at) {
+            for item_id in run.work_items.iter().skip(run.resume_at) {
                 let current = &mut flight[index];
                 match current.lease_state.get() {
                     LeaseState::Held => {}

@@ -4,17 +4,7 @@
 
 use crate::domain::*;
 use crate::server::store::*;
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-
-/// Where the policies go; stored as the run's `params`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AddPoliciesParams {
-    pub backup_set_id: BackupSetId,
-    pub backup_set_name: String,
-    /// Snapshot each policy's full payload, not only its metadata.
-    pub include_payload: bool,
-}
 
 /// A snapshot larger than this is refused (`invalid_payload`): backup sets
 /// hold configuration, not bulk data.
@@ -23,7 +13,7 @@ pub const MAX_SNAPSHOT_BYTES: usize = 256 * 1024;
 pub struct AddPoliciesExecution {
     run_id: RunId,
     tenant_id: TenantId,
-    params: AddPoliciesParams,
+    params: AddPoliciesScope,
     policies: HashMap<String, Policy>,
 }
 
@@ -31,7 +21,7 @@ impl AddPoliciesExecution {
     /// The policy ids the run has left to add (ids that do not parse name
     /// no policy: they fail as not found).
     pub fn wanted(run: &ClaimedRun) -> impl Iterator<Item = PolicyId> + '_ {
-        run.item_ids[run.resume_at..]
+        run.work_items[run.resume_at..]
             .iter()
             .filter_map(|id| PolicyId::parse(id).ok())
     }
@@ -40,7 +30,7 @@ impl AddPoliciesExecution {
     /// it wants — another tenant's id is "not found".
     pub fn new(
         run: &ClaimedRun,
-        params: AddPoliciesParams,
+        params: AddPoliciesScope,
         tenant_policies: &HashMap<PolicyId, Policy>,
     ) -> Self {
         let policies = Self::wanted(run)
@@ -67,7 +57,7 @@ impl AddPoliciesExecution {
             "name": policy.name,
             "policy_type": policy.policy_type,
         });
-        if self.params.include_payload {
+        if self.params.options.include_payload {
             snapshot["payload"] = policy.payload.clone();
         }
         let size = snapshot.to_string().len();

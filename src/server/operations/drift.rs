@@ -7,18 +7,9 @@
 
 use crate::domain::*;
 use crate::server::store::*;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-
-/// What a drift run compares; stored as the run's `params`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DriftParams {
-    pub scope_key: String,
-    pub baseline_run_id: InventorySyncRunId,
-    pub current_run_id: InventorySyncRunId,
-}
 
 /// Payload fields that may appear in a finding's evidence, by name and
 /// value. Any other changed field is only counted (`other_changed_fields`),
@@ -47,7 +38,7 @@ pub fn subject_key(item: &InventoryItem) -> String {
 pub struct DriftExecution {
     tenant_id: TenantId,
     run_id: RunId,
-    params: DriftParams,
+    params: DriftScope,
     baseline: HashMap<String, InventoryItem>,
     current: HashMap<String, InventoryItem>,
 }
@@ -57,7 +48,7 @@ impl DriftExecution {
     pub async fn prepare(
         store: &dyn Store,
         run: &ClaimedRun,
-        params: DriftParams,
+        params: DriftScope,
     ) -> StoreResult<Result<Self, String>> {
         let tenant = run.lease.tenant_id;
         let load = |sync| async move {
@@ -71,7 +62,7 @@ impl DriftExecution {
         };
         let baseline = load(params.baseline_run_id).await?;
         let current = load(params.current_run_id).await?;
-        if baseline.is_empty() && current.is_empty() && !run.item_ids.is_empty() {
+        if baseline.is_empty() && current.is_empty() && !run.work_items.is_empty() {
             return Ok(Err(
                 "the inventory snapshots this run compares no longer exist".into(),
             ));
@@ -131,7 +122,7 @@ impl DriftExecution {
 /// (scope key + baseline + current) lists every finding of a comparison.
 fn fingerprint(
     tenant: TenantId,
-    comparison: &DriftParams,
+    comparison: &DriftScope,
     change_kind: ChangeKind,
     subject: &InventoryItem,
     before: Option<&InventoryItem>,
@@ -317,7 +308,7 @@ mod tests {
             prop_assert!(key.starts_with(&before.subject_type) && key.ends_with(&before.external_id));
             let tenant = TenantId(uuid::Uuid::nil());
             let sync = InventorySyncRunId(uuid::Uuid::nil());
-            let comparison = DriftParams { scope_key: scope, baseline_run_id: sync, current_run_id: sync };
+            let comparison = DriftScope { scope_key: scope, baseline_run_id: sync, current_run_id: sync, subjects: None };
             let print = |a: &InventoryItem, b: &InventoryItem| {
                 fingerprint(tenant, &comparison, ChangeKind::Changed, b, Some(a), Some(b))
             };

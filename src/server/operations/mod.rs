@@ -11,8 +11,7 @@ use crate::server::store::*;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-pub use add_policies::AddPoliciesParams;
-pub use drift::DriftParams;
+pub use crate::domain::AddPoliciesOptions;
 
 /// How many times a run is attempted before it fails with `worker_lost`.
 pub const DEFAULT_MAX_ATTEMPTS: i64 = 3;
@@ -30,13 +29,6 @@ pub enum StartRequest {
     },
     /// Re-run the failed items of an ended run, as a new run linked to it.
     Retry { run_id: RunId },
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AddPoliciesOptions {
-    /// Snapshot each policy's full payload, not only its metadata.
-    #[serde(default)]
-    pub include_payload: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,10 +50,10 @@ fn invalid(message: impl Into<String>) -> StartError {
 
 /// A validated request: everything the run row needs.
 struct Plan {
-    operation: OperationKind,
     idempotency_key: String,
-    item_ids: Vec<String>,
-    params: serde_json::Value,
+    scope: RunScope,
+    /// What the engine processes, in order.
+    work_items: Vec<String>,
     retry_of: Option<RunId>,
 }
 
@@ -103,21 +95,20 @@ async fn plan_drift(
             subjects.insert(drift::subject_key(&item));
         }
     }
-    let params = DriftParams {
-        scope_key: scope_key.to_string(),
-        baseline_run_id: baseline.id,
-        current_run_id: current.id,
-    };
     let key = KeyInputs::Drift {
         scope_key,
         baseline: baseline.id,
         current: current.id,
     };
     Ok(Plan {
-        operation: key.operation(),
         idempotency_key: key.key(tenant.id),
-        item_ids: subjects.into_iter().collect(),
-        params: serde_json::to_value(params).map_err(|e| invalid(e.to_string()))?,
+        scope: RunScope::Drift(DriftScope {
+            scope_key: scope_key.to_string(),
+            baseline_run_id: baseline.id,
+            current_run_id: current.id,
+            subjects: None,
+        }),
+        work_items: subjects.into_iter().collect(),
         retry_of: None,
     })
 }
@@ -151,28 +142,26 @@ async fn plan_add_policies(
             missing.join(", ")
         )));
     }
-    let item_ids: Vec<String> = wanted.iter().map(ToString::to_string).collect();
     let key = KeyInputs::AddPolicies {
         backup_set: set.id,
         policies: &wanted,
         include_payload: options.include_payload,
     };
-    let params = AddPoliciesParams {
-        backup_set_id: set.id,
-        backup_set_name: sanitize_reason(&set.name),
-        include_payload: options.include_payload,
-    };
     Ok(Plan {
-        operation: key.operation(),
         idempotency_key: key.key(tenant.id),
-        item_ids,
-        params: serde_json::to_value(params).map_err(|e| invalid(e.to_string()))?,
+        work_items: wanted.iter().map(ToString::to_string).collect(),
+        scope: RunScope::AddPolicies(AddPoliciesScope {
+            backup_set_id: set.id,
+            policy_ids: wanted,
+            options,
+        }),
         retry_of: None,
     })
 }
 
-/// The failed items of an ended run, with the run's own parameters. Two
-/// retries of the same items while one is active join each other.
+/// Every failed item of an ended run (not only the entries kept for
+/// display), in the run's own scope, as a new run. Two retries of the same
+/// items while one is active join each other.
 async fn plan_retry(store: &dyn Store, tenant: &Tenant, run_id: RunId) -> Result<Plan, StartError> {
     let run = store
         .run(tenant.id, run_id)
@@ -183,23 +172,28 @@ async fn plan_retry(store: &dyn Store, tenant: &Tenant, run_id: RunId) -> Result
             "the run is still active; retry its failed items once it has ended",
         ));
     }
-    // Only ids the run really had: a stored id passed the sanitiser.
-    let items: std::collections::HashSet<&String> = run.item_ids.iter().collect();
-    let mut failed: Vec<String> = Vec::new();
-    for entry in run
-        .failures
-        .iter()
-        .filter(|f| f.kind == FailureKind::Failed)
-    {
-        if let Some(item) = entry.item_id.as_ref().filter(|item| items.contains(item)) {
-            if !failed.contains(item) {
-                failed.push(item.clone());
-            }
-        }
-    }
+    let failed = store.failed_items(tenant.id, run_id).await?;
     if failed.is_empty() {
         return Err(invalid("the run has no failed items to retry"));
     }
+    let scope = RunScope::parse(run.summary.operation, &run.item_ids)
+        .map_err(|e| invalid(format!("the run cannot be retried: {e}")))?;
+    // The retry's item_ids name exactly the items it re-runs.
+    let scope = match scope {
+        RunScope::Drift(drift) => RunScope::Drift(DriftScope {
+            subjects: Some(failed.clone()),
+            ..drift
+        }),
+        RunScope::AddPolicies(add) => RunScope::AddPolicies(AddPoliciesScope {
+            // Items of an add-policies run are policy ids; one that does not
+            // parse names no policy and is left out.
+            policy_ids: failed
+                .iter()
+                .filter_map(|id| PolicyId::parse(id).ok())
+                .collect(),
+            ..add
+        }),
+    };
     let key = KeyInputs::Retry {
         operation: run.summary.operation,
         of_run: run_id,
@@ -207,10 +201,9 @@ async fn plan_retry(store: &dyn Store, tenant: &Tenant, run_id: RunId) -> Result
     }
     .key(tenant.id);
     Ok(Plan {
-        operation: run.summary.operation,
         idempotency_key: key,
-        item_ids: failed,
-        params: run.params,
+        scope,
+        work_items: failed,
         retry_of: Some(run_id),
     })
 }
@@ -232,15 +225,16 @@ pub async fn start(
         StartRequest::Retry { run_id } => plan_retry(store, tenant, *run_id).await?,
     };
     let id = RunId::generate();
-    let total = plan.item_ids.len() as i64;
+    let total = plan.work_items.len() as i64;
+    let operation = plan.scope.operation();
     let run = NewRun {
         id,
         tenant_id: tenant.id,
         user_id: initiator.id,
-        operation: plan.operation,
+        operation,
         idempotency_key: plan.idempotency_key,
-        item_ids: plan.item_ids,
-        params: plan.params.clone(),
+        item_ids: plan.scope.clone(),
+        work_items: plan.work_items,
         max_attempts: DEFAULT_MAX_ATTEMPTS,
         audit: Some(NewAuditEntry {
             tenant_id: tenant.id,
@@ -248,7 +242,7 @@ pub async fn start(
             action: "run.start".to_string(),
             resource: "bulk_operation_run".to_string(),
             resource_id: Some(id.to_string()),
-            metadata: serde_json::json!({ "operation": plan.operation.code(), "params": plan.params }),
+            metadata: serde_json::json!({ "operation": operation.code(), "item_ids": plan.scope }),
         }),
         notification: Some(NewNotification {
             tenant_id: tenant.id,
@@ -256,7 +250,7 @@ pub async fn start(
             kind: NotificationKind::RunQueued,
             notice: RunNotice {
                 run_id: id,
-                operation: plan.operation,
+                operation,
                 bucket: StatusBucket::Queued,
                 counters: Counters {
                     total,
@@ -378,24 +372,18 @@ impl Execution {
             reason_code: ReasonCode::InvalidPayload,
             reason,
         };
-        Ok(match run.operation {
-            OperationKind::DriftGenerate => match serde_json::from_value(run.params.clone()) {
-                Ok(params) => drift::DriftExecution::prepare(store, run, params)
-                    .await?
-                    .map_or_else(unusable, Execution::Drift),
-                Err(e) => unusable(format!("the run's parameters are malformed: {e}")),
-            },
-            OperationKind::BackupSetAddPolicies => match serde_json::from_value(run.params.clone())
-            {
-                Ok(params) => {
-                    let none = HashMap::new();
-                    let policies = shared.policies.get(&run.lease.tenant_id).unwrap_or(&none);
-                    Execution::AddPolicies(add_policies::AddPoliciesExecution::new(
-                        run, params, policies,
-                    ))
-                }
-                Err(e) => unusable(format!("the run's parameters are malformed: {e}")),
-            },
+        Ok(match RunScope::parse(run.operation, &run.scope) {
+            Ok(RunScope::Drift(scope)) => drift::DriftExecution::prepare(store, run, scope)
+                .await?
+                .map_or_else(unusable, Execution::Drift),
+            Ok(RunScope::AddPolicies(scope)) => {
+                let none = HashMap::new();
+                let policies = shared.policies.get(&run.lease.tenant_id).unwrap_or(&none);
+                Execution::AddPolicies(add_policies::AddPoliciesExecution::new(
+                    run, scope, policies,
+                ))
+            }
+            Err(e) => unusable(e.0),
         })
     }
 

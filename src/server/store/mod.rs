@@ -196,6 +196,9 @@ pub trait RunRepository: Send + Sync {
     async fn run_joins(&self, tenant: TenantId, run: RunId) -> StoreResult<Vec<RunJoin>>;
     /// Every attempt at this run, first first.
     async fn run_attempts(&self, tenant: TenantId, run: RunId) -> StoreResult<Vec<RunAttempt>>;
+    /// Every item of this run that failed (not only the entries kept for
+    /// display), sorted: what a retry re-runs.
+    async fn failed_items(&self, tenant: TenantId, run: RunId) -> StoreResult<Vec<String>>;
     /// The runs with these ids, of any tenant (the live feed filters per
     /// stream); missing ids are left out.
     async fn run_summaries(&self, ids: &[RunId]) -> StoreResult<Vec<RunSummary>>;

@@ -81,7 +81,7 @@ pub const RUN_SUMMARY_COLUMNS: &str = "r.id, r.tenant_id, r.user_id, r.resource,
 pub const RUN_DETAIL_COLUMNS: &str = "r.id, r.tenant_id, r.user_id, r.resource, r.action, \
      r.idempotency_key, r.status, r.total_items, r.processed_items, r.succeeded, r.failed, \
      r.skipped, r.created_at, r.started_at, r.finished_at, u.display_name AS initiator_name, \
-     r.item_ids, r.params, r.failures, r.audit_log_id, r.updated_at, r.attempt, r.max_attempts, \
+     r.item_ids, COALESCE(r.failures, '[]') AS failures, r.audit_log_id, r.updated_at, r.attempt, r.max_attempts, \
      r.lease_owner, r.lease_expires_at, r.heartbeat_at, r.cancel_requested_at, r.retry_of_run_id";
 
 #[derive(FromRow)]
@@ -91,7 +91,7 @@ pub struct RunSummaryRow {
     user_id: UserId,
     resource: String,
     action: String,
-    idempotency_key: String,
+    idempotency_key: Option<String>,
     #[sqlx(try_from = "String")]
     status: RunStatus,
     total_items: i64,
@@ -133,8 +133,8 @@ impl RunSummaryRow {
 pub struct RunDetailRow {
     #[sqlx(flatten)]
     summary: RunSummaryRow,
-    item_ids: Json<Vec<String>>,
-    params: Json<serde_json::Value>,
+    item_ids: Json<serde_json::Value>,
+    /// Null reads as `[]` (the column's COALESCE).
     failures: Json<Vec<FailureEntry>>,
     audit_log_id: Option<AuditLogId>,
     updated_at: Timestamp,
@@ -152,7 +152,6 @@ impl RunDetailRow {
         Ok(RunDetail {
             summary: self.summary.into_domain()?,
             item_ids: self.item_ids.0,
-            params: self.params.0,
             failures: self.failures.0,
             audit_log_id: self.audit_log_id,
             updated_at: self.updated_at,
@@ -413,7 +412,7 @@ macro_rules! tenant_slug_column {
 }
 
 pub const CLAIM_COLUMNS: &str = concat!(
-    "id, tenant_id, user_id, resource, action, item_ids, params, processed_items, attempt, \
+    "id, tenant_id, user_id, resource, action, item_ids, work_items, processed_items, attempt, \
      created_at, ",
     tenant_slug_column!()
 );
@@ -425,8 +424,8 @@ pub struct ClaimRow {
     user_id: UserId,
     resource: String,
     action: String,
-    item_ids: Json<Vec<String>>,
-    params: Json<serde_json::Value>,
+    item_ids: Json<serde_json::Value>,
+    work_items: Json<Vec<String>>,
     processed_items: i64,
     attempt: i64,
     created_at: Timestamp,
@@ -444,8 +443,8 @@ impl ClaimRow {
             tenant_slug: self.tenant_slug,
             user_id: self.user_id,
             operation: OperationKind::from_parts(&self.resource, &self.action).map_err(corrupt)?,
-            item_ids: self.item_ids.0,
-            params: self.params.0,
+            scope: self.item_ids.0,
+            work_items: self.work_items.0,
             resume_at: usize::try_from(self.processed_items).map_err(corrupt)?,
             created_at: self.created_at,
             claimed_at,
@@ -457,7 +456,7 @@ impl ClaimRow {
 /// failures and whom to notify.
 pub const RUN_STATE_COLUMNS: &str = concat!(
     "id, tenant_id, user_id, resource, action, status, total_items, processed_items, succeeded, \
-     failed, skipped, failures, attempt, max_attempts, \
+     failed, skipped, COALESCE(failures, '[]') AS failures, attempt, max_attempts, \
      cancel_requested_at IS NOT NULL AS abort_requested, ",
     tenant_slug_column!()
 );

@@ -295,6 +295,23 @@ macro_rules! impl_sql_repositories {
             /// present, or `None` when the policy is not (or no longer) the
             /// set's tenant's — checked in the statement, so a foreign-key
             /// error never breaks the transaction. Two statements per 500 items.
+            /// Remembers failed items (every one, unlike the kept
+            /// `failures`): what a retry re-runs.
+            async fn insert_failed_items(
+                conn: &mut Connection,
+                failed: &[(RunId, TenantId, &str)],
+            ) -> StoreResult<()> {
+                for chunk in failed.chunks(1_000) {
+                    let mut qb = Builder::new("INSERT INTO run_failed_items (run_id, tenant_id, item_id) ");
+                    qb.push_values(chunk, |mut values, (run, tenant, item)| {
+                        values.push_bind(*run).push_bind(*tenant).push_bind(item.to_string());
+                    });
+                    qb.push(" ON CONFLICT DO NOTHING");
+                    qb.build().execute(&mut *conn).await?;
+                }
+                Ok(())
+            }
+
             async fn insert_backup_set_items(
                 conn: &mut Connection,
                 items: &[&NewBackupSetItem],
@@ -620,7 +637,7 @@ macro_rules! impl_sql_repositories {
                     // the conflicting active row is "updated" (a no-op) and returned.
                     let (id,): (RunId,) = sqlx::query_as(&format!(
                         "INSERT INTO bulk_operation_runs (id, tenant_id, user_id, resource, action, \
-                         idempotency_key, status, total_items, item_ids, params, \
+                         idempotency_key, status, total_items, item_ids, work_items, \
                          max_attempts, created_at, updated_at, retry_of_run_id) \
                          VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11, $11, $12) \
                          ON CONFLICT (tenant_id, idempotency_key) WHERE status IN ({}) \
@@ -634,9 +651,9 @@ macro_rules! impl_sql_repositories {
                     .bind(run.operation.resource())
                     .bind(run.operation.action())
                     .bind(&run.idempotency_key)
-                    .bind(run.item_ids.len() as i64)
+                    .bind(run.work_items.len() as i64)
                     .bind(Json(&run.item_ids))
-                    .bind(Json(&run.params))
+                    .bind(Json(&run.work_items))
                     .bind(run.max_attempts)
                     .bind(Timestamp::now())
                     .bind(run.retry_of)
@@ -837,6 +854,17 @@ macro_rules! impl_sql_repositories {
                     rows.into_iter().map(RunAttemptRow::into_domain).collect()
                 }
 
+                async fn failed_items(&self, tenant: TenantId, run: RunId) -> StoreResult<Vec<String>> {
+                    let rows: Vec<(String,)> = sqlx::query_as(
+                        "SELECT item_id FROM run_failed_items WHERE tenant_id = $1 AND run_id = $2 ORDER BY item_id",
+                    )
+                    .bind(tenant)
+                    .bind(run)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    Ok(rows.into_iter().map(|(item,)| item).collect())
+                }
+
                 async fn run_summaries(&self, ids: &[RunId]) -> StoreResult<Vec<RunSummary>> {
                     let mut runs = Vec::with_capacity(ids.len());
                     for chunk in ids.chunks(500) {
@@ -875,7 +903,7 @@ macro_rules! impl_sql_repositories {
                         let mut qb = Builder::new(
                             "INSERT INTO bulk_operation_runs (id, tenant_id, user_id, resource, action, \
                              idempotency_key, status, total_items, processed_items, succeeded, failed, \
-                             skipped, item_ids, params, failures, attempt, created_at, updated_at, \
+                             skipped, item_ids, work_items, failures, attempt, created_at, updated_at, \
                              started_at, finished_at) ",
                         );
                         qb.push_values(chunk, |mut values, run| {
@@ -893,7 +921,7 @@ macro_rules! impl_sql_repositories {
                                 .push_bind(run.counters.failed)
                                 .push_bind(run.counters.skipped)
                                 .push_bind(Json(run.item_ids.clone()))
-                                .push_bind(Json(run.params.clone()))
+                                .push_bind(Json(run.work_items.clone()))
                                 .push_bind(Json(run.failures.clone()))
                                 .push_bind(run.attempt)
                                 .push_bind(run.created_at)
@@ -903,6 +931,16 @@ macro_rules! impl_sql_repositories {
                         });
                         qb.build().execute(&mut *tx).await?;
                     }
+                    let failed: Vec<(RunId, TenantId, &str)> = runs
+                        .iter()
+                        .flat_map(|run| {
+                            run.failures
+                                .iter()
+                                .filter(|f| f.kind == FailureKind::Failed)
+                                .filter_map(move |f| Some((run.id, run.tenant_id, f.item_id.as_deref()?)))
+                        })
+                        .collect();
+                    insert_failed_items(&mut tx, &failed).await?;
                     tx.commit().await?;
                     // Old ended runs may have arrived: settled counts are stale.
                     self.settled_counts.forget_all();
@@ -1542,6 +1580,7 @@ macro_rules! impl_sql_repositories {
 
                     let mut finished = Vec::new();
                     let mut changed = Vec::new();
+                    let mut failed_items = Vec::new();
                     let mut advanced = Vec::with_capacity(accepted.len());
                     for (position, run, state) in accepted {
                         let mut counters = state.counters();
@@ -1572,6 +1611,9 @@ macro_rules! impl_sql_repositories {
                                     Some(FailureEntry::skipped(item_id(), *reason_code, reason))
                                 }
                             };
+                            if entry.as_ref().is_some_and(|e| e.kind == FailureKind::Failed) {
+                                failed_items.push((run.lease.run_id, run.lease.tenant_id, item.item_id.as_str()));
+                            }
                             counters.record_item(&mut failures, entry);
                         }
                         if !counters.is_consistent() {
@@ -1642,6 +1684,7 @@ macro_rules! impl_sql_repositories {
                             )));
                         }
                     }
+                    insert_failed_items(&mut tx, &failed_items).await?;
                     notify_finished(&mut tx, &finished).await?;
                     tx.commit().await?;
                     self.changes.record(changed);

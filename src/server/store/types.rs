@@ -28,8 +28,10 @@ pub struct NewRun {
     pub user_id: UserId,
     pub operation: OperationKind,
     pub idempotency_key: String,
-    pub item_ids: Vec<String>,
-    pub params: serde_json::Value,
+    /// The spec's object naming what the run works on.
+    pub item_ids: RunScope,
+    /// The items the engine processes, in order (`total_items` of them).
+    pub work_items: Vec<String>,
     pub max_attempts: i64,
     pub audit: Option<NewAuditEntry>,
     pub notification: Option<NewNotification>,
@@ -51,11 +53,11 @@ pub struct RunRecord {
     pub tenant_id: TenantId,
     pub user_id: UserId,
     pub operation: OperationKind,
-    pub idempotency_key: String,
+    pub idempotency_key: Option<String>,
     pub status: RunStatus,
     pub counters: Counters,
-    pub item_ids: Vec<String>,
-    pub params: serde_json::Value,
+    pub item_ids: RunScope,
+    pub work_items: Vec<String>,
     pub failures: Vec<FailureEntry>,
     pub attempt: i64,
     pub created_at: Timestamp,
@@ -225,8 +227,10 @@ pub struct ClaimedRun {
     pub tenant_slug: String,
     pub user_id: UserId,
     pub operation: OperationKind,
-    pub item_ids: Vec<String>,
-    pub params: serde_json::Value,
+    /// The run's stored `item_ids` (parsed by the operation that runs it).
+    pub scope: serde_json::Value,
+    /// What the engine processes, in order.
+    pub work_items: Vec<String>,
     /// Items before this index were recorded by an earlier attempt.
     pub resume_at: usize,
     pub created_at: Timestamp,

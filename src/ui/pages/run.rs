@@ -1,6 +1,6 @@
 use crate::api::findings::FindingsQuery;
 use crate::api::operations::{AbortRun, RetryRun};
-use crate::api::runs::{current_run, run_page, RunPageData, RunScope};
+use crate::api::runs::{current_run, run_page, RunPageData, ScopeView};
 use crate::domain::{
     failure_counts, format_duration, AttemptEnd, FailureEntry, FailureKind, Finding, ReasonCode,
     RunAttempt, RunSummary, Timestamp,
@@ -194,7 +194,11 @@ fn RunView(
             <dt>"Started"</dt><dd>{time_cell(summary.started_at)}</dd>
             <dt>"Finished"</dt><dd>{time_cell(summary.finished_at)}</dd>
             <dt>"Duration"</dt><dd>{duration}</dd>
-            <dt>"Idempotency key"</dt><dd><code>{summary.idempotency_key.clone()}</code></dd>
+            <dt>"Idempotency key"</dt>
+            <dd>{match summary.idempotency_key.clone() {
+                Some(key) => view! { <code>{key}</code> }.into_any(),
+                None => view! { <span class="muted">"none (never joined)"</span> }.into_any(),
+            }}</dd>
             <dt>"Attempt"</dt><dd>{format!("{} of {}", run.attempt, run.max_attempts)}</dd>
             <dt>"Worker"</dt><dd>{run.lease_owner.clone().unwrap_or_else(|| "—".into())}</dd>
             <dt>"Abort requested"</dt><dd>{time_cell(run.cancel_requested_at)}</dd>
@@ -206,7 +210,7 @@ fn RunView(
             {retry_list}
         </dl>
         <AttemptsView attempts />
-        <ScopeView scope params=run.params.clone() />
+        <ScopeSection scope item_ids=run.item_ids.clone() />
         <FailuresView failures=run.failures.clone() failed=summary.counters.failed
             skipped=summary.counters.skipped />
         <h2>"Audit"</h2>
@@ -259,21 +263,27 @@ fn follow_live(
 }
 
 #[component]
-fn ScopeView(scope: RunScope, params: serde_json::Value) -> impl IntoView {
+fn ScopeSection(scope: ScopeView, item_ids: serde_json::Value) -> impl IntoView {
     let body = match scope {
-        RunScope::Drift {
+        ScopeView::Drift {
             scope_key,
             baseline_run_id,
             current_run_id,
+            subjects,
         } => view! {
             <dl class="fields">
                 <dt>"Scope key"</dt><dd><code>{scope_key}</code></dd>
                 <dt>"Baseline sync"</dt><dd><code>{baseline_run_id.to_string()}</code></dd>
                 <dt>"Current sync"</dt><dd><code>{current_run_id.to_string()}</code></dd>
+                <dt>"Subjects"</dt>
+                <dd>{subjects.map_or_else(
+                    || "every subject of either sync".to_string(),
+                    |n| format!("{n} that failed before, compared again"),
+                )}</dd>
             </dl>
         }
         .into_any(),
-        RunScope::AddPolicies {
+        ScopeView::AddPolicies {
             backup_set_id,
             backup_set_name,
             include_payload,
@@ -281,7 +291,8 @@ fn ScopeView(scope: RunScope, params: serde_json::Value) -> impl IntoView {
         } => view! {
             <dl class="fields">
                 <dt>"Backup set"</dt>
-                <dd>{backup_set_name}" "<code>{backup_set_id.to_string()}</code></dd>
+                <dd>{backup_set_name.unwrap_or_else(|| "(deleted)".into())}" "
+                    <code>{backup_set_id.to_string()}</code></dd>
                 <dt>"Snapshot"</dt>
                 <dd>{if include_payload { "metadata and payload" } else { "metadata only" }}</dd>
                 <dt>"Policies"</dt>
@@ -295,8 +306,8 @@ fn ScopeView(scope: RunScope, params: serde_json::Value) -> impl IntoView {
             </dl>
         }
         .into_any(),
-        RunScope::Unreadable => view! {
-            <pre>{serde_json::to_string_pretty(&params).unwrap_or_default()}</pre>
+        ScopeView::Unreadable => view! {
+            <pre>{serde_json::to_string_pretty(&item_ids).unwrap_or_default()}</pre>
         }
         .into_any(),
     };
