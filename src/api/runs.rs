@@ -254,7 +254,9 @@ pub struct RunPageData {
     pub joins: Vec<RunJoin>,
     /// Runs retrying this run's failed items.
     pub retries: Vec<RunSummary>,
-    pub audit: Option<AuditEntry>,
+    /// Every audit entry about the run (its start or retry, joins, abort),
+    /// oldest first; the run's `audit_log_id` names the first.
+    pub trail: Vec<TrailEntry>,
     /// The first findings this run produced (drift), newest first.
     pub findings: Page<Finding>,
 }
@@ -328,10 +330,6 @@ async fn run_page_data(tenant: &str, run_id: &str) -> Result<RunPageData, AppErr
             }
         }
     };
-    let audit = match run.audit_log_id {
-        Some(entry) => store.audit_entry(tenant.id, entry).await?,
-        None => None,
-    };
     let findings = store
         .list_findings(
             tenant.id,
@@ -345,11 +343,11 @@ async fn run_page_data(tenant: &str, run_id: &str) -> Result<RunPageData, AppErr
     Ok(RunPageData {
         joins: store.run_joins(tenant.id, id).await?,
         retries: store.retries_of(tenant.id, id).await?,
+        trail: store.run_audit_trail(tenant.id, id).await?,
         can_operate: access.role >= Role::Operator,
         tenant,
         run,
         scope,
-        audit,
         findings,
     })
 }
