@@ -168,7 +168,7 @@ async fn admins_racing_to_demote_each_other_always_leave_one(backend: Backend) {
         // Both admins again for the next round.
         for user in &admins {
             stores[0]
-                .set_membership(f.tenant.id, *user, Role::Admin)
+                .set_membership(f.tenant.id, *user, Role::Admin, MembershipAudit::Unaudited)
                 .await
                 .unwrap();
         }

@@ -237,7 +237,7 @@ on_both! {
         let started = operations::start(store, &f.tenant, &f.user, &retry).await.unwrap();
         assert!(!started.joined);
         let again = fixture(store, "acme-2").await; // another operator, same tenant
-        store.set_membership(f.tenant.id, again.user.id, Role::Operator).await.unwrap();
+        store.set_membership(f.tenant.id, again.user.id, Role::Operator, MembershipAudit::Unaudited).await.unwrap();
         let joined = operations::start(store, &f.tenant, &again.user, &retry).await.unwrap();
         assert!(joined.joined);
         assert_eq!(joined.run.summary.id, started.run.summary.id);

@@ -184,6 +184,21 @@ on_both_databases! {
         let after = store.run(acme.id, id).await.unwrap().unwrap();
         // No engine runs here: a queued run ends at once, a running one is flagged.
         assert!(after.summary.status == RunStatus::Aborted || after.cancel_requested_at.is_some(), "{after:?}");
+        // The run page carries its whole audit trail: who started it, who aborted it.
+        let detail = serde_json::json!({ "tenant": "acme", "run_id": run_id });
+        let reply = app.post_json("/api/runs/detail", detail, Some(&operator)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let page: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+        let trail: Vec<(&str, &str)> = page["trail"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["entry"]["action"].as_str().unwrap(), t["actor_name"].as_str().unwrap()))
+            .collect();
+        assert_eq!(trail, vec![("run.start", "Olivia Operator"), ("run.abort", "Olivia Operator")]);
+        assert_eq!(page["trail"][0]["entry"]["id"], page["run"]["audit_log_id"]);
+        let html = app.get(&format!("/t/acme/operations/{run_id}"), Some(&operator)).await;
+        assert_eq!(html.body.matches("data-testid=\"audit-entry\"").count(), 2, "{}", html.body);
 
         let ended = store
             .list_runs(acme.id, &RunFilter { bucket: Some(StatusBucket::Succeeded), ..Default::default() }, PageRequest::first(1))

@@ -341,7 +341,7 @@ on_both_databases! {
         let mut removed = app.stream("acme", "viewer@acme.example").await;
         let mut staying = app.stream("acme", "operator@acme.example").await;
         let viewer = app.user("viewer@acme.example").await;
-        app.state.store.remove_membership(acme.id, viewer.id).await.unwrap();
+        app.state.store.remove_membership(acme.id, viewer.id, MembershipAudit::Unaudited).await.unwrap();
         assert_eq!(removed.next().await, None, "the removed member's stream ends");
 
         // The operator's stream goes on until the server shuts down.

@@ -95,7 +95,10 @@ conformance! {
         let again = operations::start(store, &f.tenant, &f.user, &drift(" devices ")).await.unwrap();
         assert!(again.joined);
         assert_eq!(again.run.summary.id, run.summary.id);
-        assert_eq!(store.list_audit(f.tenant.id, 10).await.unwrap().len(), 1);
+        // The join is audited on the run joined; no second "queued" notice.
+        let actions: Vec<String> = store.list_audit(f.tenant.id, 10).await.unwrap().into_iter().map(|e| e.action).collect();
+        assert_eq!(actions, vec!["run.join", "run.start"]);
+        assert_eq!(again.run.audit_log_id, run.audit_log_id);
         assert_eq!(store.unread_count(f.tenant.id, f.user.id).await.unwrap(), 1);
 
         finish(store, f.tenant.id, run.summary.id).await;

@@ -268,7 +268,10 @@ conformance! {
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::Duplicate { what: "user email" }), "{err:?}");
-        let err = store.set_membership(f.tenant.id, UserId(uuid::Uuid::now_v7()), Role::Viewer).await.unwrap_err();
+        let err = store
+            .set_membership(f.tenant.id, UserId(uuid::Uuid::now_v7()), Role::Viewer, MembershipAudit::Unaudited)
+            .await
+            .unwrap_err();
         assert!(matches!(err, StoreError::MissingReference), "{err:?}");
 
         // Counters that do not add up are refused by the database itself.
@@ -318,8 +321,8 @@ conformance! {
     async fn tenants_users_and_memberships(store) {
         let a = fixture(store, "acme").await;
         let b = fixture(store, "beta").await;
-        store.set_membership(b.tenant.id, a.user.id, Role::Viewer).await.unwrap();
-        store.set_membership(b.tenant.id, a.user.id, Role::Admin).await.unwrap();
+        store.set_membership(b.tenant.id, a.user.id, Role::Viewer, MembershipAudit::Unaudited).await.unwrap();
+        store.set_membership(b.tenant.id, a.user.id, Role::Admin, MembershipAudit::Unaudited).await.unwrap();
         let memberships = store.memberships(a.user.id).await.unwrap();
         let pairs: Vec<(String, Role)> = memberships.into_iter().map(|m| (m.tenant.slug, m.role)).collect();
         assert_eq!(pairs, vec![("acme".into(), Role::Operator), ("beta".into(), Role::Admin)]);
@@ -462,14 +465,7 @@ conformance! {
             .await
             .unwrap();
         let run = store.start_run(new_run(&a, "k")).await.unwrap().run.summary;
-        let notice = RunNotice {
-            run_id: run.id,
-            operation: run.operation,
-            bucket: run.bucket(),
-            counters: run.counters,
-            error_summary: None,
-            link: format!("/t/acme/operations/{}", run.id),
-        };
+        let notice = RunNotice::queued((&a.tenant).into(), run.id, run.operation, run.counters.total);
         let mut created = Vec::new();
         for kind in [NotificationKind::RunQueued, NotificationKind::RunCompleted, NotificationKind::RunQueued] {
             created.push(
@@ -513,7 +509,8 @@ conformance! {
         assert!(store.audit_entry(b.tenant.id, entry.id).await.unwrap().is_none());
         assert_eq!(store.list_audit(a.tenant.id, 10).await.unwrap(), vec![entry.clone()]);
         // Starting a run writes its audit entry and notification with it,
-        // atomically; joining the active run writes neither.
+        // atomically; joining the active run writes a join entry on it and
+        // no notification.
         let mut run = new_run(&a, "audited");
         let start = |run_id: RunId| NewAuditEntry {
             tenant_id: a.tenant.id,
@@ -528,14 +525,7 @@ conformance! {
             tenant_id: a.tenant.id,
             user_id: a.user.id,
             kind: NotificationKind::RunQueued,
-            notice: RunNotice {
-                run_id: run.id,
-                operation: run.operation,
-                bucket: StatusBucket::Queued,
-                counters: Counters { total: 3, ..Counters::default() },
-                error_summary: None,
-                link: format!("/t/acme/operations/{}", run.id),
-            },
+            notice: RunNotice::queued((&a.tenant).into(), run.id, run.operation, 3),
         });
         let started = store.start_run(run.clone()).await.unwrap();
         assert!(!started.joined);
@@ -546,7 +536,11 @@ conformance! {
 
         let again = store.start_run(NewRun { id: RunId::generate(), ..run }).await.unwrap();
         assert!(again.joined);
-        assert_eq!(store.list_audit(a.tenant.id, 10).await.unwrap().len(), 2);
+        let entries = store.list_audit(a.tenant.id, 10).await.unwrap();
+        assert_eq!(entries.len(), 3);
+        assert_eq!(entries[0].action, "run.join");
+        assert_eq!(entries[0].resource_id, Some(started.run.summary.id.to_string()));
+        assert_eq!(again.run.audit_log_id, Some(audit_id), "still the start's");
         assert_eq!(store.unread_count(a.tenant.id, a.user.id).await.unwrap(), 1);
     }
 

@@ -257,7 +257,9 @@ pub struct RunPageData {
     pub attempts: Vec<RunAttempt>,
     /// Runs retrying this run's failed items.
     pub retries: Vec<RunSummary>,
-    pub audit: Option<AuditEntry>,
+    /// Every audit entry about the run (its start or retry, joins, abort),
+    /// oldest first; the run's `audit_log_id` names the first.
+    pub trail: Vec<TrailEntry>,
     /// The first findings of this run's comparison (drift), newest first.
     pub findings: Page<Finding>,
     /// The findings page's query listing all of them.
@@ -327,10 +329,6 @@ async fn run_page_data(tenant: &str, run_id: &str) -> Result<RunPageData, AppErr
         }
         Err(_) => ScopeView::Unreadable,
     };
-    let audit = match run.audit_log_id {
-        Some(entry) => store.audit_entry(tenant.id, entry).await?,
-        None => None,
-    };
     // The spec's Phase 1 link: a drift run's findings are its comparison's
     // (scope key + baseline + current), whichever run first found them.
     let (filter, findings_query) = match &scope {
@@ -371,11 +369,11 @@ async fn run_page_data(tenant: &str, run_id: &str) -> Result<RunPageData, AppErr
         joins: store.run_joins(tenant.id, id).await?,
         attempts: store.run_attempts(tenant.id, id).await?,
         retries: store.retries_of(tenant.id, id).await?,
+        trail: store.run_audit_trail(tenant.id, id).await?,
         can_operate: access.role >= Role::Operator,
         tenant,
         run,
         scope,
-        audit,
         findings,
         findings_query,
     })

@@ -13,3 +13,32 @@ pub struct AuditEntry {
     pub metadata: serde_json::Value,
     pub created_at: Timestamp,
 }
+
+/// An entry of one resource's trail, with the name of who acted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrailEntry {
+    pub entry: AuditEntry,
+    /// `None` when no account acted: the command line.
+    pub actor_name: Option<String>,
+}
+
+/// The names audit entries use. Other code and reports read the table, so
+/// these are a contract: add new ones, never rename.
+pub mod names {
+    /// The `resource` of entries about a run (also a notice's `run_type`).
+    pub const RUN: &str = "bulk_operation_run";
+    pub const FINDING: &str = "finding";
+    pub const MEMBERSHIP: &str = "membership";
+
+    /// A run was started; its `audit_log_id` points here.
+    pub const RUN_START: &str = "run.start";
+    /// A start found the run active and joined it.
+    pub const RUN_JOIN: &str = "run.join";
+    /// A run retrying another's failed items was started (its start entry).
+    pub const RUN_RETRY: &str = "run.retry";
+    pub const RUN_ABORT: &str = "run.abort";
+    pub const FINDING_ACKNOWLEDGE: &str = "finding.acknowledge";
+    pub const MEMBERSHIP_GRANT: &str = "membership.grant";
+    pub const MEMBERSHIP_ROLE_CHANGE: &str = "membership.role_change";
+    pub const MEMBERSHIP_REMOVE: &str = "membership.remove";
+}

@@ -24,14 +24,14 @@ mod tenant;
 mod time;
 mod url;
 
-pub use audit::AuditEntry;
+pub use audit::{names as audit_names, AuditEntry, TrailEntry};
 pub use failure::{failure_counts, FailureEntry, FailureKind, ReasonCode, MAX_STORED_FAILURES};
 pub use finding::{ChangeKind, Finding, FindingFilter, FindingStatus, FindingType};
 pub use ids::*;
 pub use input::{bounded_fields, bounded_text, MAX_EMAIL_CHARS, MAX_SEARCH_CHARS};
 pub use listing::*;
 pub use live::{live_path, RESYNC_EVENT, RUN_EVENT, UNREAD_EVENT};
-pub use notification::{Notification, NotificationKind, RunNotice};
+pub use notification::{NoticeTenant, Notification, NotificationKind, RunNotice, RunType};
 pub use operation::{idempotency_key, KeyInputs, OperationKind};
 pub use run::{
     record_run_failure, AttemptEnd, Counters, LostLease, RunAttempt, RunDetail, RunJoin, RunSummary,

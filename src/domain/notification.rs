@@ -1,7 +1,7 @@
 use super::finding::text_enum;
 use super::{
-    failure_counts, Counters, FailureEntry, NotificationId, OperationKind, ParseError, RunId,
-    RunStatus, StatusBucket, TenantId, Timestamp, UserId,
+    failure_counts, run_path, Counters, FailureEntry, NotificationId, OperationKind, ParseError,
+    RunId, RunStatus, StatusBucket, Tenant, TenantId, Timestamp, UserId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -14,12 +14,45 @@ pub enum NotificationKind {
 
 text_enum!(NotificationKind { RunQueued => "run_queued", RunCompleted => "run_completed" });
 
-/// What a notification says about a run; stored as the row's JSON payload.
+/// Which tenant a notice is about: both identifiers, so that code reading
+/// the table needs no join.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeTenant {
+    pub id: TenantId,
+    pub slug: String,
+}
+
+impl From<&Tenant> for NoticeTenant {
+    fn from(tenant: &Tenant) -> Self {
+        Self {
+            id: tenant.id,
+            slug: tenant.slug.clone(),
+        }
+    }
+}
+
+/// What kind of record a notice is about. Runs are the only kind; the field
+/// is in the payload because the spec's readers dispatch on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunType {
+    BulkOperationRun,
+}
+
+/// What a notification says about a run; stored as the row's JSON payload
+/// in the spec's shape, which other code reads: the operation as its code
+/// (`drift.generate`) and the bucket as the spec spells it (`partial`, where
+/// the app's URLs say `partially_succeeded`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunNotice {
+    pub tenant: NoticeTenant,
     pub run_id: RunId,
+    pub run_type: RunType,
+    #[serde(with = "operation_code")]
     pub operation: OperationKind,
+    #[serde(with = "bucket_spelling")]
     pub bucket: StatusBucket,
+    /// The run's summary counts when the notice was written.
     pub counters: Counters,
     /// Sanitised, short; absent when nothing failed.
     pub error_summary: Option<String>,
@@ -28,23 +61,91 @@ pub struct RunNotice {
 }
 
 impl RunNotice {
+    /// The "queued" notice of a run just started with `total` items.
+    pub fn queued(
+        tenant: NoticeTenant,
+        run_id: RunId,
+        operation: OperationKind,
+        total: i64,
+    ) -> Self {
+        Self {
+            link: run_path(&tenant.slug, run_id),
+            tenant,
+            run_id,
+            run_type: RunType::BulkOperationRun,
+            operation,
+            bucket: StatusBucket::Queued,
+            counters: Counters {
+                total,
+                ..Counters::default()
+            },
+            error_summary: None,
+        }
+    }
+
     /// The "completed" notice of a run that reached `status`.
     pub fn finished(
+        tenant: NoticeTenant,
         run_id: RunId,
         operation: OperationKind,
         status: RunStatus,
         counters: Counters,
         failures: &[FailureEntry],
-        link: String,
     ) -> Self {
         Self {
+            link: run_path(&tenant.slug, run_id),
+            tenant,
             run_id,
+            run_type: RunType::BulkOperationRun,
             operation,
             bucket: status.bucket(),
             counters,
             error_summary: error_summary(status, &counters, failures),
-            link,
         }
+    }
+}
+
+/// The spec's spelling of a bucket in a payload.
+fn payload_bucket(bucket: StatusBucket) -> &'static str {
+    match bucket {
+        StatusBucket::PartiallySucceeded => "partial",
+        other => other.as_str(),
+    }
+}
+
+mod bucket_spelling {
+    use super::{payload_bucket, StatusBucket};
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bucket: &StatusBucket, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(payload_bucket(*bucket))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<StatusBucket, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        StatusBucket::ALL
+            .into_iter()
+            .find(|bucket| payload_bucket(*bucket) == text)
+            .ok_or_else(|| {
+                D::Error::custom(format!(
+                    "{} is not a notice's status bucket",
+                    crate::domain::quote_input(&text)
+                ))
+            })
+    }
+}
+
+mod operation_code {
+    use super::OperationKind;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(operation: &OperationKind, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(operation.code())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OperationKind, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        OperationKind::parse(&text).map_err(|e| D::Error::custom(e.0))
     }
 }
 
@@ -123,5 +224,86 @@ mod tests {
             .unwrap(),
             "aborted after 2 of 5 items"
         );
+    }
+
+    fn tenant() -> NoticeTenant {
+        NoticeTenant {
+            id: TenantId(uuid::Uuid::from_u128(1)),
+            slug: "acme".into(),
+        }
+    }
+
+    #[test]
+    fn the_payload_has_the_spec_shape() {
+        let run = RunId(uuid::Uuid::from_u128(2));
+        let counters = Counters {
+            total: 3,
+            processed: 3,
+            succeeded: 2,
+            failed: 1,
+            skipped: 0,
+        };
+        let failures = [FailureEntry::failed(
+            Some("a".into()),
+            ReasonCode::Timeout,
+            "secret text",
+        )];
+        let notice = RunNotice::finished(
+            tenant(),
+            run,
+            OperationKind::DriftGenerate,
+            RunStatus::CompletedWithErrors,
+            counters,
+            &failures,
+        );
+        let json = serde_json::to_value(&notice).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "tenant": { "id": "00000000-0000-0000-0000-000000000001", "slug": "acme" },
+                "run_id": "00000000-0000-0000-0000-000000000002",
+                "run_type": "bulk_operation_run",
+                "operation": "drift.generate",
+                "bucket": "partial",
+                "counters": { "total": 3, "processed": 3, "succeeded": 2, "failed": 1, "skipped": 0 },
+                "error_summary": "1 failed: timeout ×1",
+                "link": "/t/acme/operations/00000000-0000-0000-0000-000000000002",
+            })
+        );
+        assert_eq!(serde_json::from_value::<RunNotice>(json).unwrap(), notice);
+    }
+
+    #[test]
+    fn every_bucket_and_operation_round_trips_and_strangers_are_refused() {
+        let run = RunId(uuid::Uuid::from_u128(2));
+        let spelled = ["queued", "running", "succeeded", "partial", "failed"];
+        for (bucket, text) in StatusBucket::ALL.into_iter().zip(spelled) {
+            for operation in OperationKind::ALL {
+                let notice = RunNotice {
+                    bucket,
+                    ..RunNotice::queued(tenant(), run, operation, 1)
+                };
+                let json = serde_json::to_value(&notice).unwrap();
+                assert_eq!(json["bucket"], text);
+                assert_eq!(json["operation"], operation.code());
+                assert_eq!(serde_json::from_value::<RunNotice>(json).unwrap(), notice);
+            }
+        }
+        let mut json = serde_json::to_value(RunNotice::queued(
+            tenant(),
+            run,
+            OperationKind::DriftGenerate,
+            1,
+        ))
+        .unwrap();
+        json["bucket"] = "partially_succeeded".into();
+        let err = serde_json::from_value::<RunNotice>(json.clone()).unwrap_err();
+        assert!(
+            err.to_string().contains("is not a notice's status bucket"),
+            "{err}"
+        );
+        json["bucket"] = "queued".into();
+        json["operation"] = "drift_generate".into();
+        assert!(serde_json::from_value::<RunNotice>(json).is_err());
     }
 }

@@ -1,10 +1,11 @@
 //! Administration of users and memberships: one code path for the
 //! `opshub user …` CLI and the admins' members page. Every change is
-//! validated first and audited in the tenant it touches.
+//! validated first and audited in the tenant it touches (a membership
+//! change in its own transaction, by the store).
 
 use crate::domain::{Role, Tenant, User, UserId};
 use crate::server::auth::hash_password;
-use crate::server::store::{NewAuditEntry, NewUser, Store, StoreError};
+use crate::server::store::{MembershipAudit, NewAuditEntry, NewUser, Store, StoreError};
 
 pub const MIN_PASSWORD_CHARS: usize = 10;
 
@@ -46,27 +47,6 @@ pub fn normalise_email(email: &str) -> Result<String, AdminError> {
 /// Who made a change: a signed-in admin, or the command line (`None`).
 pub type Actor = Option<UserId>;
 
-async fn audit(
-    store: &dyn Store,
-    tenant: &Tenant,
-    actor: Actor,
-    action: &str,
-    subject: UserId,
-    metadata: serde_json::Value,
-) -> Result<(), AdminError> {
-    store
-        .record_audit(NewAuditEntry {
-            tenant_id: tenant.id,
-            user_id: actor,
-            action: action.to_string(),
-            resource: "membership".to_string(),
-            resource_id: Some(subject.to_string()),
-            metadata,
-        })
-        .await?;
-    Ok(())
-}
-
 /// Grants `role` in `tenant` to an existing user (by email). For a member
 /// already this changes their role, under the same rule as `change_role`.
 pub async fn grant(
@@ -82,18 +62,9 @@ pub async fn grant(
         .map(|found| found.user)
         .ok_or_else(|| invalid(format!("no user with email {:?}", email.trim())))?;
     store
-        .set_membership(tenant.id, user.id, role)
+        .set_membership(tenant.id, user.id, role, MembershipAudit::By(actor))
         .await
         .map_err(membership_error)?;
-    audit(
-        store,
-        tenant,
-        actor,
-        "membership.grant",
-        user.id,
-        serde_json::json!({ "role": role.as_str() }),
-    )
-    .await?;
     Ok(user)
 }
 
@@ -107,19 +78,11 @@ pub async fn change_role(
     user: UserId,
     role: Role,
 ) -> Result<(), AdminError> {
-    let before = store
-        .change_member_role(tenant.id, user, role)
+    store
+        .change_member_role(tenant.id, user, role, MembershipAudit::By(actor))
         .await
         .map_err(membership_error)?;
-    audit(
-        store,
-        tenant,
-        actor,
-        "membership.role_change",
-        user,
-        serde_json::json!({ "from": before.as_str(), "to": role.as_str() }),
-    )
-    .await
+    Ok(())
 }
 
 /// Removes a membership. A tenant always keeps at least one admin (checked
@@ -130,19 +93,11 @@ pub async fn remove(
     tenant: &Tenant,
     user: UserId,
 ) -> Result<(), AdminError> {
-    let role = store
-        .remove_membership(tenant.id, user)
+    store
+        .remove_membership(tenant.id, user, MembershipAudit::By(actor))
         .await
         .map_err(membership_error)?;
-    audit(
-        store,
-        tenant,
-        actor,
-        "membership.remove",
-        user,
-        serde_json::json!({ "role": role.as_str() }),
-    )
-    .await
+    Ok(())
 }
 
 fn membership_error(error: StoreError) -> AdminError {

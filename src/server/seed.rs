@@ -90,12 +90,19 @@ pub async fn seed_demo(store: &dyn Store) -> Result<SeedSummary, StoreError> {
                     password_hash: Some(password_hash.clone()),
                 })
                 .await?;
-            store.set_membership(tenant.id, user.id, role).await?;
+            store
+                .set_membership(tenant.id, user.id, role, MembershipAudit::Unaudited)
+                .await?;
             users.push(user);
         }
         summary.users += users.len();
         store
-            .set_membership(tenant.id, multi.id, Role::Operator)
+            .set_membership(
+                tenant.id,
+                multi.id,
+                Role::Operator,
+                MembershipAudit::Unaudited,
+            )
             .await?;
         let scopes = seed_inventory(store, &tenant, &mut rng, now).await?;
         let policies = seed_policies(store, &tenant).await?;

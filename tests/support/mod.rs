@@ -127,7 +127,7 @@ impl TestDb {
     }
 
     /// A fresh, empty database (the store connected, no schema yet).
-    async fn unmigrated(backend: Backend) -> Self {
+    pub async fn unmigrated(backend: Backend) -> Self {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -331,7 +331,12 @@ pub async fn fixture(store: &dyn Store, slug: &str) -> Fixture {
         .await
         .unwrap();
     store
-        .set_membership(tenant.id, user.id, Role::Operator)
+        .set_membership(
+            tenant.id,
+            user.id,
+            Role::Operator,
+            MembershipAudit::Unaudited,
+        )
         .await
         .unwrap();
     Fixture { tenant, user }

@@ -7,7 +7,7 @@
 
 use crate::domain::*;
 use crate::server::config::Settings;
-use crate::server::store::{self, NewUser, RunRecord};
+use crate::server::store::{self, MembershipAudit, NewUser, RunRecord};
 use crate::server::{http, AppState};
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Request, StatusCode};
@@ -46,7 +46,7 @@ async fn measure(url: &str, runs: usize) -> Result<(), String> {
         .await
         .map_err(fail)?;
     store
-        .set_membership(tenant.id, user.id, Role::Viewer)
+        .set_membership(tenant.id, user.id, Role::Viewer, MembershipAudit::Unaudited)
         .await
         .map_err(fail)?;
     let started = Instant::now();

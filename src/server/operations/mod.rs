@@ -1,7 +1,9 @@
 //! The operations: starting them (one code path for the server functions
 //! and the CLI; input validated completely before anything is written; the
-//! run, its audit entry and the "queued" notification written together) and,
-//! in the submodules, executing them item by item for the engine.
+//! run, its audit entry — `run.start`, `run.retry`, or `run.join` when the
+//! start joins an active run — and the "queued" notification written
+//! together) and, in the submodules, executing them item by item for the
+//! engine.
 
 mod add_policies;
 mod drift;
@@ -227,6 +229,21 @@ pub async fn start(
     let id = RunId::generate();
     let total = plan.work_items.len() as i64;
     let operation = plan.scope.operation();
+    // A retry's start entry says which run it retries.
+    let (action, metadata) = match plan.retry_of {
+        None => (
+            audit_names::RUN_START,
+            serde_json::json!({ "operation": operation.code(), "item_ids": plan.scope }),
+        ),
+        Some(of) => (
+            audit_names::RUN_RETRY,
+            serde_json::json!({
+                "operation": operation.code(),
+                "item_ids": plan.scope,
+                "retry_of": of,
+            }),
+        ),
+    };
     let run = NewRun {
         id,
         tenant_id: tenant.id,
@@ -239,26 +256,16 @@ pub async fn start(
         audit: Some(NewAuditEntry {
             tenant_id: tenant.id,
             user_id: Some(initiator.id),
-            action: "run.start".to_string(),
-            resource: "bulk_operation_run".to_string(),
+            action: action.to_string(),
+            resource: audit_names::RUN.to_string(),
             resource_id: Some(id.to_string()),
-            metadata: serde_json::json!({ "operation": operation.code(), "item_ids": plan.scope }),
+            metadata,
         }),
         notification: Some(NewNotification {
             tenant_id: tenant.id,
             user_id: initiator.id,
             kind: NotificationKind::RunQueued,
-            notice: RunNotice {
-                run_id: id,
-                operation,
-                bucket: StatusBucket::Queued,
-                counters: Counters {
-                    total,
-                    ..Counters::default()
-                },
-                error_summary: None,
-                link: run_path(&tenant.slug, id),
-            },
+            notice: RunNotice::queued(tenant.into(), id, operation, total),
         }),
         retry_of: plan.retry_of,
     };
@@ -285,8 +292,8 @@ pub async fn abort(
     let audit = NewAuditEntry {
         tenant_id: tenant.id,
         user_id: Some(by.id),
-        action: "run.abort".to_string(),
-        resource: "bulk_operation_run".to_string(),
+        action: audit_names::RUN_ABORT.to_string(),
+        resource: audit_names::RUN.to_string(),
         resource_id: Some(run.to_string()),
         metadata: serde_json::json!({}),
     };

@@ -115,12 +115,14 @@ pub trait TenantRepository: Send + Sync {
     /// Grants `role` in `tenant`, replacing an existing role; returns the
     /// role before. `LastAdmin` when it would demote the tenant's last admin:
     /// the check and the change are one transaction (the tenant's memberships
-    /// locked), so two admins demoting each other at once leave one.
+    /// locked), so two admins demoting each other at once leave one. An
+    /// audited change writes `membership.grant` in that transaction.
     async fn set_membership(
         &self,
         tenant: TenantId,
         user: UserId,
         role: Role,
+        audit: MembershipAudit,
     ) -> StoreResult<Option<Role>>;
     async fn memberships(&self, user: UserId) -> StoreResult<Vec<Membership>>;
     /// Everyone with a role in the tenant, by name.
@@ -128,17 +130,24 @@ pub trait TenantRepository: Send + Sync {
     /// The user's membership in the tenant with this slug, if any.
     async fn membership(&self, user: UserId, tenant_slug: &str) -> StoreResult<Option<Membership>>;
     /// Changes a member's role and returns the role before; `NotFound` for
-    /// a non-member, `LastAdmin` as `set_membership`.
+    /// a non-member, `LastAdmin` as `set_membership`. Audited as
+    /// `membership.role_change`.
     async fn change_member_role(
         &self,
         tenant: TenantId,
         user: UserId,
         role: Role,
+        audit: MembershipAudit,
     ) -> StoreResult<Role>;
     /// Removes a membership and returns its role; `NotFound` when there was
     /// none, `LastAdmin` for the tenant's last admin (atomically, as
-    /// `set_membership`).
-    async fn remove_membership(&self, tenant: TenantId, user: UserId) -> StoreResult<Role>;
+    /// `set_membership`). Audited as `membership.remove`.
+    async fn remove_membership(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        audit: MembershipAudit,
+    ) -> StoreResult<Role>;
     /// A user and their password hash, by email (case-insensitive).
     async fn user_credentials(&self, email: &str) -> StoreResult<Option<UserCredentials>>;
     async fn user_credentials_by_id(&self, id: UserId) -> StoreResult<Option<UserCredentials>>;
@@ -171,7 +180,8 @@ pub trait SignInLimitRepository: Send + Sync {
 #[async_trait]
 pub trait RunRepository: Send + Sync {
     /// Inserts a pending run, or returns the tenant's active run with the same
-    /// idempotency key — decided by the database in one statement.
+    /// idempotency key — decided by the database in one statement. The audit
+    /// entry (the start's, or the join's) goes in the same transaction.
     async fn start_run(&self, run: NewRun) -> StoreResult<StartedRun>;
     async fn run(&self, tenant: TenantId, id: RunId) -> StoreResult<Option<RunDetail>>;
     async fn list_runs(
@@ -221,7 +231,9 @@ pub trait FindingRepository: Send + Sync {
         filter: &FindingFilter,
         page: PageRequest,
     ) -> StoreResult<Page<Finding>>;
-    /// Acknowledges the tenant's findings among `ids`; returns how many changed.
+    /// Acknowledges the tenant's findings among `ids`; returns how many
+    /// changed. Each finding changed gets a `finding.acknowledge` entry by
+    /// `by`, in the same transaction.
     async fn acknowledge_findings(
         &self,
         tenant: TenantId,
@@ -269,6 +281,9 @@ pub trait BackupRepository: Send + Sync {
     ) -> StoreResult<Vec<BackupSetItem>>;
 }
 
+/// A run's "queued" notice goes to whoever started it; its "completed"
+/// notice, written with the change that ends it, to its initiator and to
+/// every other user whose start joined it, once each.
 #[async_trait]
 pub trait NotificationRepository: Send + Sync {
     async fn create_notification(&self, notification: NewNotification)
@@ -300,6 +315,9 @@ pub trait AuditRepository: Send + Sync {
         id: AuditLogId,
     ) -> StoreResult<Option<AuditEntry>>;
     async fn list_audit(&self, tenant: TenantId, limit: u32) -> StoreResult<Vec<AuditEntry>>;
+    /// Every entry about the run (start or retry, joins, abort), oldest
+    /// first, with who acted.
+    async fn run_audit_trail(&self, tenant: TenantId, run: RunId) -> StoreResult<Vec<TrailEntry>>;
 }
 
 /// The work queue the engine drives. Claims and every later write are fenced
@@ -327,9 +345,10 @@ pub trait QueueRepository: Send + Sync {
     /// Writes batches of item results of several runs, with their artifacts,
     /// counters and failures, in one transaction, and renews their leases; a
     /// run whose batch ends it also takes the status `RunStatus::for_outcome`
-    /// gives it, and its initiator is notified. Each run is fenced on its
-    /// lease, on its recorded count and on no abort having been requested: a
-    /// refused run has nothing of it written, the others are written whole.
+    /// gives it, and everyone who asked for it is notified (see
+    /// `NotificationRepository`). Each run is fenced on its lease, on its
+    /// recorded count and on no abort having been requested: a refused run
+    /// has nothing of it written, the others are written whole.
     /// A batch the run already counts (sent again after a lost answer) is
     /// reported `Recorded` and not written twice. One outcome per batch, in
     /// order.

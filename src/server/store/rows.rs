@@ -404,6 +404,26 @@ impl From<AuditRow> for AuditEntry {
     }
 }
 
+/// `AUDIT_COLUMNS` of entries aliased `a`, and who acted (`u`, joined left).
+pub const TRAIL_COLUMNS: &str = "a.id, a.tenant_id, a.user_id, a.action, a.resource, \
+     a.resource_id, a.metadata, a.created_at, u.display_name AS actor_name";
+
+#[derive(FromRow)]
+pub struct TrailRow {
+    #[sqlx(flatten)]
+    entry: AuditRow,
+    actor_name: Option<String>,
+}
+
+impl From<TrailRow> for TrailEntry {
+    fn from(row: TrailRow) -> Self {
+        TrailEntry {
+            entry: row.entry.into(),
+            actor_name: row.actor_name,
+        }
+    }
+}
+
 /// The tenant's slug next to a run row, for deep links (valid in RETURNING).
 macro_rules! tenant_slug_column {
     () => {
@@ -493,36 +513,26 @@ impl RunStateRow {
         }
     }
 
-    /// The "completed" notification of this run as it now stands.
-    pub fn finished_notification(&self) -> StoreResult<NewNotification> {
+    /// The "completed" notice of this run as it now stands.
+    pub fn finished_notice(&self) -> StoreResult<RunNotice> {
         let operation = OperationKind::from_parts(&self.resource, &self.action).map_err(corrupt)?;
-        Ok(NewNotification {
-            tenant_id: self.tenant_id,
-            user_id: self.user_id,
-            kind: NotificationKind::RunCompleted,
-            notice: RunNotice::finished(
-                self.id,
-                operation,
-                self.status,
-                self.counters(),
-                &self.failures.0,
-                run_path(&self.tenant_slug, self.id),
-            ),
-        })
+        Ok(RunNotice::finished(
+            NoticeTenant {
+                id: self.tenant_id,
+                slug: self.tenant_slug.clone(),
+            },
+            self.id,
+            operation,
+            self.status,
+            self.counters(),
+            &self.failures.0,
+        ))
     }
 
     pub fn changed(&self) -> Change {
         Change::Run {
             tenant: self.tenant_id,
             run: self.id,
-        }
-    }
-
-    /// The change a notification to this run's initiator makes.
-    pub fn initiator_notified(&self) -> Change {
-        Change::Notifications {
-            tenant: self.tenant_id,
-            user: self.user_id,
         }
     }
 

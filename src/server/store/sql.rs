@@ -107,6 +107,67 @@ pub fn status_list(statuses: &[RunStatus]) -> String {
         .join(", ")
 }
 
+/// What `change_membership` does to a membership.
+#[derive(Clone, Copy, Debug)]
+pub enum MembershipChange {
+    /// Sets the role, member or not.
+    Grant(Role),
+    /// Sets the role of a member (`NotFound` for anyone else).
+    ChangeRole(Role),
+    Remove,
+}
+
+impl MembershipChange {
+    /// The role after the change (`None`: no membership).
+    pub fn role(self) -> Option<Role> {
+        match self {
+            MembershipChange::Grant(role) | MembershipChange::ChangeRole(role) => Some(role),
+            MembershipChange::Remove => None,
+        }
+    }
+
+    pub fn members_only(self) -> bool {
+        !matches!(self, MembershipChange::Grant(_))
+    }
+
+    /// The audit entry of this change of `user`'s membership, which had
+    /// the role `before`.
+    pub fn audit_entry(
+        self,
+        tenant: TenantId,
+        user: UserId,
+        before: Option<Role>,
+        actor: Option<UserId>,
+    ) -> super::NewAuditEntry {
+        let (action, metadata) = match (self, before) {
+            (MembershipChange::Grant(role), None) => (
+                audit_names::MEMBERSHIP_GRANT,
+                serde_json::json!({ "role": role.as_str() }),
+            ),
+            (MembershipChange::Grant(role), Some(from)) => (
+                audit_names::MEMBERSHIP_GRANT,
+                serde_json::json!({ "role": role.as_str(), "from": from.as_str() }),
+            ),
+            (MembershipChange::ChangeRole(role), _) => (
+                audit_names::MEMBERSHIP_ROLE_CHANGE,
+                serde_json::json!({ "from": before.map(Role::as_str), "to": role.as_str() }),
+            ),
+            (MembershipChange::Remove, _) => (
+                audit_names::MEMBERSHIP_REMOVE,
+                serde_json::json!({ "role": before.map(Role::as_str) }),
+            ),
+        };
+        super::NewAuditEntry {
+            tenant_id: tenant,
+            user_id: actor,
+            action: action.to_string(),
+            resource: audit_names::MEMBERSHIP.to_string(),
+            resource_id: Some(user.to_string()),
+            metadata,
+        }
+    }
+}
+
 macro_rules! impl_sql_repositories {
     ($store:ty, $db:ty) => {
         const _: () = {
@@ -115,7 +176,7 @@ macro_rules! impl_sql_repositories {
             use $crate::server::store::settled::settled_cutoff;
             use $crate::server::store::sql::{
                 already_recorded, bucket_counts, finish_page, one_row_changed, status_list,
-                SqlDialect,
+                MembershipChange, SqlDialect,
             };
             use $crate::server::store::types::*;
             use $crate::server::store::*;
@@ -378,13 +439,39 @@ macro_rules! impl_sql_repositories {
                 Ok(outcomes)
             }
 
-            /// Writes the "completed" notifications of runs that just ended,
-            /// in one statement.
-            async fn notify_finished(conn: &mut Connection, runs: &[RunStateRow]) -> StoreResult<()> {
-                let notifications = runs
-                    .iter()
-                    .map(RunStateRow::finished_notification)
-                    .collect::<StoreResult<Vec<_>>>()?;
+            /// Writes the "completed" notification of each run that just
+            /// ended to everyone who asked for it: its initiator and every
+            /// other user whose start joined it, once each. Returns the
+            /// changes those notifications make, for live views.
+            async fn notify_finished(conn: &mut Connection, runs: &[RunStateRow]) -> StoreResult<Vec<Change>> {
+                let mut joiners: std::collections::HashMap<RunId, Vec<UserId>> =
+                    std::collections::HashMap::new();
+                let ids: Vec<RunId> = runs.iter().map(|run| run.id).collect();
+                for chunk in ids.chunks(1_000) {
+                    let mut qb = Builder::new("SELECT DISTINCT run_id, user_id FROM run_joins WHERE run_id IN (");
+                    push_id_list(&mut qb, chunk);
+                    qb.push(")");
+                    let rows: Vec<(RunId, UserId)> = qb.build_query_as().fetch_all(&mut *conn).await?;
+                    for (run, user) in rows {
+                        joiners.entry(run).or_default().push(user);
+                    }
+                }
+                let mut notifications = Vec::new();
+                for run in runs {
+                    let notice = run.finished_notice()?;
+                    let mut recipients = vec![run.user_id];
+                    for user in joiners.remove(&run.id).unwrap_or_default() {
+                        if !recipients.contains(&user) {
+                            recipients.push(user);
+                        }
+                    }
+                    notifications.extend(recipients.into_iter().map(|user| NewNotification {
+                        tenant_id: run.tenant_id,
+                        user_id: user,
+                        kind: NotificationKind::RunCompleted,
+                        notice: notice.clone(),
+                    }));
+                }
                 let now = Timestamp::now();
                 // Six binds a row: far under the bind-parameter limits.
                 for chunk in notifications.chunks(1_000) {
@@ -402,7 +489,10 @@ macro_rules! impl_sql_repositories {
                     });
                     qb.build().execute(&mut *conn).await?;
                 }
-                Ok(())
+                Ok(notifications
+                    .iter()
+                    .map(|n| Change::Notifications { tenant: n.tenant_id, user: n.user_id })
+                    .collect())
             }
 
             /// This writer's turn (see `SqlDialect::write_gate`); held until dropped.
@@ -422,20 +512,21 @@ macro_rules! impl_sql_repositories {
                     Ok((turn, self.pool.begin_with(<$store as SqlDialect>::BEGIN_WRITE).await?))
                 }
 
-                /// Sets (`Some`) or removes (`None`) a membership and returns the
-                /// role before, refusing to leave the tenant without an admin
-                /// and, with `members_only`, to touch a non-member (`NotFound`).
-                /// The tenant's memberships are read and changed in one write
-                /// transaction: PostgreSQL locks them (in one order, so two
-                /// such transactions cannot deadlock), SQLite's `BEGIN
-                /// IMMEDIATE` excludes every other writer.
+                /// Makes the change and returns the role before, refusing to
+                /// leave the tenant without an admin and, for a change of
+                /// members only, to touch a non-member (`NotFound`). The
+                /// tenant's memberships are read and changed in one write
+                /// transaction, with the audit entry: PostgreSQL locks them (in
+                /// one order, so two such transactions cannot deadlock),
+                /// SQLite's `BEGIN IMMEDIATE` excludes every other writer.
                 async fn change_membership(
                     &self,
                     tenant: TenantId,
                     user: UserId,
-                    role: Option<Role>,
-                    members_only: bool,
+                    change: MembershipChange,
+                    audit: MembershipAudit,
                 ) -> StoreResult<Option<Role>> {
+                    let role = change.role();
                     let (_turn, mut tx) = self.begin_write().await?;
                     let members: Vec<(UserId, String)> = sqlx::query_as(&format!(
                         "SELECT user_id, role FROM tenant_memberships WHERE tenant_id = $1 ORDER BY user_id{}",
@@ -454,7 +545,7 @@ macro_rules! impl_sql_repositories {
                             other_admins += 1;
                         }
                     }
-                    if before.is_none() && members_only {
+                    if before.is_none() && change.members_only() {
                         return Err(StoreError::NotFound);
                     }
                     if before == Some(Role::Admin) && role != Some(Role::Admin) && other_admins == 0 {
@@ -481,6 +572,9 @@ macro_rules! impl_sql_repositories {
                                 .execute(&mut *tx)
                                 .await?;
                         }
+                    }
+                    if let MembershipAudit::By(actor) = audit {
+                        insert_audit(&mut tx, &change.audit_entry(tenant, user, before, actor)).await?;
                     }
                     tx.commit().await?;
                     self.changes.record([Change::Access { tenant, user }]);
@@ -545,12 +639,26 @@ macro_rules! impl_sql_repositories {
                     Ok(User { id, email, display_name })
                 }
 
-                async fn set_membership(&self, tenant: TenantId, user: UserId, role: Role) -> StoreResult<Option<Role>> {
-                    self.change_membership(tenant, user, Some(role), false).await
+                async fn set_membership(
+                    &self,
+                    tenant: TenantId,
+                    user: UserId,
+                    role: Role,
+                    audit: MembershipAudit,
+                ) -> StoreResult<Option<Role>> {
+                    self.change_membership(tenant, user, MembershipChange::Grant(role), audit).await
                 }
 
-                async fn change_member_role(&self, tenant: TenantId, user: UserId, role: Role) -> StoreResult<Role> {
-                    self.change_membership(tenant, user, Some(role), true).await?.ok_or(StoreError::NotFound)
+                async fn change_member_role(
+                    &self,
+                    tenant: TenantId,
+                    user: UserId,
+                    role: Role,
+                    audit: MembershipAudit,
+                ) -> StoreResult<Role> {
+                    self.change_membership(tenant, user, MembershipChange::ChangeRole(role), audit)
+                        .await?
+                        .ok_or(StoreError::NotFound)
                 }
 
                 async fn members(&self, tenant: TenantId) -> StoreResult<Vec<Member>> {
@@ -582,8 +690,15 @@ macro_rules! impl_sql_repositories {
                     Ok(row.map(Into::into))
                 }
 
-                async fn remove_membership(&self, tenant: TenantId, user: UserId) -> StoreResult<Role> {
-                    self.change_membership(tenant, user, None, true).await?.ok_or(StoreError::NotFound)
+                async fn remove_membership(
+                    &self,
+                    tenant: TenantId,
+                    user: UserId,
+                    audit: MembershipAudit,
+                ) -> StoreResult<Role> {
+                    self.change_membership(tenant, user, MembershipChange::Remove, audit)
+                        .await?
+                        .ok_or(StoreError::NotFound)
                 }
 
                 async fn user_credentials(&self, email: &str) -> StoreResult<Option<UserCredentials>> {
@@ -673,9 +788,20 @@ macro_rules! impl_sql_repositories {
                         .bind(Timestamp::now())
                         .execute(&mut *tx)
                         .await?;
+                        // The start is audited as what it became: a join of that run.
+                        if let Some(audit) = &run.audit {
+                            let join = NewAuditEntry {
+                                action: audit_names::RUN_JOIN.to_string(),
+                                resource: audit_names::RUN.to_string(),
+                                resource_id: Some(id.to_string()),
+                                ..audit.clone()
+                            };
+                            insert_audit(&mut tx, &join).await?;
+                        }
                     }
-                    // Only a run that was created gets its audit entry and
-                    // "queued" notification, in the same transaction.
+                    // Only a run that was created gets its start entry (which
+                    // `audit_log_id` points at) and "queued" notification, in
+                    // the same transaction.
                     if !joined {
                         if let Some(audit) = &run.audit {
                             let entry = insert_audit(&mut tx, audit).await?;
@@ -1020,20 +1146,48 @@ macro_rules! impl_sql_repositories {
                         return Ok(0);
                     }
                     let now = Timestamp::now();
-                    let mut qb = Builder::new(
-                        "UPDATE findings SET status = 'acknowledged', acknowledged_by = ",
-                    );
-                    qb.push_bind(by);
-                    qb.push(", acknowledged_at = ");
-                    qb.push_bind(now);
-                    qb.push(", updated_at = ");
-                    qb.push_bind(now);
-                    qb.push(" WHERE status = 'new' AND tenant_id = ");
-                    qb.push_bind(tenant);
-                    qb.push(" AND id IN (");
-                    push_id_list(&mut qb, ids);
-                    qb.push(")");
-                    Ok(qb.build().execute(&self.pool).await?.rows_affected())
+                    let (_turn, mut tx) = self.begin_write().await?;
+                    let mut changed: Vec<FindingId> = Vec::with_capacity(ids.len());
+                    // Batches keep each statement well under the bind-parameter limits.
+                    for chunk in ids.chunks(1_000) {
+                        let mut qb = Builder::new(
+                            "UPDATE findings SET status = 'acknowledged', acknowledged_by = ",
+                        );
+                        qb.push_bind(by);
+                        qb.push(", acknowledged_at = ");
+                        qb.push_bind(now);
+                        qb.push(", updated_at = ");
+                        qb.push_bind(now);
+                        qb.push(" WHERE status = 'new' AND tenant_id = ");
+                        qb.push_bind(tenant);
+                        qb.push(" AND id IN (");
+                        push_id_list(&mut qb, chunk);
+                        qb.push(") RETURNING id");
+                        let rows: Vec<(FindingId,)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                        changed.extend(rows.into_iter().map(|(id,)| id));
+                    }
+                    // One entry per finding that changed; one already
+                    // acknowledged (or another tenant's) was not acted on.
+                    for chunk in changed.chunks(1_000) {
+                        let mut qb = Builder::new(
+                            "INSERT INTO audit_logs (id, tenant_id, user_id, action, resource, resource_id, \
+                             metadata, created_at) ",
+                        );
+                        qb.push_values(chunk, |mut values, finding| {
+                            values
+                                .push_bind(AuditLogId::generate())
+                                .push_bind(tenant)
+                                .push_bind(by)
+                                .push_bind(audit_names::FINDING_ACKNOWLEDGE)
+                                .push_bind(audit_names::FINDING)
+                                .push_bind(finding.to_string())
+                                .push_bind(Json(serde_json::json!({})))
+                                .push_bind(now);
+                        });
+                        qb.build().execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(changed.len() as u64)
                 }
             }
 
@@ -1333,6 +1487,20 @@ macro_rules! impl_sql_repositories {
                     ))
                     .bind(tenant)
                     .bind(i64::from(limit.clamp(1, MAX_PAGE_SIZE)))
+                    .fetch_all(&self.pool)
+                    .await?;
+                    Ok(rows.into_iter().map(Into::into).collect())
+                }
+
+                async fn run_audit_trail(&self, tenant: TenantId, run: RunId) -> StoreResult<Vec<TrailEntry>> {
+                    let rows: Vec<TrailRow> = sqlx::query_as(&format!(
+                        "SELECT {TRAIL_COLUMNS} FROM audit_logs a LEFT JOIN users u ON u.id = a.user_id \
+                         WHERE a.tenant_id = $1 AND a.resource = $2 AND a.resource_id = $3 \
+                         ORDER BY a.created_at, a.id"
+                    ))
+                    .bind(tenant)
+                    .bind(audit_names::RUN)
+                    .bind(run.to_string())
                     .fetch_all(&self.pool)
                     .await?;
                     Ok(rows.into_iter().map(Into::into).collect())
@@ -1638,7 +1806,6 @@ macro_rules! impl_sql_repositories {
                         };
                         changed.push(run.lease.changed());
                         if finish {
-                            changed.push(state.initiator_notified());
                             finished.push(state.advanced(status, counters, failures.clone()));
                         }
                         advanced.push((&run.lease, run.recorded_before, counters, failures, status, lease_expires_at, finished_at));
@@ -1685,7 +1852,7 @@ macro_rules! impl_sql_repositories {
                         }
                     }
                     insert_failed_items(&mut tx, &failed_items).await?;
-                    notify_finished(&mut tx, &finished).await?;
+                    changed.extend(notify_finished(&mut tx, &finished).await?);
                     tx.commit().await?;
                     self.changes.record(changed);
                     Ok(outcomes.into_iter().flatten().collect())
@@ -1730,9 +1897,9 @@ macro_rules! impl_sql_repositories {
                     .fetch_optional(&mut *tx)
                     .await?;
                     let Some(run) = row else { return Ok(false) };
-                    notify_finished(&mut tx, std::slice::from_ref(&run)).await?;
+                    let notified = notify_finished(&mut tx, std::slice::from_ref(&run)).await?;
                     tx.commit().await?;
-                    self.changes.record([lease.changed(), run.initiator_notified()]);
+                    self.changes.record(std::iter::once(lease.changed()).chain(notified));
                     Ok(true)
                 }
 
@@ -1800,9 +1967,11 @@ macro_rules! impl_sql_repositories {
                         .await?
                         .rows_affected();
                         if ended == 1 {
-                            changed.extend([run.changed(), run.initiator_notified()]);
+                            changed.push(run.changed());
                             let counters = run.counters();
-                            notify_finished(&mut tx, &[run.advanced(status, counters, failures)]).await?;
+                            changed.extend(
+                                notify_finished(&mut tx, &[run.advanced(status, counters, failures)]).await?,
+                            );
                             match status {
                                 RunStatus::Aborted => report.aborted += 1,
                                 _ => report.failed += 1,
@@ -1840,8 +2009,7 @@ macro_rules! impl_sql_repositories {
                     .await?;
                     let mut changed = vec![Change::Run { tenant, run: id }];
                     let outcome = if let Some(run) = pending {
-                        notify_finished(&mut tx, std::slice::from_ref(&run)).await?;
-                        changed.push(run.initiator_notified());
+                        changed.extend(notify_finished(&mut tx, std::slice::from_ref(&run)).await?);
                         AbortOutcome::Aborted
                     } else {
                         let flagged = sqlx::query(

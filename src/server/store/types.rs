@@ -20,7 +20,8 @@ pub struct UserCredentials {
 /// A request to start an operation; `idempotency_key` is derived by the caller
 /// from tenant + operation + scope. `id` is the id the run gets if it is
 /// created (so the notification can link to it); when an active run with the
-/// key exists, that run is returned and `audit` and `notification` are dropped.
+/// key exists, that run is returned, `notification` is dropped and `audit`
+/// is written as a `run.join` entry on the run joined.
 #[derive(Clone, Debug)]
 pub struct NewRun {
     pub id: RunId,
@@ -187,6 +188,16 @@ pub struct NewNotification {
     pub user_id: UserId,
     pub kind: NotificationKind,
     pub notice: RunNotice,
+}
+
+/// Whether a membership change is audited, and as whose act. The entry is
+/// written in the change's own transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MembershipAudit {
+    /// Done by this user (`None`: the command line).
+    By(Option<UserId>),
+    /// Setting up rather than changing: demo data, benchmarks, test fixtures.
+    Unaudited,
 }
 
 #[derive(Clone, Debug)]

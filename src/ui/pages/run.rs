@@ -2,8 +2,8 @@ use crate::api::findings::FindingsQuery;
 use crate::api::operations::{AbortRun, RetryRun};
 use crate::api::runs::{current_run, run_page, RunPageData, ScopeView};
 use crate::domain::{
-    failure_counts, format_duration, AttemptEnd, FailureEntry, FailureKind, Finding, ReasonCode,
-    RunAttempt, RunSummary, Timestamp,
+    audit_names, failure_counts, format_duration, AttemptEnd, FailureEntry, FailureKind, Finding,
+    ReasonCode, RunAttempt, RunSummary, Timestamp, TrailEntry,
 };
 use crate::ui::components::{ErrorView, LocalTime, Outcome, Progress, StatusBadge};
 use crate::ui::live::{follow_runs, runs_heard};
@@ -77,7 +77,7 @@ fn RunView(
         joins,
         attempts,
         retries,
-        audit,
+        trail,
         findings,
         findings_query,
     } = page;
@@ -213,17 +213,45 @@ fn RunView(
         <ScopeSection scope item_ids=run.item_ids.clone() />
         <FailuresView failures=run.failures.clone() failed=summary.counters.failed
             skipped=summary.counters.skipped />
-        <h2>"Audit"</h2>
-        {match audit {
-            Some(entry) => view! {
-                <p data-testid="audit-entry">
-                    <code>{entry.action}</code>" · "<LocalTime at=entry.created_at />
-                </p>
-            }.into_any(),
-            None => view! { <p class="muted">"No audit entry (imported or demo data)."</p> }.into_any(),
-        }}
+        <TrailView trail />
         <FindingsView findings=findings.items more=findings.older.is_some() slug
             query=findings_query />
+    }
+}
+
+/// Who did what to the run, and when, oldest first.
+#[component]
+fn TrailView(trail: Vec<TrailEntry>) -> impl IntoView {
+    let entries = (!trail.is_empty()).then(|| {
+        view! {
+            <ol class="plain" data-testid="audit-trail">
+                {trail.into_iter().map(|TrailEntry { entry, actor_name }| {
+                    // Entries without an account are the command line's.
+                    let who = actor_name.unwrap_or_else(|| "The command line".into());
+                    let what = match entry.action.as_str() {
+                        audit_names::RUN_START => "started it",
+                        audit_names::RUN_RETRY => "started it to retry failed items",
+                        audit_names::RUN_JOIN => "asked for it again and joined it",
+                        audit_names::RUN_ABORT => "aborted it",
+                        _ => "acted on it",
+                    };
+                    let code = entry.action.clone();
+                    view! {
+                        <li data-testid="audit-entry" data-action=entry.action>
+                            {who}" "{what}" · "<LocalTime at=entry.created_at />" "
+                            <code>{code}</code>
+                        </li>
+                    }
+                }).collect_view()}
+            </ol>
+        }
+    });
+    view! {
+        <h2>"Audit trail"</h2>
+        {match entries {
+            Some(entries) => entries.into_any(),
+            None => view! { <p class="muted">"No audit entries (imported or demo data)."</p> }.into_any(),
+        }}
     }
 }
 
