@@ -358,9 +358,10 @@ async fn findings_survive_the_upgrade_on_postgres() {
     findings_survive_the_upgrade(Backend::Postgres).await;
 }
 
-/// Runs an earlier release wrote (schema at migration 0004: `item_ids` an
-/// array, `params` beside it, failure entries with `"type": "failed"`) read
-/// back after upgrading in the spec's shapes, and the engine still runs them.
+/// Runs and notifications an earlier release wrote (schema at migration
+/// 0004: `item_ids` an array, `params` beside it, failure entries with
+/// `"type": "failed"`, notices without tenant or run type) read back after
+/// upgrading in the spec's shapes, and the engine still runs them.
 async fn runs_survive_the_upgrade(backend: Backend) {
     let db = TestDb::at_migration(backend, 4).await;
     let (tenant, user) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
@@ -409,10 +410,53 @@ async fn runs_survive_the_upgrade(backend: Backend) {
     ))
     .await;
 
+    // The "completed" notice an earlier release wrote for the drift run.
+    let notice = serde_json::json!({
+        "run_id": drift,
+        "operation": "drift_generate",
+        "bucket": "partially_succeeded",
+        "counters": { "total": 3, "processed": 3, "succeeded": 1, "failed": 1, "skipped": 1 },
+        "error_summary": "1 failed: internal_error ×1",
+        "link": format!("/t/acme/operations/{drift}"),
+    });
+    db.execute(&format!(
+        "INSERT INTO notifications (id, tenant_id, user_id, kind, payload, created_at)
+             VALUES ({}, {t}, {u}, 'run_completed', '{notice}', {now})",
+        id_sql(&db, uuid::Uuid::now_v7()),
+    ))
+    .await;
+
     db.store.migrate().await.expect("upgrade");
 
     let store = db.store.as_ref();
     let tenant = TenantId(tenant);
+    let feed = store
+        .list_notifications(tenant, UserId(user), PageRequest::first(10))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(feed.len(), 1);
+    let read_back = &feed[0].notice;
+    assert_eq!(
+        (read_back.run_id, read_back.operation),
+        (RunId(drift), OperationKind::DriftGenerate)
+    );
+    assert_eq!(read_back.bucket, StatusBucket::PartiallySucceeded);
+    assert_eq!(
+        read_back.counters,
+        Counters {
+            total: 3,
+            processed: 3,
+            succeeded: 1,
+            failed: 1,
+            skipped: 1
+        }
+    );
+    assert_eq!(
+        read_back.error_summary.as_deref(),
+        Some("1 failed: internal_error ×1")
+    );
+    assert_eq!(read_back.link, format!("/t/acme/operations/{drift}"));
     let read = |id| async move { store.run(tenant, RunId(id)).await.unwrap().expect("kept") };
     let ended = read(drift).await;
     let scope = |run: &RunDetail| RunScope::parse(run.summary.operation, &run.item_ids).unwrap();
