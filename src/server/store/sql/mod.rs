@@ -8,21 +8,23 @@
 //! nothing else but transport (connections, pools, LISTEN, change relay).
 //!
 //! Why each aggregate is a small `macro_rules!` over `($store, $db)` rather
-//! than one generic `impl<B: SqlBackend> TenantRepository for SqlStore<B>`:
-//! written generically, every impl and helper needs the executor bound
-//! (`for<'c> &'c mut <DB as Database>::Connection: Executor<'c, Database =
-//! DB>`), `Encode + Type` for each of some twenty bound value types (ids,
-//! `Timestamp`, `Json<_>`, `Option<_>`, `&str`…), `FromRow` for every row
-//! struct and `IntoArguments` for the argument buffers, repeated on each of
-//! the eleven impls because where-clauses on a trait are not implied where
-//! it is used; and the futures `async_trait` boxes must be proved `Send`
-//! over those higher-ranked bounds, which rustc can fail to do ("… is not
-//! general enough"). Instantiated per backend, the same code is checked
-//! against concrete types. What needs no database type is ordinary code,
-//! which rustfmt formats: the dialect trait, the query-builder helpers
-//! below (generic over the database, with the few bounds they need), the
-//! pure rules (`MembershipChange`, `already_recorded`, `bucket_counts`, …)
-//! next to the aggregate that uses them.
+//! than a generic `impl<S: SqlBackend> AuditRepository for S`: the generic
+//! form works (a probe of the audit aggregate compiled, `async_trait`'s
+//! `Send` futures included) but needs, on every impl and every helper, the
+//! executor bounds (`for<'c> &'c mut <DB as Database>::Connection:
+//! Executor<'c, Database = DB>`, the same for `&Pool<DB>`), `IntoArguments`
+//! for the argument buffer, `FromRow` for each row struct and `Encode +
+//! Type` for each bound value type: eleven where-clause lines for audit's
+//! two statements, some twenty value types for runs and the queue, repeated
+//! on each of the ten repository impls because where-clauses on a trait are not
+//! implied where it is used. Instantiated per backend, the code is checked
+//! against concrete types and keeps the SQL and its binds as they were.
+//! What needs no database type is ordinary code, which rustfmt formats:
+//! the dialect trait, the transaction and query-builder helpers below
+//! (generic over the database, with the few bounds they need), the pure
+//! rules (`MembershipChange`, `already_recorded`, `bucket_counts`, …) next
+//! to the aggregate that uses them. An aggregate can still move to the
+//! generic form on its own.
 
 use super::{Backend, DbSessionStore, StoreError, StoreResult};
 use crate::domain::*;
