@@ -21,7 +21,7 @@ async fn audit_actions(store: &dyn Store, tenant: TenantId) -> Vec<String> {
         .collect()
 }
 
-conformance! {
+on_both! { store =>
     async fn add_creates_a_user_and_grants_a_role(store) {
         let f = support::fixture(store, "acme").await;
         let user = admin::cli::add_user(store, " New@Acme.test ", "New Person", "acme", Role::Viewer, Some(PASSWORD.into()))

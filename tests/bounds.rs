@@ -9,7 +9,7 @@ use opshub::api::runs::HubData;
 use opshub::domain::*;
 use support::app::*;
 
-on_both_databases! {
+on_both! { app =>
     async fn search_and_filter_text_is_at_most_200_characters(app) {
         let viewer = app.sign_in("viewer@acme.example").await;
         let hub = |q: String| serde_json::json!({ "tenant": "acme", "query": { "q": q } });

@@ -32,7 +32,7 @@ fn texts(values: &[&str]) -> Vec<Option<String>> {
     values.iter().map(|v| Some(v.to_string())).collect()
 }
 
-on_both! {
+on_both! { db =>
     async fn findings_have_the_specs_columns(db) {
         let store = db.store.as_ref();
         let f = fixture(store, "acme").await;
@@ -130,7 +130,7 @@ on_both! {
     }
 }
 
-on_both! {
+on_both! { db =>
     // Runs as other code reads them: item_ids is the spec's object per
     // operation, failure entries have the spec's fields, and a retry's
     // item_ids name exactly what it re-runs.

@@ -101,7 +101,7 @@ async fn long_run_in_flight(db: &support::TestDb) -> LongRun {
         pool,
     }
 }
-on_both! {
+on_both! { db =>
     async fn drift_turns_changes_into_findings_once(db) {
         let store = db.store.as_ref();
         let f = fixture(store, "acme").await;
@@ -985,14 +985,8 @@ async fn readiness_tells_the_truth(backend: Backend) {
     );
 }
 
-mod readiness {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::readiness_tells_the_truth(super::Backend::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        super::readiness_tells_the_truth(super::Backend::Postgres).await;
+on_both! { backend =>
+    async fn readiness(backend) {
+        readiness_tells_the_truth(backend).await;
     }
 }

@@ -111,7 +111,7 @@ fn pool(
     (health, stop, running)
 }
 
-on_both! {
+on_both! { db =>
     async fn a_panicking_operation_fails_its_run_and_the_pool_goes_on(db) {
         let logs = watch_logs();
         let store = db.store.as_ref();

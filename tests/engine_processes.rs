@@ -198,7 +198,7 @@ async fn findings_of(store: &dyn Store, f: &Fixture, run: RunId) -> usize {
     }
 }
 
-on_both! {
+on_both! { db =>
     async fn a_worker_killed_mid_run_is_rescued_by_another(db) {
         let store = db.store.as_ref();
         let f = fixture(store, "acme").await;

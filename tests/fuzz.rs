@@ -721,7 +721,7 @@ fn page_query_fields(route: &str) -> Vec<&'static str> {
     }
 }
 
-on_both_databases! {
+on_both! { app =>
     async fn malformed_requests_get_a_clear_4xx_and_change_nothing(app) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

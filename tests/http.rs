@@ -60,7 +60,7 @@ fn assert_no_inline_script(page: &str, what: &str) -> serde_json::Value {
     data
 }
 
-on_both_databases! {
+on_both! { app =>
     async fn next_never_leads_off_the_site_and_never_panics(app) {
         let same = |path: &str| path.to_string();
         let cases = [

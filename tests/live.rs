@@ -222,28 +222,7 @@ async fn seeded(backend: Backend) -> support::TestDb {
     db
 }
 
-/// Runs each test body on SQLite and on PostgreSQL.
-macro_rules! on_both_databases {
-    ($(async fn $name:ident($db:ident) $body:block)+) => {$(
-        mod $name {
-            use super::*;
-
-            async fn body($db: support::TestDb) $body
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                body(seeded(Backend::Sqlite).await).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                body(seeded(Backend::Postgres).await).await;
-            }
-        }
-    )+};
-}
-
-on_both_databases! {
+on_both! { db = seeded =>
     async fn streams_carry_their_tenants_runs_and_their_own_bell_only(db) {
         let app = App::on(db.store.clone());
         let (acme, globex) = (app.tenant("acme").await, app.tenant("globex").await);
@@ -373,7 +352,7 @@ fn opshub(db: &support::TestDb, args: &[&str], stdin: Option<&str>) {
     assert!(status.success(), "opshub {args:?}: {status}");
 }
 
-on_both_databases! {
+on_both! { db = seeded =>
     async fn sign_out_and_a_password_change_end_the_users_streams_at_once(db) {
         let app = App::on(db.store.clone());
         let acme = app.tenant("acme").await;
@@ -434,16 +413,16 @@ on_both_databases! {
     async fn user_commands_in_another_process_end_streams_at_once(db) {
         let app = App::on(db.store.clone());
         let mut viewer = app.stream("acme", "viewer@acme.example").await;
-        opshub(&db, &["user", "set-password", "--email", "viewer@acme.example"], Some("a-new-long-password\n"));
+        opshub(db, &["user", "set-password", "--email", "viewer@acme.example"], Some("a-new-long-password\n"));
         assert_eq!(viewer.next().await, None, "set-password ends the user's streams");
 
         let mut operator = app.stream("acme", "operator@acme.example").await;
         let args = ["user", "set-role", "--email", "operator@acme.example", "--tenant", "acme", "--role", "viewer"];
-        opshub(&db, &args, None);
+        opshub(db, &args, None);
         assert_eq!(operator.next().await, None, "set-role ends their streams of the tenant");
 
         let mut operator = app.stream("acme", "operator@acme.example").await;
-        opshub(&db, &["user", "remove", "--email", "operator@acme.example", "--tenant", "acme"], None);
+        opshub(db, &["user", "remove", "--email", "operator@acme.example", "--tenant", "acme"], None);
         assert_eq!(operator.next().await, None, "remove ends their streams of the tenant");
         assert_eq!(
             app.open_stream("acme", Some(&app.sign_in("operator@acme.example").await)).await.status(),
@@ -456,7 +435,7 @@ on_both_databases! {
 // streams of the other (LISTEN/NOTIFY on PostgreSQL, datagrams between the
 // processes on one SQLite file), as does a worker-only process's (it only
 // publishes).
-on_both_databases! {
+on_both! { db = seeded =>
     async fn changes_reach_the_streams_of_every_instance(db) {
         let first = App::on(db.store.clone());
         let second = App::on(connect(&db.url, 4).await.unwrap());

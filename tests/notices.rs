@@ -147,7 +147,7 @@ fn actions(trail: &[TrailEntry]) -> Vec<(&str, Option<&str>)> {
         .collect()
 }
 
-on_both! {
+on_both! { db =>
     async fn payloads_carry_every_field_the_spec_names(db) {
         let store = db.store.as_ref();
         let f = fixture(store, "acme").await;
@@ -493,16 +493,8 @@ async fn old_payloads_are_rewritten_by_the_migration(backend: Backend) {
         .all(|n| n.notice.link.starts_with("/t/acme/operations/")));
 }
 
-mod old_payloads_are_rewritten {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        old_payloads_are_rewritten_by_the_migration(Backend::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        old_payloads_are_rewritten_by_the_migration(Backend::Postgres).await;
+on_both! { backend =>
+    async fn old_payloads_are_rewritten(backend) {
+        old_payloads_are_rewritten_by_the_migration(backend).await;
     }
 }

@@ -66,7 +66,7 @@ async fn finish(store: &dyn Store, tenant: TenantId, run: RunId) {
         .unwrap();
 }
 
-conformance! {
+on_both! { store =>
     async fn drift_compares_the_last_two_syncs_and_joins_while_active(store) {
         let f = fixture(store, "acme").await;
         let (baseline, current) = two_syncs(store, &f).await;

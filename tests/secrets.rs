@@ -184,7 +184,7 @@ fn item(id: usize, name: &str, payload: serde_json::Value) -> serde_json::Value 
     })
 }
 
-on_both_databases! {
+on_both! { app =>
     async fn no_canary_reaches_a_viewer_a_row_or_the_log(app) {
         let store = app.state.store.clone();
         let acme = store.tenant_by_slug("acme").await.unwrap().unwrap();

@@ -30,7 +30,7 @@ fn rule(key: char, limit: i64, spacing: Duration) -> LimitRule {
     }
 }
 
-conformance! {
+on_both! { store =>
     async fn concurrent_reservations_never_overshoot(store) {
         let window = Duration::from_secs(60);
         let now = Timestamp::now();
@@ -154,28 +154,7 @@ async fn attempt(app: &App, email: &str, password: &str, from: &str) -> StatusCo
 
 const VIEWER: &str = "viewer@acme.example";
 
-/// Runs each body on SQLite and on PostgreSQL; it starts its own app.
-macro_rules! on_both_backends {
-    ($(async fn $name:ident($backend:ident) $body:block)+) => {$(
-        mod $name {
-            use super::*;
-
-            async fn body($backend: Backend) $body
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                body(Backend::Sqlite).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                body(Backend::Postgres).await;
-            }
-        }
-    )+};
-}
-
-on_both_backends! {
+on_both! { backend =>
     async fn a_parallel_burst_is_hashed_at_most_max_failures_times(backend) {
         let app = App::new(backend, settings(64)).await;
         let before = app.state.sign_in_limiter.hashes();

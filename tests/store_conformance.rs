@@ -8,7 +8,7 @@ use opshub::server::store::*;
 use std::collections::HashSet;
 use support::{devices_scope, fixture, new_run};
 
-conformance! {
+on_both! { store =>
     async fn duplicate_active_key_joins_and_terminal_key_starts_anew(store) {
         let f = fixture(store, "acme").await;
         let first = store.start_run(new_run(&f, "k1")).await.unwrap();

@@ -196,31 +196,6 @@ impl App {
     }
 }
 
-/// Runs each test body on SQLite and on PostgreSQL, each on an app of its own.
-#[macro_export]
-macro_rules! on_both_databases {
-    ($($(#[$doc:meta])* async fn $name:ident($app:ident) $body:block)+) => {$(
-        $(#[$doc])*
-        mod $name {
-            use super::*;
-
-            async fn body($app: &$crate::support::app::App) $body
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let app = $crate::support::app::App::start(opshub::server::store::Backend::Sqlite).await;
-                body(&app).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let app = $crate::support::app::App::start(opshub::server::store::Backend::Postgres).await;
-                body(&app).await;
-            }
-        }
-    )+};
-}
-
 /// How the matrix calls one server function.
 pub struct ServerFnCase {
     /// The request naming a tenant slug and, where the function takes one,

@@ -115,25 +115,3 @@ pub async fn completed_notices(store: &dyn Store, f: &Fixture, run: RunId) -> Ve
         .map(|n| n.notice)
         .collect()
 }
-
-/// Runs the body once per backend with a shareable store.
-#[macro_export]
-macro_rules! on_both {
-    ($(async fn $name:ident($db:ident) $body:block)+) => {$(
-        mod $name {
-            use super::*;
-
-            async fn body($db: &$crate::support::TestDb) $body
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                body(&$crate::support::TestDb::new(opshub::server::store::Backend::Sqlite).await).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                body(&$crate::support::TestDb::new(opshub::server::store::Backend::Postgres).await).await;
-            }
-        }
-    )+};
-}

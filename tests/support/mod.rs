@@ -286,26 +286,65 @@ pub fn database_url(admin_url: &str, database: &str) -> String {
     url
 }
 
-/// Runs the body once per backend as two tests: `<name>::sqlite` and
-/// `<name>::postgres`.
+/// Runs each test body once per backend, as two tests named
+/// `<name>::sqlite` and `<name>::postgres`. The first word says what the
+/// body gets, on a database of its own:
+///
+/// - `store`: a `&dyn Store`, freshly migrated;
+/// - `db`: the `&TestDb` itself (raw SQL, its URL);
+/// - `db = open`: the `&TestDb` that `open(backend).await` returns (a
+///   seeded one, say);
+/// - `app`: an `&App`, the whole HTTP app (`App::start`);
+/// - `backend`: only the `Backend`, for bodies that build their own.
+///
+/// ```ignore
+/// on_both! { store =>
+///     /// What it proves.
+///     async fn a_name(store) { … }
+/// }
+/// ```
 #[macro_export]
-macro_rules! conformance {
-    ($(async fn $name:ident($store:ident) $body:block)+) => {$(
+macro_rules! on_both {
+    (store => $($tests:tt)+) => {
+        $crate::on_both!(@tests
+            [&dyn opshub::server::store::Store] [$crate::support::TestDb::new]
+            [db => db.store.as_ref()] $($tests)+);
+    };
+    (db => $($tests:tt)+) => {
+        $crate::on_both!(@tests
+            [&$crate::support::TestDb] [$crate::support::TestDb::new] [db => &db] $($tests)+);
+    };
+    (db = $open:path => $($tests:tt)+) => {
+        $crate::on_both!(@tests [&$crate::support::TestDb] [$open] [db => &db] $($tests)+);
+    };
+    (app => $($tests:tt)+) => {
+        $crate::on_both!(@tests
+            [&$crate::support::app::App] [$crate::support::app::App::start] [app => &app]
+            $($tests)+);
+    };
+    (backend => $($tests:tt)+) => {
+        $crate::on_both!(@tests
+            [opshub::server::store::Backend] [std::future::ready] [backend => backend]
+            $($tests)+);
+    };
+    (@tests [$ty:ty] [$open:path] [$fixture:ident => $lend:expr]
+        $($(#[$meta:meta])* async fn $name:ident($arg:ident) $body:block)+) => {$(
+        $(#[$meta])*
         mod $name {
             use super::*;
 
-            async fn body($store: &dyn opshub::server::store::Store) $body
+            async fn body($arg: $ty) $body
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let db = $crate::support::TestDb::new(opshub::server::store::Backend::Sqlite).await;
-                body(db.store.as_ref()).await;
+                let $fixture = $open(opshub::server::store::Backend::Sqlite).await;
+                body($lend).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                let db = $crate::support::TestDb::new(opshub::server::store::Backend::Postgres).await;
-                body(db.store.as_ref()).await;
+                let $fixture = $open(opshub::server::store::Backend::Postgres).await;
+                body($lend).await;
             }
         }
     )+};

@@ -1,10 +1,10 @@
 use super::changes::wire;
 use super::sql::{impl_sql_repositories, SqlDialect};
 use super::{
-    Backend, ChangeLog, ChangeRelay, DbSessionStore, QueueSignal, Relayed, SchemaRepository,
-    StoreError, StoreResult,
+    Backend, ChangeLog, ChangeRelay, DbSessionStore, QueueSignal, Relayed, StoreError, StoreResult,
 };
 use async_trait::async_trait;
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 use std::str::FromStr;
@@ -87,16 +87,11 @@ impl SqlDialect for PgStore {
     const LOCK_ROWS: &'static str = " FOR UPDATE";
     const NOTIFY_QUEUED: &'static str = concat!("SELECT pg_notify('", queued_channel!(), "', '')");
     const BEGIN_WRITE: &'static str = "BEGIN";
+    const BACKEND: Backend = Backend::Postgres;
 
-    fn write_gate(&self) -> Option<&Arc<tokio::sync::Mutex<()>>> {
-        None
-    }
-}
-
-#[async_trait]
-impl SchemaRepository for PgStore {
-    fn backend(&self) -> Backend {
-        Backend::Postgres
+    fn migrator() -> &'static Migrator {
+        static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+        &MIGRATOR
     }
 
     fn session_store(&self) -> DbSessionStore {
@@ -105,29 +100,8 @@ impl SchemaRepository for PgStore {
         ))
     }
 
-    async fn migrate(&self) -> StoreResult<()> {
-        sqlx::migrate!("migrations/postgres")
-            .run(&self.pool)
-            .await
-            .map_err(|e| StoreError::Invalid(format!("migration failed: {e}")))?;
-        self.session_store().migrate().await
-    }
-
-    async fn is_empty(&self) -> StoreResult<bool> {
-        let (empty,): (bool,) = sqlx::query_as("SELECT NOT EXISTS (SELECT 1 FROM tenants)")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(empty)
-    }
-
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn close(&self) {
-        self.pool.close().await;
-        self.engine_pool.close().await;
+    fn write_gate(&self) -> Option<&Arc<tokio::sync::Mutex<()>>> {
+        None
     }
 }
 

@@ -2,10 +2,10 @@ use super::changes::wire;
 use super::peers::Peers;
 use super::sql::{impl_sql_repositories, SqlDialect};
 use super::{
-    Backend, ChangeLog, ChangeRelay, DbSessionStore, QueueSignal, Relayed, SchemaRepository,
-    StoreError, StoreResult,
+    Backend, ChangeLog, ChangeRelay, DbSessionStore, QueueSignal, Relayed, StoreError, StoreResult,
 };
 use async_trait::async_trait;
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 use std::str::FromStr;
@@ -74,16 +74,11 @@ impl SqlDialect for SqliteStore {
     const LOCK_ROWS: &'static str = "";
     const NOTIFY_QUEUED: &'static str = "";
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    const BACKEND: Backend = Backend::Sqlite;
 
-    fn write_gate(&self) -> Option<&Arc<tokio::sync::Mutex<()>>> {
-        Some(&self.write_gate)
-    }
-}
-
-#[async_trait]
-impl SchemaRepository for SqliteStore {
-    fn backend(&self) -> Backend {
-        Backend::Sqlite
+    fn migrator() -> &'static Migrator {
+        static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+        &MIGRATOR
     }
 
     fn session_store(&self) -> DbSessionStore {
@@ -92,28 +87,8 @@ impl SchemaRepository for SqliteStore {
         ))
     }
 
-    async fn migrate(&self) -> StoreResult<()> {
-        sqlx::migrate!("migrations/sqlite")
-            .run(&self.pool)
-            .await
-            .map_err(|e| StoreError::Invalid(format!("migration failed: {e}")))?;
-        self.session_store().migrate().await
-    }
-
-    async fn is_empty(&self) -> StoreResult<bool> {
-        let (empty,): (bool,) = sqlx::query_as("SELECT NOT EXISTS (SELECT 1 FROM tenants)")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(empty)
-    }
-
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn close(&self) {
-        self.pool.close().await;
+    fn write_gate(&self) -> Option<&Arc<tokio::sync::Mutex<()>>> {
+        Some(&self.write_gate)
     }
 }
 

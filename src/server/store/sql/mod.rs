@@ -1,0 +1,270 @@
+//! The repositories, written once in SQL both databases understand and
+//! instantiated for each backend (`impl_sql_repositories!(PgStore,
+//! sqlx::Postgres)` in `postgres.rs`, the same for SQLite in `sqlite.rs`).
+//! One file per aggregate: `tenants`, `sign_in_limits`, `runs` and
+//! `run_lists`, `queue` and `progress`, `findings`, `inventory`, `backups`,
+//! `notifications`, `audit`, and `schema` (migrations, readiness). Where the dialects differ,
+//! the backend supplies it through [`SqlDialect`]; the backend files hold
+//! nothing else but transport (connections, pools, LISTEN, change relay).
+//!
+//! Why each aggregate is a small `macro_rules!` over `($store, $db)` rather
+//! than a generic `impl<S: SqlBackend> AuditRepository for S`: the generic
+//! form works (a probe of the audit aggregate compiled, `async_trait`'s
+//! `Send` futures included) but needs, on every impl and every helper, the
+//! executor bounds (`for<'c> &'c mut <DB as Database>::Connection:
+//! Executor<'c, Database = DB>`, the same for `&Pool<DB>`), `IntoArguments`
+//! for the argument buffer, `FromRow` for each row struct and `Encode +
+//! Type` for each bound value type: eleven where-clause lines for audit's
+//! two statements, some twenty value types for runs and the queue, repeated
+//! on each of the ten repository impls because where-clauses on a trait are not
+//! implied where it is used. Instantiated per backend, the code is checked
+//! against concrete types and keeps the SQL and its binds as they were.
+//! What needs no database type is ordinary code, which rustfmt formats:
+//! the dialect trait, the transaction and query-builder helpers below
+//! (generic over the database, with the few bounds they need), the pure
+//! rules (`MembershipChange`, `already_recorded`, `bucket_counts`, …) next
+//! to the aggregate that uses them. An aggregate can still move to the
+//! generic form on its own.
+
+use super::{Backend, DbSessionStore, StoreError, StoreResult};
+use crate::domain::*;
+use sqlx::migrate::Migrator;
+use sqlx::{Database, Encode, Pool, QueryBuilder, Transaction, Type};
+use std::sync::Arc;
+
+pub mod audit;
+pub mod backups;
+pub mod findings;
+pub mod inventory;
+pub mod notifications;
+pub mod progress;
+pub mod queue;
+pub mod run_lists;
+pub mod runs;
+pub mod schema;
+pub mod sign_in_limits;
+pub mod tenants;
+
+/// What differs between the backends inside otherwise shared SQL.
+pub trait SqlDialect {
+    /// Starts a transaction that will write. SQLite needs `BEGIN IMMEDIATE`:
+    /// a deferred transaction that reads first fails with SQLITE_BUSY when it
+    /// later tries to write.
+    const BEGIN_WRITE: &'static str;
+    /// Appended to the queue's row-picking SELECTs: PostgreSQL skips rows
+    /// another worker has locked; SQLite serialises writers anyway.
+    const SKIP_LOCKED: &'static str;
+    /// Appended to a SELECT whose rows must not change until the transaction
+    /// ends: PostgreSQL locks them; SQLite's write transaction already
+    /// excludes every other writer.
+    const LOCK_ROWS: &'static str;
+    /// Run inside the transaction that queues a run, to wake other
+    /// processes' workers (PostgreSQL NOTIFY); empty where there are none.
+    const NOTIFY_QUEUED: &'static str;
+
+    /// Which database this is.
+    const BACKEND: Backend;
+
+    /// This dialect's migrations (`migrations/sqlite` or `migrations/postgres`).
+    fn migrator() -> &'static Migrator;
+
+    /// The sign-in session store, in this same database.
+    fn session_store(&self) -> DbSessionStore;
+
+    /// Writers take turns here before the database sees them, where the
+    /// database allows one writer at a time (SQLite): waiting on an
+    /// in-process lock is far cheaper than SQLITE_BUSY back-off sleeps.
+    fn write_gate(&self) -> Option<&Arc<tokio::sync::Mutex<()>>>;
+}
+
+/// Turns the rows of a keyset query (fetched with `limit + 1` to learn
+/// whether more exist) into a newest-first page with neighbour cursors.
+pub fn finish_page<T>(
+    mut rows: Vec<T>,
+    request: &PageRequest,
+    cursor_of: impl Fn(&T) -> Cursor,
+) -> Page<T> {
+    let limit = request.effective_limit() as usize;
+    let has_more = rows.len() > limit;
+    rows.truncate(limit);
+    match request.direction {
+        Direction::Older => Page {
+            older: if has_more {
+                rows.last().map(&cursor_of)
+            } else {
+                None
+            },
+            newer: if request.cursor.is_some() {
+                rows.first().map(&cursor_of)
+            } else {
+                None
+            },
+            items: rows,
+        },
+        Direction::Newer => {
+            rows.reverse();
+            Page {
+                newer: if has_more {
+                    rows.first().map(&cursor_of)
+                } else {
+                    None
+                },
+                older: rows.last().map(&cursor_of),
+                items: rows,
+            }
+        }
+    }
+}
+
+/// `NotFound` unless a statement that targets one row changed it.
+pub fn one_row_changed(rows_affected: u64) -> Result<(), StoreError> {
+    if rows_affected == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+/// SQL list of quoted status names, e.g. `'pending', 'running'`. Only ever
+/// built from our own enum, never from input.
+pub fn status_list(statuses: &[RunStatus]) -> String {
+    statuses
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// This writer's turn (see `SqlDialect::write_gate`); held until dropped.
+pub type WriteTurn = Option<tokio::sync::OwnedMutexGuard<()>>;
+
+/// Waits for this writer's turn where the backend has a write gate.
+pub async fn take_turn(gate: Option<&Arc<tokio::sync::Mutex<()>>>) -> WriteTurn {
+    match gate {
+        Some(gate) => Some(gate.clone().lock_owned().await),
+        None => None,
+    }
+}
+
+/// A write transaction on `pool`, begun with the dialect's `BEGIN_WRITE`
+/// in this writer's turn.
+pub async fn begin_write<DB: Database>(
+    gate: Option<&Arc<tokio::sync::Mutex<()>>>,
+    pool: &Pool<DB>,
+    begin: &'static str,
+) -> StoreResult<(WriteTurn, Transaction<'static, DB>)> {
+    let turn = take_turn(gate).await;
+    Ok((turn, pool.begin_with(begin).await?))
+}
+
+/// Appends the keyset condition and order for a newest-first list
+/// over `<alias>.created_at, <alias>.id`.
+pub fn push_keyset<'a, DB>(qb: &mut QueryBuilder<'a, DB>, alias: &str, page: &PageRequest)
+where
+    DB: Database,
+    Timestamp: Encode<'a, DB> + Type<DB>,
+    uuid::Uuid: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+{
+    let (op, order) = match page.direction {
+        Direction::Older => ("<", "DESC"),
+        Direction::Newer => (">", "ASC"),
+    };
+    if let Some(cursor) = page.cursor {
+        qb.push(format!(" AND ({alias}.created_at, {alias}.id) {op} ("));
+        qb.push_bind(cursor.at);
+        qb.push(", ");
+        qb.push_bind(cursor.id);
+        qb.push(")");
+    }
+    qb.push(format!(
+        " ORDER BY {alias}.created_at {order}, {alias}.id {order} LIMIT "
+    ));
+    qb.push_bind(i64::from(page.effective_limit()) + 1);
+}
+
+/// Appends `?, ?, …` binding each id, for an `IN (…)` list.
+pub fn push_id_list<'a, DB, T>(qb: &mut QueryBuilder<'a, DB>, ids: &[T])
+where
+    DB: Database,
+    T: Copy + Send + 'a + Encode<'a, DB> + Type<DB>,
+{
+    let mut list = qb.separated(", ");
+    for id in ids {
+        list.push_bind(*id);
+    }
+}
+
+/// Implements every repository for `$store` on database `$db`: the
+/// aggregates' macros expanded in one scope, which brings their imports,
+/// the query-builder and connection types of `$db`, and the transaction
+/// helpers of `$store`. Helpers one aggregate defines for others
+/// (`insert_audit`, `notify_finished`, `upsert_findings`, …) are items of
+/// that scope too.
+macro_rules! impl_sql_repositories {
+    ($store:ty, $db:ty) => {
+        const _: () = {
+            use async_trait::async_trait;
+            use sqlx::types::Json;
+            use $crate::domain::*;
+            use $crate::server::store::rows::*;
+            use $crate::server::store::settled::settled_cutoff;
+            use $crate::server::store::sql::progress::already_recorded;
+            use $crate::server::store::sql::queue::{lease_expiry, ORPHANED_RUNS};
+            use $crate::server::store::sql::run_lists::{bucket_counts, push_run_filter};
+            use $crate::server::store::sql::tenants::MembershipChange;
+            use $crate::server::store::sql::{
+                finish_page, one_row_changed, push_id_list, push_keyset, status_list, SqlDialect,
+                WriteTurn,
+            };
+            use $crate::server::store::types::*;
+            use $crate::server::store::*;
+
+            type Builder<'a> = sqlx::QueryBuilder<'a, $db>;
+            type Connection = <$db as sqlx::Database>::Connection;
+
+            impl $store {
+                async fn write_turn(&self) -> WriteTurn {
+                    $crate::server::store::sql::take_turn(self.write_gate()).await
+                }
+
+                /// A write transaction, in this writer's turn.
+                async fn begin_write(
+                    &self,
+                ) -> StoreResult<(WriteTurn, sqlx::Transaction<'static, $db>)> {
+                    let begin = <$store as SqlDialect>::BEGIN_WRITE;
+                    $crate::server::store::sql::begin_write(self.write_gate(), &self.pool, begin)
+                        .await
+                }
+
+                /// One of the engine's own write transactions (progress,
+                /// rescue), on the engine's connections (see `engine_pool`).
+                async fn begin_engine_write(
+                    &self,
+                ) -> StoreResult<(WriteTurn, sqlx::Transaction<'static, $db>)> {
+                    let begin = <$store as SqlDialect>::BEGIN_WRITE;
+                    $crate::server::store::sql::begin_write(
+                        self.write_gate(),
+                        &self.engine_pool,
+                        begin,
+                    )
+                    .await
+                }
+            }
+
+            $crate::server::store::sql::schema::impl_schema!($store, $db);
+            $crate::server::store::sql::tenants::impl_tenants!($store, $db);
+            $crate::server::store::sql::sign_in_limits::impl_sign_in_limits!($store, $db);
+            $crate::server::store::sql::runs::impl_runs!($store, $db);
+            $crate::server::store::sql::run_lists::impl_run_lists!($store, $db);
+            $crate::server::store::sql::queue::impl_queue!($store, $db);
+            $crate::server::store::sql::progress::impl_progress!($store, $db);
+            $crate::server::store::sql::findings::impl_findings!($store, $db);
+            $crate::server::store::sql::inventory::impl_inventory!($store, $db);
+            $crate::server::store::sql::backups::impl_backups!($store, $db);
+            $crate::server::store::sql::notifications::impl_notifications!($store, $db);
+            $crate::server::store::sql::audit::impl_audit!($store, $db);
+        };
+    };
+}
+pub(crate) use impl_sql_repositories;
