@@ -257,11 +257,11 @@ on_both! { db =>
     }
 }
 
-/// Findings an earlier release wrote (schema at migration 0004: the kind of
+/// Findings an earlier release wrote (schema at migration 0003: the kind of
 /// change in `finding_type`, the evidence in `evidence`) read back unchanged
 /// after upgrading, in the new shape.
 async fn findings_survive_the_upgrade(backend: Backend) {
-    let db = TestDb::at_migration(backend, 4).await;
+    let db = TestDb::at_migration(backend, 3).await;
     let (tenant, user) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
     let (baseline, current) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
     let (changed, removed) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
@@ -359,11 +359,11 @@ async fn findings_survive_the_upgrade_on_postgres() {
 }
 
 /// Runs and notifications an earlier release wrote (schema at migration
-/// 0004: `item_ids` an array, `params` beside it, failure entries with
+/// 0003: `item_ids` an array, `params` beside it, failure entries with
 /// `"type": "failed"`, notices without tenant or run type) read back after
 /// upgrading in the spec's shapes, and the engine still runs them.
 async fn runs_survive_the_upgrade(backend: Backend) {
-    let db = TestDb::at_migration(backend, 4).await;
+    let db = TestDb::at_migration(backend, 3).await;
     let (tenant, user) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
     let (baseline, current) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
     let (drift, retry, add) = (

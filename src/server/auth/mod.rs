@@ -68,6 +68,11 @@ pub enum AuthError {
     Hashing,
 }
 
+/// How often a signed-in request tries to read its user through transient
+/// database errors, and the pause between tries.
+const USER_READ_TRIES: u32 = 3;
+const USER_READ_PAUSE: Duration = Duration::from_millis(50);
+
 #[derive(Clone)]
 pub struct AuthBackend {
     store: Arc<dyn Store>,
@@ -115,14 +120,19 @@ impl AuthnBackend for AuthBackend {
 
     async fn get_user(&self, id: &UserId) -> Result<Option<SessionUser>, AuthError> {
         // Every signed-in request reads its user: a connection cut mid-query
-        // would otherwise answer 500. The read is safe to repeat, and the
-        // pool hands the second try a connection it has just checked.
-        let found = match self.store.user_credentials_by_id(*id).await {
-            Err(error) if error.is_transient() => {
-                tracing::warn!(%error, "reading the session's user failed; trying once more");
-                self.store.user_credentials_by_id(*id).await
+        // would otherwise answer 500 (axum-login's answer to any backend
+        // error). The read is safe to repeat; a cut can take every pooled
+        // connection at once, so the tries wait a moment for fresh ones.
+        let mut tries_left = USER_READ_TRIES;
+        let found = loop {
+            tries_left -= 1;
+            match self.store.user_credentials_by_id(*id).await {
+                Err(error) if error.is_transient() && tries_left > 0 => {
+                    tracing::warn!(%error, tries_left, "reading the session's user failed; trying again");
+                    tokio::time::sleep(USER_READ_PAUSE).await;
+                }
+                outcome => break outcome,
             }
-            outcome => outcome,
         }?;
         Ok(found.map(|found| SessionUser {
             auth_hash: found.password_hash.unwrap_or_default().into_bytes(),
