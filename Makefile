@@ -22,13 +22,24 @@ export OPSHUB_BIN := $(or $(CARGO_TARGET_DIR),target)/release/opshub
 setup:
 	@scripts/setup-tools.sh
 
+# What the release build is made of. `make build` runs cargo-leptos only when
+# one of these changed since the last build (or the binary is missing):
+# regenerating the browser bundle takes ~30 s even when nothing changed, and
+# `make run` on a built tree should serve at once.
+BUILD_INPUTS := $(shell find src style public migrations -type f) Cargo.toml Cargo.lock Leptos.toml
+BUILD_STAMP := target/site/.built-by-make
 # --split: every page but the hub is a lazy route, cut into wasm chunks the
 # browser fetches when it first shows that page (required: without it the JS
 # imports a placeholder module and nothing hydrates);
 # --precompress: the site's files also as .br/.gz at maximum quality, which
 # the server sends instead of compressing on the fly.
-build: setup
+build: $(BUILD_STAMP)
+$(BUILD_STAMP): $(BUILD_INPUTS) $(if $(wildcard $(OPSHUB_BIN)),,FORCE) | setup
 	cargo leptos build --release --split --precompress
+	@touch $@
+
+.PHONY: FORCE
+FORCE:
 
 run: build
 	OPSHUB_SEED_DEMO_WHEN_EMPTY=true $(OPSHUB_BIN) serve
