@@ -257,275 +257,259 @@ on_both! { db =>
     }
 }
 
-/// Findings an earlier release wrote (schema at migration 0003: the kind of
-/// change in `finding_type`, the evidence in `evidence`) read back unchanged
-/// after upgrading, in the new shape.
-async fn findings_survive_the_upgrade(backend: Backend) {
-    let db = TestDb::at_migration(backend, 3).await;
-    let (tenant, user) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
-    let (baseline, current) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
-    let (changed, removed) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
-    let (t, u, b, c) = (
-        id_sql(&db, tenant),
-        id_sql(&db, user),
-        id_sql(&db, baseline),
-        id_sql(&db, current),
-    );
-    let (yesterday, today) = (
-        at_sql(&db, 1_700_000_000_000_001),
-        at_sql(&db, 1_700_086_400_000_002),
-    );
-    let evidence = r#"{"fields": {"os": {"before": "10", "after": "11"}}, "note": "Zürich 🏔"}"#;
-    db.execute(&format!(
-        "INSERT INTO tenants (id, slug, name, created_at) VALUES ({t}, 'acme', 'Acme', {yesterday});
-         INSERT INTO users (id, email, display_name, created_at) VALUES ({u}, 'op@acme.example', 'Op', {yesterday});
-         INSERT INTO inventory_sync_runs (id, tenant_id, selection_hash, status, item_count, created_at, finished_at)
-             VALUES ({b}, {t}, 'devices', 'completed', 2, {yesterday}, {yesterday}),
-                    ({c}, {t}, 'devices', 'completed', 2, {today}, {today});
-         INSERT INTO findings (id, tenant_id, finding_type, scope_key, baseline_run_id, current_run_id,
-                 fingerprint, subject_type, subject_external_id, status, evidence, acknowledged_by,
-                 acknowledged_at, created_at, updated_at)
-             VALUES ({}, {t}, 'changed', 'devices', {b}, {c}, 'drift:one', 'device', 'dev-1', 'new',
-                     '{evidence}', NULL, NULL, {today}, {today}),
-                    ({}, {t}, 'removed', 'devices', {b}, {c}, 'drift:two', 'device', 'dev-2', 'acknowledged',
-                     '{{}}', {u}, {today}, {today}, {today});",
-        id_sql(&db, changed),
-        id_sql(&db, removed),
-    ))
-    .await;
+on_both! { backend =>
+    /// Findings an earlier release wrote (schema at migration 0003: the kind of
+    /// change in `finding_type`, the evidence in `evidence`) read back unchanged
+    /// after upgrading, in the new shape.
+    async fn findings_survive_the_upgrade(backend) {
+        let db = TestDb::at_migration(backend, 3).await;
+        let (tenant, user) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        let (baseline, current) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        let (changed, removed) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        let (t, u, b, c) = (
+            id_sql(&db, tenant),
+            id_sql(&db, user),
+            id_sql(&db, baseline),
+            id_sql(&db, current),
+        );
+        let (yesterday, today) = (
+            at_sql(&db, 1_700_000_000_000_001),
+            at_sql(&db, 1_700_086_400_000_002),
+        );
+        let evidence = r#"{"fields": {"os": {"before": "10", "after": "11"}}, "note": "Zürich 🏔"}"#;
+        db.execute(&format!(
+            "INSERT INTO tenants (id, slug, name, created_at) VALUES ({t}, 'acme', 'Acme', {yesterday});
+             INSERT INTO users (id, email, display_name, created_at) VALUES ({u}, 'op@acme.example', 'Op', {yesterday});
+             INSERT INTO inventory_sync_runs (id, tenant_id, selection_hash, status, item_count, created_at, finished_at)
+                 VALUES ({b}, {t}, 'devices', 'completed', 2, {yesterday}, {yesterday}),
+                        ({c}, {t}, 'devices', 'completed', 2, {today}, {today});
+             INSERT INTO findings (id, tenant_id, finding_type, scope_key, baseline_run_id, current_run_id,
+                     fingerprint, subject_type, subject_external_id, status, evidence, acknowledged_by,
+                     acknowledged_at, created_at, updated_at)
+                 VALUES ({}, {t}, 'changed', 'devices', {b}, {c}, 'drift:one', 'device', 'dev-1', 'new',
+                         '{evidence}', NULL, NULL, {today}, {today}),
+                        ({}, {t}, 'removed', 'devices', {b}, {c}, 'drift:two', 'device', 'dev-2', 'acknowledged',
+                         '{{}}', {u}, {today}, {today}, {today});",
+            id_sql(&db, changed),
+            id_sql(&db, removed),
+        ))
+        .await;
 
-    db.store.migrate().await.expect("upgrade");
+        db.store.migrate().await.expect("upgrade");
 
-    let tenant = TenantId(tenant);
-    let store = db.store.as_ref();
-    let found = |id| async move {
-        store
-            .finding(tenant, FindingId(id))
+        let tenant = TenantId(tenant);
+        let store = db.store.as_ref();
+        let found = |id| async move {
+            store
+                .finding(tenant, FindingId(id))
+                .await
+                .unwrap()
+                .expect("kept")
+        };
+        let one = found(changed).await;
+        assert_eq!(
+            (one.finding_type, one.change_kind, one.status),
+            (FindingType::Drift, ChangeKind::Changed, FindingStatus::New)
+        );
+        assert_eq!(
+            one.evidence,
+            serde_json::from_str::<serde_json::Value>(evidence).unwrap()
+        );
+        assert_eq!(
+            (one.baseline_run_id, one.current_run_id),
+            (
+                Some(InventorySyncRunId(baseline)),
+                Some(InventorySyncRunId(current))
+            )
+        );
+        assert_eq!(
+            (one.fingerprint.as_str(), one.subject_external_id.as_str()),
+            ("drift:one", "dev-1")
+        );
+        assert_eq!(one.created_at, Timestamp(1_700_086_400_000_002));
+        let two = found(removed).await;
+        assert_eq!(
+            (two.change_kind, two.status),
+            (ChangeKind::Removed, FindingStatus::Acknowledged)
+        );
+        assert_eq!(two.acknowledged_by, Some(UserId(user)));
+
+        // The comparison lists both, through the index the upgrade added.
+        let comparison = FindingFilter {
+            scope_key: Some("devices".into()),
+            baseline: Some(InventorySyncRunId(baseline)),
+            current: Some(InventorySyncRunId(current)),
+            ..FindingFilter::default()
+        };
+        let listed = db
+            .store
+            .list_findings(tenant, &comparison, PageRequest::first(10))
+            .await
+            .unwrap();
+        assert_eq!(listed.items.len(), 2);
+    }
+}
+
+on_both! { backend =>
+    /// Runs and notifications an earlier release wrote (schema at migration
+    /// 0003: `item_ids` an array, `params` beside it, failure entries with
+    /// `"type": "failed"`, notices without tenant or run type) read back after
+    /// upgrading in the spec's shapes, and the engine still runs them.
+    async fn runs_survive_the_upgrade(backend) {
+        let db = TestDb::at_migration(backend, 3).await;
+        let (tenant, user) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        let (baseline, current) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        let (drift, retry, add) = (
+            uuid::Uuid::now_v7(),
+            uuid::Uuid::now_v7(),
+            uuid::Uuid::now_v7(),
+        );
+        let mut policies = [uuid::Uuid::now_v7(), uuid::Uuid::now_v7()];
+        policies.sort();
+        let [t, u, b, c] = [tenant, user, baseline, current].map(|id| id_sql(&db, id));
+        let now = at_sql(&db, 1_700_000_000_000_000);
+        let drift_params = format!(
+            r#"{{"scope_key": "devices", "baseline_run_id": "{baseline}", "current_run_id": "{current}"}}"#
+        );
+        let failures = r#"[{"item_id": "device:b", "reason_code": "internal_error", "reason": "broke", "type": "failed"},
+            {"item_id": "device:c", "reason_code": "already_present", "reason": "there", "type": "skipped"},
+            {"reason_code": "worker_lost", "reason": "gone", "type": "failed"}]"#;
+        db.execute(&format!(
+            "INSERT INTO tenants (id, slug, name, created_at) VALUES ({t}, 'acme', 'Acme', {now});
+             INSERT INTO users (id, email, display_name, created_at) VALUES ({u}, 'op@acme.example', 'Op', {now});
+             INSERT INTO inventory_sync_runs (id, tenant_id, selection_hash, status, item_count, created_at, finished_at)
+                 VALUES ({b}, {t}, 'devices', 'completed', 0, {now}, {now}), ({c}, {t}, 'devices', 'completed', 0, {now}, {now});
+             INSERT INTO bulk_operation_runs (id, tenant_id, user_id, resource, action, idempotency_key, status,
+                     total_items, processed_items, succeeded, failed, skipped, item_ids, params, failures,
+                     attempt, created_at, updated_at, started_at, finished_at)
+                 VALUES ({}, {t}, {u}, 'drift', 'generate', 'drift-key', 'completed_with_errors', 3, 3, 1, 1, 1,
+                         '[\"device:a\", \"device:b\", \"device:c\"]', '{drift_params}', '{failures}', 1, {now}, {now}, {now}, {now});
+             INSERT INTO bulk_operation_runs (id, tenant_id, user_id, resource, action, idempotency_key, status,
+                     item_ids, params, created_at, updated_at, finished_at, retry_of_run_id)
+                 VALUES ({}, {t}, {u}, 'drift', 'generate', 'retry-key', 'aborted', '[\"device:b\"]', '{drift_params}',
+                         {now}, {now}, {now}, {});
+             INSERT INTO bulk_operation_runs (id, tenant_id, user_id, resource, action, idempotency_key, status,
+                     total_items, item_ids, params, created_at, updated_at)
+                 VALUES ({}, {t}, {u}, 'backup_set', 'add_policies', 'add-key', 'pending', 2,
+                         '[\"{}\", \"{}\"]', '{{\"backup_set_id\": \"{}\", \"backup_set_name\": \"Nightly\", \"include_payload\": true}}',
+                         {now}, {now});",
+            id_sql(&db, drift),
+            id_sql(&db, retry),
+            id_sql(&db, drift),
+            id_sql(&db, add),
+            policies[0],
+            policies[1],
+            uuid::Uuid::nil(),
+        ))
+        .await;
+
+        // The "completed" notice an earlier release wrote for the drift run.
+        let notice = serde_json::json!({
+            "run_id": drift,
+            "operation": "drift_generate",
+            "bucket": "partially_succeeded",
+            "counters": { "total": 3, "processed": 3, "succeeded": 1, "failed": 1, "skipped": 1 },
+            "error_summary": "1 failed: internal_error ×1",
+            "link": format!("/t/acme/operations/{drift}"),
+        });
+        db.execute(&format!(
+            "INSERT INTO notifications (id, tenant_id, user_id, kind, payload, created_at)
+                 VALUES ({}, {t}, {u}, 'run_completed', '{notice}', {now})",
+            id_sql(&db, uuid::Uuid::now_v7()),
+        ))
+        .await;
+
+        db.store.migrate().await.expect("upgrade");
+
+        let store = db.store.as_ref();
+        let tenant = TenantId(tenant);
+        let feed = store
+            .list_notifications(tenant, UserId(user), PageRequest::first(10))
             .await
             .unwrap()
-            .expect("kept")
-    };
-    let one = found(changed).await;
-    assert_eq!(
-        (one.finding_type, one.change_kind, one.status),
-        (FindingType::Drift, ChangeKind::Changed, FindingStatus::New)
-    );
-    assert_eq!(
-        one.evidence,
-        serde_json::from_str::<serde_json::Value>(evidence).unwrap()
-    );
-    assert_eq!(
-        (one.baseline_run_id, one.current_run_id),
-        (
-            Some(InventorySyncRunId(baseline)),
-            Some(InventorySyncRunId(current))
-        )
-    );
-    assert_eq!(
-        (one.fingerprint.as_str(), one.subject_external_id.as_str()),
-        ("drift:one", "dev-1")
-    );
-    assert_eq!(one.created_at, Timestamp(1_700_086_400_000_002));
-    let two = found(removed).await;
-    assert_eq!(
-        (two.change_kind, two.status),
-        (ChangeKind::Removed, FindingStatus::Acknowledged)
-    );
-    assert_eq!(two.acknowledged_by, Some(UserId(user)));
+            .items;
+        assert_eq!(feed.len(), 1);
+        let read_back = &feed[0].notice;
+        assert_eq!(
+            (read_back.run_id, read_back.operation),
+            (RunId(drift), OperationKind::DriftGenerate)
+        );
+        assert_eq!(read_back.bucket, StatusBucket::PartiallySucceeded);
+        assert_eq!(
+            read_back.counters,
+            Counters {
+                total: 3,
+                processed: 3,
+                succeeded: 1,
+                failed: 1,
+                skipped: 1
+            }
+        );
+        assert_eq!(
+            read_back.error_summary.as_deref(),
+            Some("1 failed: internal_error ×1")
+        );
+        assert_eq!(read_back.link, format!("/t/acme/operations/{drift}"));
+        let read = |id| async move { store.run(tenant, RunId(id)).await.unwrap().expect("kept") };
+        let ended = read(drift).await;
+        let scope = |run: &RunDetail| RunScope::parse(run.summary.operation, &run.item_ids).unwrap();
+        let comparison = DriftScope {
+            scope_key: "devices".into(),
+            baseline_run_id: InventorySyncRunId(baseline),
+            current_run_id: InventorySyncRunId(current),
+            subjects: None,
+        };
+        assert_eq!(scope(&ended), RunScope::Drift(comparison.clone()));
+        assert_eq!(ended.summary.idempotency_key.as_deref(), Some("drift-key"));
+        assert_eq!(
+            ended.summary.counters,
+            Counters {
+                total: 3,
+                processed: 3,
+                succeeded: 1,
+                failed: 1,
+                skipped: 1
+            }
+        );
+        assert_eq!(
+            ended.failures,
+            vec![
+                FailureEntry::failed(Some("device:b".into()), ReasonCode::InternalError, "broke"),
+                FailureEntry::skipped(Some("device:c".into()), ReasonCode::AlreadyPresent, "there"),
+                FailureEntry::failed(None, ReasonCode::WorkerLost, "gone"),
+            ]
+        );
+        assert_eq!(
+            store.failed_items(tenant, RunId(drift)).await.unwrap(),
+            vec!["device:b".to_string()]
+        );
+        let retried = read(retry).await;
+        assert_eq!(
+            scope(&retried),
+            RunScope::Drift(DriftScope {
+                subjects: Some(vec!["device:b".into()]),
+                ..comparison
+            })
+        );
+        assert_eq!(retried.retry_of, Some(RunId(drift)));
 
-    // The comparison lists both, through the index the upgrade added.
-    let comparison = FindingFilter {
-        scope_key: Some("devices".into()),
-        baseline: Some(InventorySyncRunId(baseline)),
-        current: Some(InventorySyncRunId(current)),
-        ..FindingFilter::default()
-    };
-    let listed = db
-        .store
-        .list_findings(tenant, &comparison, PageRequest::first(10))
-        .await
-        .unwrap();
-    assert_eq!(listed.items.len(), 2);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn findings_survive_the_upgrade_on_sqlite() {
-    findings_survive_the_upgrade(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn findings_survive_the_upgrade_on_postgres() {
-    findings_survive_the_upgrade(Backend::Postgres).await;
-}
-
-/// Runs and notifications an earlier release wrote (schema at migration
-/// 0003: `item_ids` an array, `params` beside it, failure entries with
-/// `"type": "failed"`, notices without tenant or run type) read back after
-/// upgrading in the spec's shapes, and the engine still runs them.
-async fn runs_survive_the_upgrade(backend: Backend) {
-    let db = TestDb::at_migration(backend, 3).await;
-    let (tenant, user) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
-    let (baseline, current) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
-    let (drift, retry, add) = (
-        uuid::Uuid::now_v7(),
-        uuid::Uuid::now_v7(),
-        uuid::Uuid::now_v7(),
-    );
-    let mut policies = [uuid::Uuid::now_v7(), uuid::Uuid::now_v7()];
-    policies.sort();
-    let [t, u, b, c] = [tenant, user, baseline, current].map(|id| id_sql(&db, id));
-    let now = at_sql(&db, 1_700_000_000_000_000);
-    let drift_params = format!(
-        r#"{{"scope_key": "devices", "baseline_run_id": "{baseline}", "current_run_id": "{current}"}}"#
-    );
-    let failures = r#"[{"item_id": "device:b", "reason_code": "internal_error", "reason": "broke", "type": "failed"},
-        {"item_id": "device:c", "reason_code": "already_present", "reason": "there", "type": "skipped"},
-        {"reason_code": "worker_lost", "reason": "gone", "type": "failed"}]"#;
-    db.execute(&format!(
-        "INSERT INTO tenants (id, slug, name, created_at) VALUES ({t}, 'acme', 'Acme', {now});
-         INSERT INTO users (id, email, display_name, created_at) VALUES ({u}, 'op@acme.example', 'Op', {now});
-         INSERT INTO inventory_sync_runs (id, tenant_id, selection_hash, status, item_count, created_at, finished_at)
-             VALUES ({b}, {t}, 'devices', 'completed', 0, {now}, {now}), ({c}, {t}, 'devices', 'completed', 0, {now}, {now});
-         INSERT INTO bulk_operation_runs (id, tenant_id, user_id, resource, action, idempotency_key, status,
-                 total_items, processed_items, succeeded, failed, skipped, item_ids, params, failures,
-                 attempt, created_at, updated_at, started_at, finished_at)
-             VALUES ({}, {t}, {u}, 'drift', 'generate', 'drift-key', 'completed_with_errors', 3, 3, 1, 1, 1,
-                     '[\"device:a\", \"device:b\", \"device:c\"]', '{drift_params}', '{failures}', 1, {now}, {now}, {now}, {now});
-         INSERT INTO bulk_operation_runs (id, tenant_id, user_id, resource, action, idempotency_key, status,
-                 item_ids, params, created_at, updated_at, finished_at, retry_of_run_id)
-             VALUES ({}, {t}, {u}, 'drift', 'generate', 'retry-key', 'aborted', '[\"device:b\"]', '{drift_params}',
-                     {now}, {now}, {now}, {});
-         INSERT INTO bulk_operation_runs (id, tenant_id, user_id, resource, action, idempotency_key, status,
-                 total_items, item_ids, params, created_at, updated_at)
-             VALUES ({}, {t}, {u}, 'backup_set', 'add_policies', 'add-key', 'pending', 2,
-                     '[\"{}\", \"{}\"]', '{{\"backup_set_id\": \"{}\", \"backup_set_name\": \"Nightly\", \"include_payload\": true}}',
-                     {now}, {now});",
-        id_sql(&db, drift),
-        id_sql(&db, retry),
-        id_sql(&db, drift),
-        id_sql(&db, add),
-        policies[0],
-        policies[1],
-        uuid::Uuid::nil(),
-    ))
-    .await;
-
-    // The "completed" notice an earlier release wrote for the drift run.
-    let notice = serde_json::json!({
-        "run_id": drift,
-        "operation": "drift_generate",
-        "bucket": "partially_succeeded",
-        "counters": { "total": 3, "processed": 3, "succeeded": 1, "failed": 1, "skipped": 1 },
-        "error_summary": "1 failed: internal_error ×1",
-        "link": format!("/t/acme/operations/{drift}"),
-    });
-    db.execute(&format!(
-        "INSERT INTO notifications (id, tenant_id, user_id, kind, payload, created_at)
-             VALUES ({}, {t}, {u}, 'run_completed', '{notice}', {now})",
-        id_sql(&db, uuid::Uuid::now_v7()),
-    ))
-    .await;
-
-    db.store.migrate().await.expect("upgrade");
-
-    let store = db.store.as_ref();
-    let tenant = TenantId(tenant);
-    let feed = store
-        .list_notifications(tenant, UserId(user), PageRequest::first(10))
-        .await
-        .unwrap()
-        .items;
-    assert_eq!(feed.len(), 1);
-    let read_back = &feed[0].notice;
-    assert_eq!(
-        (read_back.run_id, read_back.operation),
-        (RunId(drift), OperationKind::DriftGenerate)
-    );
-    assert_eq!(read_back.bucket, StatusBucket::PartiallySucceeded);
-    assert_eq!(
-        read_back.counters,
-        Counters {
-            total: 3,
-            processed: 3,
-            succeeded: 1,
-            failed: 1,
-            skipped: 1
-        }
-    );
-    assert_eq!(
-        read_back.error_summary.as_deref(),
-        Some("1 failed: internal_error ×1")
-    );
-    assert_eq!(read_back.link, format!("/t/acme/operations/{drift}"));
-    let read = |id| async move { store.run(tenant, RunId(id)).await.unwrap().expect("kept") };
-    let ended = read(drift).await;
-    let scope = |run: &RunDetail| RunScope::parse(run.summary.operation, &run.item_ids).unwrap();
-    let comparison = DriftScope {
-        scope_key: "devices".into(),
-        baseline_run_id: InventorySyncRunId(baseline),
-        current_run_id: InventorySyncRunId(current),
-        subjects: None,
-    };
-    assert_eq!(scope(&ended), RunScope::Drift(comparison.clone()));
-    assert_eq!(ended.summary.idempotency_key.as_deref(), Some("drift-key"));
-    assert_eq!(
-        ended.summary.counters,
-        Counters {
-            total: 3,
-            processed: 3,
-            succeeded: 1,
-            failed: 1,
-            skipped: 1
-        }
-    );
-    assert_eq!(
-        ended.failures,
-        vec![
-            FailureEntry::failed(Some("device:b".into()), ReasonCode::InternalError, "broke"),
-            FailureEntry::skipped(Some("device:c".into()), ReasonCode::AlreadyPresent, "there"),
-            FailureEntry::failed(None, ReasonCode::WorkerLost, "gone"),
-        ]
-    );
-    assert_eq!(
-        store.failed_items(tenant, RunId(drift)).await.unwrap(),
-        vec!["device:b".to_string()]
-    );
-    let retried = read(retry).await;
-    assert_eq!(
-        scope(&retried),
-        RunScope::Drift(DriftScope {
-            subjects: Some(vec!["device:b".into()]),
-            ..comparison
-        })
-    );
-    assert_eq!(retried.retry_of, Some(RunId(drift)));
-
-    let queued = read(add).await;
-    assert_eq!(
-        scope(&queued),
-        RunScope::AddPolicies(AddPoliciesScope {
-            backup_set_id: BackupSetId(uuid::Uuid::nil()),
-            policy_ids: policies.map(PolicyId).to_vec(),
-            options: AddPoliciesOptions {
-                include_payload: true
-            },
-        })
-    );
-    // The engine runs what an earlier release queued: both policies are
-    // gone from this tenant, so both fail, each with its id.
-    drain(&worker(&db.store, "w")).await;
-    let done = read(add).await;
-    assert_eq!(done.summary.status, RunStatus::Failed);
-    let items: Vec<Option<String>> = done.failures.iter().map(|f| f.item_id.clone()).collect();
-    assert_eq!(items, policies.map(|p| Some(p.to_string())).to_vec());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn runs_survive_the_upgrade_on_sqlite() {
-    runs_survive_the_upgrade(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn runs_survive_the_upgrade_on_postgres() {
-    runs_survive_the_upgrade(Backend::Postgres).await;
+        let queued = read(add).await;
+        assert_eq!(
+            scope(&queued),
+            RunScope::AddPolicies(AddPoliciesScope {
+                backup_set_id: BackupSetId(uuid::Uuid::nil()),
+                policy_ids: policies.map(PolicyId).to_vec(),
+                options: AddPoliciesOptions {
+                    include_payload: true
+                },
+            })
+        );
+        // The engine runs what an earlier release queued: both policies are
+        // gone from this tenant, so both fail, each with its id.
+        drain(&worker(&db.store, "w")).await;
+        let done = read(add).await;
+        assert_eq!(done.summary.status, RunStatus::Failed);
+        let items: Vec<Option<String>> = done.failures.iter().map(|f| f.item_id.clone()).collect();
+        assert_eq!(items, policies.map(|p| Some(p.to_string())).to_vec());
+    }
 }
