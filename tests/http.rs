@@ -521,6 +521,9 @@ on_both! { app =>
             assert_eq!(ended[0].status, RunStatus::Completed);
             let page = app.get(started["link"].as_str().unwrap(), Some(&operator)).await;
             assert_eq!(page.status, StatusCode::OK);
+            // Its one attempt: the worker that ran it, ended as completed.
+            assert_eq!(page.body.matches("data-testid=\"run-attempt\"").count(), 1);
+            assert!(page.body.contains("data-end=\"completed\"") && page.body.contains(worker), "{}", page.body);
             pages.push(page.body);
         }
         let listed = |page: &str| {
