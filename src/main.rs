@@ -58,6 +58,13 @@ mod cli {
             #[arg(long = "as")]
             initiator: String,
         },
+        /// Remove what retention lets go (the `retain_*` settings) now and
+        /// print how many records of each kind went.
+        Prune {
+            /// Only count what would go; delete nothing.
+            #[arg(long)]
+            dry_run: bool,
+        },
         /// Measure the engine and print figures (no assertions).
         #[command(subcommand)]
         Bench(BenchCommand),
@@ -246,6 +253,31 @@ mod cli {
         }
     }
 
+    async fn prune_command(
+        store: &dyn Store,
+        settings: &Settings,
+        dry_run: bool,
+    ) -> Result<(), String> {
+        use opshub::server::retention::RetentionPolicy;
+        let policy = RetentionPolicy::from_settings(settings);
+        let now = opshub::domain::Timestamp::now();
+        let report = store
+            .prune(&policy, now, dry_run)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("another opshub instance is pruning this database now; try again later")?;
+        for (kind, count) in report.kinds() {
+            opshub::outln!("{kind} {count}");
+        }
+        let verb = if dry_run {
+            "would be removed"
+        } else {
+            "removed"
+        };
+        opshub::outln!("total {} {verb}", report.total());
+        Ok(())
+    }
+
     #[derive(Subcommand)]
     enum UserCommand {
         /// Create a user (or reuse one by email) and grant a role in a tenant.
@@ -394,6 +426,10 @@ mod cli {
             } => {
                 migrate(store.as_ref()).await?;
                 abort_command(store.as_ref(), &tenant, &run, &initiator).await
+            }
+            Command::Prune { dry_run } => {
+                migrate(store.as_ref()).await?;
+                prune_command(store.as_ref(), &settings, dry_run).await
             }
             Command::Worker => {
                 migrate(store.as_ref()).await?;

@@ -1,6 +1,7 @@
 //! The `opshub` command as a shell user runs it: output into a pipe whose
-//! reader has gone (`opshub start … | head -1`) ends it quietly, and an
-//! import file over `import_max_bytes` is refused before it is read.
+//! reader has gone (`opshub start … | head -1`) ends it quietly, an
+//! import file over `import_max_bytes` is refused before it is read, and
+//! `opshub prune` prints what goes per kind.
 
 mod support;
 
@@ -137,4 +138,38 @@ async fn an_import_file_over_the_size_setting_is_refused_before_it_is_read() {
         String::from_utf8_lossy(&accepted.stdout).contains("with 20 items"),
         "{accepted:?}"
     );
+}
+
+#[tokio::test]
+async fn prune_prints_what_goes_per_kind_and_a_dry_run_deletes_nothing() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    db.execute(
+        "INSERT INTO tower_sessions (id, data, expiry_date) \
+         VALUES ('expired', x'00', datetime('now', '-1 hour'))",
+    )
+    .await;
+    let sessions = || db.texts("SELECT id FROM tower_sessions");
+    let prune = |args: &[&str]| {
+        let output = run(opshub(&db, args));
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+
+    let dry = prune(&["prune", "--dry-run"]);
+    assert!(dry.lines().any(|l| l == "sessions 1"), "{dry}");
+    assert!(dry.lines().any(|l| l == "runs 0"), "{dry}");
+    assert!(dry.contains("total 1 would be removed"), "{dry}");
+    assert_eq!(sessions().await.len(), 1, "a dry run deleted");
+
+    let done = prune(&["prune"]);
+    assert!(done.lines().any(|l| l == "sessions 1"), "{done}");
+    assert!(done.contains("total 1 removed"), "{done}");
+    assert!(sessions().await.is_empty());
+    assert!(prune(&["prune"]).contains("total 0 removed"));
+
+    let mut bad = opshub(&db, &["prune"]);
+    bad.env("OPSHUB_RETAIN_AUDIT_DAYS", "a year");
+    let refused = run(bad);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("OPSHUB_RETAIN_AUDIT_DAYS"));
 }

@@ -11,6 +11,9 @@ use std::path::Path;
 #[error("{0}")]
 pub struct ConfigError(String);
 
+/// The longest finite retention (100 years); `0` means forever.
+const MAX_RETENTION_DAYS: u64 = 36_500;
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
@@ -32,6 +35,15 @@ pub struct Settings {
     pub worker_poll_interval_ms: u64,
     pub worker_shutdown_grace_secs: u64,
     pub import_max_bytes: u64,
+    pub retain_succeeded_runs_days: u64,
+    pub retain_partial_runs_days: u64,
+    pub retain_failed_runs_days: u64,
+    pub retain_read_notifications_days: u64,
+    pub retain_unread_notifications_days: u64,
+    pub retain_acknowledged_findings_days: u64,
+    pub retain_audit_days: u64,
+    pub retain_unused_syncs_days: u64,
+    pub prune_interval_secs: u64,
 }
 
 impl Default for Settings {
@@ -56,6 +68,15 @@ impl Default for Settings {
             worker_poll_interval_ms: 1_000,
             worker_shutdown_grace_secs: 20,
             import_max_bytes: 64 * 1024 * 1024,
+            retain_succeeded_runs_days: 90,
+            retain_partial_runs_days: 180,
+            retain_failed_runs_days: 180,
+            retain_read_notifications_days: 30,
+            retain_unread_notifications_days: 90,
+            retain_acknowledged_findings_days: 180,
+            retain_audit_days: 365,
+            retain_unused_syncs_days: 90,
+            prune_interval_secs: 300,
         }
     }
 }
@@ -112,7 +133,16 @@ impl Settings {
             worker_rescue_interval_secs,
             worker_poll_interval_ms,
             worker_shutdown_grace_secs,
-            import_max_bytes
+            import_max_bytes,
+            retain_succeeded_runs_days,
+            retain_partial_runs_days,
+            retain_failed_runs_days,
+            retain_read_notifications_days,
+            retain_unread_notifications_days,
+            retain_acknowledged_findings_days,
+            retain_audit_days,
+            retain_unused_syncs_days,
+            prune_interval_secs
         );
         settings.validate()?;
         Ok(settings)
@@ -138,10 +168,40 @@ impl Settings {
             ),
             (self.worker_poll_interval_ms, "worker_poll_interval_ms"),
             (self.import_max_bytes, "import_max_bytes"),
+            (self.prune_interval_secs, "prune_interval_secs"),
         ] {
             if value == 0 {
                 return Err(ConfigError(format!(
                     "`{key}` (OPSHUB_{}) must be at least 1",
+                    key.to_ascii_uppercase()
+                )));
+            }
+        }
+        for (days, key) in [
+            (
+                self.retain_succeeded_runs_days,
+                "retain_succeeded_runs_days",
+            ),
+            (self.retain_partial_runs_days, "retain_partial_runs_days"),
+            (self.retain_failed_runs_days, "retain_failed_runs_days"),
+            (
+                self.retain_read_notifications_days,
+                "retain_read_notifications_days",
+            ),
+            (
+                self.retain_unread_notifications_days,
+                "retain_unread_notifications_days",
+            ),
+            (
+                self.retain_acknowledged_findings_days,
+                "retain_acknowledged_findings_days",
+            ),
+            (self.retain_audit_days, "retain_audit_days"),
+            (self.retain_unused_syncs_days, "retain_unused_syncs_days"),
+        ] {
+            if days > MAX_RETENTION_DAYS {
+                return Err(ConfigError(format!(
+                    "`{key}` (OPSHUB_{}) = {days} is more than {MAX_RETENTION_DAYS} days; use 0 to keep forever",
                     key.to_ascii_uppercase()
                 )));
             }
@@ -200,6 +260,15 @@ mod tests {
         assert!(err.0.contains("OPSHUB_TRUSTED_PROXIES"), "{err}");
         let err = Settings::from_sources("trusted_proxies = [\"x\"]", "t", no_env).unwrap_err();
         assert!(err.0.contains("trusted_proxies"), "{err}");
+        let err = Settings::from_sources("retain_audit_days = 40000", "t", no_env).unwrap_err();
+        assert!(err.0.contains("OPSHUB_RETAIN_AUDIT_DAYS"), "{err}");
+        let env = |key: &str| (key == "OPSHUB_RETAIN_FAILED_RUNS_DAYS").then(|| "-1".to_string());
+        let err = Settings::from_sources("", "t", env).unwrap_err();
+        assert!(err.0.contains("OPSHUB_RETAIN_FAILED_RUNS_DAYS"), "{err}");
+        let err = Settings::from_sources("prune_interval_secs = 0", "t", no_env).unwrap_err();
+        assert!(err.0.contains("prune_interval_secs"), "{err}");
+        let s = Settings::from_sources("retain_succeeded_runs_days = 0", "t", no_env).unwrap();
+        assert_eq!(s.retain_succeeded_runs_days, 0);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod live;
 pub mod operations;
 pub mod output;
 mod request_check;
+pub mod retention;
 pub mod security_headers;
 pub mod seed;
 pub mod store;

@@ -20,6 +20,9 @@ pub fn settings() -> EngineSettings {
         batch_max_items: 500,
         batch_max_time: Duration::from_millis(250),
         claim_max_runs: 32,
+        // Not within a test: tests/retention.rs sets its own.
+        prune_interval: Duration::from_secs(3_600),
+        retention: Default::default(),
     }
 }
 

@@ -15,6 +15,7 @@ pub use health::EngineHealth;
 pub use worker::{Executed, RunEnd, Worker};
 
 use crate::server::config::Settings;
+use crate::server::retention::RetentionPolicy;
 use crate::server::store::{ClaimLimit, Store};
 use fault::panic_message;
 use futures_util::FutureExt;
@@ -43,6 +44,9 @@ pub struct EngineSettings {
     /// A claim takes up to this many runs whose items fit in one batch, so
     /// small runs share their claim and their completing write.
     pub claim_max_runs: usize,
+    /// How often a prune pass runs (`prune_interval_secs`) and its policy.
+    pub prune_interval: Duration,
+    pub retention: RetentionPolicy,
 }
 
 impl EngineSettings {
@@ -60,6 +64,8 @@ impl EngineSettings {
             batch_max_items: 500,
             batch_max_time: Duration::from_millis(250),
             claim_max_runs: 32,
+            prune_interval: Duration::from_secs(settings.prune_interval_secs),
+            retention: RetentionPolicy::from_settings(settings),
         }
     }
 
@@ -114,6 +120,7 @@ pub async fn run(
                     Task::Rescuer { .. } => {
                         rescue_until_shutdown(store, settings, &health, shutdown).await
                     }
+                    Task::Pruner { .. } => prune_until_shutdown(store, settings, shutdown).await,
                 }
             })
             .catch_unwind()
@@ -125,6 +132,7 @@ pub async fn run(
         spawn(&mut tasks, Task::Worker { index, replaces: 0 });
     }
     spawn(&mut tasks, Task::Rescuer { replaces: 0 });
+    spawn(&mut tasks, Task::Pruner { replaces: 0 });
     tracing::info!(workers = settings.workers, owner = %prefix, "engine started");
     let mut signal = shutdown.clone();
     loop {
@@ -174,6 +182,7 @@ const RESTART_PAUSE: Duration = Duration::from_millis(200);
 enum Task {
     Worker { index: usize, replaces: u32 },
     Rescuer { replaces: u32 },
+    Pruner { replaces: u32 },
 }
 
 impl Task {
@@ -185,6 +194,7 @@ impl Task {
             Task::Worker { index, replaces: 0 } => format!("w{index}"),
             Task::Worker { index, replaces } => format!("w{index}.{replaces}"),
             Task::Rescuer { .. } => "rescue".into(),
+            Task::Pruner { .. } => "prune".into(),
         }
     }
 
@@ -195,6 +205,9 @@ impl Task {
                 replaces: replaces + 1,
             },
             Task::Rescuer { replaces } => Task::Rescuer {
+                replaces: replaces + 1,
+            },
+            Task::Pruner { replaces } => Task::Pruner {
                 replaces: replaces + 1,
             },
         }
@@ -272,5 +285,48 @@ async fn rescue_until_shutdown(
             Err(e) => tracing::error!(error = %worker::log_safe(&e), "rescue pass failed"),
         }
         health.rescue_pass_ended();
+    }
+}
+
+/// Prunes what retention lets go every `prune_interval`, the first pass one
+/// interval after start-up. On PostgreSQL an instance whose pass finds
+/// another instance pruning skips it; a pass stopped by shutdown leaves the
+/// rest for the next (every batch is its own transaction).
+async fn prune_until_shutdown(
+    store: Arc<dyn Store>,
+    settings: EngineSettings,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let start = tokio::time::Instant::now() + settings.prune_interval;
+    let mut ticks = tokio::time::interval_at(start, settings.prune_interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !*shutdown.borrow() {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.changed() => continue,
+        }
+        let pass = store.prune(&settings.retention, crate::domain::Timestamp::now(), false);
+        let pruned = tokio::select! {
+            pruned = pass => pruned,
+            _ = shutdown.changed() => continue,
+        };
+        match pruned {
+            Ok(Some(report)) if report.total() > 0 => {
+                let [runs, notifications, findings, audit_entries, inventory_syncs, sessions] =
+                    report.kinds().map(|(_, n)| n);
+                tracing::info!(
+                    runs,
+                    notifications,
+                    findings,
+                    audit_entries,
+                    inventory_syncs,
+                    sessions,
+                    "pruned records past their retention"
+                );
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => tracing::debug!("another instance is pruning; skipped this pass"),
+            Err(e) => tracing::error!(error = %worker::log_safe(&e), "prune pass failed"),
+        }
     }
 }

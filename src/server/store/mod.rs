@@ -71,6 +71,7 @@ pub trait Store:
     + QueueSignal
     + ChangeRelay
     + SignInLimitRepository
+    + RetentionRepository
 {
 }
 
@@ -87,6 +88,7 @@ impl<T> Store for T where
         + QueueSignal
         + ChangeRelay
         + SignInLimitRepository
+        + RetentionRepository
 {
 }
 
@@ -318,6 +320,22 @@ pub trait AuditRepository: Send + Sync {
     /// Every entry about the run (start or retry, joins, abort), oldest
     /// first, with who acted.
     async fn run_audit_trail(&self, tenant: TenantId, run: RunId) -> StoreResult<Vec<TrailEntry>>;
+}
+
+/// Retention (`server::retention`): records past their kind's cutoff go,
+/// in batches of short transactions; active runs and whatever a kept record
+/// points to stay (store/sql/retention.rs has the rules).
+#[async_trait]
+pub trait RetentionRepository: Send + Sync {
+    /// One pass of `policy` at `now`: what went per kind, or with `dry_run`
+    /// what would go (nothing is deleted). `None` when another instance is
+    /// pruning the database (PostgreSQL advisory lock); the pass is skipped.
+    async fn prune(
+        &self,
+        policy: &crate::server::retention::RetentionPolicy,
+        now: Timestamp,
+        dry_run: bool,
+    ) -> StoreResult<Option<crate::server::retention::PruneReport>>;
 }
 
 /// The work queue the engine drives. Claims and every later write are fenced

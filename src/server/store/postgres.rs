@@ -40,6 +40,15 @@ macro_rules! queued_channel {
     };
 }
 
+/// The advisory lock key of the prune, so one instance prunes at a time:
+/// the bytes of "opshub-p" as a bigint, unlikely to clash with another
+/// application's key on a shared server.
+macro_rules! prune_lock_key {
+    () => {
+        "8030045028084755824"
+    };
+}
+
 impl PgStore {
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         let options = PgConnectOptions::from_str(url)
@@ -88,6 +97,20 @@ impl SqlDialect for PgStore {
     const NOTIFY_QUEUED: &'static str = concat!("SELECT pg_notify('", queued_channel!(), "', '')");
     const BEGIN_WRITE: &'static str = "BEGIN";
     const BACKEND: Backend = Backend::Postgres;
+    const PRUNE_LOCK: Option<(&'static str, &'static str)> = Some((
+        concat!("SELECT pg_try_advisory_lock(", prune_lock_key!(), ")"),
+        concat!("SELECT pg_advisory_unlock(", prune_lock_key!(), ")"),
+    ));
+    const SESSIONS_TABLE: &'static str = "tower_sessions.session";
+    const SESSION_EXPIRY: &'static str = "x.expiry_date";
+
+    fn scope_text(run: &str, key: &str) -> String {
+        format!("({run}.item_ids->>'{key}')")
+    }
+
+    fn uuid_text(column: &str) -> String {
+        format!("{column}::text")
+    }
 
     fn migrator() -> &'static Migrator {
         static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");

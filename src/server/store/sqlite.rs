@@ -75,6 +75,23 @@ impl SqlDialect for SqliteStore {
     const NOTIFY_QUEUED: &'static str = "";
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const BACKEND: Backend = Backend::Sqlite;
+    const PRUNE_LOCK: Option<(&'static str, &'static str)> = None;
+    const SESSIONS_TABLE: &'static str = "tower_sessions";
+    // tower-sessions stores the expiry as date-time text.
+    const SESSION_EXPIRY: &'static str = "CAST(strftime('%s', x.expiry_date) AS INTEGER) * 1000000";
+
+    fn scope_text(run: &str, key: &str) -> String {
+        format!("json_extract({run}.item_ids, '$.{key}')")
+    }
+
+    /// Ids are 16-byte BLOBs here.
+    fn uuid_text(column: &str) -> String {
+        let hex = format!("hex({column})");
+        format!(
+            "lower(substr({hex}, 1, 8) || '-' || substr({hex}, 9, 4) || '-' || \
+             substr({hex}, 13, 4) || '-' || substr({hex}, 17, 4) || '-' || substr({hex}, 21))"
+        )
+    }
 
     fn migrator() -> &'static Migrator {
         static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");

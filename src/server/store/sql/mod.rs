@@ -3,7 +3,7 @@
 //! sqlx::Postgres)` in `postgres.rs`, the same for SQLite in `sqlite.rs`).
 //! One file per aggregate: `tenants`, `sign_in_limits`, `runs` and
 //! `run_lists`, `queue` and `progress`, `findings`, `inventory`, `backups`,
-//! `notifications`, `audit`, and `schema` (migrations, readiness). Where the dialects differ,
+//! `notifications`, `audit`, `retention`, and `schema` (migrations, readiness). Where the dialects differ,
 //! the backend supplies it through [`SqlDialect`]; the backend files hold
 //! nothing else but transport (connections, pools, LISTEN, change relay).
 //!
@@ -39,6 +39,7 @@ pub mod inventory;
 pub mod notifications;
 pub mod progress;
 pub mod queue;
+pub mod retention;
 pub mod run_lists;
 pub mod runs;
 pub mod schema;
@@ -64,6 +65,22 @@ pub trait SqlDialect {
 
     /// Which database this is.
     const BACKEND: Backend;
+
+    /// The statements taking and giving back the lock that lets one
+    /// instance prune at a time (a PostgreSQL advisory lock; each returns one
+    /// bool); `None` where one process owns the database file (SQLite),
+    /// whose write turn already orders the prune's batches with every other
+    /// write.
+    const PRUNE_LOCK: Option<(&'static str, &'static str)>;
+    /// The sign-in session table (tower-sessions' own).
+    const SESSIONS_TABLE: &'static str;
+    /// `x.expiry_date` as a value comparable with a bound `Timestamp`.
+    const SESSION_EXPIRY: &'static str;
+
+    /// The text of the JSON key `key` of `item_ids` of the run aliased `run`.
+    fn scope_text(run: &str, key: &str) -> String;
+    /// The id column `column` as uuid text (`0190…-…`), as JSON holds it.
+    fn uuid_text(column: &str) -> String;
 
     /// This dialect's migrations (`migrations/sqlite` or `migrations/postgres`).
     fn migrator() -> &'static Migrator;
@@ -264,6 +281,7 @@ macro_rules! impl_sql_repositories {
             $crate::server::store::sql::backups::impl_backups!($store, $db);
             $crate::server::store::sql::notifications::impl_notifications!($store, $db);
             $crate::server::store::sql::audit::impl_audit!($store, $db);
+            $crate::server::store::sql::retention::impl_retention!($store, $db);
         };
     };
 }
