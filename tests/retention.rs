@@ -396,3 +396,38 @@ on_both! { db =>
         pool.await.unwrap();
     }
 }
+
+/// On PostgreSQL one instance prunes at a time: while another holds the
+/// prune lock, a pass skips (None) and deletes nothing; once it is let go,
+/// the next pass prunes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_prunes_on_one_instance_at_a_time() {
+    use sqlx::{Connection, Executor};
+    let db = TestDb::new(Backend::Postgres).await;
+    let now = Timestamp::now();
+    build(&db, now).await;
+    let before = what_is_left(&db).await;
+    // Another instance: a connection of its own holding the lock.
+    let mut other = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let (held,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock(8030045028084755824)")
+        .fetch_one(&mut other)
+        .await
+        .unwrap();
+    assert!(held);
+    let policy = RetentionPolicy::default();
+    assert_eq!(db.store.prune(&policy, now, false).await.unwrap(), None);
+    assert_eq!(
+        what_is_left(&db).await,
+        before,
+        "the skipped pass deleted nothing"
+    );
+
+    other
+        .execute("SELECT pg_advisory_unlock(8030045028084755824)")
+        .await
+        .unwrap();
+    assert_eq!(
+        db.store.prune(&policy, now, false).await.unwrap(),
+        Some(EXPECTED)
+    );
+}
