@@ -409,10 +409,11 @@ async fn postgres_prunes_on_one_instance_at_a_time() {
     let before = what_is_left(&db).await;
     // Another instance: a connection of its own holding the lock.
     let mut other = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    let (held,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock(8030045028084755824)")
-        .fetch_one(&mut other)
-        .await
-        .unwrap();
+    let (held,): (bool,) =
+        sqlx::query_as(&format!("SELECT pg_try_advisory_lock({PRUNE_LOCK_KEY})"))
+            .fetch_one(&mut other)
+            .await
+            .unwrap();
     assert!(held);
     let policy = RetentionPolicy::default();
     assert_eq!(db.store.prune(&policy, now, false).await.unwrap(), None);
@@ -423,7 +424,7 @@ async fn postgres_prunes_on_one_instance_at_a_time() {
     );
 
     other
-        .execute("SELECT pg_advisory_unlock(8030045028084755824)")
+        .execute(format!("SELECT pg_advisory_unlock({PRUNE_LOCK_KEY})").as_str())
         .await
         .unwrap();
     assert_eq!(

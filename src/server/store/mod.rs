@@ -16,7 +16,7 @@ mod types;
 
 pub use changes::{Change, ChangeLog, Relayed};
 pub use error::StoreError;
-pub use postgres::PgStore;
+pub use postgres::{PgStore, PRUNE_LOCK_KEY};
 pub use sessions::DbSessionStore;
 pub use sqlite::SqliteStore;
 pub use types::*;

@@ -48,6 +48,8 @@ macro_rules! prune_lock_key {
         "8030045028084755824"
     };
 }
+/// The same key, for tests that play another instance.
+pub const PRUNE_LOCK_KEY: &str = prune_lock_key!();
 
 impl PgStore {
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
