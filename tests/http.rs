@@ -231,6 +231,29 @@ on_both! { app =>
         assert_eq!(page.body.matches("data-testid=\"run-row\"").count(), 1, "{}", page.body);
         assert!(page.body.contains(&newest.id.to_string()));
         assert!(!page.body.contains("start-forms"), "viewers get no start forms");
+        // By the start of an id or a key: the runs that start so.
+        let id_start: String = newest.id.to_string().chars().take(13).collect();
+        let page = app.get(&format!("/t/acme/operations?q={id_start}&limit=100"), Some(&viewer)).await;
+        assert!(page.body.contains(&newest.id.to_string()), "{id_start}");
+        let acme = app.state.store.tenant_by_slug("acme").await.unwrap().unwrap();
+        let mut runs = Vec::new();
+        let mut page = PageRequest::first(MAX_PAGE_SIZE);
+        loop {
+            let listed = app.state.store.list_runs(acme.id, &RunFilter::default(), page).await.unwrap();
+            runs.extend(listed.items);
+            match listed.older {
+                Some(cursor) => page = PageRequest::older_than(cursor, MAX_PAGE_SIZE),
+                None => break,
+            }
+        }
+        let drift_keys = runs
+            .iter()
+            .filter(|run| run.idempotency_key.as_deref().is_some_and(|key| key.starts_with("drift.generate:")))
+            .count();
+        assert!(drift_keys > 0 && drift_keys < runs.len() && drift_keys <= 200, "a mix, one page of drift runs");
+        let page = app.get("/t/acme/operations?q=drift.generate%3A&limit=200", Some(&viewer)).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert_eq!(page.body.matches("data-testid=\"run-row\"").count(), drift_keys, "the runs whose key starts so");
         // By idempotency key, operation and initiator, within a day range.
         let day = newest.created_at.to_rfc3339()[..10].to_string();
         let url = format!(

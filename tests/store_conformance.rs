@@ -143,6 +143,57 @@ on_both! { store =>
         assert!(back.older.is_some());
     }
 
+    /// The hub's search: a run id prefix or an idempotency key prefix, in
+    /// byte order on both databases (any Unicode; `%` and `_` are no
+    /// wildcards), counted the same way as listed.
+    async fn search_by_run_id_or_key_prefix(store) {
+        let f = fixture(store, "acme").await;
+        let mut ids = Vec::new();
+        for key in ["zürich-1", "zürich-2", "zürichx", "zz", "50%_off", "500", "Zürich-3"] {
+            ids.push(store.start_run(new_run(&f, key)).await.unwrap().run.summary.id);
+        }
+        let found = |text: &'static str| {
+            let filter = RunFilter { search: Some(RunSearch::parse(text)), ..RunFilter::default() };
+            async move {
+                let page = store.list_runs(f.tenant.id, &filter, PageRequest::first(50)).await.unwrap();
+                let counted = store.count_runs_by_bucket(f.tenant.id, &filter).await.unwrap();
+                assert_eq!(counted.queued as usize, page.items.len(), "{text}: counted as listed");
+                let mut keys: Vec<String> = page.items.into_iter().map(|r| r.idempotency_key.unwrap()).collect();
+                keys.sort();
+                keys
+            }
+        };
+        assert_eq!(found("zürich-").await, vec!["zürich-1", "zürich-2"]);
+        assert_eq!(found("zürich").await, vec!["zürich-1", "zürich-2", "zürichx"]);
+        assert_eq!(found("z").await, vec!["zz", "zürich-1", "zürich-2", "zürichx"]);
+        assert_eq!(found("50%").await, vec!["50%_off"], "% is no wildcard");
+        assert_eq!(found("5_").await, Vec::<String>::new(), "_ is no wildcard");
+        assert_eq!(found("Zürich").await, vec!["Zürich-3"], "case counts");
+        assert!(found("nothing").await.is_empty());
+
+        // An id prefix, with or without its hyphens, and a whole id.
+        let target = ids[3];
+        let text = target.to_string();
+        let by_id = |text: String| {
+            let filter = RunFilter { search: Some(RunSearch::parse(&text)), ..RunFilter::default() };
+            async move {
+                store.list_runs(f.tenant.id, &filter, PageRequest::first(50)).await.unwrap().items.into_iter().map(|r| r.id).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(by_id(text.clone()).await, vec![target]);
+        assert_eq!(by_id(text.to_uppercase()).await, vec![target]);
+        // UUIDv7 ids made in a row share their first digits: a prefix finds
+        // every run whose id starts so, and no other.
+        let prefix: String = text.chars().take(28).collect();
+        let expected: Vec<RunId> = ids.iter().rev().copied().filter(|id| id.to_string().starts_with(&prefix)).collect();
+        assert!(expected.contains(&target));
+        assert_eq!(by_id(prefix).await, expected);
+        // Another tenant's runs are never found.
+        let g = fixture(store, "globex").await;
+        let filter = RunFilter { search: Some(RunSearch::parse("z")), ..RunFilter::default() };
+        assert!(store.list_runs(g.tenant.id, &filter, PageRequest::first(50)).await.unwrap().items.is_empty());
+    }
+
     async fn filters_and_bucket_counts(store) {
         let f = fixture(store, "acme").await;
         let other = store

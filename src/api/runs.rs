@@ -107,11 +107,7 @@ impl HubQuery {
             created_before: given(&self.to)
                 .map(|d| day_start(d, "to").map(|start| start.plus_millis(24 * 3_600_000)))
                 .transpose()?,
-            // A search is a run id when it reads as one, else a key.
-            run_id: search.and_then(|s| RunId::parse(s).ok()),
-            idempotency_key: search
-                .filter(|s| RunId::parse(s).is_err())
-                .map(str::to_string),
+            search: search.map(RunSearch::parse),
         };
         let limit = match given(&self.limit) {
             None => DEFAULT_PAGE_SIZE,

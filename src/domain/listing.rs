@@ -101,10 +101,93 @@ pub struct RunFilter {
     pub initiator: Option<UserId>,
     pub created_from: Option<Timestamp>,
     pub created_before: Option<Timestamp>,
-    /// Exactly this run (a search by id).
-    pub run_id: Option<RunId>,
-    /// Runs with exactly this idempotency key (a search by key).
-    pub idempotency_key: Option<String>,
+    /// The hub's search box: a run id or idempotency key prefix.
+    pub search: Option<RunSearch>,
+}
+
+/// A search of the hub: text that reads as the start of a run id (hex
+/// digits, hyphens where a UUID has them) finds the runs whose id starts so
+/// (a whole id: that run); anything else finds the runs whose idempotency
+/// key starts with it. Both are range reads of an index.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunSearch {
+    /// Lowercase hex digits, 1 to 32, hyphens left out.
+    IdPrefix(String),
+    KeyPrefix(String),
+}
+
+impl RunSearch {
+    pub fn parse(text: &str) -> RunSearch {
+        let text = text.trim();
+        match id_prefix_digits(text) {
+            Some(digits) => RunSearch::IdPrefix(digits),
+            None => RunSearch::KeyPrefix(text.to_string()),
+        }
+    }
+
+    /// The first and last run id an id prefix covers.
+    pub fn id_range(&self) -> Option<(RunId, RunId)> {
+        let RunSearch::IdPrefix(digits) = self else {
+            return None;
+        };
+        let bound = |fill: char| {
+            let hex: String = digits
+                .chars()
+                .chain(std::iter::repeat(fill))
+                .take(32)
+                .collect();
+            uuid::Uuid::parse_str(&hex).ok().map(RunId)
+        };
+        Some((bound('0')?, bound('f')?))
+    }
+
+    pub fn matches(&self, run: &RunSummary) -> bool {
+        match self {
+            RunSearch::IdPrefix(digits) => {
+                run.id.0.simple().to_string().starts_with(digits.as_str())
+            }
+            RunSearch::KeyPrefix(prefix) => run
+                .idempotency_key
+                .as_deref()
+                .is_some_and(|key| key.starts_with(prefix.as_str())),
+        }
+    }
+}
+
+/// The hex digits of `text` when it reads as the start of a UUID in its
+/// usual form (8-4-4-4-12, lowercase or uppercase).
+fn id_prefix_digits(text: &str) -> Option<String> {
+    const HYPHENS_AT: [usize; 4] = [8, 13, 18, 23];
+    if text.is_empty() || text.chars().count() > 36 {
+        return None;
+    }
+    let mut digits = String::with_capacity(32);
+    for (at, c) in text.chars().enumerate() {
+        match c {
+            '-' if HYPHENS_AT.contains(&at) => {}
+            c if c.is_ascii_hexdigit() && !HYPHENS_AT.contains(&at) => {
+                digits.push(c.to_ascii_lowercase())
+            }
+            _ => return None,
+        }
+    }
+    (!digits.is_empty()).then_some(digits)
+}
+
+/// The least string greater than every string that starts with `prefix`,
+/// in code point order (which is UTF-8 byte order): `prefix` with its last
+/// character raised by one. None when no such string exists (the prefix is
+/// all U+10FFFF): then everything from `prefix` on matches.
+pub fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = (u32::from(last) + 1..=0x10FFFF).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }
 
 impl RunFilter {
@@ -121,11 +204,10 @@ impl RunFilter {
             && self
                 .created_before
                 .is_none_or(|before| run.created_at < before)
-            && self.run_id.is_none_or(|id| run.id == id)
             && self
-                .idempotency_key
+                .search
                 .as_ref()
-                .is_none_or(|key| run.idempotency_key.as_ref() == Some(key))
+                .is_none_or(|search| search.matches(run))
     }
 }
 
@@ -223,18 +305,74 @@ mod tests {
             created_before: Some(Timestamp(2_000)),
             ..Default::default()
         }));
-        assert!(!only(RunFilter {
-            run_id: Some(RunId(Uuid::nil())),
+        let search = |text: &str| RunFilter {
+            search: Some(RunSearch::parse(text)),
             ..Default::default()
-        }));
-        assert!(only(RunFilter {
-            idempotency_key: Some("drift:devices".into()),
-            ..Default::default()
-        }));
-        assert!(!only(RunFilter {
-            idempotency_key: Some("other".into()),
-            ..Default::default()
-        }));
+        };
+        assert!(!only(search(&Uuid::nil().to_string())));
+        assert!(only(search(&run.id.to_string())));
+        assert!(
+            only(search("00000000-0000")),
+            "an id prefix, hyphens as in the id"
+        );
+        assert!(only(search("drift:devices")));
+        assert!(only(search("drift:")), "a key prefix");
+        assert!(!only(search("devices")));
+        assert!(!only(search("other")));
+    }
+
+    #[test]
+    fn searches_read_as_id_or_key_prefixes() {
+        assert_eq!(
+            RunSearch::parse(" 0190AB "),
+            RunSearch::IdPrefix("0190ab".into())
+        );
+        assert_eq!(
+            RunSearch::parse("0190abcd-12"),
+            RunSearch::IdPrefix("0190abcd12".into())
+        );
+        // A hyphen where a UUID has none, or anything not hex: a key.
+        assert_eq!(
+            RunSearch::parse("01-90"),
+            RunSearch::KeyPrefix("01-90".into())
+        );
+        assert_eq!(
+            RunSearch::parse("drift.generate:"),
+            RunSearch::KeyPrefix("drift.generate:".into())
+        );
+        assert_eq!(RunSearch::parse("ü"), RunSearch::KeyPrefix("ü".into()));
+        let whole = Uuid::from_u128(0x0190_abcd_0000_7000_8000_0000_0000_0001);
+        let (low, high) = RunSearch::parse(&whole.to_string()).id_range().unwrap();
+        assert_eq!((low.0, high.0), (whole, whole));
+        let (low, high) = RunSearch::parse("0190ab").id_range().unwrap();
+        assert_eq!(
+            low.0.simple().to_string(),
+            format!("0190ab{}", "0".repeat(26))
+        );
+        assert_eq!(
+            high.0.simple().to_string(),
+            format!("0190ab{}", "f".repeat(26))
+        );
+        assert_eq!(RunSearch::parse("drift").id_range(), None);
+    }
+
+    #[test]
+    fn a_prefix_upper_bound_follows_every_string_with_that_prefix() {
+        assert_eq!(prefix_upper_bound("drift:").as_deref(), Some("drift;"));
+        assert_eq!(
+            prefix_upper_bound("ab\u{D7FF}").as_deref(),
+            Some("ab\u{E000}"),
+            "surrogates skipped"
+        );
+        assert_eq!(prefix_upper_bound("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_upper_bound("\u{10FFFF}"), None);
+        for key in ["drift:", "drift:a", "drift:\u{10FFFF}x", "drift:zzz"] {
+            assert!(
+                key >= "drift:" && key < prefix_upper_bound("drift:").unwrap().as_str(),
+                "{key}"
+            );
+        }
+        assert!("drift;" >= prefix_upper_bound("drift:").unwrap().as_str());
     }
 
     #[test]

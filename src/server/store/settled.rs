@@ -103,6 +103,7 @@ impl SettledCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::RunSearch;
     use uuid::Uuid;
 
     impl SettledCounts {
@@ -131,7 +132,7 @@ mod tests {
 
     fn search(text: String) -> RunFilter {
         RunFilter {
-            idempotency_key: Some(text),
+            search: Some(RunSearch::KeyPrefix(text)),
             ..RunFilter::default()
         }
     }

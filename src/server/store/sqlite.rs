@@ -75,6 +75,7 @@ impl SqlDialect for SqliteStore {
     const NOTIFY_QUEUED: &'static str = "";
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const BACKEND: Backend = Backend::Sqlite;
+    const BYTE_ORDER: &'static str = r#"COLLATE BINARY"#;
     const PRUNE_LOCK: Option<(&'static str, &'static str)> = None;
     const SESSIONS_TABLE: &'static str = "tower_sessions";
     // tower-sessions stores the expiry as date-time text.

@@ -313,7 +313,7 @@ fn Filters(base: String, query: HubQuery, initiators: Vec<Initiator>) -> impl In
             </label>
             <label>"Queued from (UTC)" <input type="date" name="from" value=value(&query.from) /></label>
             <label>"to" <input type="date" name="to" value=value(&query.to) /></label>
-            <label>"Run id or idempotency key"
+            <label>"Run id or idempotency key (or its start)"
                 <input type="search" name="q" value=value(&query.q) size="30"
                     maxlength=MAX_SEARCH_CHARS />
             </label>

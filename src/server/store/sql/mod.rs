@@ -66,6 +66,11 @@ pub trait SqlDialect {
     /// Which database this is.
     const BACKEND: Backend;
 
+    /// Put after a text column so it compares in byte (code point) order,
+    /// as prefix searches need: PostgreSQL's `COLLATE "C"` (its indexes for
+    /// them are built so), SQLite's default `BINARY`.
+    const BYTE_ORDER: &'static str;
+
     /// The statements taking and giving back the lock that lets one
     /// instance prune at a time (a PostgreSQL advisory lock; each returns one
     /// bool); `None` where one process owns the database file (SQLite),

@@ -18,8 +18,12 @@ pub fn bucket_counts(rows: Vec<(String, i64)>) -> Result<BucketCounts, StoreErro
 
 /// Appends the conditions of a run filter over runs aliased `r`; the
 /// status bucket only `with_bucket` (the counts group by status instead).
-pub fn push_run_filter<'a, DB>(qb: &mut QueryBuilder<'a, DB>, filter: &RunFilter, with_bucket: bool)
-where
+pub fn push_run_filter<'a, DB>(
+    qb: &mut QueryBuilder<'a, DB>,
+    filter: &RunFilter,
+    with_bucket: bool,
+    byte_order: &str,
+) where
     DB: Database,
     &'a str: Encode<'a, DB> + Type<DB>,
     String: Encode<'a, DB> + Type<DB>,
@@ -51,13 +55,26 @@ where
         qb.push(" AND r.created_at < ");
         qb.push_bind(before);
     }
-    if let Some(id) = filter.run_id {
-        qb.push(" AND r.id = ");
-        qb.push_bind(id);
-    }
-    if let Some(key) = &filter.idempotency_key {
-        qb.push(" AND r.idempotency_key = ");
-        qb.push_bind(key.clone());
+    match &filter.search {
+        None => {}
+        Some(RunSearch::IdPrefix(_)) => {
+            if let Some((first, last)) = filter.search.as_ref().and_then(RunSearch::id_range) {
+                qb.push(" AND r.id BETWEEN ");
+                qb.push_bind(first);
+                qb.push(" AND ");
+                qb.push_bind(last);
+            }
+        }
+        // A prefix is a range of keys in byte order (`byte_order` makes
+        // PostgreSQL compare bytes whatever the database's collation).
+        Some(RunSearch::KeyPrefix(prefix)) => {
+            qb.push(format!(" AND r.idempotency_key {byte_order} >= "));
+            qb.push_bind(prefix.clone());
+            if let Some(upper) = prefix_upper_bound(prefix) {
+                qb.push(format!(" AND r.idempotency_key {byte_order} < "));
+                qb.push_bind(upper);
+            }
+        }
     }
 }
 
@@ -80,7 +97,7 @@ macro_rules! impl_run_lists {
                      JOIN users u ON u.id = r.user_id WHERE r.tenant_id = "
                 ));
                 qb.push_bind(tenant);
-                push_run_filter(&mut qb, filter, true);
+                push_run_filter(&mut qb, filter, true, <$store as SqlDialect>::BYTE_ORDER);
                 push_keyset(&mut qb, "r", &page);
                 let rows: Vec<RunSummaryRow> = qb.build_query_as().fetch_all(&self.pool).await?;
                 let runs = rows
@@ -107,7 +124,7 @@ macro_rules! impl_run_lists {
                         qb.push_bind(tenant);
                         qb.push(" AND r.finished_at < ");
                         qb.push_bind(cutoff);
-                        push_run_filter(&mut qb, filter, false);
+                        push_run_filter(&mut qb, filter, false, <$store as SqlDialect>::BYTE_ORDER);
                         qb.push(" GROUP BY r.status");
                         let settled = bucket_counts(qb.build_query_as().fetch_all(&self.pool).await?)?;
                         self.settled_counts.remember(tenant, cutoff, filter, settled);
@@ -129,7 +146,7 @@ macro_rules! impl_run_lists {
                     if index > 0 {
                         qb.push_bind(cutoff);
                     }
-                    push_run_filter(&mut qb, filter, false);
+                    push_run_filter(&mut qb, filter, false, <$store as SqlDialect>::BYTE_ORDER);
                 }
                 qb.push(") recent GROUP BY status");
                 let recent = bucket_counts(qb.build_query_as().fetch_all(&self.pool).await?)?;
