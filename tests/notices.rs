@@ -20,27 +20,12 @@ fn drift() -> StartRequest {
     }
 }
 
-fn is_sqlite(db: &TestDb) -> bool {
-    db.url.starts_with("sqlite:")
-}
-
-/// Runs statements on a connection of its own, as other code would.
-async fn execute(db: &TestDb, sql: &str) {
-    if is_sqlite(db) {
-        let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-        sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
-    } else {
-        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-        sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
-    }
-}
-
 /// The payloads of a user's notifications of one kind, oldest first, read
 /// straight from the table.
 async fn raw_payloads(db: &TestDb, user: UserId, kind: &str) -> Vec<serde_json::Value> {
     let sql = "SELECT CAST(payload AS TEXT) FROM notifications \
                WHERE user_id = $1 AND kind = $2 ORDER BY created_at, id";
-    let texts: Vec<String> = if is_sqlite(db) {
+    let texts: Vec<String> = if db.is_sqlite() {
         let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
         sqlx::query_scalar(sql)
             .bind(user)
@@ -65,14 +50,14 @@ async fn raw_payloads(db: &TestDb, user: UserId, kind: &str) -> Vec<serde_json::
 
 /// "completed" rows per user for this run, from the table.
 async fn completed_rows(db: &TestDb, run: RunId) -> Vec<UserId> {
-    let sql = if is_sqlite(db) {
+    let sql = if db.is_sqlite() {
         "SELECT user_id FROM notifications WHERE kind = 'run_completed' \
          AND json_extract(payload, '$.run_id') = $1 ORDER BY user_id"
     } else {
         "SELECT user_id FROM notifications WHERE kind = 'run_completed' \
          AND payload ->> 'run_id' = $1 ORDER BY user_id"
     };
-    if is_sqlite(db) {
+    if db.is_sqlite() {
         let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
         sqlx::query_scalar(sql)
             .bind(run.to_string())
@@ -91,30 +76,24 @@ async fn completed_rows(db: &TestDb, run: RunId) -> Vec<UserId> {
 
 /// Makes every audit insert fail, as a database refusing the write would.
 async fn refuse_audit(db: &TestDb) {
-    execute(
-        db,
-        if is_sqlite(db) {
-            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_logs \
+    db.execute(if db.is_sqlite() {
+        "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_logs \
              BEGIN SELECT RAISE(ABORT, 'audit refused'); END;"
-        } else {
-            "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS \
+    } else {
+        "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS \
              $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$; \
              CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_logs \
              FOR EACH ROW EXECUTE FUNCTION refuse_audit();"
-        },
-    )
+    })
     .await;
 }
 
 async fn allow_audit(db: &TestDb) {
-    execute(
-        db,
-        if is_sqlite(db) {
-            "DROP TRIGGER refuse_audit;"
-        } else {
-            "DROP TRIGGER refuse_audit ON audit_logs; DROP FUNCTION refuse_audit();"
-        },
-    )
+    db.execute(if db.is_sqlite() {
+        "DROP TRIGGER refuse_audit;"
+    } else {
+        "DROP TRIGGER refuse_audit ON audit_logs; DROP FUNCTION refuse_audit();"
+    })
     .await;
 }
 
@@ -442,7 +421,7 @@ async fn old_payloads_are_rewritten_by_the_migration(backend: Backend) {
             }
         }};
     }
-    if is_sqlite(&db) {
+    if db.is_sqlite() {
         write_old_rows!(sqlx::SqliteConnection);
     } else {
         write_old_rows!(sqlx::PgConnection);

@@ -127,7 +127,7 @@ impl TestDb {
     }
 
     /// A fresh, empty database (the store connected, no schema yet).
-    pub async fn unmigrated(backend: Backend) -> Self {
+    async fn unmigrated(backend: Backend) -> Self {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");

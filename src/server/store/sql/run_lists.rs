@@ -57,8 +57,8 @@ pub fn push_run_filter<'a, DB>(
     }
     match &filter.search {
         None => {}
-        Some(RunSearch::IdPrefix(_)) => {
-            if let Some((first, last)) = filter.search.as_ref().and_then(RunSearch::id_range) {
+        Some(search @ RunSearch::IdPrefix(_)) => {
+            if let Some((first, last)) = search.id_range() {
                 qb.push(" AND r.id BETWEEN ");
                 qb.push_bind(first);
                 qb.push(" AND ");
