@@ -1,7 +1,7 @@
 //! Retention: how long each kind of record is kept once it is done with.
 //! The policy (which kind, which cutoff, `0` = forever) lives here as pure
-//! rules; `RetentionRepository::prune` (store/sql/retention.rs) executes it,
-//! and the engine runs a pass every `prune_interval_secs`.
+//! rules; `RetentionRepository::prune` (store/sql/repositories/retention.rs)
+//! executes it, and the engine runs a pass every `prune_interval_secs`.
 
 use crate::domain::{RunStatus, Timestamp};
 use crate::server::config::Settings;

@@ -324,7 +324,7 @@ pub trait AuditRepository: Send + Sync {
 
 /// Retention (`server::retention`): records past their kind's cutoff go,
 /// in batches of short transactions; active runs and whatever a kept record
-/// points to stay (store/sql/retention.rs has the rules).
+/// points to stay (store/sql/repositories/retention.rs has the rules).
 #[async_trait]
 pub trait RetentionRepository: Send + Sync {
     /// One pass of `policy` at `now`: what went per kind, or with `dry_run`

@@ -1,5 +1,5 @@
 use super::changes::wire;
-use super::sql::{impl_sql_repositories, SqlDialect};
+use super::sql::SqlDialect;
 use super::{
     Backend, ChangeLog, ChangeRelay, DbSessionStore, QueueSignal, Relayed, StoreError, StoreResult,
 };
@@ -237,4 +237,11 @@ impl ChangeRelay for PgStore {
     }
 }
 
-impl_sql_repositories!(PgStore, sqlx::Postgres);
+/// The repositories (`sql/repositories/`), compiled for this backend: its
+/// files name the store `Store` and the database `Db`. The other backend
+/// includes the same files, on purpose (see `sql/mod.rs`).
+#[path = "sql/repositories/mod.rs"]
+#[allow(clippy::duplicate_mod)]
+mod repositories;
+type Store = PgStore;
+type Db = sqlx::Postgres;

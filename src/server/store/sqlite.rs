@@ -1,6 +1,6 @@
 use super::changes::wire;
 use super::peers::Peers;
-use super::sql::{impl_sql_repositories, SqlDialect};
+use super::sql::SqlDialect;
 use super::{
     Backend, ChangeLog, ChangeRelay, DbSessionStore, QueueSignal, Relayed, StoreError, StoreResult,
 };
@@ -187,4 +187,11 @@ impl ChangeRelay for SqliteStore {
     }
 }
 
-impl_sql_repositories!(SqliteStore, sqlx::Sqlite);
+/// The repositories (`sql/repositories/`), compiled for this backend: its
+/// files name the store `Store` and the database `Db`. The other backend
+/// includes the same files, on purpose (see `sql/mod.rs`).
+#[path = "sql/repositories/mod.rs"]
+#[allow(clippy::duplicate_mod)]
+mod repositories;
+type Store = SqliteStore;
+type Db = sqlx::Sqlite;

@@ -1,30 +1,43 @@
 //! The repositories, written once in SQL both databases understand and
-//! instantiated for each backend (`impl_sql_repositories!(PgStore,
-//! sqlx::Postgres)` in `postgres.rs`, the same for SQLite in `sqlite.rs`).
-//! One file per aggregate: `tenants`, `sign_in_limits`, `runs` and
-//! `run_lists`, `queue` and `progress`, `findings`, `inventory`, `backups`,
-//! `notifications`, `audit`, `retention`, and `schema` (migrations, readiness). Where the dialects differ,
+//! compiled for each backend. `sql/repositories/` holds one plain Rust file
+//! per aggregate: `tenants`, `sign_in_limits`, `runs` and `run_lists`,
+//! `queue` and `progress`, `findings`, `inventory`, `backups`,
+//! `notifications`, `audit`, `retention`, and `schema` (migrations,
+//! readiness). They implement the repository traits for `Store` on the sqlx
+//! database `Db`, two names that `sqlite.rs` (`SqliteStore`, `sqlx::Sqlite`)
+//! and `postgres.rs` (`PgStore`, `sqlx::Postgres`) each define beside
+//! `#[path = "sql/repositories/mod.rs"] mod repositories;`, which makes the
+//! directory a module of theirs. So each aggregate is one source file,
+//! type-checked against each backend's concrete types, which rustfmt formats
+//! and rust-analyzer reads like any other. This module does not declare
+//! `repositories`: here it would have no `Store`. Where the dialects differ,
 //! the backend supplies it through [`SqlDialect`]; the backend files hold
-//! nothing else but transport (connections, pools, LISTEN, change relay).
+//! nothing else but transport (connections, pools, LISTEN, change relay) and
+//! that inclusion.
 //!
-//! Why each aggregate is a small `macro_rules!` over `($store, $db)` rather
-//! than a generic `impl<S: SqlBackend> AuditRepository for S`: the generic
-//! form works (a probe of the audit aggregate compiled, `async_trait`'s
-//! `Send` futures included) but needs, on every impl and every helper, the
-//! executor bounds (`for<'c> &'c mut <DB as Database>::Connection:
-//! Executor<'c, Database = DB>`, the same for `&Pool<DB>`), `IntoArguments`
-//! for the argument buffer, `FromRow` for each row struct and `Encode +
-//! Type` for each bound value type: eleven where-clause lines for audit's
-//! two statements, some twenty value types for runs and the queue, repeated
-//! on each of the ten repository impls because where-clauses on a trait are not
-//! implied where it is used. Instantiated per backend, the code is checked
-//! against concrete types and keeps the SQL and its binds as they were.
-//! What needs no database type is ordinary code, which rustfmt formats:
-//! the dialect trait, the transaction and query-builder helpers below
-//! (generic over the database, with the few bounds they need), the pure
-//! rules (`MembershipChange`, `already_recorded`, `bucket_counts`, …) next
-//! to the aggregate that uses them. An aggregate can still move to the
-//! generic form on its own.
+//! Why the same source compiled per backend rather than a generic
+//! `impl<S: SqlBackend> AuditRepository for S`: the generic form works (a
+//! probe of the audit aggregate compiled, `async_trait`'s `Send` futures
+//! included) but needs, on every impl and every helper, the executor bounds
+//! (`for<'c> &'c mut <DB as Database>::Connection: Executor<'c, Database =
+//! DB>`, the same for `&Pool<DB>`), `IntoArguments` for the argument buffer,
+//! `FromRow` for each row struct and `Encode + Type` for each bound value
+//! type: eleven where-clause lines for audit's two statements, some twenty
+//! value types for runs and the queue, repeated on each of the ten
+//! repository impls because where-clauses on a trait are not implied where
+//! it is used. Compiled per backend, the code is checked against concrete
+//! types and keeps the SQL and its binds as they were. (A `macro_rules!`
+//! per aggregate, expanded for each backend, does the same, but rustfmt and
+//! rust-analyzer do not read macro bodies.)
+//!
+//! What needs no database type is compiled once, in the modules declared
+//! here: the dialect trait, the transaction and query-builder helpers below
+//! (generic over the database, with the few bounds they need), and the pure
+//! rules of an aggregate under its name (`tenants::MembershipChange`,
+//! `progress::already_recorded`, `queue::ORPHANED_RUNS` and `lease_expiry`,
+//! `run_lists::bucket_counts` and `push_run_filter`, `retention`'s batch
+//! sizes), so a unit test of them runs once, not once per backend. An
+//! aggregate can still move to the generic form on its own.
 
 use super::{Backend, DbSessionStore, StoreError, StoreResult};
 use crate::domain::*;
@@ -32,18 +45,10 @@ use sqlx::migrate::Migrator;
 use sqlx::{Database, Encode, Pool, QueryBuilder, Transaction, Type};
 use std::sync::Arc;
 
-pub mod audit;
-pub mod backups;
-pub mod findings;
-pub mod inventory;
-pub mod notifications;
 pub mod progress;
 pub mod queue;
 pub mod retention;
 pub mod run_lists;
-pub mod runs;
-pub mod schema;
-pub mod sign_in_limits;
 pub mod tenants;
 
 /// What differs between the backends inside otherwise shared SQL.
@@ -216,78 +221,3 @@ where
         list.push_bind(*id);
     }
 }
-
-/// Implements every repository for `$store` on database `$db`: the
-/// aggregates' macros expanded in one scope, which brings their imports,
-/// the query-builder and connection types of `$db`, and the transaction
-/// helpers of `$store`. Helpers one aggregate defines for others
-/// (`insert_audit`, `notify_finished`, `upsert_findings`, …) are items of
-/// that scope too.
-macro_rules! impl_sql_repositories {
-    ($store:ty, $db:ty) => {
-        const _: () = {
-            use async_trait::async_trait;
-            use sqlx::types::Json;
-            use $crate::domain::*;
-            use $crate::server::store::rows::*;
-            use $crate::server::store::settled::settled_cutoff;
-            use $crate::server::store::sql::progress::already_recorded;
-            use $crate::server::store::sql::queue::{lease_expiry, ORPHANED_RUNS};
-            use $crate::server::store::sql::run_lists::{bucket_counts, push_run_filter};
-            use $crate::server::store::sql::tenants::MembershipChange;
-            use $crate::server::store::sql::{
-                finish_page, one_row_changed, push_id_list, push_keyset, status_list, SqlDialect,
-                WriteTurn,
-            };
-            use $crate::server::store::types::*;
-            use $crate::server::store::*;
-
-            type Builder<'a> = sqlx::QueryBuilder<'a, $db>;
-            type Connection = <$db as sqlx::Database>::Connection;
-
-            impl $store {
-                async fn write_turn(&self) -> WriteTurn {
-                    $crate::server::store::sql::take_turn(self.write_gate()).await
-                }
-
-                /// A write transaction, in this writer's turn.
-                async fn begin_write(
-                    &self,
-                ) -> StoreResult<(WriteTurn, sqlx::Transaction<'static, $db>)> {
-                    let begin = <$store as SqlDialect>::BEGIN_WRITE;
-                    $crate::server::store::sql::begin_write(self.write_gate(), &self.pool, begin)
-                        .await
-                }
-
-                /// One of the engine's own write transactions (progress,
-                /// rescue), on the engine's connections (see `engine_pool`).
-                async fn begin_engine_write(
-                    &self,
-                ) -> StoreResult<(WriteTurn, sqlx::Transaction<'static, $db>)> {
-                    let begin = <$store as SqlDialect>::BEGIN_WRITE;
-                    $crate::server::store::sql::begin_write(
-                        self.write_gate(),
-                        &self.engine_pool,
-                        begin,
-                    )
-                    .await
-                }
-            }
-
-            $crate::server::store::sql::schema::impl_schema!($store, $db);
-            $crate::server::store::sql::tenants::impl_tenants!($store, $db);
-            $crate::server::store::sql::sign_in_limits::impl_sign_in_limits!($store, $db);
-            $crate::server::store::sql::runs::impl_runs!($store, $db);
-            $crate::server::store::sql::run_lists::impl_run_lists!($store, $db);
-            $crate::server::store::sql::queue::impl_queue!($store, $db);
-            $crate::server::store::sql::progress::impl_progress!($store, $db);
-            $crate::server::store::sql::findings::impl_findings!($store, $db);
-            $crate::server::store::sql::inventory::impl_inventory!($store, $db);
-            $crate::server::store::sql::backups::impl_backups!($store, $db);
-            $crate::server::store::sql::notifications::impl_notifications!($store, $db);
-            $crate::server::store::sql::audit::impl_audit!($store, $db);
-            $crate::server::store::sql::retention::impl_retention!($store, $db);
-        };
-    };
-}
-pub(crate) use impl_sql_repositories;

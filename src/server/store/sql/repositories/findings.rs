@@ -1,0 +1,209 @@
+//! Drift findings: the batch upsert the engine's progress shares, and the
+//! reader's and the acknowledger's side.
+//!
+//! Here: `upsert_findings` (for the progress) and `FindingRepository`.
+
+use super::{Builder, Connection, Store};
+use crate::domain::*;
+use crate::server::store::rows::{FindingRow, FINDING_COLUMNS};
+use crate::server::store::sql::{finish_page, push_id_list, push_keyset};
+use crate::server::store::{FindingRepository, NewFinding, StoreError, StoreResult, Upserted};
+use async_trait::async_trait;
+use sqlx::types::Json;
+
+/// Inserts findings, or touches `updated_at` of those whose
+/// fingerprint the tenant already has; ids in input order. The
+/// same finding twice in `findings` (two runs of one batch found
+/// it) is written once.
+pub(super) async fn upsert_findings(
+    conn: &mut Connection,
+    findings: &[&NewFinding],
+    now: Timestamp,
+) -> StoreResult<Vec<(FindingId, bool)>> {
+    // One statement may not touch a row twice (PostgreSQL refuses).
+    let mut seen = std::collections::HashSet::new();
+    let distinct: Vec<&NewFinding> = findings
+        .iter()
+        .copied()
+        .filter(|finding| seen.insert((finding.tenant_id, finding.fingerprint.as_str())))
+        .collect();
+    let mut written: std::collections::HashMap<(TenantId, &str), (FindingId, bool)> =
+        std::collections::HashMap::with_capacity(distinct.len());
+    // Batches keep each statement well under the bind-parameter limits.
+    for chunk in distinct.chunks(500) {
+        let candidates: Vec<FindingId> = chunk.iter().map(|_| FindingId::generate()).collect();
+        let mut qb = Builder::new(
+            "INSERT INTO findings (id, tenant_id, finding_type, change_kind, scope_key, \
+             baseline_run_id, current_run_id, produced_by_run_id, fingerprint, \
+             subject_type, subject_external_id, status, evidence_jsonb, created_at, \
+             updated_at) ",
+        );
+        qb.push_values(
+            chunk.iter().zip(&candidates),
+            |mut values, (finding, id)| {
+                values
+                    .push_bind(*id)
+                    .push_bind(finding.tenant_id)
+                    .push_bind(finding.finding_type.as_str())
+                    .push_bind(finding.change_kind.as_str())
+                    .push_bind(finding.scope_key.clone())
+                    .push_bind(finding.baseline_run_id)
+                    .push_bind(finding.current_run_id)
+                    .push_bind(finding.produced_by_run_id)
+                    .push_bind(finding.fingerprint.clone())
+                    .push_bind(finding.subject_type.clone())
+                    .push_bind(finding.subject_external_id.clone())
+                    .push_bind("new")
+                    .push_bind(Json(finding.evidence.clone()))
+                    .push_bind(now)
+                    .push_bind(now);
+            },
+        );
+        qb.push(
+            " ON CONFLICT (tenant_id, fingerprint) DO UPDATE SET updated_at = excluded.updated_at \
+                  RETURNING id, fingerprint",
+        );
+        let rows: Vec<(FindingId, String)> = qb.build_query_as().fetch_all(&mut *conn).await?;
+        for (finding, candidate) in chunk.iter().zip(&candidates) {
+            let (id, _) = rows
+                .iter()
+                .find(|(_, fingerprint)| *fingerprint == finding.fingerprint)
+                .ok_or(StoreError::NotFound)?;
+            written.insert(
+                (finding.tenant_id, finding.fingerprint.as_str()),
+                (*id, id == candidate),
+            );
+        }
+    }
+    let mut first = std::collections::HashSet::new();
+    Ok(findings
+        .iter()
+        .map(|finding| {
+            let key = (finding.tenant_id, finding.fingerprint.as_str());
+            let (id, inserted) = written[&key];
+            (id, inserted && first.insert(key))
+        })
+        .collect())
+}
+
+#[async_trait]
+impl FindingRepository for Store {
+    async fn upsert_finding(&self, finding: NewFinding) -> StoreResult<Upserted<Finding>> {
+        let mut conn = self.pool.acquire().await?;
+        let upserted = upsert_findings(&mut conn, &[&finding], Timestamp::now()).await?;
+        drop(conn);
+        let (id, inserted) = upserted.first().copied().ok_or(StoreError::NotFound)?;
+        let value = self
+            .finding(finding.tenant_id, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        Ok(Upserted { value, inserted })
+    }
+
+    async fn finding(&self, tenant: TenantId, id: FindingId) -> StoreResult<Option<Finding>> {
+        let row: Option<FindingRow> = sqlx::query_as(&format!(
+            "SELECT {FINDING_COLUMNS} FROM findings WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn list_findings(
+        &self,
+        tenant: TenantId,
+        filter: &FindingFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<Finding>> {
+        let mut qb = Builder::new(format!(
+            "SELECT {FINDING_COLUMNS} FROM findings f WHERE f.tenant_id = "
+        ));
+        qb.push_bind(tenant);
+        if let Some(status) = filter.status {
+            qb.push(" AND f.status = ");
+            qb.push_bind(status.as_str());
+        }
+        if let Some(scope) = &filter.scope_key {
+            qb.push(" AND f.scope_key = ");
+            qb.push_bind(scope.clone());
+        }
+        if let Some(subject_type) = &filter.subject_type {
+            qb.push(" AND f.subject_type = ");
+            qb.push_bind(subject_type.clone());
+        }
+        if let Some(baseline) = filter.baseline {
+            qb.push(" AND f.baseline_run_id = ");
+            qb.push_bind(baseline);
+        }
+        if let Some(current) = filter.current {
+            qb.push(" AND f.current_run_id = ");
+            qb.push_bind(current);
+        }
+        if let Some(run) = filter.produced_by {
+            qb.push(" AND f.produced_by_run_id = ");
+            qb.push_bind(run);
+        }
+        push_keyset(&mut qb, "f", &page);
+        let rows: Vec<FindingRow> = qb.build_query_as().fetch_all(&self.pool).await?;
+        let findings = rows.into_iter().map(Finding::from).collect();
+        Ok(finish_page(findings, &page, |f| Cursor {
+            at: f.created_at,
+            id: f.id.0,
+        }))
+    }
+
+    async fn acknowledge_findings(
+        &self,
+        tenant: TenantId,
+        ids: &[FindingId],
+        by: UserId,
+    ) -> StoreResult<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let now = Timestamp::now();
+        let (_turn, mut tx) = self.begin_write().await?;
+        let mut changed: Vec<FindingId> = Vec::with_capacity(ids.len());
+        // Batches keep each statement well under the bind-parameter limits.
+        for chunk in ids.chunks(1_000) {
+            let mut qb =
+                Builder::new("UPDATE findings SET status = 'acknowledged', acknowledged_by = ");
+            qb.push_bind(by);
+            qb.push(", acknowledged_at = ");
+            qb.push_bind(now);
+            qb.push(", updated_at = ");
+            qb.push_bind(now);
+            qb.push(" WHERE status = 'new' AND tenant_id = ");
+            qb.push_bind(tenant);
+            qb.push(" AND id IN (");
+            push_id_list(&mut qb, chunk);
+            qb.push(") RETURNING id");
+            let rows: Vec<(FindingId,)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+            changed.extend(rows.into_iter().map(|(id,)| id));
+        }
+        // One entry per finding that changed; one already
+        // acknowledged (or another tenant's) was not acted on.
+        for chunk in changed.chunks(1_000) {
+            let mut qb = Builder::new(
+                "INSERT INTO audit_logs (id, tenant_id, user_id, action, resource, resource_id, \
+                 metadata, created_at) ",
+            );
+            qb.push_values(chunk, |mut values, finding| {
+                values
+                    .push_bind(AuditLogId::generate())
+                    .push_bind(tenant)
+                    .push_bind(by)
+                    .push_bind(audit_names::FINDING_ACKNOWLEDGE)
+                    .push_bind(audit_names::FINDING)
+                    .push_bind(finding.to_string())
+                    .push_bind(Json(serde_json::json!({})))
+                    .push_bind(now);
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(changed.len() as u64)
+    }
+}

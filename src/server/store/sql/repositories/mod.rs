@@ -1,0 +1,47 @@
+//! The repositories, one file per aggregate, in plain Rust over one
+//! backend's concrete types: `Store` (the store) and `Db` (its sqlx
+//! database), which the module that includes this directory defines.
+//! `sqlite.rs` and `postgres.rs` each include it (`#[path]`), so it is
+//! compiled once for each backend; see `sql/mod.rs` for why.
+
+use super::{Db, Store};
+use crate::server::store::sql::{self, SqlDialect, WriteTurn};
+use crate::server::store::StoreResult;
+
+mod audit;
+mod backups;
+mod findings;
+mod inventory;
+mod notifications;
+mod progress;
+mod queue;
+mod retention;
+mod run_lists;
+mod runs;
+mod schema;
+mod sign_in_limits;
+mod tenants;
+
+/// This backend's query builder.
+type Builder<'a> = sqlx::QueryBuilder<'a, Db>;
+/// This backend's connection (a transaction derefs to one).
+type Connection = <Db as sqlx::Database>::Connection;
+
+impl Store {
+    async fn write_turn(&self) -> WriteTurn {
+        sql::take_turn(self.write_gate()).await
+    }
+
+    /// A write transaction, in this writer's turn.
+    async fn begin_write(&self) -> StoreResult<(WriteTurn, sqlx::Transaction<'static, Db>)> {
+        let begin = <Store as SqlDialect>::BEGIN_WRITE;
+        sql::begin_write(self.write_gate(), &self.pool, begin).await
+    }
+
+    /// One of the engine's own write transactions (progress,
+    /// rescue), on the engine's connections (see `engine_pool`).
+    async fn begin_engine_write(&self) -> StoreResult<(WriteTurn, sqlx::Transaction<'static, Db>)> {
+        let begin = <Store as SqlDialect>::BEGIN_WRITE;
+        sql::begin_write(self.write_gate(), &self.engine_pool, begin).await
+    }
+}

@@ -1,0 +1,266 @@
+//! Retention: `RetentionRepository::prune` executes the policy of
+//! `server::retention` in small batches, each its own short write
+//! transaction (SQLite: in the store's write turn), so a prune never holds
+//! a lock for long.
+//!
+//! What goes, kind by kind, in this order (each kind sees what the ones
+//! before removed):
+//! - runs: terminal ones whose `finished_at` passed their status's cutoff.
+//!   `run_joins`, `run_attempts` and `run_failed_items` go with them (ON
+//!   DELETE CASCADE). Provenance links to a pruned run are nulled by their
+//!   foreign keys (`retry_of_run_id`, `findings.produced_by_run_id`,
+//!   `backup_set_items.added_by_run_id`): keeping runs for them would keep
+//!   every add-policies run as long as its backup set, and a finding links
+//!   to its drift run the Phase 1 way, through its syncs, which stay.
+//!   Notifications about a run are governed by their own retention.
+//! - notifications: read ones by `read_at`, unread ones by `created_at`.
+//! - findings: acknowledged ones by `acknowledged_at`; new ones stay.
+//! - audit entries by `created_at`, except one a kept run points to
+//!   (`audit_log_id`, the record of its start).
+//! - inventory syncs (with their items) that ended before the cutoff,
+//!   except those a kept finding (`baseline_run_id`/`current_run_id`) or a
+//!   kept drift run (`item_ids`) names, and the two newest completed syncs
+//!   of each scope (the next drift's inputs).
+//! - sessions whose expiry passed.
+//!
+//! A dry run counts with the same rules, treating records the pass would
+//! remove as gone, so it reports what the pass would remove.
+//!
+//! Here: `RetentionRepository`; the batch sizes are in `sql/retention.rs`.
+
+use super::{Builder, Store};
+use crate::domain::*;
+use crate::server::retention::{Cutoffs, PruneReport, RetentionPolicy};
+use crate::server::store::sql::retention::{BATCH, RUN_BATCH, SYNC_BATCH};
+use crate::server::store::sql::SqlDialect;
+use crate::server::store::{RetentionRepository, StoreResult};
+use async_trait::async_trait;
+
+/// `(<alias> prunable)` for runs: terminal and past their status's cutoff.
+fn push_run_prunable(qb: &mut Builder<'_>, alias: &str, cutoffs: &Cutoffs) {
+    qb.push("(1 = 0");
+    for (status, cutoff) in &cutoffs.runs {
+        qb.push(format!(
+            " OR ({alias}.status = '{}' AND {alias}.finished_at < ",
+            status.as_str()
+        ));
+        qb.push_bind(*cutoff);
+        qb.push(")");
+    }
+    qb.push(")");
+}
+
+/// `(<alias> prunable)` for findings: acknowledged before the cutoff.
+fn push_finding_prunable(qb: &mut Builder<'_>, alias: &str, cutoffs: &Cutoffs) {
+    match cutoffs.acknowledged_findings {
+        Some(cutoff) => {
+            qb.push(format!(
+                "({alias}.status = 'acknowledged' AND {alias}.acknowledged_at < "
+            ));
+            qb.push_bind(cutoff);
+            qb.push(")");
+        }
+        None => {
+            qb.push("(1 = 0)");
+        }
+    }
+}
+
+/// Where a record is kept because a kept one refers to it: `refs`
+/// names the referring rows (`FROM … WHERE <link>`). In a pass the
+/// referrers that go are already gone, so any referrer keeps it (and
+/// one that became prunable meanwhile cannot make a delete fail on
+/// its foreign key); a dry run leaves out the referrers it would
+/// remove.
+fn push_not_referenced(
+    qb: &mut Builder<'_>,
+    refs: &str,
+    dry_run: bool,
+    cutoffs: &Cutoffs,
+    prunable: fn(&mut Builder<'_>, &str, &Cutoffs),
+    alias: &str,
+) {
+    qb.push(format!(" AND NOT EXISTS (SELECT 1 {refs}"));
+    if dry_run {
+        qb.push(" AND NOT ");
+        prunable(qb, alias, cutoffs);
+    }
+    qb.push(")");
+}
+
+impl Store {
+    /// Counts (dry) or deletes, batch by batch, the rows of `table`
+    /// that `pick` selects (`FROM <table> x WHERE …`, keyed by `key`).
+    async fn prune_kind(
+        &self,
+        table: &str,
+        key: &str,
+        batch: i64,
+        dry_run: bool,
+        pick: impl Fn(&mut Builder<'_>),
+    ) -> StoreResult<u64> {
+        if dry_run {
+            let mut qb = Builder::new("SELECT COUNT(*)");
+            pick(&mut qb);
+            let (count,): (i64,) = qb.build_query_as().fetch_one(&self.pool).await?;
+            return Ok(count.unsigned_abs());
+        }
+        let mut total = 0;
+        loop {
+            let mut qb = Builder::new(format!(
+                "DELETE FROM {table} WHERE {key} IN (SELECT x.{key}"
+            ));
+            pick(&mut qb);
+            qb.push(" LIMIT ");
+            qb.push_bind(batch);
+            // Rows another transaction holds are left for the next
+            // pass (PostgreSQL), so pruning never waits on users.
+            qb.push(<Store as SqlDialect>::SKIP_LOCKED);
+            qb.push(")");
+            let (_turn, mut tx) = self.begin_write().await?;
+            let removed = qb.build().execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            total += removed;
+            if removed < batch.unsigned_abs() {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn prune_pass(&self, cutoffs: &Cutoffs, dry_run: bool) -> StoreResult<PruneReport> {
+        let mut report = PruneReport {
+            runs: self
+                .prune_kind("bulk_operation_runs", "id", RUN_BATCH, dry_run, |qb| {
+                    qb.push(" FROM bulk_operation_runs x WHERE ");
+                    push_run_prunable(qb, "x", cutoffs);
+                })
+                .await?,
+            ..PruneReport::default()
+        };
+        if cutoffs.read_notifications.is_some() || cutoffs.unread_notifications.is_some() {
+            report.notifications = self
+                .prune_kind("notifications", "id", BATCH, dry_run, |qb| {
+                    qb.push(" FROM notifications x WHERE (1 = 0");
+                    if let Some(cutoff) = cutoffs.read_notifications {
+                        qb.push(" OR (x.read_at IS NOT NULL AND x.read_at < ");
+                        qb.push_bind(cutoff);
+                        qb.push(")");
+                    }
+                    if let Some(cutoff) = cutoffs.unread_notifications {
+                        qb.push(" OR (x.read_at IS NULL AND x.created_at < ");
+                        qb.push_bind(cutoff);
+                        qb.push(")");
+                    }
+                    qb.push(")");
+                })
+                .await?;
+        }
+        if cutoffs.acknowledged_findings.is_some() {
+            report.findings = self
+                .prune_kind("findings", "id", BATCH, dry_run, |qb| {
+                    qb.push(" FROM findings x WHERE ");
+                    push_finding_prunable(qb, "x", cutoffs);
+                })
+                .await?;
+        }
+        if let Some(cutoff) = cutoffs.audit {
+            report.audit_entries = self
+                .prune_kind("audit_logs", "id", BATCH, dry_run, |qb| {
+                    qb.push(" FROM audit_logs x WHERE x.created_at < ");
+                    qb.push_bind(cutoff);
+                    push_not_referenced(
+                        qb,
+                        "FROM bulk_operation_runs r WHERE r.audit_log_id = x.id",
+                        dry_run,
+                        cutoffs,
+                        push_run_prunable,
+                        "r",
+                    );
+                })
+                .await?;
+        }
+        if let Some(cutoff) = cutoffs.unused_syncs {
+            let sync_id = <Store as SqlDialect>::uuid_text("x.id");
+            report.inventory_syncs = self
+                .prune_kind("inventory_sync_runs", "id", SYNC_BATCH, dry_run, |qb| {
+                    qb.push(
+                        " FROM inventory_sync_runs x WHERE x.status IN ('completed', 'failed') \
+                         AND COALESCE(x.finished_at, x.created_at) < ",
+                    );
+                    qb.push_bind(cutoff);
+                    qb.push(
+                        " AND x.id NOT IN (SELECT n.id FROM inventory_sync_runs n \
+                         WHERE n.tenant_id = x.tenant_id AND n.selection_hash = x.selection_hash \
+                         AND n.status = 'completed' ORDER BY n.finished_at DESC, n.id DESC LIMIT 2)",
+                    );
+                    for column in ["baseline_run_id", "current_run_id"] {
+                        push_not_referenced(
+                            qb,
+                            &format!("FROM findings f WHERE f.{column} = x.id"),
+                            dry_run,
+                            cutoffs,
+                            push_finding_prunable,
+                            "f",
+                        );
+                        let named = <Store as SqlDialect>::scope_text("r", column);
+                        push_not_referenced(
+                            qb,
+                            &format!(
+                                "FROM bulk_operation_runs r WHERE r.resource = 'drift' AND {named} = {sync_id}"
+                            ),
+                            dry_run,
+                            cutoffs,
+                            push_run_prunable,
+                            "r",
+                        );
+                    }
+                })
+                .await?;
+        }
+        report.sessions = self
+            .prune_kind(
+                <Store as SqlDialect>::SESSIONS_TABLE,
+                "id",
+                BATCH,
+                dry_run,
+                |qb| {
+                    qb.push(format!(
+                        " FROM {} x WHERE {} < ",
+                        <Store as SqlDialect>::SESSIONS_TABLE,
+                        <Store as SqlDialect>::SESSION_EXPIRY
+                    ));
+                    qb.push_bind(cutoffs.sessions);
+                },
+            )
+            .await?;
+        Ok(report)
+    }
+}
+
+#[async_trait]
+impl RetentionRepository for Store {
+    async fn prune(
+        &self,
+        policy: &RetentionPolicy,
+        now: Timestamp,
+        dry_run: bool,
+    ) -> StoreResult<Option<PruneReport>> {
+        let cutoffs = policy.cutoffs(now);
+        let Some((lock, unlock)) = <Store as SqlDialect>::PRUNE_LOCK.filter(|_| !dry_run) else {
+            return self.prune_pass(&cutoffs, dry_run).await.map(Some);
+        };
+        // A session lock, on a connection of its own for the pass.
+        let mut conn = self.pool.acquire().await?;
+        let (locked,): (bool,) = sqlx::query_as(lock).fetch_one(&mut *conn).await?;
+        if !locked {
+            return Ok(None);
+        }
+        let report = self.prune_pass(&cutoffs, dry_run).await;
+        let unlocked: Result<(bool,), _> = sqlx::query_as(unlock).fetch_one(&mut *conn).await;
+        if unlocked.is_err() {
+            // The lock must not stay with a pooled connection.
+            conn.close_on_drop();
+        }
+        report.map(Some)
+    }
+}
