@@ -47,12 +47,17 @@ impl Live {
         }
     }
 
-    /// Calls `on_message` for every message while the calling component lives.
-    pub fn subscribe(self, on_message: impl Fn(LiveMessage) + Send + Sync + 'static) {
-        let id = self.next_id.get_value();
-        self.next_id.set_value(id + 1);
+    /// Calls `on_message` for every message while the calling component
+    /// lives; nothing once the page's values are gone.
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    fn subscribe(self, on_message: impl Fn(LiveMessage) + Send + Sync + 'static) {
+        let Some(id) = self.next_id.try_get_value() else {
+            return;
+        };
+        self.next_id.try_set_value(id + 1);
         let callback = Callback::new(on_message);
-        self.listeners.update_value(|all| all.push((id, callback)));
+        self.listeners
+            .try_update_value(|all| all.push((id, callback)));
         on_cleanup(move || {
             self.listeners
                 .try_update_value(|all| all.retain(|(listener, _)| *listener != id));
@@ -76,18 +81,27 @@ impl Live {
     }
 }
 
-/// Subscribes the calling component to live messages (a no-op on the server).
+/// Subscribes the calling component to live messages. A no-op on the
+/// server, which hears nothing: there the page's closures may even run again
+/// after the request's values are gone (Suspense re-checks its children).
 pub fn on_live(on_message: impl Fn(LiveMessage) + Send + Sync + 'static) {
+    #[cfg(feature = "hydrate")]
     if let Some(live) = use_context::<Live>() {
         live.subscribe(on_message);
     }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = on_message;
 }
 
 /// Counts the run changes heard so far. A page reads it when it starts
 /// loading its data and hands the figure to [`follow_runs`] once it shows it.
 pub fn runs_heard() -> impl Fn() -> u64 + Copy + Send + Sync + 'static {
     let live = use_context::<Live>();
-    move || live.map_or(0, |live| live.runs_heard.get_value())
+    // Zero where nothing is heard: on the server, or once the page is gone.
+    move || {
+        live.and_then(|live| live.runs_heard.try_get_value())
+            .unwrap_or(0)
+    }
 }
 
 /// Keeps a page that shows runs current: `on_run` gets every run change, and
