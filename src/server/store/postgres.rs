@@ -161,6 +161,10 @@ impl QueueSignal for PgStore {
                             tracing::warn!(error = %e, "cannot connect to LISTEN for queued runs")
                         }
                     }
+                    // A closed store (`close`) listens no more.
+                    if pool.is_closed() {
+                        break;
+                    }
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             });
@@ -218,6 +222,7 @@ impl ChangeRelay for PgStore {
                                     // The connection dropped and will be re-made:
                                     // whatever was sent meanwhile is lost.
                                     Ok(None) => log.deliver(Relayed::Gap),
+                                    Err(_) if pool.is_closed() => break,
                                     Err(e) => {
                                         tracing::warn!(error = %e, "lost the LISTEN connection for changes");
                                         log.deliver(Relayed::Gap);
@@ -228,6 +233,10 @@ impl ChangeRelay for PgStore {
                             Err(e) => tracing::warn!(error = %e, "cannot LISTEN for changes"),
                         },
                         Err(e) => tracing::warn!(error = %e, "cannot connect to LISTEN for changes"),
+                    }
+                    // A closed store (`close`) listens no more.
+                    if pool.is_closed() {
+                        break;
                     }
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
