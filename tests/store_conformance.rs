@@ -540,6 +540,19 @@ on_both! { store =>
         assert_eq!(store.unread_count(a.tenant.id, a.user.id).await.unwrap(), 2);
         assert_eq!(store.mark_all_read(a.tenant.id, a.user.id).await.unwrap(), 2);
         assert_eq!(store.unread_count(a.tenant.id, a.user.id).await.unwrap(), 0);
+
+        // The count stops at the cap (the bell says 99+); marking all read
+        // still reaches every one.
+        let beyond = UNREAD_COUNT_CAP as usize + 5;
+        for _ in 0..beyond {
+            store
+                .create_notification(NewNotification { tenant_id: a.tenant.id, user_id: a.user.id, kind: NotificationKind::RunQueued, notice: notice.clone() })
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.unread_count(a.tenant.id, a.user.id).await.unwrap(), UNREAD_COUNT_CAP);
+        assert_eq!(store.mark_all_read(a.tenant.id, a.user.id).await.unwrap(), beyond as u64);
+        assert_eq!(store.unread_count(a.tenant.id, a.user.id).await.unwrap(), 0);
     }
 
     async fn audit_log(store) {

@@ -31,7 +31,10 @@ pub use ids::*;
 pub use input::{bounded_fields, bounded_text, MAX_EMAIL_CHARS, MAX_SEARCH_CHARS};
 pub use listing::*;
 pub use live::{live_path, RESYNC_EVENT, RUN_EVENT, UNREAD_EVENT};
-pub use notification::{NoticeTenant, Notification, NotificationKind, RunNotice, RunType};
+pub use notification::{
+    unread_label, NoticeTenant, Notification, NotificationKind, RunNotice, RunType,
+    UNREAD_COUNT_CAP,
+};
 pub use operation::{idempotency_key, KeyInputs, OperationKind};
 pub use run::{
     record_run_failure, AttemptEnd, Counters, LostLease, RunAttempt, RunDetail, RunJoin, RunSummary,

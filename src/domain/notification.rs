@@ -184,9 +184,31 @@ pub struct Notification {
     pub created_at: Timestamp,
 }
 
+/// Unread notifications are counted up to here and no further: the bell
+/// says "99+" beyond 99, and counting a user's 50,000 unread entries on
+/// every page would cost as much as the page.
+pub const UNREAD_COUNT_CAP: i64 = 100;
+
+/// How the bell and the feed say an unread count (capped at
+/// [`UNREAD_COUNT_CAP`]).
+pub fn unread_label(unread: i64) -> String {
+    if unread >= UNREAD_COUNT_CAP {
+        format!("{}+", UNREAD_COUNT_CAP - 1)
+    } else {
+        unread.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unread_counts_read_exactly_up_to_the_cap() {
+        assert_eq!(unread_label(0), "0");
+        assert_eq!(unread_label(99), "99");
+        assert_eq!(unread_label(UNREAD_COUNT_CAP), "99+");
+    }
     use crate::domain::ReasonCode;
 
     #[test]

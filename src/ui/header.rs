@@ -1,7 +1,7 @@
 use crate::api::notifications::{notification_feed, unread_notifications, Feed};
 use crate::api::session::{current_session, SignOut};
 use crate::api::AppError;
-use crate::domain::Role;
+use crate::domain::{unread_label, Role};
 use crate::ui::components::FeedEntry;
 use crate::ui::live::{on_live, Live, LiveMessage};
 use leptos::prelude::*;
@@ -157,10 +157,10 @@ fn Bell(slug: String, unread: i64) -> impl IntoView {
             }
             on:keydown=move |ev| if ev.key() == "Escape" { close() }>
             <summary class="bell" data-testid="bell"
-                aria-label=move || format!("Notifications, {} unread", count.get())>
+                aria-label=move || format!("Notifications, {} unread", unread_label(count.get()))>
                 <span aria-hidden="true">"🔔"</span>
                 <span class="count" class:zero=move || count.get() == 0
-                    data-testid="bell-count">{count}</span>
+                    data-testid="bell-count">{move || unread_label(count.get())}</span>
             </summary>
             // Following an entry or the feed link closes the menu (the
             // header may stay on screen while the next page loads).

@@ -296,6 +296,8 @@ pub trait NotificationRepository: Send + Sync {
         user: UserId,
         page: PageRequest,
     ) -> StoreResult<Page<Notification>>;
+    /// The user's unread notifications in the tenant, counted up to
+    /// `UNREAD_COUNT_CAP`.
     async fn unread_count(&self, tenant: TenantId, user: UserId) -> StoreResult<i64>;
     /// Marks one of the user's notifications read and returns it; `NotFound`
     /// for anyone else's.

@@ -1,4 +1,5 @@
 use crate::api::notifications::{notification_feed, Feed, MarkAllRead};
+use crate::domain::unread_label;
 use crate::ui::components::{ErrorView, FeedEntry};
 use crate::ui::live::{on_live, LiveMessage};
 use leptos::prelude::*;
@@ -53,7 +54,7 @@ fn FeedView(feed: Feed, read_all: ServerAction<MarkAllRead>) -> impl IntoView {
     view! {
         <div class="page-head">
             <h1>"Notifications"</h1>
-            <span class="muted" data-testid="unread-total">{format!("{} unread", feed.unread)}</span>
+            <span class="muted" data-testid="unread-total">{format!("{} unread", unread_label(feed.unread))}</span>
             {(feed.unread > 0).then(|| {
                 let slug = slug.clone();
                 view! {

@@ -131,12 +131,15 @@ impl NotificationRepository for Store {
     }
 
     async fn unread_count(&self, tenant: TenantId, user: UserId) -> StoreResult<i64> {
+        // Counts no further than the cap: a read of at most that many
+        // index entries, however many are unread.
         let (count,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM notifications \
-             WHERE tenant_id = $1 AND user_id = $2 AND read_at IS NULL",
+            "SELECT COUNT(*) FROM (SELECT 1 FROM notifications \
+             WHERE tenant_id = $1 AND user_id = $2 AND read_at IS NULL LIMIT $3) AS unread",
         )
         .bind(tenant)
         .bind(user)
+        .bind(UNREAD_COUNT_CAP)
         .fetch_one(&self.pool)
         .await?;
         Ok(count)
