@@ -323,9 +323,12 @@ on_both! { db =>
     /// nothing.
     async fn a_prune_removes_exactly_what_the_rules_say(db) {
         let now = Timestamp::now();
-        build(db, now).await;
+        let f = build(db, now).await;
         let before = what_is_left(db).await;
         let policy = RetentionPolicy::default();
+        // The hub's counts, remembered for runs that ended long ago.
+        let counted = db.store.count_runs_by_bucket(f.tenant.id, &RunFilter::default()).await.unwrap();
+        assert_eq!(counted.total(), 8);
 
         let dry = db.store.prune(&policy, now, true).await.unwrap().unwrap();
         assert_eq!(dry, EXPECTED);
@@ -333,6 +336,8 @@ on_both! { db =>
 
         let pruned = db.store.prune(&policy, now, false).await.unwrap().unwrap();
         assert_eq!(pruned, EXPECTED);
+        let counted = db.store.count_runs_by_bucket(f.tenant.id, &RunFilter::default()).await.unwrap();
+        assert_eq!(counted.total(), 5, "the hub counts no pruned run");
         assert_eq!(
             what_is_left(db).await,
             vec![

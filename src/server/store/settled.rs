@@ -1,11 +1,12 @@
 //! The hub's per-bucket counts without scanning a large tenant's history on
 //! every render. A run that ended (terminal statuses are final) before a
-//! cutoff an hour or more in the past can never change bucket, no run ends in
-//! the past, and runs are never deleted; so those counts are read once per
-//! cutoff and filter and remembered, and every render counts only the runs
-//! not ended or ended since the cutoff, through the (tenant, finished_at)
-//! index. Runs imported with an old history (`insert_run_records`) clear what
-//! this process remembers.
+//! cutoff an hour or more in the past can never change bucket, and no run
+//! ends in the past; so those counts are read once per cutoff and filter and
+//! remembered, and every render counts only the runs not ended or ended since
+//! the cutoff, through the (tenant, finished_at) index. Runs imported with an
+//! old history (`insert_run_records`) and a prune that deleted runs clear
+//! what this process remembers; another instance's counts still include
+//! pruned runs until the cutoff moves on (within the hour).
 //!
 //! What is remembered is bounded per tenant, in bytes and so in entries
 //! (`quick_cache` evicts the least useful entries): one tenant's filters

@@ -137,6 +137,10 @@ impl Store {
                 .await?,
             ..PruneReport::default()
         };
+        if report.runs > 0 && !dry_run {
+            // The hub's remembered counts of long-ended runs included them.
+            self.settled_counts.forget_all();
+        }
         if cutoffs.read_notifications.is_some() || cutoffs.unread_notifications.is_some() {
             report.notifications = self
                 .prune_kind("notifications", "id", BATCH, dry_run, |qb| {
