@@ -91,6 +91,41 @@ mod cli {
             #[arg(long, default_value_t = 200_000)]
             runs: usize,
         },
+        /// Every page a viewer opens, timed (p50/p99 of 100 requests)
+        /// through the HTTP server on a platform of 1,000 tenants loaded in
+        /// bulk into a scratch database (runs in every status, failures,
+        /// findings, notifications, audit), at `--runs` and at
+        /// `--small-runs`, on each database.
+        Scale {
+            /// A PostgreSQL server to create the scratch databases on.
+            #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+            postgres: String,
+            #[arg(long, default_value_t = 1_000_000)]
+            runs: usize,
+            /// The platform the large one is compared with.
+            #[arg(long, default_value_t = 10_000)]
+            small_runs: usize,
+            #[arg(long, value_enum, default_value_t = BenchBackends::Both)]
+            backend: BenchBackends,
+        },
+    }
+
+    /// The databases a benchmark measures.
+    #[derive(Clone, Copy, clap::ValueEnum)]
+    enum BenchBackends {
+        Both,
+        Sqlite,
+        Postgres,
+    }
+
+    impl BenchBackends {
+        fn list(self) -> Vec<store::Backend> {
+            match self {
+                BenchBackends::Both => vec![store::Backend::Sqlite, store::Backend::Postgres],
+                BenchBackends::Sqlite => vec![store::Backend::Sqlite],
+                BenchBackends::Postgres => vec![store::Backend::Postgres],
+            }
+        }
     }
 
     #[derive(Subcommand)]
@@ -450,6 +485,15 @@ mod cli {
             }
             Command::Bench(BenchCommand::Web { runs }) => {
                 opshub::server::bench::web::run(runs).await
+            }
+            Command::Bench(BenchCommand::Scale {
+                postgres,
+                runs,
+                small_runs,
+                backend,
+            }) => {
+                opshub::server::bench::scale::run(&postgres, runs, small_runs, &backend.list())
+                    .await
             }
             Command::Serve => serve(settings, store).await,
         }

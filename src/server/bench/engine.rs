@@ -7,6 +7,7 @@
 //! 3. items: the pool executing large drift runs;
 //! 4. latency: runs queued one at a time into an idle pool, queued→claimed.
 
+use super::{drop_postgres, scratch_postgres};
 use crate::domain::*;
 use crate::server::engine::{self, EngineSettings};
 
@@ -325,33 +326,4 @@ async fn fixture(store: &dyn Store) -> Result<Fixture, store::StoreError> {
         },
         subjects,
     })
-}
-
-async fn scratch_postgres(admin_url: &str, name: &str) -> Result<String, String> {
-    use sqlx::Connection;
-    let mut admin = sqlx::PgConnection::connect(admin_url)
-        .await
-        .map_err(|e| format!("cannot reach PostgreSQL at {admin_url}: {e}"))?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-        .execute(&mut admin)
-        .await
-        .map_err(|e| e.to_string())?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .map_err(|e| format!("cannot create database {name}: {e}"))?;
-    let base = admin_url.split('?').next().unwrap_or(admin_url);
-    let (server, _) = base
-        .rsplit_once('/')
-        .ok_or("the PostgreSQL URL names no database")?;
-    Ok(format!("{server}/{name}"))
-}
-
-async fn drop_postgres(admin_url: &str, name: &str) {
-    use sqlx::Connection;
-    if let Ok(mut admin) = sqlx::PgConnection::connect(admin_url).await {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut admin)
-            .await;
-    }
 }

@@ -1,0 +1,494 @@
+//! `opshub bench scale`: every page a viewer opens, timed through the real
+//! HTTP server (a TCP listener, a keep-alive HTTP/1.1 client, brotli as a
+//! browser asks for it) on a platform of 1,000 tenants loaded in bulk
+//! (`dataset`), once with the full run count and once with a small one, on
+//! each database. Prints p50/p99 per page and, per database, the worst page:
+//! its p99 and how much it grew from the small platform to the large one.
+
+use super::dataset::{self, Dataset, Loader, Shape, BIG_TENANT, VIEWER_EMAIL, VIEWER_PASSWORD};
+use super::{drop_postgres, scratch_postgres};
+use crate::domain::*;
+use crate::server::config::Settings;
+use crate::server::store::{self, Backend, Store};
+use crate::server::{http, AppState};
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use std::sync::Arc;
+use std::time::Instant;
+
+const TENANTS: usize = 1_000;
+/// Timed requests per page, after a few that warm caches and connections.
+const REQUESTS: usize = 100;
+const WARM_UP: usize = 5;
+/// How deep the deep page is, in hub pages.
+const DEEP_PAGES: usize = 200;
+
+pub async fn run(
+    postgres_admin_url: &str,
+    runs: usize,
+    small_runs: usize,
+    backends: &[Backend],
+) -> Result<(), String> {
+    for &backend in backends {
+        let small = measure(backend, postgres_admin_url, small_runs).await?;
+        let large = measure(backend, postgres_admin_url, runs).await?;
+        report(backend, runs, small_runs, &small, &large);
+    }
+    Ok(())
+}
+
+/// One page's figures.
+struct PageTiming {
+    label: &'static str,
+    path: String,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn report(
+    backend: Backend,
+    runs: usize,
+    small_runs: usize,
+    small: &[PageTiming],
+    large: &[PageTiming],
+) {
+    let name = backend_name(backend);
+    let mut worst: Option<(&PageTiming, f64)> = None;
+    let mut worst_ratio = 0.0f64;
+    for page in large {
+        let base = small.iter().find(|p| p.label == page.label);
+        let ratio = base.map_or(f64::NAN, |b| page.p99_ms / b.p99_ms);
+        worst_ratio = worst_ratio.max(ratio);
+        crate::outln!(
+            "  {name} {:<28} p50 {:>6.2} ms  p99 {:>6.2} ms  (at {small_runs} runs p99 {:>6.2} ms, ×{ratio:.2})  {}",
+            page.label,
+            page.p50_ms,
+            page.p99_ms,
+            base.map_or(f64::NAN, |b| b.p99_ms),
+            page.path
+        );
+        if worst.is_none_or(|(w, _)| page.p99_ms > w.p99_ms) {
+            worst = Some((page, ratio));
+        }
+    }
+    if let Some((page, _)) = worst {
+        crate::outln!(
+            "scale backend={name} runs={runs} worst_page={} worst_p99_ms={:.2} worst_ratio={worst_ratio:.2}",
+            page.path,
+            page.p99_ms
+        );
+    }
+}
+
+fn backend_name(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    }
+}
+
+/// Loads a platform of `runs` runs into a scratch database and times every
+/// page on it.
+async fn measure(
+    backend: Backend,
+    postgres_admin_url: &str,
+    runs: usize,
+) -> Result<Vec<PageTiming>, String> {
+    let name = format!("opshub_scale_{}_{runs}", std::process::id());
+    let dir = std::env::temp_dir().join(&name);
+    let url = match backend {
+        Backend::Sqlite => {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            format!("sqlite://{}/scale.db", dir.display())
+        }
+        Backend::Postgres => scratch_postgres(postgres_admin_url, &name).await?,
+    };
+    let result = load_and_time(backend, &url, runs).await;
+    match backend {
+        Backend::Sqlite => {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        Backend::Postgres => drop_postgres(postgres_admin_url, &name).await,
+    }
+    result
+}
+
+async fn load_and_time(
+    backend: Backend,
+    url: &str,
+    runs: usize,
+) -> Result<Vec<PageTiming>, String> {
+    let fail = |e: store::StoreError| e.to_string();
+    let schema = store::connect(url, 2).await.map_err(fail)?;
+    schema.migrate().await.map_err(fail)?;
+    schema.close().await;
+
+    let hash = crate::server::auth::hash_password(VIEWER_PASSWORD.into())
+        .await
+        .map_err(|e| e.to_string())?;
+    let loader = Loader::connect(url).await?;
+    let started = Instant::now();
+    let data = dataset::load(
+        &loader,
+        Shape {
+            tenants: TENANTS,
+            runs,
+        },
+        Timestamp::now(),
+        &hash,
+    )
+    .await?;
+    loader.analyze().await?;
+    loader.close().await;
+    let rows: u64 = data.rows.iter().map(|(_, n)| n).sum();
+    crate::outln!(
+        "scale backend={} runs={runs}: loaded {rows} rows in {:.1} s ({})",
+        backend_name(backend),
+        started.elapsed().as_secs_f64(),
+        data.rows
+            .iter()
+            .map(|(table, n)| format!("{table} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    // A fresh store, as a server starting on this database would have.
+    let store = store::connect(url, Settings::default().database_max_connections)
+        .await
+        .map_err(fail)?;
+    let result = time_pages(store.clone(), &data).await;
+    store.close().await;
+    result
+}
+
+async fn time_pages(store: Arc<dyn Store>, data: &Dataset) -> Result<Vec<PageTiming>, String> {
+    let leptos_options = leptos::prelude::get_configuration(None)
+        .map_err(|e| format!("leptos configuration: {e}"))?
+        .leptos_options;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("cannot listen: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let state = AppState::new(leptos_options, store.clone(), Settings::default());
+    let server = tokio::spawn(http::serve(state, listener, async {
+        let _ = stopped.await;
+    }));
+
+    let mut client = Client::connect(addr).await?;
+    client.sign_in().await?;
+    let probes = probes(store.as_ref(), data).await?;
+    let mut timings = Vec::with_capacity(probes.len());
+    for probe in &probes {
+        let mut millis = Vec::with_capacity(REQUESTS);
+        for round in 0..WARM_UP + REQUESTS {
+            let started = Instant::now();
+            let status = client.send(probe).await?;
+            if status != StatusCode::OK {
+                return Err(format!("{} answered {status}", probe.path));
+            }
+            if round >= WARM_UP {
+                millis.push(started.elapsed().as_secs_f64() * 1_000.0);
+            }
+        }
+        millis.sort_by(f64::total_cmp);
+        let percentile = |p: f64| millis[((millis.len() - 1) as f64 * p).round() as usize];
+        let timing = PageTiming {
+            label: probe.label,
+            path: probe.shown(),
+            p50_ms: percentile(0.50),
+            p99_ms: percentile(0.99),
+        };
+        crate::outln!(
+            "    runs={} {}: p50 {:.2} ms, p99 {:.2} ms",
+            data.shape.runs,
+            timing.label,
+            timing.p50_ms,
+            timing.p99_ms
+        );
+        timings.push(timing);
+    }
+    let _ = stop.send(());
+    let _ = server.await;
+    Ok(timings)
+}
+
+/// One page (or the API call a page makes) to time.
+struct Probe {
+    label: &'static str,
+    path: String,
+    /// A server function's JSON arguments: sent as the browser's POST.
+    body: Option<serde_json::Value>,
+    /// Said after the path in the report.
+    note: String,
+}
+
+impl Probe {
+    fn page(label: &'static str, path: String) -> Self {
+        Probe {
+            label,
+            path,
+            body: None,
+            note: String::new(),
+        }
+    }
+
+    fn call(label: &'static str, path: &str, body: serde_json::Value) -> Self {
+        Probe {
+            label,
+            path: path.to_string(),
+            body: Some(body),
+            note: String::new(),
+        }
+    }
+
+    fn shown(&self) -> String {
+        match &self.body {
+            Some(body) => format!("POST {} {body}{}", self.path, self.note),
+            None => format!("{}{}", self.path, self.note),
+        }
+    }
+}
+
+/// Every page of the list, on the big tenant.
+async fn probes(store: &dyn Store, data: &Dataset) -> Result<Vec<Probe>, String> {
+    let hub = format!("/t/{BIG_TENANT}/operations");
+    let findings = format!("/t/{BIG_TENANT}/findings");
+    let mut probes = vec![Probe::page("hub", hub.clone())];
+    for bucket in StatusBucket::ALL {
+        probes.push(Probe::page(
+            bucket_label(bucket),
+            format!("{hub}?bucket={}", bucket.as_str()),
+        ));
+    }
+    let day = |days_ago: i64| {
+        Timestamp(data.now.0 - days_ago * 86_400_000_000)
+            .to_datetime()
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let id_prefix: String = data.sample_run.to_string().chars().take(8).collect();
+    let key_prefix: String = data.sample_key.chars().take(20).collect();
+    let (deep, depth) = deep_cursor(store, data).await?;
+    probes.extend([
+        Probe::page(
+            "hub operation",
+            format!(
+                "{hub}?operation={}",
+                OperationKind::BackupSetAddPolicies.code()
+            ),
+        ),
+        Probe::page(
+            "hub initiator",
+            format!("{hub}?initiator={}", data.initiators[3]),
+        ),
+        // Someone who never started a run: nothing matches.
+        Probe::page(
+            "hub initiator of none",
+            format!("{hub}?initiator={}", data.viewer),
+        ),
+        Probe::page(
+            "hub days",
+            format!("{hub}?from={}&to={}", day(200), day(170)),
+        ),
+        Probe::page("hub search run id", format!("{hub}?q={id_prefix}")),
+        Probe::page(
+            "hub search key",
+            format!("{hub}?q={}", encode_query(&key_prefix)),
+        ),
+        Probe {
+            note: format!(" (page {depth})"),
+            ..Probe::page("hub deep page", format!("{hub}?older={deep}"))
+        },
+        Probe::call(
+            "tab counts",
+            "/api/runs/counts",
+            serde_json::json!({ "tenant": BIG_TENANT, "query": {} }),
+        ),
+        Probe::page(
+            "run with most failures",
+            run_path(BIG_TENANT, data.worst_run),
+        ),
+        Probe::page(
+            "its failures by reason",
+            format!(
+                "{}?reason={}",
+                run_path(BIG_TENANT, data.worst_run),
+                ReasonCode::Timeout.as_str()
+            ),
+        ),
+        Probe::page("findings", findings.clone()),
+        Probe::page("findings status", format!("{findings}?status=new")),
+        Probe::page("findings scope", format!("{findings}?scope=devices")),
+        Probe::page(
+            "findings scope of none",
+            format!("{findings}?scope=printers"),
+        ),
+        Probe::page(
+            "findings subject type",
+            format!("{findings}?subject_type=policy"),
+        ),
+        Probe::page(
+            "findings comparison",
+            format!(
+                "{findings}?scope={}&baseline={}&current={}",
+                data.drift_scope.scope_key,
+                data.drift_scope.baseline_run_id,
+                data.drift_scope.current_run_id
+            ),
+        ),
+        Probe::page(
+            "findings of a run",
+            format!("{findings}?run={}", data.drift_run),
+        ),
+        Probe::page(
+            "notification feed",
+            format!("/t/{BIG_TENANT}/notifications"),
+        ),
+        Probe::call(
+            "unread count",
+            "/api/notifications/unread",
+            serde_json::json!({ "tenant": BIG_TENANT }),
+        ),
+    ]);
+    Ok(probes)
+}
+
+fn bucket_label(bucket: StatusBucket) -> &'static str {
+    match bucket {
+        StatusBucket::Queued => "hub tab queued",
+        StatusBucket::Running => "hub tab running",
+        StatusBucket::Succeeded => "hub tab succeeded",
+        StatusBucket::PartiallySucceeded => "hub tab partially succeeded",
+        StatusBucket::Failed => "hub tab failed",
+    }
+}
+
+/// The `older` link of hub page `DEEP_PAGES` (of the default size), or of
+/// the last page where there are fewer, reached the way a viewer paging on
+/// would; and that page's number.
+async fn deep_cursor(store: &dyn Store, data: &Dataset) -> Result<(Cursor, usize), String> {
+    let mut page = PageRequest::first(DEFAULT_PAGE_SIZE);
+    let mut number = 1;
+    while number < DEEP_PAGES {
+        let listed = store
+            .list_runs(data.big_tenant, &RunFilter::default(), page)
+            .await
+            .map_err(|e| e.to_string())?;
+        match listed.older {
+            Some(older) if listed.items.len() == DEFAULT_PAGE_SIZE as usize => {
+                page = PageRequest::older_than(older, DEFAULT_PAGE_SIZE);
+                number += 1;
+            }
+            _ => break,
+        }
+    }
+    let cursor = page.cursor.ok_or("the hub has a single page")?;
+    Ok((cursor, number))
+}
+
+/// `text` as a query-string value.
+fn encode_query(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A browser's connection to the server: HTTP/1.1, kept alive, with the
+/// viewer's session cookie once signed in.
+struct Client {
+    host: String,
+    sender: hyper::client::conn::http1::SendRequest<Body>,
+    cookie: Option<String>,
+}
+
+impl Client {
+    async fn connect(addr: std::net::SocketAddr) -> Result<Self, String> {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| e.to_string())?;
+        tokio::spawn(connection);
+        Ok(Client {
+            host: addr.to_string(),
+            sender,
+            cookie: None,
+        })
+    }
+
+    async fn sign_in(&mut self) -> Result<(), String> {
+        let form = format!(
+            "email={}&password={}",
+            encode_query(VIEWER_EMAIL),
+            encode_query(VIEWER_PASSWORD)
+        );
+        let request = Request::post("/api/session/sign-in")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json")
+            .body(Body::from(form))
+            .map_err(|e| e.to_string())?;
+        let (status, headers, _) = self.exchange(request).await?;
+        let cookie = headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with("opshub_session="))
+            .and_then(|c| c.split(';').next())
+            .ok_or_else(|| format!("signing in failed ({status})"))?;
+        self.cookie = Some(cookie.to_string());
+        Ok(())
+    }
+
+    /// Sends `probe` and reads the whole answer.
+    async fn send(&mut self, probe: &Probe) -> Result<StatusCode, String> {
+        let request = match &probe.body {
+            Some(body) => Request::post(probe.path.as_str())
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::ACCEPT, "application/json")
+                .body(Body::from(body.to_string())),
+            None => Request::get(probe.path.as_str()).body(Body::empty()),
+        }
+        .map_err(|e| e.to_string())?;
+        Ok(self.exchange(request).await?.0)
+    }
+
+    async fn exchange(
+        &mut self,
+        mut request: Request<Body>,
+    ) -> Result<(StatusCode, axum::http::HeaderMap, axum::body::Bytes), String> {
+        let headers = request.headers_mut();
+        headers.insert(header::HOST, self.host.parse().map_err(|_| "bad host")?);
+        headers.insert(
+            header::ACCEPT_ENCODING,
+            "br, gzip".parse().expect("a header value"),
+        );
+        headers.insert(
+            "sec-fetch-site",
+            "same-origin".parse().expect("a header value"),
+        );
+        if let Some(cookie) = &self.cookie {
+            headers.insert(header::COOKIE, cookie.parse().map_err(|_| "bad cookie")?);
+        }
+        self.sender.ready().await.map_err(|e| e.to_string())?;
+        let response = self
+            .sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (parts, body) = response.into_parts();
+        let body = axum::body::to_bytes(Body::new(body), usize::MAX)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((parts.status, parts.headers, body))
+    }
+}
