@@ -9,6 +9,12 @@ CREATE INDEX bulk_operation_runs_tenant_initiator
     ON bulk_operation_runs (tenant_id, user_id, created_at DESC, id DESC);
 CREATE INDEX bulk_operation_runs_tenant_operation
     ON bulk_operation_runs (tenant_id, resource, action, created_at DESC, id DESC);
+-- The search by the start of a run id: a range of the tenant's ids.
+CREATE INDEX bulk_operation_runs_tenant_id ON bulk_operation_runs (tenant_id, id);
+-- A run page's retries of the run.
+CREATE INDEX bulk_operation_runs_tenant_retries
+    ON bulk_operation_runs (tenant_id, retry_of_run_id, created_at DESC, id DESC)
+    WHERE retry_of_run_id IS NOT NULL;
 CREATE INDEX findings_tenant_status ON findings (tenant_id, status, created_at DESC, id DESC);
 CREATE INDEX findings_tenant_scope ON findings (tenant_id, scope_key, created_at DESC, id DESC);
 CREATE INDEX findings_tenant_subject_type

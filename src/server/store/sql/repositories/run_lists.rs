@@ -28,7 +28,15 @@ impl Store {
         qb.push_bind(tenant);
         push_run_filter(&mut qb, filter, true, <Store as SqlDialect>::BYTE_ORDER);
         push_keyset(&mut qb, "r", &page);
-        let rows: Vec<RunSummaryRow> = qb.build_query_as().fetch_all(&self.pool).await?;
+        // A search's range (of run ids or keys) may match one run or all of
+        // them, so it is planned with its values every time (an unnamed
+        // statement): PostgreSQL's generic plan for a cached one guesses,
+        // and walked a 500,000-run tenant in date order to find one run.
+        let rows: Vec<RunSummaryRow> = qb
+            .build_query_as()
+            .persistent(filter.search.is_none())
+            .fetch_all(&self.pool)
+            .await?;
         let runs = rows
             .into_iter()
             .map(RunSummaryRow::into_domain)
@@ -64,8 +72,11 @@ impl Store {
                 settled
             }
         };
-        // Not ended, or ended since the cutoff.
-        let mut qb = Builder::new("SELECT status, COUNT(*) FROM (");
+        // Not ended, or ended since the cutoff: a few runs, found through
+        // the (tenant, finished_at) index and only then filtered. The CTE is
+        // materialized so the planner cannot walk a filter's own index
+        // (initiator, operation) through the tenant's whole history instead.
+        let mut qb = Builder::new("WITH recent AS MATERIALIZED (");
         for (index, condition) in [" AND r.finished_at IS NULL", " AND r.finished_at >= "]
             .into_iter()
             .enumerate()
@@ -73,15 +84,20 @@ impl Store {
             if index > 0 {
                 qb.push(" UNION ALL ");
             }
-            qb.push("SELECT r.status FROM bulk_operation_runs r WHERE r.tenant_id = ");
+            qb.push(
+                "SELECT r.id, r.tenant_id, r.user_id, r.resource, r.action, r.idempotency_key, \
+                 r.status, r.created_at FROM bulk_operation_runs r WHERE r.tenant_id = ",
+            );
             qb.push_bind(tenant);
             qb.push(condition);
             if index > 0 {
                 qb.push_bind(cutoff);
             }
-            push_run_filter(&mut qb, filter, false, <Store as SqlDialect>::BYTE_ORDER);
         }
-        qb.push(") recent GROUP BY status");
+        qb.push(") SELECT r.status, COUNT(*) FROM recent r WHERE r.tenant_id = ");
+        qb.push_bind(tenant);
+        push_run_filter(&mut qb, filter, false, <Store as SqlDialect>::BYTE_ORDER);
+        qb.push(" GROUP BY r.status");
         let recent = bucket_counts(qb.build_query_as().fetch_all(&self.pool).await?)?;
         for bucket in StatusBucket::ALL {
             counts.add(bucket, recent.get(bucket));
