@@ -107,6 +107,10 @@ mod cli {
             small_runs: usize,
             #[arg(long, value_enum, default_value_t = BenchBackends::Both)]
             backend: BenchBackends,
+            /// Leave the loaded databases behind (their URLs are printed),
+            /// to EXPLAIN a page's queries on them.
+            #[arg(long)]
+            keep: bool,
         },
     }
 
@@ -491,9 +495,16 @@ mod cli {
                 runs,
                 small_runs,
                 backend,
+                keep,
             }) => {
-                opshub::server::bench::scale::run(&postgres, runs, small_runs, &backend.list())
-                    .await
+                opshub::server::bench::scale::run(
+                    &postgres,
+                    runs,
+                    small_runs,
+                    &backend.list(),
+                    keep,
+                )
+                .await
             }
             Command::Serve => serve(settings, store).await,
         }

@@ -49,9 +49,11 @@ impl Shape {
     fn worst_run_failures(&self) -> usize {
         (self.runs / 20).max(1)
     }
-    /// Runs still queued or running: the newest 0.2 %.
+    /// Runs still queued or running: the newest 0.2 %, and at least 400
+    /// (a full hub page of each in the big tenant, at any size, so that
+    /// sizes compare pages of the same length).
     fn active_runs(&self) -> usize {
-        (self.runs / 500).max(2)
+        (self.runs / 500).max(400).min(self.runs / 2)
     }
     /// Notifications of the viewer in the big tenant (half unread).
     pub fn viewer_notifications(&self) -> usize {
@@ -476,6 +478,10 @@ const RUNS: Table = Table {
         "finished_at",
     ],
 };
+const JOINS: Table = Table {
+    name: "run_joins",
+    columns: &["id", "tenant_id", "run_id", "user_id", "created_at"],
+};
 const FAILED_ITEMS: Table = Table {
     name: "run_failed_items",
     columns: &["run_id", "tenant_id", "item_id"],
@@ -681,6 +687,7 @@ pub async fn load(
         let mut audit_rows = Vec::with_capacity(facts.len());
         let mut run_rows = Vec::with_capacity(facts.len());
         let mut failed_rows = Vec::new();
+        let mut join_rows = Vec::new();
         for (offset, run) in facts.iter().enumerate() {
             let n = first + offset;
             let tenant = g.tenants[run.tenant];
@@ -696,6 +703,17 @@ pub async fn load(
                 json(&serde_json::json!({ "operation": operation.code(), "item_ids": run.scope })),
                 run.created_at.into(),
             ]);
+            // One run in ten was started again by someone else, who joined it.
+            if mix(n as u64 ^ 0x101).is_multiple_of(10) {
+                let joined_at = run.created_at.plus_millis(500);
+                join_rows.push(vec![
+                    id_at(joined_at, 5_000_000_000 + n as u64).into(),
+                    tenant.0.into(),
+                    run.id.0.into(),
+                    g.users[1 + (run.initiator + 1) % INITIATORS].0.into(),
+                    joined_at.into(),
+                ]);
+            }
             let failures: Vec<FailureEntry> = (0..run.failures).map(|i| failure(n, i)).collect();
             for entry in &failures {
                 failed_rows.push(vec![
@@ -733,6 +751,7 @@ pub async fn load(
         write(loader, &AUDIT, audit_rows, &mut rows).await?;
         write(loader, &RUNS, run_rows, &mut rows).await?;
         write(loader, &FAILED_ITEMS, failed_rows, &mut rows).await?;
+        write(loader, &JOINS, join_rows, &mut rows).await?;
     }
 
     // Findings: drift run `n = j + j/2 + 1` is the j-th drift run (every run

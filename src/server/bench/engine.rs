@@ -7,13 +7,13 @@
 //! 3. items: the pool executing large drift runs;
 //! 4. latency: runs queued one at a time into an idle pool, queued→claimed.
 
-use super::{drop_postgres, scratch_postgres};
+use super::{backend_name, ScratchDb};
 use crate::domain::*;
 use crate::server::engine::{self, EngineSettings};
 
 use crate::server::store::{
-    self, BatchEnd, NewInventoryItem, NewInventorySync, NewPolicy, NewRun, NewUser, RunProgress,
-    Store,
+    self, Backend, BatchEnd, NewInventoryItem, NewInventorySync, NewPolicy, NewRun, NewUser,
+    RunProgress, Store,
 };
 use std::time::{Duration, Instant};
 
@@ -32,23 +32,40 @@ struct Fixture {
 }
 
 pub async fn run(postgres_admin_url: &str, runs: usize) -> Result<(), String> {
-    let dir = std::env::temp_dir().join(format!("opshub-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let sqlite_url = format!("sqlite://{}/bench.db", dir.display());
-    let sqlite = bench_backend("sqlite", &sqlite_url, runs).await;
-    let _ = std::fs::remove_dir_all(&dir);
-    sqlite?;
-
     let name = format!("opshub_bench_{}", std::process::id());
-    match scratch_postgres(postgres_admin_url, &name).await {
-        Ok(url) => {
-            let result = bench_backend("postgres", &url, runs).await;
-            drop_postgres(postgres_admin_url, &name).await;
-            result?;
-        }
-        Err(e) => crate::outln!("engine backend=postgres skipped: {e}"),
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let db = match ScratchDb::create(backend, postgres_admin_url, &name).await {
+            Ok(db) => db,
+            // Without a PostgreSQL server, SQLite's figures still print.
+            Err(e) if backend == Backend::Postgres => {
+                crate::outln!("engine backend=postgres skipped: {e}");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let result = bench_backend(backend_name(backend), &db.url, runs).await;
+        db.remove().await;
+        result?;
     }
     Ok(())
+}
+
+/// The engine as the benches run it: four workers, and no prune pass during
+/// a measurement (nothing here is old enough to prune anyway).
+fn bench_settings() -> EngineSettings {
+    EngineSettings {
+        workers: WORKERS,
+        lease: Duration::from_secs(30),
+        heartbeat: Duration::from_secs(1),
+        rescue_interval: Duration::from_secs(5),
+        poll_interval: Duration::from_secs(1),
+        shutdown_grace: Duration::from_secs(10),
+        batch_max_items: 500,
+        batch_max_time: Duration::from_millis(250),
+        claim_max_runs: 32,
+        prune_interval: Duration::from_secs(3_600),
+        retention: Default::default(),
+    }
 }
 
 async fn bench_backend(backend: &str, url: &str, runs: usize) -> Result<(), String> {
@@ -59,21 +76,7 @@ async fn bench_backend(backend: &str, url: &str, runs: usize) -> Result<(), Stri
     let fixture = fixture(store.as_ref()).await.map_err(|e| e.to_string())?;
     crate::outln!("backend={backend}: {runs} runs per throughput phase, {DRIFT_RUNS} drift runs of {SUBJECTS} subjects, {LATENCY_RUNS} latency runs");
 
-    let settings = EngineSettings {
-        workers: WORKERS,
-        lease: Duration::from_secs(30),
-        heartbeat: Duration::from_secs(1),
-        rescue_interval: Duration::from_secs(5),
-        poll_interval: Duration::from_secs(1),
-        shutdown_grace: Duration::from_secs(10),
-        batch_max_items: 500,
-        batch_max_time: Duration::from_millis(250),
-        claim_max_runs: 32,
-        // The figures are of the queue alone: nothing here is old enough
-        // to prune, and no pass runs during a phase.
-        prune_interval: Duration::from_secs(3_600),
-        retention: Default::default(),
-    };
+    let settings = bench_settings();
 
     // 1. The floor: the engine's claim and complete statements, nothing
     //    around them.
@@ -146,23 +149,46 @@ async fn bench_backend(backend: &str, url: &str, runs: usize) -> Result<(), Stri
         started.elapsed().as_secs_f64()
     );
 
-    let mut latencies = Vec::with_capacity(LATENCY_RUNS);
-    let mut ids = Vec::with_capacity(LATENCY_RUNS);
-    for index in 0..LATENCY_RUNS {
+    let mut latencies =
+        claim_latencies(store.as_ref(), &fixture, "latency", LATENCY_RUNS, || false).await?;
+    let _ = stop.send(true);
+    let _ = pool.await;
+    crate::outln!(
+        "engine backend={backend} runs_per_s={runs_per_s:.0} raw_runs_per_s={raw_runs_per_s:.0} items_per_s={items_per_s:.0} claim_p50_ms={:.2} claim_p99_ms={:.2}",
+        percentile(&mut latencies, 0.50),
+        percentile(&mut latencies, 0.99)
+    );
+    Ok(())
+}
+
+/// Queues one-item runs 10 ms apart, `min_runs` of them and then more
+/// while `keep_going` says so, waits until all ran, and returns each one's
+/// time from queued to claimed, in ms.
+async fn claim_latencies(
+    store: &dyn Store,
+    fixture: &Fixture,
+    tag: &str,
+    min_runs: usize,
+    keep_going: impl Fn() -> bool,
+) -> Result<Vec<f64>, String> {
+    let mut ids = Vec::new();
+    while ids.len() < min_runs || keep_going() {
+        let index = ids.len();
         let policy = fixture.policies[index % fixture.policies.len()];
         ids.push(
             enqueue(
-                store.as_ref(),
-                &fixture,
-                format!("latency-{index}"),
-                add_scope(&fixture, policy),
+                store,
+                fixture,
+                format!("{tag}-{index}"),
+                add_scope(fixture, policy),
                 vec![policy.to_string()],
             )
             .await?,
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    drained(store.as_ref(), fixture.tenant).await?;
+    drained(store, fixture.tenant).await?;
+    let mut latencies = Vec::with_capacity(ids.len());
     for id in ids {
         let run = store
             .run(fixture.tenant, id)
@@ -172,16 +198,13 @@ async fn bench_backend(backend: &str, url: &str, runs: usize) -> Result<(), Stri
         let claimed = run.summary.started_at.ok_or("run never started")?;
         latencies.push((claimed.0 - run.summary.created_at.0) as f64 / 1_000.0);
     }
-    let _ = stop.send(true);
-    let _ = pool.await;
-    latencies.sort_by(f64::total_cmp);
-    let percentile = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
-    crate::outln!(
-        "engine backend={backend} runs_per_s={runs_per_s:.0} raw_runs_per_s={raw_runs_per_s:.0} items_per_s={items_per_s:.0} claim_p50_ms={:.2} claim_p99_ms={:.2}",
-        percentile(0.50),
-        percentile(0.99)
-    );
-    Ok(())
+    Ok(latencies)
+}
+
+/// The `p` quantile (0–1) of `values`, sorting them.
+fn percentile(values: &mut [f64], p: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[((values.len() - 1) as f64 * p).round() as usize]
 }
 
 /// Waits (polling the counts, not the workers) until nothing is queued or running.

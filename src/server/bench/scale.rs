@@ -6,7 +6,7 @@
 //! its p99 and how much it grew from the small platform to the large one.
 
 use super::dataset::{self, Dataset, Loader, Shape, BIG_TENANT, VIEWER_EMAIL, VIEWER_PASSWORD};
-use super::{drop_postgres, scratch_postgres};
+use super::{backend_name, ScratchDb};
 use crate::domain::*;
 use crate::server::config::Settings;
 use crate::server::store::{self, Backend, Store};
@@ -28,10 +28,11 @@ pub async fn run(
     runs: usize,
     small_runs: usize,
     backends: &[Backend],
+    keep: bool,
 ) -> Result<(), String> {
     for &backend in backends {
-        let small = measure(backend, postgres_admin_url, small_runs).await?;
-        let large = measure(backend, postgres_admin_url, runs).await?;
+        let small = measure(backend, postgres_admin_url, small_runs, keep).await?;
+        let large = measure(backend, postgres_admin_url, runs, keep).await?;
         report(backend, runs, small_runs, &small, &large);
     }
     Ok(())
@@ -80,36 +81,25 @@ fn report(
     }
 }
 
-fn backend_name(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => "sqlite",
-        Backend::Postgres => "postgres",
-    }
-}
-
 /// Loads a platform of `runs` runs into a scratch database and times every
 /// page on it.
 async fn measure(
     backend: Backend,
     postgres_admin_url: &str,
     runs: usize,
+    keep: bool,
 ) -> Result<Vec<PageTiming>, String> {
     let name = format!("opshub_scale_{}_{runs}", std::process::id());
-    let dir = std::env::temp_dir().join(&name);
-    let url = match backend {
-        Backend::Sqlite => {
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            format!("sqlite://{}/scale.db", dir.display())
-        }
-        Backend::Postgres => scratch_postgres(postgres_admin_url, &name).await?,
-    };
-    let result = load_and_time(backend, &url, runs).await;
-    match backend {
-        Backend::Sqlite => {
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        Backend::Postgres => drop_postgres(postgres_admin_url, &name).await,
+    let db = ScratchDb::create(backend, postgres_admin_url, &name).await?;
+    let result = load_and_time(backend, &db.url, runs).await;
+    if keep {
+        crate::outln!(
+            "scale backend={} runs={runs}: kept {}",
+            backend_name(backend),
+            db.url
+        );
+    } else {
+        db.remove().await;
     }
     result
 }
@@ -152,6 +142,11 @@ async fn load_and_time(
             .collect::<Vec<_>>()
             .join(", ")
     );
+    crate::outln!(
+        "scale backend={} runs={runs}: `opshub serve` ready {:.2} s after it started",
+        backend_name(backend),
+        time_start_up(url).await?
+    );
 
     // A fresh store, as a server starting on this database would have.
     let store = store::connect(url, Settings::default().database_max_connections)
@@ -160,6 +155,44 @@ async fn load_and_time(
     let result = time_pages(store.clone(), &data).await;
     store.close().await;
     result
+}
+
+/// Starts `opshub serve` (this very binary) on the database at `url` and
+/// returns the seconds until its `/readyz` answers 200.
+async fn time_start_up(url: &str) -> Result<f64, String> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|free| free.local_addr())
+        .map_err(|e| format!("no free port: {e}"))?
+        .port();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let mut server = std::process::Command::new(exe)
+        .arg("serve")
+        .env("OPSHUB_DATABASE_URL", url)
+        .env("OPSHUB_LISTEN", addr.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start opshub serve: {e}"))?;
+    let ready = probe(addr, "/readyz").await;
+    let _ = server.kill();
+    let _ = server.wait();
+    ready.map(|()| started.elapsed().as_secs_f64())
+}
+
+/// Polls `path` every 10 ms until it answers 200 (a minute at most).
+async fn probe(addr: std::net::SocketAddr, path: &str) -> Result<(), String> {
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(mut client) = Client::connect(addr).await {
+            if let Ok(StatusCode::OK) = client.send(&Probe::page("ready", path.into())).await {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    Err(format!("{path} did not answer 200 within a minute"))
 }
 
 async fn time_pages(store: Arc<dyn Store>, data: &Dataset) -> Result<Vec<PageTiming>, String> {
