@@ -93,7 +93,6 @@ enum Value {
     Text(String),
     Int(i64),
     Time(Timestamp),
-    Json(String),
     Null,
 }
 
@@ -129,7 +128,7 @@ impl<T: Into<Value>> From<Option<T>> for Value {
 }
 
 fn json(value: &impl serde::Serialize) -> Value {
-    Value::Json(serde_json::to_string(value).expect("domain values serialise"))
+    Value::Text(serde_json::to_string(value).expect("domain values serialise"))
 }
 
 struct Table {
@@ -194,9 +193,7 @@ impl Loader {
                         for value in row {
                             match value {
                                 Value::Uuid(id) => values.push_bind(*id),
-                                Value::Text(text) | Value::Json(text) => {
-                                    values.push_bind(text.clone())
-                                }
+                                Value::Text(text) => values.push_bind(text.clone()),
                                 Value::Int(n) => values.push_bind(*n),
                                 Value::Time(at) => values.push_bind(*at),
                                 Value::Null => values.push_bind(None::<String>),
@@ -249,7 +246,7 @@ fn copy_text(out: &mut String, value: &Value) {
     };
     match value {
         Value::Uuid(id) => out.push_str(&id.to_string()),
-        Value::Text(text) | Value::Json(text) => escaped(out, text),
+        Value::Text(text) => escaped(out, text),
         Value::Int(n) => out.push_str(&n.to_string()),
         Value::Time(at) => out.push_str(
             &at.to_datetime()
@@ -738,7 +735,7 @@ pub async fn load(
                 run.counters.failed.into(),
                 run.counters.skipped.into(),
                 json(&run.scope),
-                Value::Json("[]".into()),
+                Value::Text("[]".into()),
                 json(&kept),
                 audit_id.into(),
                 i64::from(run.started_at.is_some()).into(),

@@ -328,7 +328,7 @@ async fn probes(store: &dyn Store, data: &Dataset) -> Result<Vec<Probe>, String>
         Probe::page("hub search run id", format!("{hub}?q={id_prefix}")),
         Probe::page(
             "hub search key",
-            format!("{hub}?q={}", encode_query(&key_prefix)),
+            format!("{hub}?q={}", encode_component(&key_prefix)),
         ),
         Probe {
             note: format!(" (page {depth})"),
@@ -421,18 +421,6 @@ async fn deep_cursor(store: &dyn Store, data: &Dataset) -> Result<(Cursor, usize
     Ok((cursor, number))
 }
 
-/// `text` as a query-string value.
-fn encode_query(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// A browser's connection to the server: HTTP/1.1, kept alive, with the
 /// viewer's session cookie once signed in.
 struct Client {
@@ -462,8 +450,8 @@ impl Client {
     async fn sign_in(&mut self) -> Result<(), String> {
         let form = format!(
             "email={}&password={}",
-            encode_query(VIEWER_EMAIL),
-            encode_query(VIEWER_PASSWORD)
+            encode_component(VIEWER_EMAIL),
+            encode_component(VIEWER_PASSWORD)
         );
         let request = Request::post("/api/session/sign-in")
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
