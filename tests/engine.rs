@@ -429,6 +429,46 @@ on_both! { db =>
         assert_eq!(notice.error_summary.as_deref(), Some("internal_error ×1"));
     }
 
+    async fn a_run_stored_with_fewer_items_than_it_counts_processed_fails_clearly(db) {
+        let store = db.store.as_ref();
+        let f = fixture(store, "acme").await;
+        let mine = policies(store, &f, &["A"]).await;
+        let set = store.create_backup_set(f.tenant.id, "Nightly").await.unwrap();
+        // Written by an import, not the engine: three of five counted, two listed.
+        let id = RunId::generate();
+        store.insert_run_records(&[RunRecord {
+            id,
+            tenant_id: f.tenant.id,
+            user_id: f.user.id,
+            operation: OperationKind::BackupSetAddPolicies,
+            idempotency_key: Some("imported".into()),
+            status: RunStatus::Pending,
+            counters: Counters { total: 5, processed: 3, succeeded: 3, failed: 0, skipped: 0 },
+            item_ids: RunScope::AddPolicies(AddPoliciesScope {
+                backup_set_id: set.id,
+                policy_ids: vec![mine[0].id],
+                options: AddPoliciesOptions::default(),
+            }),
+            work_items: vec![mine[0].id.to_string(), "p-2".into()],
+            failures: Vec::new(),
+            attempt: 0,
+            created_at: Timestamp::now(),
+            started_at: None,
+            finished_at: None,
+        }]).await.unwrap();
+        let fine = queue_add_policies(store, &f, set.id, "fine", vec![mine[0].id.to_string()], 1).await;
+        let executed = drain(&worker(&db.store, "w")).await;
+        assert_eq!(executed.len(), 2, "{executed:?}");
+        let failed = detail(store, &f, id).await;
+        assert_eq!(failed.summary.status, RunStatus::Failed);
+        assert_eq!(failed.summary.counters.processed, 3, "nothing counted twice or lost");
+        assert_eq!(failed.failures.len(), 1);
+        let entry = &failed.failures[0];
+        assert_eq!((entry.item_id.as_ref(), entry.reason_code), (None, ReasonCode::InternalError));
+        assert_eq!(entry.reason, "the operation broke down resuming: it has 2 work items but counts 3 processed");
+        assert_eq!(detail(store, &f, fine).await.summary.status, RunStatus::Completed);
+    }
+
     async fn a_worker_takes_back_runs_its_lost_claim_took(db) {
         let store = db.store.as_ref();
         let f = fixture(store, "acme").await;

@@ -257,6 +257,15 @@ impl Worker {
         let mut batch_started = Instant::now();
         let mut batched = 0;
         for (index, run) in runs.iter().enumerate() {
+            let Some(remaining) = run.remaining_items() else {
+                let reason = format!(
+                    "it has {} work items but counts {} processed",
+                    run.work_items.len(),
+                    run.resume_at
+                );
+                flight[index].fault = Some(self.broke_down(run, None, "resuming", &reason));
+                continue;
+            };
             let prepared = self
                 .guarded(clock, || async move {
                     match shared {
@@ -276,7 +285,7 @@ impl Worker {
                     continue;
                 }
             };
-            for item_id in run.work_items.iter().skip(run.resume_at) {
+            for item_id in remaining {
                 let current = &mut flight[index];
                 match current.lease_state.get() {
                     LeaseState::Held => {}

@@ -21,7 +21,8 @@ impl AddPoliciesExecution {
     /// The policy ids the run has left to add (ids that do not parse name
     /// no policy: they fail as not found).
     pub fn wanted(run: &ClaimedRun) -> impl Iterator<Item = PolicyId> + '_ {
-        run.work_items[run.resume_at..]
+        run.remaining_items()
+            .unwrap_or_default()
             .iter()
             .filter_map(|id| PolicyId::parse(id).ok())
     }

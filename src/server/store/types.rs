@@ -248,6 +248,15 @@ pub struct ClaimedRun {
     pub claimed_at: Timestamp,
 }
 
+impl ClaimedRun {
+    /// The items this attempt has left; `None` when the stored run counts
+    /// more items processed than it has (written by something other than
+    /// the engine): it cannot resume.
+    pub fn remaining_items(&self) -> Option<&[String]> {
+        self.work_items.get(self.resume_at..)
+    }
+}
+
 /// How much one claim may take. Small runs are claimed, executed and
 /// completed together — one claim and one write for many — while a run with
 /// more items than `items` is claimed alone.
