@@ -364,6 +364,33 @@ on_both! { db =>
     }
 
     /// `0` keeps a kind forever; expired sessions still go.
+    async fn a_prune_walks_past_kept_rows_over_many_batches(db) {
+        let store = db.store.as_ref();
+        let now = Timestamp::now();
+        let f = fixture(store, "acme").await;
+        // 70 old syncs (several batches of them), every third named by a
+        // new finding; the two newest stay as the next drift's inputs.
+        let mut syncs = Vec::new();
+        for n in 0..70 {
+            syncs.push(sync(store, &f, days_ago(now, 200 - n), n as usize).await);
+        }
+        let mut kept: Vec<usize> = vec![68, 69];
+        for n in (0..68).step_by(3) {
+            finding(store, &f, &format!("new-{n}"), (syncs[n], syncs[n])).await;
+            kept.push(n);
+        }
+        let report = db.store.prune(&RetentionPolicy::default(), now, false).await.unwrap().unwrap();
+        assert_eq!(report.inventory_syncs, 70 - kept.len() as u64);
+        kept.sort();
+        let mut left: Vec<usize> = sorted(db, "SELECT CAST(item_count AS TEXT) FROM inventory_sync_runs")
+            .await
+            .iter()
+            .map(|count| count.parse().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, kept);
+    }
+
     async fn zero_keeps_forever(db) {
         let now = Timestamp::now();
         build(db, now).await;

@@ -85,17 +85,25 @@ fn push_not_referenced(
         qb.push(" AND NOT ");
         prunable(qb, alias, cutoffs);
     }
-    qb.push(")");
+    // The OFFSET keeps this a probe of the referrers' index per candidate
+    // (PostgreSQL turns no sublink with an OFFSET into a join; SQLite takes
+    // one only after a LIMIT): as an anti-join it would hash the whole
+    // referring table, with the dead rows the pass just left, every batch.
+    qb.push(" LIMIT 1 OFFSET 0)");
 }
 
 impl Store {
     /// Counts (dry) or deletes, batch by batch, the rows of `table`
     /// that `pick` selects (`FROM <table> x WHERE …`, keyed by `key`).
+    /// `walk_keys`: each batch looks only past the last key the one before
+    /// removed, for a kind whose kept rows are many: they are read once a
+    /// pass, not again by every batch.
     async fn prune_kind(
         &self,
         table: &str,
         key: &str,
         batch: i64,
+        walk_keys: bool,
         dry_run: bool,
         pick: impl Fn(&mut Builder<'_>),
     ) -> StoreResult<u64> {
@@ -106,11 +114,19 @@ impl Store {
             return Ok(count.unsigned_abs());
         }
         let mut total = 0;
+        let mut walked_to: Option<uuid::Uuid> = None;
         loop {
             let mut qb = Builder::new(format!(
                 "DELETE FROM {table} WHERE {key} IN (SELECT x.{key}"
             ));
             pick(&mut qb);
+            if walk_keys {
+                if let Some(last) = walked_to {
+                    qb.push(format!(" AND x.{key} > "));
+                    qb.push_bind(last);
+                }
+                qb.push(format!(" ORDER BY x.{key}"));
+            }
             qb.push(" LIMIT ");
             qb.push_bind(batch);
             // Rows another transaction holds are left for the next
@@ -118,7 +134,14 @@ impl Store {
             qb.push(<Store as SqlDialect>::SKIP_LOCKED);
             qb.push(")");
             let (_turn, mut tx) = self.begin_write().await?;
-            let removed = qb.build().execute(&mut *tx).await?.rows_affected();
+            let removed = if walk_keys {
+                qb.push(format!(" RETURNING {key}"));
+                let keys: Vec<uuid::Uuid> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
+                walked_to = keys.iter().max().copied().or(walked_to);
+                keys.len() as u64
+            } else {
+                qb.build().execute(&mut *tx).await?.rows_affected()
+            };
             tx.commit().await?;
             total += removed;
             if removed < batch.unsigned_abs() {
@@ -130,10 +153,17 @@ impl Store {
     async fn prune_pass(&self, cutoffs: &Cutoffs, dry_run: bool) -> StoreResult<PruneReport> {
         let mut report = PruneReport {
             runs: self
-                .prune_kind("bulk_operation_runs", "id", RUN_BATCH, dry_run, |qb| {
-                    qb.push(" FROM bulk_operation_runs x WHERE ");
-                    push_run_prunable(qb, "x", cutoffs);
-                })
+                .prune_kind(
+                    "bulk_operation_runs",
+                    "id",
+                    RUN_BATCH,
+                    false,
+                    dry_run,
+                    |qb| {
+                        qb.push(" FROM bulk_operation_runs x WHERE ");
+                        push_run_prunable(qb, "x", cutoffs);
+                    },
+                )
                 .await?,
             ..PruneReport::default()
         };
@@ -143,7 +173,7 @@ impl Store {
         }
         if cutoffs.read_notifications.is_some() || cutoffs.unread_notifications.is_some() {
             report.notifications = self
-                .prune_kind("notifications", "id", BATCH, dry_run, |qb| {
+                .prune_kind("notifications", "id", BATCH, false, dry_run, |qb| {
                     qb.push(" FROM notifications x WHERE (1 = 0");
                     if let Some(cutoff) = cutoffs.read_notifications {
                         qb.push(" OR (x.read_at IS NOT NULL AND x.read_at < ");
@@ -161,7 +191,7 @@ impl Store {
         }
         if cutoffs.acknowledged_findings.is_some() {
             report.findings = self
-                .prune_kind("findings", "id", BATCH, dry_run, |qb| {
+                .prune_kind("findings", "id", BATCH, false, dry_run, |qb| {
                     qb.push(" FROM findings x WHERE ");
                     push_finding_prunable(qb, "x", cutoffs);
                 })
@@ -169,7 +199,7 @@ impl Store {
         }
         if let Some(cutoff) = cutoffs.audit {
             report.audit_entries = self
-                .prune_kind("audit_logs", "id", BATCH, dry_run, |qb| {
+                .prune_kind("audit_logs", "id", BATCH, false, dry_run, |qb| {
                     qb.push(" FROM audit_logs x WHERE x.created_at < ");
                     qb.push_bind(cutoff);
                     push_not_referenced(
@@ -186,7 +216,7 @@ impl Store {
         if let Some(cutoff) = cutoffs.unused_syncs {
             let sync_id = <Store as SqlDialect>::uuid_text("x.id");
             report.inventory_syncs = self
-                .prune_kind("inventory_sync_runs", "id", SYNC_BATCH, dry_run, |qb| {
+                .prune_kind("inventory_sync_runs", "id", SYNC_BATCH, true, dry_run, |qb| {
                     qb.push(
                         " FROM inventory_sync_runs x WHERE x.status IN ('completed', 'failed') \
                          AND COALESCE(x.finished_at, x.created_at) < ",
@@ -226,6 +256,7 @@ impl Store {
                 <Store as SqlDialect>::SESSIONS_TABLE,
                 "id",
                 BATCH,
+                false,
                 dry_run,
                 |qb| {
                     qb.push(format!(
