@@ -83,13 +83,31 @@ mod cli {
             #[arg(long, default_value_t = 4_000)]
             runs: usize,
         },
-        /// Server render time of the hub with a large tenant (p50/p99) and
-        /// the compressed JS + WASM a browser downloads to show it. Run it
-        /// from the repository root after `make build`.
+        /// Server render time of the hub with a large tenant (p50/p99), the
+        /// compressed JS + WASM a browser downloads to show it, and live
+        /// streams: one, then `--streams` at once. Run it from the
+        /// repository root after `make build`.
         Web {
             /// Runs in the benchmark tenant.
             #[arg(long, default_value_t = 200_000)]
             runs: usize,
+            /// Live streams held open at once (10 per tenant) while runs
+            /// change at 200/s.
+            #[arg(long, default_value_t = 1_000)]
+            streams: usize,
+        },
+        /// Prune rows/s of a platform whose records are all past their
+        /// retention (`--runs` runs with their failures, joins,
+        /// notifications, findings and audit), pruned while the engine
+        /// runs, and the engine's claim latency (p99) before and during.
+        Prune {
+            /// A PostgreSQL server to create the scratch database on.
+            #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+            postgres: String,
+            #[arg(long, default_value_t = 1_000_000)]
+            runs: usize,
+            #[arg(long, value_enum, default_value_t = BenchBackends::Both)]
+            backend: BenchBackends,
         },
         /// Every page a viewer opens, timed (p50/p99 of 100 requests)
         /// through the HTTP server on a platform of 1,000 tenants loaded in
@@ -487,9 +505,14 @@ mod cli {
             Command::Bench(BenchCommand::Engine { postgres, runs }) => {
                 opshub::server::bench::engine::run(&postgres, runs).await
             }
-            Command::Bench(BenchCommand::Web { runs }) => {
-                opshub::server::bench::web::run(runs).await
+            Command::Bench(BenchCommand::Web { runs, streams }) => {
+                opshub::server::bench::web::run(runs, streams).await
             }
+            Command::Bench(BenchCommand::Prune {
+                postgres,
+                runs,
+                backend,
+            }) => opshub::server::bench::prune::run(&postgres, runs, &backend.list()).await,
             Command::Bench(BenchCommand::Scale {
                 postgres,
                 runs,

@@ -22,8 +22,8 @@ const SUBJECTS: usize = 20_000;
 const DRIFT_RUNS: usize = 4;
 const LATENCY_RUNS: usize = 200;
 
-struct Fixture {
-    tenant: TenantId,
+pub(super) struct Fixture {
+    pub(super) tenant: TenantId,
     user: UserId,
     set: BackupSetId,
     policies: Vec<PolicyId>,
@@ -52,7 +52,7 @@ pub async fn run(postgres_admin_url: &str, runs: usize) -> Result<(), String> {
 
 /// The engine as the benches run it: four workers, and no prune pass during
 /// a measurement (nothing here is old enough to prune anyway).
-fn bench_settings() -> EngineSettings {
+pub(super) fn bench_settings() -> EngineSettings {
     EngineSettings {
         workers: WORKERS,
         lease: Duration::from_secs(30),
@@ -164,7 +164,7 @@ async fn bench_backend(backend: &str, url: &str, runs: usize) -> Result<(), Stri
 /// Queues one-item runs 10 ms apart, `min_runs` of them and then more
 /// while `keep_going` says so, waits until all ran, and returns each one's
 /// time from queued to claimed, in ms.
-async fn claim_latencies(
+pub(super) async fn claim_latencies(
     store: &dyn Store,
     fixture: &Fixture,
     tag: &str,
@@ -202,13 +202,13 @@ async fn claim_latencies(
 }
 
 /// The `p` quantile (0–1) of `values`, sorting them.
-fn percentile(values: &mut [f64], p: f64) -> f64 {
+pub(super) fn percentile(values: &mut [f64], p: f64) -> f64 {
     values.sort_by(f64::total_cmp);
     values[((values.len() - 1) as f64 * p).round() as usize]
 }
 
 /// Waits (polling the counts, not the workers) until nothing is queued or running.
-async fn drained(store: &dyn Store, tenant: TenantId) -> Result<(), String> {
+pub(super) async fn drained(store: &dyn Store, tenant: TenantId) -> Result<(), String> {
     loop {
         let counts = store
             .count_runs_by_bucket(tenant, &RunFilter::default())
@@ -277,7 +277,7 @@ async fn enqueue(
     Ok(started.run.summary.id)
 }
 
-async fn fixture(store: &dyn Store) -> Result<Fixture, store::StoreError> {
+pub(super) async fn fixture(store: &dyn Store) -> Result<Fixture, store::StoreError> {
     let tenant = store
         .create_tenant(
             &TenantSlug::parse("bench").map_err(|e| store::StoreError::Invalid(e.0))?,

@@ -1,9 +1,12 @@
 //! `opshub bench …`: measurements that print figures and assert nothing
 //! (the machine decides). Each runs in scratch databases of its own.
 
+mod client;
 pub mod dataset;
 pub mod engine;
+pub mod prune;
 pub mod scale;
+mod viewers;
 pub mod web;
 
 use crate::server::store::Backend;

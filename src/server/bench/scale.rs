@@ -5,6 +5,7 @@
 //! each database. Prints p50/p99 per page and, per database, the worst page:
 //! its p99 and how much it grew from the small platform to the large one.
 
+use super::client::Client;
 use super::dataset::{self, Dataset, Loader, Shape, BIG_TENANT, VIEWER_EMAIL, VIEWER_PASSWORD};
 use super::{backend_name, ScratchDb};
 use crate::domain::*;
@@ -186,7 +187,10 @@ async fn probe(addr: std::net::SocketAddr, path: &str) -> Result<(), String> {
     let deadline = Instant::now() + std::time::Duration::from_secs(60);
     while Instant::now() < deadline {
         if let Ok(mut client) = Client::connect(addr).await {
-            if let Ok(StatusCode::OK) = client.send(&Probe::page("ready", path.into())).await {
+            let request = Request::get(path)
+                .body(Body::empty())
+                .map_err(|e| e.to_string())?;
+            if let Ok((StatusCode::OK, _, _)) = client.exchange(request).await {
                 return Ok(());
             }
         }
@@ -210,14 +214,14 @@ async fn time_pages(store: Arc<dyn Store>, data: &Dataset) -> Result<Vec<PageTim
     }));
 
     let mut client = Client::connect(addr).await?;
-    client.sign_in().await?;
+    client.sign_in(VIEWER_EMAIL, VIEWER_PASSWORD).await?;
     let probes = probes(store.as_ref(), data).await?;
     let mut timings = Vec::with_capacity(probes.len());
     for probe in &probes {
         let mut millis = Vec::with_capacity(REQUESTS);
         for round in 0..WARM_UP + REQUESTS {
             let started = Instant::now();
-            let status = client.send(probe).await?;
+            let (status, _, _) = client.exchange(probe.request()?).await?;
             if status != StatusCode::OK {
                 return Err(format!("{} answered {status}", probe.path));
             }
@@ -274,6 +278,18 @@ impl Probe {
             body: Some(body),
             note: String::new(),
         }
+    }
+
+    /// The request a browser sends for it.
+    fn request(&self) -> Result<Request<Body>, String> {
+        match &self.body {
+            Some(body) => Request::post(self.path.as_str())
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::ACCEPT, "application/json")
+                .body(Body::from(body.to_string())),
+            None => Request::get(self.path.as_str()).body(Body::empty()),
+        }
+        .map_err(|e| e.to_string())
     }
 
     fn shown(&self) -> String {
@@ -419,97 +435,4 @@ async fn deep_cursor(store: &dyn Store, data: &Dataset) -> Result<(Cursor, usize
     }
     let cursor = page.cursor.ok_or("the hub has a single page")?;
     Ok((cursor, number))
-}
-
-/// A browser's connection to the server: HTTP/1.1, kept alive, with the
-/// viewer's session cookie once signed in.
-struct Client {
-    host: String,
-    sender: hyper::client::conn::http1::SendRequest<Body>,
-    cookie: Option<String>,
-}
-
-impl Client {
-    async fn connect(addr: std::net::SocketAddr) -> Result<Self, String> {
-        let stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-        let _ = stream.set_nodelay(true);
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|e| e.to_string())?;
-        tokio::spawn(connection);
-        Ok(Client {
-            host: addr.to_string(),
-            sender,
-            cookie: None,
-        })
-    }
-
-    async fn sign_in(&mut self) -> Result<(), String> {
-        let form = format!(
-            "email={}&password={}",
-            encode_component(VIEWER_EMAIL),
-            encode_component(VIEWER_PASSWORD)
-        );
-        let request = Request::post("/api/session/sign-in")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::ACCEPT, "application/json")
-            .body(Body::from(form))
-            .map_err(|e| e.to_string())?;
-        let (status, headers, _) = self.exchange(request).await?;
-        let cookie = headers
-            .get_all(header::SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|c| c.starts_with("opshub_session="))
-            .and_then(|c| c.split(';').next())
-            .ok_or_else(|| format!("signing in failed ({status})"))?;
-        self.cookie = Some(cookie.to_string());
-        Ok(())
-    }
-
-    /// Sends `probe` and reads the whole answer.
-    async fn send(&mut self, probe: &Probe) -> Result<StatusCode, String> {
-        let request = match &probe.body {
-            Some(body) => Request::post(probe.path.as_str())
-                .header(header::CONTENT_TYPE, "application/json")
-                .header(header::ACCEPT, "application/json")
-                .body(Body::from(body.to_string())),
-            None => Request::get(probe.path.as_str()).body(Body::empty()),
-        }
-        .map_err(|e| e.to_string())?;
-        Ok(self.exchange(request).await?.0)
-    }
-
-    async fn exchange(
-        &mut self,
-        mut request: Request<Body>,
-    ) -> Result<(StatusCode, axum::http::HeaderMap, axum::body::Bytes), String> {
-        let headers = request.headers_mut();
-        headers.insert(header::HOST, self.host.parse().map_err(|_| "bad host")?);
-        headers.insert(
-            header::ACCEPT_ENCODING,
-            "br, gzip".parse().expect("a header value"),
-        );
-        headers.insert(
-            "sec-fetch-site",
-            "same-origin".parse().expect("a header value"),
-        );
-        if let Some(cookie) = &self.cookie {
-            headers.insert(header::COOKIE, cookie.parse().map_err(|_| "bad cookie")?);
-        }
-        self.sender.ready().await.map_err(|e| e.to_string())?;
-        let response = self
-            .sender
-            .send_request(request)
-            .await
-            .map_err(|e| e.to_string())?;
-        let (parts, body) = response.into_parts();
-        let body = axum::body::to_bytes(Body::new(body), usize::MAX)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok((parts.status, parts.headers, body))
-    }
 }

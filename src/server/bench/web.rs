@@ -3,7 +3,8 @@
 //! downloads to show the hub (compressed as the server sends them), and how
 //! long a run's change takes to reach an open live stream (from the moment
 //! the write starts to the event's bytes arriving; the browser then paints it
-//! in its next frame).
+//! in its next frame). Then a thousand viewers' streams at once
+//! (`viewers`).
 
 use crate::domain::*;
 use crate::server::config::Settings;
@@ -20,12 +21,13 @@ const RENDERS: usize = 200;
 /// Run changes timed on their way to a live stream.
 const LIVE_CHANGES: usize = 200;
 
-pub async fn run(runs: usize) -> Result<(), String> {
+pub async fn run(runs: usize, streams: usize) -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("opshub-bench-web-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let result = measure(&format!("sqlite://{}/bench.db", dir.display()), runs).await;
     let _ = std::fs::remove_dir_all(&dir);
-    result
+    result?;
+    super::viewers::run(streams).await
 }
 
 async fn measure(url: &str, runs: usize) -> Result<(), String> {

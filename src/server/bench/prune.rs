@@ -1,0 +1,211 @@
+//! `opshub bench prune`: a platform whose whole year of records is past its
+//! retention (`dataset`, dated a year further back), pruned with the
+//! default policy while the engine runs. Prints rows pruned per second, and
+//! the engine's queued→claimed latency before and during the prune: pruning
+//! goes in small batches so that it never holds the engine up for long.
+
+use super::dataset::{self, Loader, Shape};
+use super::engine::{bench_settings, claim_latencies, fixture, percentile};
+use super::{backend_name, ScratchDb};
+use crate::domain::*;
+use crate::server::engine::{self, EngineHealth};
+use crate::server::retention::RetentionPolicy;
+use crate::server::store::{self, Backend};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const TENANTS: usize = 1_000;
+/// Runs timed from queued to claimed before the prune (and at least as
+/// many during it).
+const LATENCY_RUNS: usize = 1_000;
+/// How far before now the dataset's year ends: past every default cutoff
+/// (the longest, audit entries, is 365 days).
+const AGE_DAYS: i64 = 400;
+/// The kinds in the order a prune pass takes them, each with the tables it
+/// empties (a run takes its failed items, joins and attempts along).
+const KINDS: [(&str, &[&str]); 5] = [
+    (
+        "runs",
+        &[
+            "bulk_operation_runs",
+            "run_failed_items",
+            "run_joins",
+            "run_attempts",
+        ],
+    ),
+    ("notifications", &["notifications"]),
+    ("findings", &["findings"]),
+    ("audit_entries", &["audit_logs"]),
+    (
+        "inventory_syncs",
+        &["inventory_sync_runs", "inventory_items"],
+    ),
+];
+
+/// The default policy for `kind` alone: every other kind is kept.
+fn policy_for(kind: &str) -> RetentionPolicy {
+    let all = RetentionPolicy::default();
+    let mut only = RetentionPolicy::keep_forever();
+    match kind {
+        "runs" => {
+            only.succeeded_runs_days = all.succeeded_runs_days;
+            only.partial_runs_days = all.partial_runs_days;
+            only.failed_runs_days = all.failed_runs_days;
+        }
+        "notifications" => {
+            only.read_notifications_days = all.read_notifications_days;
+            only.unread_notifications_days = all.unread_notifications_days;
+        }
+        "findings" => only.acknowledged_findings_days = all.acknowledged_findings_days,
+        "audit_entries" => only.audit_days = all.audit_days,
+        _ => only.unused_syncs_days = all.unused_syncs_days,
+    }
+    only
+}
+
+pub async fn run(
+    postgres_admin_url: &str,
+    runs: usize,
+    backends: &[Backend],
+) -> Result<(), String> {
+    for &backend in backends {
+        let name = format!("opshub_prune_{}", std::process::id());
+        let db = ScratchDb::create(backend, postgres_admin_url, &name).await?;
+        let result = load_and_prune(backend, &db.url, runs).await;
+        db.remove().await;
+        result?;
+    }
+    Ok(())
+}
+
+async fn load_and_prune(backend: Backend, url: &str, runs: usize) -> Result<(), String> {
+    let name = backend_name(backend);
+    let fail = |e: store::StoreError| e.to_string();
+    let settings = bench_settings();
+    let store = store::connect(url, (settings.workers * 2 + 2) as u32)
+        .await
+        .map_err(fail)?;
+    store.migrate().await.map_err(fail)?;
+
+    let loader = Loader::connect(url).await?;
+    let now = Timestamp::now();
+    let started = Instant::now();
+    let shape = Shape {
+        tenants: TENANTS,
+        runs,
+    };
+    // No one signs in: the viewer's password hash is never checked.
+    let data = dataset::load(
+        &loader,
+        shape,
+        Timestamp(now.0 - AGE_DAYS * 86_400_000_000),
+        "-",
+    )
+    .await?;
+    loader.analyze().await?;
+    let loaded: u64 = data.rows.iter().map(|(_, n)| n).sum();
+    crate::outln!(
+        "prune backend={name}: loaded {loaded} rows ({runs} runs) in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let fixture = fixture(store.as_ref()).await.map_err(fail)?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let health = EngineHealth::new(&settings);
+    let pool = tokio::spawn(engine::run(store.clone(), settings, health, stopped));
+
+    // The dataset's queued and running runs (their workers long gone:
+    // rescue takes them over) go first, so the idle figure is idle.
+    let waited = Instant::now();
+    while loader
+        .count("bulk_operation_runs WHERE status IN ('pending', 'running')")
+        .await?
+        > 0
+    {
+        if waited.elapsed() > Duration::from_secs(600) {
+            return Err("the dataset's active runs did not finish within 10 minutes".into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    crate::outln!(
+        "  the dataset's active runs executed in {:.1} s",
+        waited.elapsed().as_secs_f64()
+    );
+    let mut idle =
+        claim_latencies(store.as_ref(), &fixture, "idle", LATENCY_RUNS, || false).await?;
+
+    // One pass per kind, in the order a full pass takes them, so each
+    // kind's rate shows; the engine runs throughout.
+    let pruning = Arc::new(AtomicBool::new(true));
+    let prune = tokio::spawn({
+        let store = store.clone();
+        let loader = Arc::new(loader);
+        let pruning = pruning.clone();
+        let not_fixture = format!("tenant_id <> {}", tenant_literal(backend, fixture.tenant));
+        async move {
+            let mut passes = Vec::new();
+            for (kind, tables) in KINDS {
+                let mut before = 0;
+                for table in tables {
+                    before += loader
+                        .count(&format!("{table} WHERE {not_fixture}"))
+                        .await?;
+                }
+                let started = Instant::now();
+                store
+                    .prune(&policy_for(kind), now, false)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("another process held the prune lock")?;
+                let took = started.elapsed();
+                let mut after = 0;
+                for table in tables {
+                    after += loader
+                        .count(&format!("{table} WHERE {not_fixture}"))
+                        .await?;
+                }
+                passes.push((kind, before - after, took));
+            }
+            pruning.store(false, Ordering::Relaxed);
+            Ok::<_, String>(passes)
+        }
+    });
+    let mut during = claim_latencies(store.as_ref(), &fixture, "during", LATENCY_RUNS, || {
+        pruning.load(Ordering::Relaxed)
+    })
+    .await?;
+    let passes = prune.await.map_err(|e| e.to_string())??;
+    let _ = stop.send(true);
+    let _ = pool.await;
+
+    let removed: u64 = passes.iter().map(|(_, rows, _)| rows).sum();
+    let seconds: f64 = passes.iter().map(|(_, _, took)| took.as_secs_f64()).sum();
+    for (kind, rows, took) in &passes {
+        crate::outln!(
+            "  {kind}: {rows} rows in {:.1} s ({:.0} rows/s)",
+            took.as_secs_f64(),
+            *rows as f64 / took.as_secs_f64()
+        );
+    }
+    let (idle_p99, during_p99) = (percentile(&mut idle, 0.99), percentile(&mut during, 0.99));
+    crate::outln!(
+        "  {} runs queued and claimed during the prune",
+        during.len()
+    );
+    crate::outln!(
+        "prune backend={name} runs={runs} pruned_rows={removed} prune_s={seconds:.1} rows_per_s={:.0} run_rows_per_s={:.0} claim_p99_idle_ms={idle_p99:.2} claim_p99_during_ms={during_p99:.2} claim_ratio={:.2}",
+        removed as f64 / seconds,
+        passes[0].1 as f64 / passes[0].2.as_secs_f64(),
+        during_p99 / idle_p99
+    );
+    Ok(())
+}
+
+/// `tenant` as a literal of the backend's id column.
+fn tenant_literal(backend: Backend, tenant: TenantId) -> String {
+    match backend {
+        Backend::Postgres => format!("'{}'", tenant.0),
+        Backend::Sqlite => format!("X'{}'", tenant.0.simple()),
+    }
+}
