@@ -148,6 +148,25 @@ on_both! { app =>
         assert_security_headers(response.headers(), false, "live stream");
     }
 
+    async fn pages_render_while_other_routers_are_built(app) {
+        // Building a router once generated the route list, which suppresses
+        // resource loading process-wide: a page whose data began loading
+        // meanwhile waited forever (503 after the 30 s timeout).
+        let admin = app.sign_in("admin@acme.example").await;
+        let run = app.newest_run("acme").await.id.to_string();
+        let state = app.state.clone();
+        let building = tokio::task::spawn_blocking(move || {
+            for _ in 0..40 {
+                drop(opshub::server::http::router(state.clone()));
+            }
+        });
+        for _ in 0..40 {
+            let reply = app.get(&format!("/t/acme/operations/{run}"), Some(&admin)).await;
+            assert_eq!(reply.status, StatusCode::OK);
+        }
+        building.await.unwrap();
+    }
+
     async fn pages_carry_no_inline_script(app) {
         let admin = app.sign_in("admin@acme.example").await;
         let run = app.newest_run("acme").await.id.to_string();

@@ -351,7 +351,7 @@ pub fn server_fn_paths() -> Vec<String> {
 
 /// Page routes as the router knows them, with `{param}` placeholders.
 pub fn page_routes() -> Vec<String> {
-    let mut routes: Vec<String> = leptos_axum::generate_route_list(opshub::ui::App)
+    let mut routes: Vec<String> = opshub::server::http::route_list()
         .iter()
         .map(|route| route.path().to_string())
         .collect();
