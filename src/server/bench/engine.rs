@@ -9,6 +9,7 @@
 
 use super::{backend_name, ScratchDb};
 use crate::domain::*;
+use crate::server::config::Settings;
 use crate::server::engine::{self, EngineSettings};
 
 use crate::server::store::{
@@ -50,21 +51,13 @@ pub async fn run(postgres_admin_url: &str, runs: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// The engine as the benches run it: four workers, and no prune pass during
-/// a measurement (nothing here is old enough to prune anyway).
+/// The engine as the benches run it: as configured by default, with
+/// `WORKERS` workers and no prune pass during a measurement.
 pub(super) fn bench_settings() -> EngineSettings {
     EngineSettings {
         workers: WORKERS,
-        lease: Duration::from_secs(30),
-        heartbeat: Duration::from_secs(1),
-        rescue_interval: Duration::from_secs(5),
-        poll_interval: Duration::from_secs(1),
-        shutdown_grace: Duration::from_secs(10),
-        batch_max_items: 500,
-        batch_max_time: Duration::from_millis(250),
-        claim_max_runs: 32,
         prune_interval: Duration::from_secs(3_600),
-        retention: Default::default(),
+        ..EngineSettings::from_settings(&Settings::default())
     }
 }
 
