@@ -167,6 +167,19 @@ on_both! { app =>
         building.await.unwrap();
     }
 
+    async fn icons_are_drawn_not_emoji(app) {
+        // Chromium without an emoji font shows an emoji as an empty box.
+        let admin = app.sign_in("admin@acme.example").await;
+        let reply = app.get("/t/acme/operations", Some(&admin)).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        let bell = &reply.body[reply.body.find(r#"data-testid="bell""#).unwrap()..];
+        let bell = &bell[..bell.find("</summary>").unwrap()];
+        assert!(bell.contains("<svg") && bell.contains(r#"aria-hidden="true""#), "{bell}");
+        assert!(bell.contains("aria-label=\"Notifications, "), "{bell}");
+        let emoji: Vec<char> = reply.body.chars().filter(|c| ('\u{1F000}'..='\u{1FAFF}').contains(c)).collect();
+        assert!(emoji.is_empty(), "{emoji:?}");
+    }
+
     async fn pages_carry_no_inline_script(app) {
         let admin = app.sign_in("admin@acme.example").await;
         let run = app.newest_run("acme").await.id.to_string();

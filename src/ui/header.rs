@@ -158,7 +158,13 @@ fn Bell(slug: String, unread: i64) -> impl IntoView {
             on:keydown=move |ev| if ev.key() == "Escape" { close() }>
             <summary class="bell" data-testid="bell"
                 aria-label=move || format!("Notifications, {} unread", unread_label(count.get()))>
-                <span aria-hidden="true">"🔔"</span>
+                // Drawn, not an emoji: a machine without an emoji font shows
+                // an empty box. The summary's label is its text.
+                <svg class="icon" viewBox="0 0 24 24" width="18" height="18"
+                    aria-hidden="true" focusable="false">
+                    <path fill="currentColor"
+                        d="M12 3a6 6 0 0 0-6 6v3.5L4.5 15v1.5h15V15L18 12.5V9a6 6 0 0 0-6-6zm-2.2 15a2.2 2.2 0 0 0 4.4 0z" />
+                </svg>
                 <span class="count" class:zero=move || count.get() == 0
                     data-testid="bell-count">{move || unread_label(count.get())}</span>
             </summary>
