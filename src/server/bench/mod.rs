@@ -9,7 +9,76 @@ pub mod scale;
 mod viewers;
 pub mod web;
 
-use crate::server::store::Backend;
+use crate::domain::*;
+use crate::server::config::Settings;
+use crate::server::live::LiveHub;
+use crate::server::store::{Backend, RunRecord, Store};
+use crate::server::{http, AppState};
+use std::sync::Arc;
+
+/// The app served over TCP on a free port, in this process, as a browser
+/// reaches it. Run from the repository root (the Leptos configuration).
+struct LocalServer {
+    addr: std::net::SocketAddr,
+    live: Arc<LiveHub>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    serving: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl LocalServer {
+    async fn start(store: Arc<dyn Store>) -> Result<Self, String> {
+        let leptos_options = leptos::prelude::get_configuration(None)
+            .map_err(|e| format!("leptos configuration: {e}"))?
+            .leptos_options;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| format!("cannot listen: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let state = AppState::new(leptos_options, store, Settings::default());
+        let live = state.live.clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(http::serve(state, listener, async {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            addr,
+            live,
+            stop,
+            serving,
+        })
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.serving.await;
+    }
+}
+
+/// A queued drift run of `tenant` whose scope names nothing: for live
+/// views to be told about, never executed.
+fn queued_run(tenant: TenantId, user: UserId, key: String, created_at: Timestamp) -> RunRecord {
+    RunRecord {
+        id: RunId::generate(),
+        tenant_id: tenant,
+        user_id: user,
+        operation: OperationKind::DriftGenerate,
+        idempotency_key: Some(key),
+        status: RunStatus::Pending,
+        counters: Counters::default(),
+        item_ids: RunScope::Drift(DriftScope {
+            scope_key: "bench".into(),
+            baseline_run_id: InventorySyncRunId(uuid::Uuid::nil()),
+            current_run_id: InventorySyncRunId(uuid::Uuid::nil()),
+            subjects: None,
+        }),
+        work_items: Vec::new(),
+        failures: Vec::new(),
+        attempt: 0,
+        created_at,
+        started_at: None,
+        finished_at: None,
+    }
+}
 
 /// A database of the bench's own, removed when done: a SQLite file in a
 /// temporary directory, or a PostgreSQL database on the server of an admin

@@ -7,11 +7,10 @@
 
 use super::client::Client;
 use super::dataset::{self, Dataset, Loader, Shape, BIG_TENANT, VIEWER_EMAIL, VIEWER_PASSWORD};
-use super::{backend_name, ScratchDb};
+use super::{backend_name, LocalServer, ScratchDb};
 use crate::domain::*;
 use crate::server::config::Settings;
 use crate::server::store::{self, Backend, Store};
-use crate::server::{http, AppState};
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use std::sync::Arc;
@@ -200,20 +199,8 @@ async fn probe(addr: std::net::SocketAddr, path: &str) -> Result<(), String> {
 }
 
 async fn time_pages(store: Arc<dyn Store>, data: &Dataset) -> Result<Vec<PageTiming>, String> {
-    let leptos_options = leptos::prelude::get_configuration(None)
-        .map_err(|e| format!("leptos configuration: {e}"))?
-        .leptos_options;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| format!("cannot listen: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let state = AppState::new(leptos_options, store.clone(), Settings::default());
-    let server = tokio::spawn(http::serve(state, listener, async {
-        let _ = stopped.await;
-    }));
-
-    let mut client = Client::connect(addr).await?;
+    let server = LocalServer::start(store.clone()).await?;
+    let mut client = Client::connect(server.addr).await?;
     client.sign_in(VIEWER_EMAIL, VIEWER_PASSWORD).await?;
     let probes = probes(store.as_ref(), data).await?;
     let mut timings = Vec::with_capacity(probes.len());
@@ -246,8 +233,7 @@ async fn time_pages(store: Arc<dyn Store>, data: &Dataset) -> Result<Vec<PageTim
         );
         timings.push(timing);
     }
-    let _ = stop.send(());
-    let _ = server.await;
+    server.stop().await;
     Ok(timings)
 }
 

@@ -7,10 +7,9 @@
 //! it out in memory, so that figure must not grow with the streams).
 
 use super::client::Client;
+use super::{queued_run, LocalServer};
 use crate::domain::*;
-use crate::server::config::Settings;
 use crate::server::store::{self, MembershipAudit, NewUser, RunRecord, Store};
-use crate::server::{http, AppState};
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use futures_util::StreamExt;
@@ -46,19 +45,8 @@ async fn measure(url: &str, streams: usize) -> Result<(), String> {
     let viewers = viewers(store.as_ref()).await?;
     let runs = queued_runs(store.as_ref(), &viewers).await?;
 
-    let leptos_options = leptos::prelude::get_configuration(None)
-        .map_err(|e| format!("leptos configuration: {e}"))?
-        .leptos_options;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| format!("cannot listen: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let state = AppState::new(leptos_options, store.clone(), Settings::default());
-    let live = state.live.clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(http::serve(state, listener, async {
-        let _ = stopped.await;
-    }));
+    let server = LocalServer::start(store.clone()).await?;
+    let addr = server.addr;
 
     let mut cookies = Vec::with_capacity(viewers.len());
     for viewer in &viewers {
@@ -95,7 +83,7 @@ async fn measure(url: &str, streams: usize) -> Result<(), String> {
     let per_stream_kb =
         resident_bytes()?.saturating_sub(memory_before) as f64 / streams as f64 / 1024.0;
 
-    let loads_before = live.loads();
+    let loads_before = server.live.loads();
     let mut written = HashMap::with_capacity(CHANGES);
     let started = Instant::now();
     let interval = Duration::from_micros(1_000_000 / CHANGES_PER_SECOND);
@@ -126,10 +114,9 @@ async fn measure(url: &str, streams: usize) -> Result<(), String> {
             complete += 1;
         }
     }
-    let queries = live.loads() - loads_before;
-    let _ = stop.send(());
+    let queries = server.live.loads() - loads_before;
     readers.abort_all();
-    let _ = server.await;
+    server.stop().await;
     if complete < runs.len() {
         return Err(format!(
             "{} of {} changes did not reach all {per_tenant} streams of their tenant within 30 s",
@@ -269,27 +256,12 @@ async fn queued_runs(
     let records: Vec<RunRecord> = (0..CHANGES)
         .map(|n| {
             let viewer = &viewers[n % viewers.len()];
-            RunRecord {
-                id: RunId::generate(),
-                tenant_id: viewer.tenant,
-                user_id: viewer.user,
-                operation: OperationKind::DriftGenerate,
-                idempotency_key: Some(format!("bench-viewers-{n}")),
-                status: RunStatus::Pending,
-                counters: Counters::default(),
-                item_ids: RunScope::Drift(DriftScope {
-                    scope_key: "bench".into(),
-                    baseline_run_id: InventorySyncRunId(uuid::Uuid::nil()),
-                    current_run_id: InventorySyncRunId(uuid::Uuid::nil()),
-                    subjects: None,
-                }),
-                work_items: Vec::new(),
-                failures: Vec::new(),
-                attempt: 0,
-                created_at: now,
-                started_at: None,
-                finished_at: None,
-            }
+            queued_run(
+                viewer.tenant,
+                viewer.user,
+                format!("bench-viewers-{n}"),
+                now,
+            )
         })
         .collect();
     store

@@ -6,6 +6,7 @@
 //! in its next frame). Then a thousand viewers' streams at once
 //! (`viewers`).
 
+use super::queued_run;
 use crate::domain::*;
 use crate::server::config::Settings;
 use crate::server::store::{self, MembershipAudit, NewUser, RunRecord};
@@ -151,22 +152,7 @@ async fn live_latencies(
     use futures_util::StreamExt;
     let now = Timestamp::now();
     let runs: Vec<RunRecord> = (0..LIVE_CHANGES)
-        .map(|n| RunRecord {
-            id: RunId::generate(),
-            tenant_id: tenant,
-            user_id: user,
-            operation: OperationKind::DriftGenerate,
-            idempotency_key: Some(format!("bench-live-{n}")),
-            status: RunStatus::Pending,
-            counters: Counters::default(),
-            item_ids: listing_scope(1),
-            work_items: Vec::new(),
-            failures: Vec::new(),
-            attempt: 0,
-            created_at: now,
-            started_at: None,
-            finished_at: None,
-        })
+        .map(|n| queued_run(tenant, user, format!("bench-live-{n}"), now))
         .collect();
     store
         .insert_run_records(&runs)
