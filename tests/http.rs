@@ -606,6 +606,59 @@ on_both! { app =>
         assert!(reply.body.contains("not a valid InventorySyncRunId"), "{}", reply.body);
     }
 
+    /// The Insights page counts a run as soon as it ends, draws its
+    /// charts on the server with a table for each, and its figures link to
+    /// the hub filtered to the runs they count.
+    async fn insights_count_a_run_that_just_ended(app) {
+        let viewer = app.sign_in("viewer@acme.example").await;
+        let ended = |body: &str| -> i64 {
+            let after = body.split("data-testid=\"total-ended\"><strong>").nth(1).expect("a total");
+            after.split('<').next().unwrap().parse().unwrap()
+        };
+        // The demo's queued runs end first, so that only ours ends below.
+        support::engine::drain(&support::engine::worker(&app.state.store, "w0")).await;
+        let before = app.get("/t/acme/insights?operation=drift.generate", Some(&viewer)).await;
+        assert_eq!(before.status, StatusCode::OK, "{}", before.body);
+        assert_eq!(before.body.matches("<svg class=\"chart\"").count(), 5);
+        assert_eq!(before.body.matches("class=\"entries chart-table\"").count(), 5);
+
+        let operator = app.sign_in("operator@acme.example").await;
+        let start = [("tenant", "acme"), ("scope_key", "apps/managed")];
+        let reply = app.post_form("/api/operations/start-drift", &start, Some(&operator)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let started: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+        support::engine::drain(&support::engine::worker(&app.state.store, "w1")).await;
+
+        let after = app.get("/t/acme/insights?operation=drift.generate", Some(&viewer)).await;
+        assert_eq!(ended(&after.body), ended(&before.body) + 1);
+        let link = after
+            .body
+            .split("data-testid=\"total-ended\"")
+            .next()
+            .and_then(|head| head.rsplit("href=\"").next())
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .replace("&amp;", "&");
+        assert!(link.starts_with("/t/acme/operations?operation=drift.generate&from="), "{link}");
+        let hub = app.get(&link, Some(&viewer)).await;
+        assert_eq!(hub.status, StatusCode::OK, "{link}");
+        assert!(hub.body.contains(started["run_id"].as_str().unwrap()), "{link}");
+
+        // The run page compares the run with its operation's week.
+        let page = app.get(started["link"].as_str().unwrap(), Some(&viewer)).await;
+        let comparison = page.body.split("data-testid=\"run-comparison\"").nth(1).expect("a comparison");
+        assert!(comparison.contains("this operation"), "{comparison}");
+
+        // Every window reads; anything else is a clear 400.
+        for window in ["24h", "7d", "30d", "90d"] {
+            let page = app.get(&format!("/t/acme/insights?window={window}"), Some(&viewer)).await;
+            assert_eq!(page.status, StatusCode::OK, "{window}");
+        }
+        let bad = app.get("/t/acme/insights?window=1y", Some(&viewer)).await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        assert!(bad.body.contains("`window` must be one of 24h, 7d, 30d, 90d"), "{}", bad.body);
+    }
+
     async fn cross_site_writes_are_refused(app) {
         let form = format!("email=operator%40acme.example&password={DEMO_PASSWORD}");
         let attempt = |site: Option<&'static str>, origin: Option<&'static str>| {

@@ -245,6 +245,27 @@ async fn build(db: &TestDb, now: Timestamp) -> Fixture {
     )
     .await;
 
+    // Insights rollups outlive runs: only those of hours over 400 days ago go.
+    for days in [401, 399] {
+        let hour = at(db, days_ago(now, days));
+        db.execute(&format!(
+            "INSERT INTO run_rollups (tenant_id, hour, resource, action, outcome, runs, items_processed, \
+             items_succeeded, items_failed, items_skipped, started_runs, queue_millis, run_millis) \
+             SELECT id, {hour}, 'drift', 'generate', 'completed', 1, 0, 0, 0, 0, 1, 5, 10 FROM tenants"
+        ))
+        .await;
+        db.execute(&format!(
+            "INSERT INTO run_duration_rollups (tenant_id, hour, resource, action, phase, bucket, runs) \
+             SELECT id, {hour}, 'drift', 'generate', 'run', 14, 1 FROM tenants"
+        ))
+        .await;
+        db.execute(&format!(
+            "INSERT INTO run_reason_rollups (tenant_id, hour, resource, action, reason_code, failures) \
+             SELECT id, {hour}, 'drift', 'generate', 'timeout', 2 FROM tenants"
+        ))
+        .await;
+    }
+
     for (tag, read, created) in [
         ("read-40-gone", Some(40), 50),
         ("read-10", Some(10), 100),
@@ -285,6 +306,7 @@ const EXPECTED: PruneReport = PruneReport {
     audit_entries: 1,
     // o2 (only the pruned finding named it) and o4 (only the pruned run).
     inventory_syncs: 2,
+    rollups: 3,
     sessions: 1,
 };
 

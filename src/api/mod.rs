@@ -4,6 +4,7 @@
 mod codec;
 mod error;
 pub mod findings;
+pub mod insights;
 pub mod members;
 pub mod notifications;
 pub mod operations;

@@ -43,9 +43,9 @@ pub struct HubQuery {
     pub operation: Option<String>,
     /// Initiator's user id.
     pub initiator: Option<String>,
-    /// Queued on or after this day (UTC, `YYYY-MM-DD`).
+    /// Queued on or after this day or hour (UTC, `YYYY-MM-DD` or `YYYY-MM-DDTHH`).
     pub from: Option<String>,
-    /// Queued on or before this day (UTC, `YYYY-MM-DD`).
+    /// Queued on or before this day or hour (UTC, `YYYY-MM-DD` or `YYYY-MM-DDTHH`).
     pub to: Option<String>,
     /// A run id or an idempotency key.
     pub q: Option<String>,
@@ -59,11 +59,12 @@ fn given(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
-/// The start of a `YYYY-MM-DD` day in UTC.
-fn day_start(text: &str, field: &str) -> Result<Timestamp, ParseError> {
-    Timestamp::start_of_day(text).ok_or_else(|| {
+/// A UTC day (`YYYY-MM-DD`) or hour (`YYYY-MM-DDTHH`, as the Insights
+/// page links): its start and its length.
+fn period(text: &str, field: &str) -> Result<(Timestamp, i64), ParseError> {
+    Timestamp::period(text).ok_or_else(|| {
         ParseError(format!(
-            "`{field}` must be a date like 2026-11-27, not {}",
+            "`{field}` must be a date like 2026-11-27 or an hour like 2026-11-27T09, not {}",
             quote_input(text)
         ))
     })
@@ -102,10 +103,11 @@ impl HubQuery {
                 .transpose()?,
             initiator: given(&self.initiator).map(UserId::parse).transpose()?,
             created_from: given(&self.from)
-                .map(|d| day_start(d, "from"))
+                .map(|d| period(d, "from").map(|(start, _)| start))
                 .transpose()?,
+            // Inclusive: up to the end of the day or hour named.
             created_before: given(&self.to)
-                .map(|d| day_start(d, "to").map(|start| start.plus_millis(24 * 3_600_000)))
+                .map(|d| period(d, "to").map(|(start, length)| Timestamp(start.0 + length)))
                 .transpose()?,
             search: search.map(RunSearch::parse),
         };
@@ -260,6 +262,9 @@ pub struct RunPageData {
     pub findings: Page<Finding>,
     /// The findings page's query listing all of them.
     pub findings_query: FindingsQuery,
+    /// How its run time compares with its operation's week in the tenant;
+    /// `None` before it started or without ended runs to compare with.
+    pub comparison: Option<RunComparison>,
 }
 
 /// What a run works on (its `item_ids`), as the run page shows it.
@@ -361,7 +366,29 @@ async fn run_page_data(tenant: &str, run_id: &str) -> Result<RunPageData, AppErr
     let findings = store
         .list_findings(tenant.id, &filter, PageRequest::first(RUN_PAGE_FINDINGS))
         .await?;
+    let comparison = match run.summary.started_at {
+        Some(started) => {
+            let now = Timestamp::now();
+            let week = store
+                .rollups(
+                    tenant.id,
+                    Timestamp(now.0 - 7 * 24 * MICROS_PER_HOUR),
+                    Some(run.summary.operation),
+                )
+                .await?;
+            let histogram: Vec<(i64, i64)> = week
+                .durations
+                .iter()
+                .filter(|row| row.phase == Phase::Run)
+                .map(|row| (row.bucket, row.runs))
+                .collect();
+            let ran = run.summary.finished_at.unwrap_or(now).0 - started.0;
+            RunComparison::against(ran / 1_000, &histogram)
+        }
+        None => None,
+    };
     Ok(RunPageData {
+        comparison,
         joins: store.run_joins(tenant.id, id).await?,
         attempts: store.run_attempts(tenant.id, id).await?,
         retries: store.retries_of(tenant.id, id).await?,

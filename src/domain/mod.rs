@@ -10,6 +10,7 @@ mod failure;
 mod finding;
 mod ids;
 mod input;
+mod insights;
 mod listing;
 mod live;
 mod notification;
@@ -29,6 +30,11 @@ pub use failure::{failure_counts, FailureEntry, FailureKind, ReasonCode, MAX_STO
 pub use finding::{ChangeKind, Finding, FindingFilter, FindingStatus, FindingType};
 pub use ids::*;
 pub use input::{bounded_fields, bounded_text, MAX_EMAIL_CHARS, MAX_SEARCH_CHARS};
+pub use insights::{
+    duration_buckets, format_millis, DurationRollup, InsightBucket, InsightFigures, Insights,
+    InsightsWindow, OutcomeCounts, OutcomeRollup, Percentiles, Phase, ReasonRollup, ReasonTrend,
+    Rollups, RunComparison, MICROS_PER_HOUR, OUTCOMES, TOP_REASONS,
+};
 pub use listing::*;
 pub use live::{live_path, RESYNC_EVENT, RUN_EVENT, UNREAD_EVENT};
 pub use notification::{

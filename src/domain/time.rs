@@ -67,6 +67,34 @@ impl Timestamp {
         valid.then(|| Self(days_from_civil(year, month, day) * MICROS_PER_DAY))
     }
 
+    /// A period named by a day (`2026-11-27`) or an hour of one
+    /// (`2026-11-27T09`), in UTC: its start and its length in microseconds.
+    pub fn period(text: &str) -> Option<(Self, i64)> {
+        let Some((day, hour)) = text.split_once('T') else {
+            return Self::start_of_day(text).map(|start| (start, MICROS_PER_DAY));
+        };
+        let hour = Some(hour)
+            .filter(|h| h.len() == 2 && h.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|h| h.parse::<i64>().ok())
+            .filter(|h| (0..24).contains(h))?;
+        let micros_per_hour = MICROS_PER_DAY / 24;
+        Self::start_of_day(day)
+            .map(|start| (Self(start.0 + hour * micros_per_hour), micros_per_hour))
+    }
+
+    /// Year, month, day and hour of this instant in UTC.
+    pub fn utc_date_hour(self) -> (i64, i64, i64, i64) {
+        let (year, month, day, seconds) = self.utc_parts();
+        (year, month, day, seconds / 3_600)
+    }
+
+    /// The name of the UTC hour this instant is in, as [`Self::period`]
+    /// reads it: `2026-11-27T09`.
+    pub fn hour_name(self) -> String {
+        let (year, month, day, seconds) = self.utc_parts();
+        format!("{year:04}-{month:02}-{day:02}T{:02}", seconds / 3_600)
+    }
+
     /// Parses RFC 3339 (`2026-11-27T09:00:00Z`) or a bare date (`2026-11-27`,
     /// read as midnight UTC).
     #[cfg(feature = "ssr")]
@@ -171,6 +199,24 @@ mod tests {
             "",
         ] {
             assert_eq!(Timestamp::start_of_day(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn reads_days_and_hours_as_periods() {
+        let day = Timestamp::start_of_day("2026-11-27").unwrap();
+        assert_eq!(Timestamp::period("2026-11-27"), Some((day, MICROS_PER_DAY)));
+        let nine = Timestamp::period("2026-11-27T09").unwrap();
+        assert_eq!(nine, (day.plus_millis(9 * 3_600_000), 3_600_000_000));
+        assert_eq!(nine.0.plus_millis(59 * 60_000).hour_name(), "2026-11-27T09");
+        for bad in [
+            "2026-11-27T24",
+            "2026-11-27T9",
+            "2026-11-27T",
+            "2026-11-27T09:00",
+            "T09",
+        ] {
+            assert_eq!(Timestamp::period(bad), None, "{bad}");
         }
     }
 

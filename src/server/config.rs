@@ -43,6 +43,7 @@ pub struct Settings {
     pub retain_acknowledged_findings_days: u64,
     pub retain_audit_days: u64,
     pub retain_unused_syncs_days: u64,
+    pub retain_rollups_days: u64,
     pub prune_interval_secs: u64,
 }
 
@@ -76,6 +77,7 @@ impl Default for Settings {
             retain_acknowledged_findings_days: 180,
             retain_audit_days: 365,
             retain_unused_syncs_days: 90,
+            retain_rollups_days: 400,
             prune_interval_secs: 300,
         }
     }
@@ -142,6 +144,7 @@ impl Settings {
             retain_acknowledged_findings_days,
             retain_audit_days,
             retain_unused_syncs_days,
+            retain_rollups_days,
             prune_interval_secs
         );
         settings.validate()?;
@@ -198,6 +201,7 @@ impl Settings {
             ),
             (self.retain_audit_days, "retain_audit_days"),
             (self.retain_unused_syncs_days, "retain_unused_syncs_days"),
+            (self.retain_rollups_days, "retain_rollups_days"),
         ] {
             if days > MAX_RETENTION_DAYS {
                 return Err(ConfigError(format!(

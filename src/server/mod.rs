@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod auth;
 pub mod bench;
+pub mod charts;
 pub mod config;
 pub mod engine;
 pub mod health;

@@ -27,6 +27,8 @@ pub struct RetentionPolicy {
     pub audit_days: u64,
     /// Ended inventory syncs no kept run or finding refers to.
     pub unused_syncs_days: u64,
+    /// The Insights rollups, by the hour their runs were queued in.
+    pub rollups_days: u64,
 }
 
 impl Default for RetentionPolicy {
@@ -46,6 +48,7 @@ impl RetentionPolicy {
             acknowledged_findings_days: s.retain_acknowledged_findings_days,
             audit_days: s.retain_audit_days,
             unused_syncs_days: s.retain_unused_syncs_days,
+            rollups_days: s.retain_rollups_days,
         }
     }
 
@@ -60,6 +63,7 @@ impl RetentionPolicy {
             acknowledged_findings_days: 0,
             audit_days: 0,
             unused_syncs_days: 0,
+            rollups_days: 0,
         }
     }
 
@@ -86,6 +90,7 @@ impl RetentionPolicy {
             acknowledged_findings: cutoff(self.acknowledged_findings_days, now),
             audit: cutoff(self.audit_days, now),
             unused_syncs: cutoff(self.unused_syncs_days, now),
+            rollups: cutoff(self.rollups_days, now),
             sessions: now,
         }
     }
@@ -113,6 +118,7 @@ pub struct Cutoffs {
     pub acknowledged_findings: Option<Timestamp>,
     pub audit: Option<Timestamp>,
     pub unused_syncs: Option<Timestamp>,
+    pub rollups: Option<Timestamp>,
     /// Sessions whose expiry passed go at once.
     pub sessions: Timestamp,
 }
@@ -125,18 +131,21 @@ pub struct PruneReport {
     pub findings: u64,
     pub audit_entries: u64,
     pub inventory_syncs: u64,
+    /// Rows of the three rollup tables.
+    pub rollups: u64,
     pub sessions: u64,
 }
 
 impl PruneReport {
     /// One `(kind, count)` per kind, in the order `opshub prune` prints them.
-    pub fn kinds(&self) -> [(&'static str, u64); 6] {
+    pub fn kinds(&self) -> [(&'static str, u64); 7] {
         [
             ("runs", self.runs),
             ("notifications", self.notifications),
             ("findings", self.findings),
             ("audit_entries", self.audit_entries),
             ("inventory_syncs", self.inventory_syncs),
+            ("rollups", self.rollups),
             ("sessions", self.sessions),
         ]
     }
@@ -166,6 +175,7 @@ mod tests {
         assert_eq!(p.acknowledged_findings_days, 180);
         assert_eq!(p.audit_days, 365);
         assert_eq!(p.unused_syncs_days, 90);
+        assert_eq!(p.rollups_days, 400);
     }
 
     #[test]

@@ -62,6 +62,7 @@ pub fn Header() -> impl IntoView {
                                 <nav class="tenant-nav" aria-label="Tenant">
                                     <a href=format!("/t/{slug}/operations")>"Operations"</a>
                                     <a href=format!("/t/{slug}/findings") data-testid="findings-link">"Findings"</a>
+                                    <a href=format!("/t/{slug}/insights") data-testid="insights-link">"Insights"</a>
                                 </nav>
                                 <Bell slug=bell_slug unread />
                             }

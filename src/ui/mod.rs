@@ -95,6 +95,11 @@ pub fn App() -> impl IntoView {
                         ssr=SsrMode::Async
                     />
                     <Route
+                        path=path!("/t/:tenant/insights")
+                        view={Lazy::<pages::InsightsRoute>::new()}
+                        ssr=SsrMode::Async
+                    />
+                    <Route
                         path=path!("/t/:tenant/members")
                         view={Lazy::<pages::MembersRoute>::new()}
                         ssr=SsrMode::Async

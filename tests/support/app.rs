@@ -314,6 +314,12 @@ pub fn server_fn_case(path: &str) -> Option<ServerFnCase> {
                 "older": format!("1764000000000000_{id}"),
             } }))
         }),
+        "/api/insights" => case(Some(Role::Viewer), true, None, |slug, _| {
+            json(serde_json::json!({ "tenant": slug, "query": {
+                "window": "7d",
+                "operation": "backup_set.add_policies",
+            } }))
+        }),
         "/api/findings/acknowledge" => case(Some(Role::Operator), true, None, |slug, id| {
             form(&[("tenant", slug), ("ids", id)])
         }),

@@ -312,7 +312,7 @@ async fn prune_until_shutdown(
         };
         match pruned {
             Ok(Some(report)) if report.total() > 0 => {
-                let [runs, notifications, findings, audit_entries, inventory_syncs, sessions] =
+                let [runs, notifications, findings, audit_entries, inventory_syncs, rollups, sessions] =
                     report.kinds().map(|(_, n)| n);
                 tracing::info!(
                     runs,
@@ -320,6 +320,7 @@ async fn prune_until_shutdown(
                     findings,
                     audit_entries,
                     inventory_syncs,
+                    rollups,
                     sessions,
                     "pruned records past their retention"
                 );

@@ -72,6 +72,7 @@ pub trait Store:
     + ChangeRelay
     + SignInLimitRepository
     + RetentionRepository
+    + InsightsRepository
 {
 }
 
@@ -89,6 +90,7 @@ impl<T> Store for T where
         + ChangeRelay
         + SignInLimitRepository
         + RetentionRepository
+        + InsightsRepository
 {
 }
 
@@ -342,6 +344,20 @@ pub trait RetentionRepository: Send + Sync {
 
 /// The work queue the engine drives. Claims and every later write are fenced
 /// on the claim (`Lease`), so a worker that lost its run changes nothing.
+/// The rollups of ended runs the Insights page and the run page read
+/// (written by whatever ends a run, in its transaction).
+#[async_trait]
+pub trait InsightsRepository: Send + Sync {
+    /// A tenant's rollup rows of the hours from `since` on, of one operation
+    /// or all: one range of each rollup table's primary key.
+    async fn rollups(
+        &self,
+        tenant: TenantId,
+        since: Timestamp,
+        operation: Option<OperationKind>,
+    ) -> StoreResult<Rollups>;
+}
+
 #[async_trait]
 pub trait QueueRepository: Send + Sync {
     /// Claims the oldest pending runs for `owner`, each leased for

@@ -477,7 +477,7 @@ impl ClaimRow {
 pub const RUN_STATE_COLUMNS: &str = concat!(
     "id, tenant_id, user_id, resource, action, status, total_items, processed_items, succeeded, \
      failed, skipped, COALESCE(failures, '[]') AS failures, attempt, max_attempts, \
-     cancel_requested_at IS NOT NULL AS abort_requested, ",
+     cancel_requested_at IS NOT NULL AS abort_requested, created_at, started_at, ",
     tenant_slug_column!()
 );
 
@@ -499,10 +499,16 @@ pub struct RunStateRow {
     pub attempt: i64,
     pub max_attempts: i64,
     pub abort_requested: bool,
+    pub created_at: Timestamp,
+    pub started_at: Option<Timestamp>,
     pub tenant_slug: String,
 }
 
 impl RunStateRow {
+    pub fn operation(&self) -> StoreResult<OperationKind> {
+        OperationKind::from_parts(&self.resource, &self.action).map_err(corrupt)
+    }
+
     pub fn counters(&self) -> Counters {
         Counters {
             total: self.total_items,
@@ -515,7 +521,7 @@ impl RunStateRow {
 
     /// The "completed" notice of this run as it now stands.
     pub fn finished_notice(&self) -> StoreResult<RunNotice> {
-        let operation = OperationKind::from_parts(&self.resource, &self.action).map_err(corrupt)?;
+        let operation = self.operation()?;
         Ok(RunNotice::finished(
             NoticeTenant {
                 id: self.tenant_id,
@@ -575,6 +581,91 @@ impl RunAttemptRow {
                 .map(AttemptEnd::parse)
                 .transpose()
                 .map_err(corrupt)?,
+        })
+    }
+}
+
+/// The rollup tables' rows (migration 0012), read by the Insights page.
+pub const OUTCOME_ROLLUP_COLUMNS: &str = "hour, resource, action, outcome, runs, items_processed, \
+     items_succeeded, items_failed, items_skipped, started_runs, queue_millis, run_millis";
+
+#[derive(FromRow)]
+pub struct OutcomeRollupRow {
+    hour: Timestamp,
+    resource: String,
+    action: String,
+    #[sqlx(try_from = "String")]
+    outcome: RunStatus,
+    runs: i64,
+    items_processed: i64,
+    items_succeeded: i64,
+    items_failed: i64,
+    items_skipped: i64,
+    started_runs: i64,
+    queue_millis: i64,
+    run_millis: i64,
+}
+
+impl OutcomeRollupRow {
+    pub fn into_domain(self) -> StoreResult<OutcomeRollup> {
+        Ok(OutcomeRollup {
+            hour: self.hour,
+            operation: OperationKind::from_parts(&self.resource, &self.action).map_err(corrupt)?,
+            outcome: self.outcome,
+            runs: self.runs,
+            items_processed: self.items_processed,
+            items_succeeded: self.items_succeeded,
+            items_failed: self.items_failed,
+            items_skipped: self.items_skipped,
+            started_runs: self.started_runs,
+            queue_millis: self.queue_millis,
+            run_millis: self.run_millis,
+        })
+    }
+}
+
+pub const DURATION_ROLLUP_COLUMNS: &str = "hour, resource, action, phase, bucket, runs";
+
+#[derive(FromRow)]
+pub struct DurationRollupRow {
+    hour: Timestamp,
+    resource: String,
+    action: String,
+    phase: String,
+    bucket: i64,
+    runs: i64,
+}
+
+impl DurationRollupRow {
+    pub fn into_domain(self) -> StoreResult<DurationRollup> {
+        Ok(DurationRollup {
+            hour: self.hour,
+            operation: OperationKind::from_parts(&self.resource, &self.action).map_err(corrupt)?,
+            phase: Phase::parse(&self.phase).map_err(corrupt)?,
+            bucket: self.bucket,
+            runs: self.runs,
+        })
+    }
+}
+
+pub const REASON_ROLLUP_COLUMNS: &str = "hour, resource, action, reason_code, failures";
+
+#[derive(FromRow)]
+pub struct ReasonRollupRow {
+    hour: Timestamp,
+    resource: String,
+    action: String,
+    reason_code: String,
+    failures: i64,
+}
+
+impl ReasonRollupRow {
+    pub fn into_domain(self) -> StoreResult<ReasonRollup> {
+        Ok(ReasonRollup {
+            hour: self.hour,
+            operation: OperationKind::from_parts(&self.resource, &self.action).map_err(corrupt)?,
+            reason_code: ReasonCode::parse(&self.reason_code).map_err(corrupt)?,
+            failures: self.failures,
         })
     }
 }

@@ -311,8 +311,8 @@ fn Filters(base: String, query: HubQuery, initiators: Vec<Initiator>) -> impl In
                     }).collect_view()}
                 </select>
             </label>
-            <label>"Queued from (UTC)" <input type="date" name="from" value=value(&query.from) /></label>
-            <label>"to" <input type="date" name="to" value=value(&query.to) /></label>
+            <label>"Queued from (UTC)" <PeriodInput name="from" value=value(&query.from) /></label>
+            <label>"to" <PeriodInput name="to" value=value(&query.to) /></label>
             <label>"Run id or idempotency key (or its start)"
                 <input type="search" name="q" value=value(&query.q) size="30"
                     maxlength=MAX_SEARCH_CHARS />
@@ -394,4 +394,12 @@ fn StartForms(slug: String, choices: StartChoices) -> impl IntoView {
             })}
         </section>
     }
+}
+
+/// A day filter; an hour (`2026-11-27T09`, from the Insights page's links)
+/// stays as typed text, which a date field would blank.
+#[component]
+fn PeriodInput(name: &'static str, value: String) -> impl IntoView {
+    let kind = if value.contains('T') { "text" } else { "date" };
+    view! { <input type=kind name=name value=value size="13" placeholder="YYYY-MM-DD" /> }
 }

@@ -8,6 +8,7 @@
 
 mod findings;
 mod hub;
+mod insights;
 mod members;
 mod notifications;
 mod run;
@@ -58,6 +59,10 @@ lazy_page! {
 lazy_page! {
     /// `/t/{tenant}/notifications`
     NotificationsRoute => notifications::NotificationsPage
+}
+lazy_page! {
+    /// `/t/{tenant}/insights`
+    InsightsRoute => insights::InsightsPage
 }
 lazy_page! {
     /// `/t/{tenant}/members`

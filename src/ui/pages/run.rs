@@ -80,6 +80,7 @@ fn RunView(
         trail,
         findings,
         findings_query,
+        comparison,
     } = page;
     let summary = run.summary.clone();
     let slug = tenant.slug.clone();
@@ -193,7 +194,12 @@ fn RunView(
             <dt>"Queued"</dt><dd>{time_cell(Some(summary.created_at))}</dd>
             <dt>"Started"</dt><dd>{time_cell(summary.started_at)}</dd>
             <dt>"Finished"</dt><dd>{time_cell(summary.finished_at)}</dd>
-            <dt>"Duration"</dt><dd>{duration}</dd>
+            <dt>"Duration"</dt>
+            <dd>{duration}" "
+                {comparison.map(|c| view! {
+                    <span class="muted" data-testid="run-comparison">{c.sentence()}</span>
+                })}
+            </dd>
             <dt>"Idempotency key"</dt>
             <dd>{match summary.idempotency_key.clone() {
                 Some(key) => view! { <code>{key}</code> }.into_any(),

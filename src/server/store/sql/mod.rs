@@ -82,6 +82,9 @@ pub trait SqlDialect {
     /// whose write turn already orders the prune's batches with every other
     /// write.
     const PRUNE_LOCK: Option<(&'static str, &'static str)>;
+    /// A row's physical address, for deleting rows of a table without a
+    /// single-column key in batches: SQLite's `rowid`, PostgreSQL's `ctid`.
+    const ROW_ADDRESS: &'static str;
     /// The sign-in session table (tower-sessions' own).
     const SESSIONS_TABLE: &'static str;
     /// `x.expiry_date` as a value comparable with a bound `Timestamp`.

@@ -11,6 +11,7 @@ use crate::server::store::StoreResult;
 mod audit;
 mod backups;
 mod findings;
+mod insights;
 mod inventory;
 mod notifications;
 mod progress;

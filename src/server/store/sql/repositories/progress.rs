@@ -7,7 +7,7 @@
 
 use super::backups::insert_backup_set_items;
 use super::findings::upsert_findings;
-use super::notifications::notify_finished;
+use super::insights::{runs_ended, FailureTally};
 use super::runs::insert_failed_items;
 use super::{Builder, Store};
 use crate::domain::*;
@@ -102,6 +102,7 @@ impl Store {
         let mut finished = Vec::new();
         let mut changed = Vec::new();
         let mut failed_items = Vec::new();
+        let mut failure_reasons = FailureTally::default();
         let mut advanced = Vec::with_capacity(accepted.len());
         for (position, run, state) in accepted {
             let mut counters = state.counters();
@@ -134,10 +135,8 @@ impl Store {
                         reason,
                     } => Some(FailureEntry::skipped(item_id(), *reason_code, reason)),
                 };
-                if entry
-                    .as_ref()
-                    .is_some_and(|e| e.kind == FailureKind::Failed)
-                {
+                if let Some(failed) = entry.as_ref().filter(|e| e.kind == FailureKind::Failed) {
+                    failure_reasons.add(&state, failed.reason_code)?;
                     failed_items.push((
                         run.lease.run_id,
                         run.lease.tenant_id,
@@ -225,7 +224,8 @@ impl Store {
             }
         }
         insert_failed_items(&mut tx, &failed_items).await?;
-        changed.extend(notify_finished(&mut tx, &finished).await?);
+        failure_reasons.write(&mut tx).await?;
+        changed.extend(runs_ended(&mut tx, &finished, now).await?);
         tx.commit().await?;
         self.changes.record(changed);
         Ok(outcomes.into_iter().flatten().collect())

@@ -6,7 +6,7 @@
 //! database and are in `sql/queue.rs`.
 
 use super::audit::insert_audit;
-use super::notifications::notify_finished;
+use super::insights::runs_ended;
 use super::Store;
 use crate::domain::*;
 use crate::server::store::rows::{ClaimRow, RunStateRow, CLAIM_COLUMNS, RUN_STATE_COLUMNS};
@@ -146,7 +146,7 @@ impl QueueRepository for Store {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(run) = row else { return Ok(false) };
-        let notified = notify_finished(&mut tx, std::slice::from_ref(&run)).await?;
+        let notified = runs_ended(&mut tx, std::slice::from_ref(&run), now).await?;
         tx.commit().await?;
         self.changes
             .record(std::iter::once(lease.changed()).chain(notified));
@@ -220,7 +220,7 @@ impl QueueRepository for Store {
                 changed.push(run.changed());
                 let counters = run.counters();
                 changed.extend(
-                    notify_finished(&mut tx, &[run.advanced(status, counters, failures)]).await?,
+                    runs_ended(&mut tx, &[run.advanced(status, counters, failures)], now).await?,
                 );
                 match status {
                     RunStatus::Aborted => report.aborted += 1,
@@ -261,7 +261,7 @@ impl QueueRepository for Store {
         .await?;
         let mut changed = vec![Change::Run { tenant, run: id }];
         let outcome = if let Some(run) = pending {
-            changed.extend(notify_finished(&mut tx, std::slice::from_ref(&run)).await?);
+            changed.extend(runs_ended(&mut tx, std::slice::from_ref(&run), now).await?);
             AbortOutcome::Aborted
         } else {
             let flagged = sqlx::query(

@@ -21,6 +21,8 @@
 //!   except those a kept finding (`baseline_run_id`/`current_run_id`) or a
 //!   kept drift run (`item_ids`) names, and the two newest completed syncs
 //!   of each scope (the next drift's inputs).
+//! - Insights rollups (the three `run_*rollups` tables) of hours before
+//!   their cutoff; they do not follow their runs, which go much sooner.
 //! - sessions whose expiry passed.
 //!
 //! A dry run counts with the same rules, treating records the pass would
@@ -250,6 +252,17 @@ impl Store {
                     }
                 })
                 .await?;
+        }
+        if let Some(cutoff) = cutoffs.rollups {
+            let row = <Store as SqlDialect>::ROW_ADDRESS;
+            for table in ["run_rollups", "run_duration_rollups", "run_reason_rollups"] {
+                report.rollups += self
+                    .prune_kind(table, row, BATCH, false, dry_run, |qb| {
+                        qb.push(format!(" FROM {table} x WHERE x.hour < "));
+                        qb.push_bind(cutoff);
+                    })
+                    .await?;
+            }
         }
         report.sessions = self
             .prune_kind(

@@ -5,11 +5,13 @@
 //! Here: `insert_failed_items` (for the progress too) and `RunRepository`.
 
 use super::audit::insert_audit;
+use super::insights::{add_to_rollups, EndedRun};
 use super::notifications::insert_notification;
 use super::{Builder, Connection, Store};
 use crate::domain::*;
 use crate::server::store::rows::{
-    RunAttemptRow, RunDetailRow, RunSummaryRow, RUN_DETAIL_COLUMNS, RUN_SUMMARY_COLUMNS,
+    RunAttemptRow, RunDetailRow, RunStateRow, RunSummaryRow, RUN_DETAIL_COLUMNS, RUN_STATE_COLUMNS,
+    RUN_SUMMARY_COLUMNS,
 };
 use crate::server::store::sql::{push_id_list, status_list, SqlDialect};
 use crate::server::store::{
@@ -177,24 +179,30 @@ impl RunRepository for Store {
     ) -> StoreResult<RunDetail> {
         let allowed_from = RunStatus::predecessors(to);
         if !allowed_from.is_empty() {
-            let updated = sqlx::query(&format!(
+            let now = Timestamp::now();
+            let (_turn, mut tx) = self.begin_write().await?;
+            let moved: Option<RunStateRow> = sqlx::query_as(&format!(
                 "UPDATE bulk_operation_runs SET status = $3, updated_at = $4, \
                  started_at = CASE WHEN $3 = 'running' THEN COALESCE(started_at, $4) ELSE started_at END, \
                  finished_at = CASE WHEN $3 IN ({active}) THEN finished_at ELSE $4 END, \
                  lease_owner = CASE WHEN $3 IN ({active}) THEN lease_owner ELSE NULL END, \
                  lease_expires_at = CASE WHEN $3 IN ({active}) THEN lease_expires_at ELSE NULL END \
-                 WHERE tenant_id = $1 AND id = $2 AND status IN ({from})",
+                 WHERE tenant_id = $1 AND id = $2 AND status IN ({from}) \
+                 RETURNING {RUN_STATE_COLUMNS}",
                 active = status_list(&RunStatus::ACTIVE),
                 from = status_list(&allowed_from),
             ))
             .bind(tenant)
             .bind(id)
             .bind(to.as_str())
-            .bind(Timestamp::now())
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-            if updated == 1 {
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(moved) = moved {
+                if to.is_terminal() {
+                    add_to_rollups(&mut tx, &[EndedRun::of_state(&moved, now)?]).await?;
+                }
+                tx.commit().await?;
                 self.changes.record([Change::Run { tenant, run: id }]);
                 return self.run(tenant, id).await?.ok_or(StoreError::NotFound);
             }
@@ -327,6 +335,8 @@ impl RunRepository for Store {
             })
             .collect();
         insert_failed_items(&mut tx, &failed).await?;
+        let ended: Vec<EndedRun> = runs.iter().filter_map(EndedRun::of_record).collect();
+        add_to_rollups(&mut tx, &ended).await?;
         tx.commit().await?;
         // Old ended runs may have arrived: settled counts are stale.
         self.settled_counts.forget_all();
