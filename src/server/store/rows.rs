@@ -477,7 +477,7 @@ impl ClaimRow {
 pub const RUN_STATE_COLUMNS: &str = concat!(
     "id, tenant_id, user_id, resource, action, status, total_items, processed_items, succeeded, \
      failed, skipped, COALESCE(failures, '[]') AS failures, attempt, max_attempts, \
-     cancel_requested_at IS NOT NULL AS abort_requested, ",
+     cancel_requested_at IS NOT NULL AS abort_requested, started_at, ",
     tenant_slug_column!()
 );
 
@@ -499,6 +499,8 @@ pub struct RunStateRow {
     pub attempt: i64,
     pub max_attempts: i64,
     pub abort_requested: bool,
+    /// Its first claim; none while it was never claimed.
+    pub started_at: Option<Timestamp>,
     pub tenant_slug: String,
 }
 
@@ -513,9 +515,13 @@ impl RunStateRow {
         }
     }
 
+    pub fn operation(&self) -> StoreResult<OperationKind> {
+        OperationKind::from_parts(&self.resource, &self.action).map_err(corrupt)
+    }
+
     /// The "completed" notice of this run as it now stands.
     pub fn finished_notice(&self) -> StoreResult<RunNotice> {
-        let operation = OperationKind::from_parts(&self.resource, &self.action).map_err(corrupt)?;
+        let operation = self.operation()?;
         Ok(RunNotice::finished(
             NoticeTenant {
                 id: self.tenant_id,
