@@ -10,7 +10,7 @@ mod cli {
     use opshub::server::config::Settings;
     use opshub::server::engine::{self, EngineHealth, EngineSettings};
     use opshub::server::store::{self, Store};
-    use opshub::server::{admin, http, seed, AppState};
+    use opshub::server::{admin, http, metrics, seed, AppState};
     use std::path::PathBuf;
     use std::sync::Arc;
 
@@ -490,15 +490,14 @@ mod cli {
             }
             Command::Worker => {
                 migrate(store.as_ref()).await?;
+                let shutdown = http::shutdown_on_signal();
+                let metrics = serve_metrics(&settings, &store, &shutdown).await?;
                 let engine_settings = EngineSettings::from_settings(&settings);
                 let health = EngineHealth::new(&engine_settings);
-                engine::run(
-                    store.clone(),
-                    engine_settings,
-                    health,
-                    http::shutdown_on_signal(),
-                )
-                .await;
+                engine::run(store.clone(), engine_settings, health, shutdown).await;
+                if let Some(metrics) = metrics {
+                    let _ = metrics.await;
+                }
                 store.close().await;
                 Ok(())
             }
@@ -578,6 +577,7 @@ mod cli {
             ),
         );
         let shutdown = http::shutdown_on_signal();
+        let metrics = serve_metrics(&settings, &store, &shutdown).await?;
         let engine_settings = EngineSettings::from_settings(&settings);
         let health = EngineHealth::new(&engine_settings);
         let engine = tokio::spawn(engine::run(
@@ -598,8 +598,37 @@ mod cli {
         .map_err(|e| format!("server error: {e}"));
         // Runs in flight get their grace period before the process exits.
         let _ = engine.await;
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         store.close().await;
         served
+    }
+
+    /// Serves `GET /metrics` on `metrics_listen`, when it is set, until
+    /// `shutdown` turns true.
+    async fn serve_metrics(
+        settings: &Settings,
+        store: &Arc<dyn Store>,
+        shutdown: &tokio::sync::watch::Receiver<bool>,
+    ) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
+        let Some(addr) = settings.metrics_listen_addr().map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            format!("cannot listen on {addr} (`metrics_listen` / OPSHUB_METRICS_LISTEN): {e}")
+        })?;
+        tracing::info!("metrics on http://{addr}/metrics");
+        let mut stop = shutdown.clone();
+        let stopped = async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        };
+        let store = store.clone();
+        Ok(Some(tokio::spawn(async move {
+            if let Err(e) = metrics::serve(store, listener, stopped).await {
+                tracing::error!(error = %e, "the metrics server stopped");
+            }
+        })))
     }
 
     fn init_tracing(filter: &str) {

@@ -18,6 +18,8 @@ const MAX_RETENTION_DAYS: u64 = 36_500;
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     pub listen: String,
+    /// Where `GET /metrics` is served; empty: not at all.
+    pub metrics_listen: String,
     pub database_url: String,
     pub database_max_connections: u32,
     pub seed_demo_when_empty: bool,
@@ -51,6 +53,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:3000".into(),
+            metrics_listen: String::new(),
             database_url: "sqlite://data/opshub.db".into(),
             database_max_connections: 8,
             seed_demo_when_empty: false,
@@ -119,6 +122,7 @@ impl Settings {
         env_overrides!(
             settings,
             env: listen,
+            metrics_listen,
             database_url,
             database_max_connections,
             seed_demo_when_empty,
@@ -153,6 +157,7 @@ impl Settings {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
+        self.metrics_listen_addr()?;
         Backend::from_url(&self.database_url)
             .map_err(|e| ConfigError(format!("`database_url` (OPSHUB_DATABASE_URL): {e}")))?;
         for (value, key) in [
@@ -227,6 +232,20 @@ impl Settings {
             ))
         })
     }
+
+    /// The metrics listener's address; `None` when metrics are off.
+    pub fn metrics_listen_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        let address = self.metrics_listen.trim();
+        if address.is_empty() {
+            return Ok(None);
+        }
+        address.parse().map(Some).map_err(|_| {
+            ConfigError(format!(
+                "`metrics_listen` (OPSHUB_METRICS_LISTEN) = {:?} is not an address like 127.0.0.1:9184 (leave it empty for no metrics)",
+                self.metrics_listen
+            ))
+        })
+    }
 }
 
 #[cfg(test)]
@@ -273,6 +292,30 @@ mod tests {
         assert!(err.0.contains("prune_interval_secs"), "{err}");
         let s = Settings::from_sources("retain_succeeded_runs_days = 0", "t", no_env).unwrap();
         assert_eq!(s.retain_succeeded_runs_days, 0);
+    }
+
+    #[test]
+    fn metrics_are_off_unless_an_address_is_given() {
+        assert_eq!(Settings::default().metrics_listen_addr().unwrap(), None);
+        let s = Settings::from_sources("metrics_listen = \"\"", "t", no_env).unwrap();
+        assert_eq!(s.metrics_listen_addr().unwrap(), None);
+        let s = Settings::from_sources("metrics_listen = \"127.0.0.1:9184\"", "t", no_env).unwrap();
+        assert_eq!(
+            s.metrics_listen_addr().unwrap(),
+            Some("127.0.0.1:9184".parse().unwrap())
+        );
+        let env = |key: &str| (key == "OPSHUB_METRICS_LISTEN").then(|| "[::1]:0".to_string());
+        let s = Settings::from_sources("metrics_listen = \"127.0.0.1:9184\"", "t", env).unwrap();
+        assert_eq!(
+            s.metrics_listen_addr().unwrap(),
+            Some("[::1]:0".parse().unwrap())
+        );
+        let err =
+            Settings::from_sources("metrics_listen = \"localhost\"", "t", no_env).unwrap_err();
+        assert!(err.0.contains("metrics_listen"), "{err}");
+        let env = |key: &str| (key == "OPSHUB_METRICS_LISTEN").then(|| "9184".to_string());
+        let err = Settings::from_sources("", "t", env).unwrap_err();
+        assert!(err.0.contains("OPSHUB_METRICS_LISTEN"), "{err}");
     }
 
     #[test]

@@ -2,12 +2,13 @@
 //! static assets, compression, tracing and timeouts.
 
 use super::auth::{self, AuthBackend};
+use super::metrics::{Metrics, UNMATCHED_ROUTE};
 use super::security_headers::{add_security_headers, SecurityHeaders};
 use super::AppState;
 use crate::api::AppError;
 use crate::ui::{shell, App};
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +17,8 @@ use axum::Router;
 use axum_login::AuthManagerLayerBuilder;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -94,7 +96,30 @@ pub fn router(state: AppState) -> Router {
             SecurityHeaders::new(settings.secure_cookies),
             add_security_headers,
         ))
+        // Around all the rest: the time a request takes, as its client sees it.
+        .layer(middleware::from_fn_with_state(
+            state.store.metrics().clone(),
+            time_request,
+        ))
         .with_state(state)
+}
+
+/// Records how long the request took under its route template: a raw path
+/// names tenants and runs, which would make every request a new series.
+async fn time_request(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(UNMATCHED_ROUTE, MatchedPath::as_str)
+        .to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    metrics.http_request(&route, response.status(), started.elapsed());
+    response
 }
 
 /// Leptos answers a server function that fails before our code runs (a body

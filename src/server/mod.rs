@@ -11,6 +11,7 @@ pub mod http;
 pub mod hydration_data;
 pub mod inventory;
 pub mod live;
+pub mod metrics;
 pub mod operations;
 pub mod output;
 mod request_check;

@@ -148,6 +148,7 @@ impl Worker {
         if runs.is_empty() {
             return Ok(Vec::new());
         }
+        let _busy = self.store.metrics().worker_busy();
         #[cfg(feature = "fault-injection")]
         super::fault::inject::at_claimed(&runs);
         let clock = LeaseClock::new(claimed_at, self.settings.lease);

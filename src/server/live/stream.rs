@@ -5,6 +5,7 @@ use super::{LiveEvent, StreamSlot};
 use crate::api::AppError;
 use crate::domain::{TenantId, UserId, RESYNC_EVENT, RUN_EVENT, UNREAD_EVENT};
 use crate::server::auth::AuthSession;
+use crate::server::metrics::Held;
 use crate::server::AppState;
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -41,6 +42,7 @@ pub async fn live_stream(
         tenant: membership.tenant.id,
         user: session_user.user.id,
         slot: state.live.open_stream(session_user.user.id),
+        _open: state.store.metrics().live_stream_opened(),
         events: state.live.subscribe(),
         closing: state.live.closing(),
         ends_at: Instant::now() + MAX_STREAM_AGE,
@@ -66,6 +68,8 @@ struct Subscriber {
     user: UserId,
     /// Held while the stream is open; the user's 17th stream evicts it.
     slot: StreamSlot,
+    /// Counts the stream in `opshub_live_streams_open` until it ends.
+    _open: Held,
     events: broadcast::Receiver<Arc<LiveEvent>>,
     closing: watch::Receiver<bool>,
     ends_at: Instant,

@@ -70,6 +70,7 @@ pub trait Store:
     + QueueRepository
     + QueueSignal
     + ChangeRelay
+    + StoreMetrics
     + SignInLimitRepository
     + RetentionRepository
     + InsightsRepository
@@ -88,6 +89,7 @@ impl<T> Store for T where
         + QueueRepository
         + QueueSignal
         + ChangeRelay
+        + StoreMetrics
         + SignInLimitRepository
         + RetentionRepository
         + InsightsRepository
@@ -407,6 +409,8 @@ pub trait QueueRepository: Send + Sync {
     /// `worker_lost` (or aborted, when that was requested). What to do is
     /// `domain::LostLease::decide`'s call.
     async fn rescue_expired(&self) -> StoreResult<RescueReport>;
+    /// How many runs wait to be claimed, and when the oldest was queued.
+    async fn queue_depth(&self) -> StoreResult<QueueDepth>;
     /// An operator's abort: a pending run ends at once, a running one is
     /// flagged for its worker. The audit entry is written with it.
     async fn request_abort(
@@ -426,6 +430,15 @@ pub trait QueueSignal: Send + Sync {
     /// Also wakes `queued` for runs other processes queue (PostgreSQL
     /// LISTEN/NOTIFY); a no-op where only one process writes.
     async fn listen_across_processes(&self) -> StoreResult<()>;
+}
+
+/// What `/metrics` reads of the store (`server/metrics.rs`).
+pub trait StoreMetrics: Send + Sync {
+    /// This process's metrics. The store counts runs where their start,
+    /// first claim and end commit, whichever path ends them.
+    fn metrics(&self) -> &Arc<crate::server::metrics::Metrics>;
+    /// Connections of this process's pools in use now.
+    fn connections_in_use(&self) -> usize;
 }
 
 /// How live views learn what changed, whichever process changed it. The

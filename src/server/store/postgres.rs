@@ -1,8 +1,10 @@
 use super::changes::wire;
-use super::sql::SqlDialect;
+use super::sql::{in_use, SqlDialect};
 use super::{
-    Backend, ChangeLog, ChangeRelay, DbSessionStore, QueueSignal, Relayed, StoreError, StoreResult,
+    Backend, ChangeLog, ChangeRelay, DbSessionStore, QueueSignal, Relayed, StoreError,
+    StoreMetrics, StoreResult,
 };
+use crate::server::metrics::Metrics;
 use async_trait::async_trait;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -25,6 +27,7 @@ pub struct PgStore {
     pub(crate) queued: Arc<Notify>,
     listening: Arc<std::sync::Once>,
     pub(crate) changes: Arc<ChangeLog>,
+    pub(crate) metrics: Arc<Metrics>,
     pub(crate) settled_counts: Arc<super::settled::SettledCounts>,
     listening_for_changes: Arc<std::sync::Once>,
 }
@@ -87,6 +90,7 @@ impl PgStore {
             queued: Arc::default(),
             listening: Arc::new(std::sync::Once::new()),
             changes: Arc::default(),
+            metrics: Arc::default(),
             settled_counts: Arc::default(),
             listening_for_changes: Arc::new(std::sync::Once::new()),
         })
@@ -171,6 +175,16 @@ impl QueueSignal for PgStore {
             });
         });
         Ok(())
+    }
+}
+
+impl StoreMetrics for PgStore {
+    fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    fn connections_in_use(&self) -> usize {
+        in_use(&self.pool) + in_use(&self.engine_pool)
     }
 }
 

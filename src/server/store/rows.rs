@@ -500,6 +500,7 @@ pub struct RunStateRow {
     pub max_attempts: i64,
     pub abort_requested: bool,
     pub created_at: Timestamp,
+    /// Its first claim; none while it was never claimed.
     pub started_at: Option<Timestamp>,
     pub tenant_slug: String,
 }

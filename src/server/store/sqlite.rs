@@ -1,9 +1,11 @@
 use super::changes::wire;
 use super::peers::Peers;
-use super::sql::SqlDialect;
+use super::sql::{in_use, SqlDialect};
 use super::{
-    Backend, ChangeLog, ChangeRelay, DbSessionStore, QueueSignal, Relayed, StoreError, StoreResult,
+    Backend, ChangeLog, ChangeRelay, DbSessionStore, QueueSignal, Relayed, StoreError,
+    StoreMetrics, StoreResult,
 };
+use crate::server::metrics::Metrics;
 use async_trait::async_trait;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -21,6 +23,7 @@ pub struct SqliteStore {
     pub(crate) engine_pool: SqlitePool,
     pub(crate) queued: Arc<Notify>,
     pub(crate) changes: Arc<ChangeLog>,
+    pub(crate) metrics: Arc<Metrics>,
     /// Other processes on this file (none for an in-memory database).
     peers: Option<Arc<Peers>>,
     listening_for_changes: Arc<std::sync::Once>,
@@ -61,6 +64,7 @@ impl SqliteStore {
             pool,
             queued: Arc::default(),
             changes: Arc::default(),
+            metrics: Arc::default(),
             peers,
             listening_for_changes: Arc::new(std::sync::Once::new()),
             settled_counts: Arc::default(),
@@ -120,6 +124,17 @@ impl QueueSignal for SqliteStore {
     /// One process owns an SQLite file's queue; others' runs are found by polling.
     async fn listen_across_processes(&self) -> StoreResult<()> {
         Ok(())
+    }
+}
+
+impl StoreMetrics for SqliteStore {
+    fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// One pool serves the app and the engine here.
+    fn connections_in_use(&self) -> usize {
+        in_use(&self.pool)
     }
 }
 

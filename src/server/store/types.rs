@@ -359,6 +359,14 @@ pub struct RescueReport {
     pub aborted: u64,
 }
 
+/// The queue as `/metrics` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Pending runs.
+    pub waiting: i64,
+    pub oldest_created_at: Option<Timestamp>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AbortOutcome {
     /// It was pending: aborted on the spot.

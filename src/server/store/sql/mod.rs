@@ -146,6 +146,11 @@ pub fn finish_page<T>(
     }
 }
 
+/// Connections of `pool` lent out now (open ones not idle).
+pub fn in_use<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> usize {
+    (pool.size() as usize).saturating_sub(pool.num_idle())
+}
+
 /// `NotFound` unless a statement that targets one row changed it.
 pub fn one_row_changed(rows_affected: u64) -> Result<(), StoreError> {
     if rows_affected == 0 {

@@ -5,6 +5,8 @@
 //! compiled once for each backend; see `sql/mod.rs` for why.
 
 use super::{Db, Store};
+use crate::domain::Timestamp;
+use crate::server::store::rows::RunStateRow;
 use crate::server::store::sql::{self, SqlDialect, WriteTurn};
 use crate::server::store::StoreResult;
 
@@ -44,5 +46,16 @@ impl Store {
     async fn begin_engine_write(&self) -> StoreResult<(WriteTurn, sqlx::Transaction<'static, Db>)> {
         let begin = <Store as SqlDialect>::BEGIN_WRITE;
         sql::begin_write(self.write_gate(), &self.engine_pool, begin).await
+    }
+
+    /// Counts the runs a committed transaction ended at `at` (their
+    /// operation was read already: `runs_ended` refuses a bad one).
+    fn count_ended(&self, ended: &[RunStateRow], at: Timestamp) {
+        for run in ended {
+            if let Ok(operation) = run.operation() {
+                self.metrics
+                    .run_ended(operation, run.status, run.started_at, at);
+            }
+        }
     }
 }

@@ -104,7 +104,11 @@ impl Store {
         let mut failed_items = Vec::new();
         let mut failure_reasons = FailureTally::default();
         let mut advanced = Vec::with_capacity(accepted.len());
+        let mut processed = Vec::with_capacity(accepted.len());
         for (position, run, state) in accepted {
+            if let Ok(operation) = state.operation() {
+                processed.push((operation, run.items.len()));
+            }
             let mut counters = state.counters();
             let mut failures = state.failures.0.clone();
             for item in &run.items {
@@ -228,6 +232,10 @@ impl Store {
         changed.extend(runs_ended(&mut tx, &finished, now).await?);
         tx.commit().await?;
         self.changes.record(changed);
+        for (operation, items) in processed {
+            self.metrics.items_processed(operation, items);
+        }
+        self.count_ended(&finished, now);
         Ok(outcomes.into_iter().flatten().collect())
     }
 }

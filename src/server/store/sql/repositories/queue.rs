@@ -14,7 +14,8 @@ use crate::server::store::sql::queue::{lease_expiry, ORPHANED_RUNS};
 use crate::server::store::sql::SqlDialect;
 use crate::server::store::{
     AbortOutcome, Change, ClaimLimit, ClaimedRun, Lease, LeaseState, NewAuditEntry,
-    ProgressOutcome, QueueRepository, RescueReport, RunProgress, StoreError, StoreResult,
+    ProgressOutcome, QueueDepth, QueueRepository, RescueReport, RunProgress, StoreError,
+    StoreResult,
 };
 use async_trait::async_trait;
 use sqlx::types::Json;
@@ -70,6 +71,7 @@ impl QueueRepository for Store {
         claimed.sort_by_key(|run| (run.created_at, run.lease.run_id));
         self.changes
             .record(claimed.iter().map(|run| run.lease.changed()));
+        self.metrics.runs_claimed(&claimed);
         Ok(claimed)
     }
 
@@ -150,6 +152,7 @@ impl QueueRepository for Store {
         tx.commit().await?;
         self.changes
             .record(std::iter::once(lease.changed()).chain(notified));
+        self.count_ended(std::slice::from_ref(&run), now);
         Ok(true)
     }
 
@@ -157,6 +160,7 @@ impl QueueRepository for Store {
         let now = Timestamp::now();
         let mut report = RescueReport::default();
         let mut changed = Vec::new();
+        let mut ended_runs = Vec::new();
         let (_turn, mut tx) = self.begin_engine_write().await?;
         // Leases that lapsed, and released runs no worker may take
         // over (out of attempts, or their abort requested).
@@ -219,9 +223,9 @@ impl QueueRepository for Store {
             if ended == 1 {
                 changed.push(run.changed());
                 let counters = run.counters();
-                changed.extend(
-                    runs_ended(&mut tx, &[run.advanced(status, counters, failures)], now).await?,
-                );
+                let run = run.advanced(status, counters, failures);
+                changed.extend(runs_ended(&mut tx, std::slice::from_ref(&run), now).await?);
+                ended_runs.push(run);
                 match status {
                     RunStatus::Aborted => report.aborted += 1,
                     _ => report.failed += 1,
@@ -238,6 +242,8 @@ impl QueueRepository for Store {
             self.queued.notify_waiters();
         }
         self.changes.record(changed);
+        self.count_ended(&ended_runs, now);
+        self.metrics.rescued(&report);
         Ok(report)
     }
 
@@ -260,8 +266,8 @@ impl QueueRepository for Store {
         .fetch_optional(&mut *tx)
         .await?;
         let mut changed = vec![Change::Run { tenant, run: id }];
-        let outcome = if let Some(run) = pending {
-            changed.extend(runs_ended(&mut tx, std::slice::from_ref(&run), now).await?);
+        let outcome = if let Some(run) = &pending {
+            changed.extend(runs_ended(&mut tx, std::slice::from_ref(run), now).await?);
             AbortOutcome::Aborted
         } else {
             let flagged = sqlx::query(
@@ -291,6 +297,23 @@ impl QueueRepository for Store {
         insert_audit(&mut tx, &audit).await?;
         tx.commit().await?;
         self.changes.record(changed);
+        if let Some(run) = &pending {
+            self.count_ended(std::slice::from_ref(run), now);
+        }
         Ok(outcome)
+    }
+
+    async fn queue_depth(&self) -> StoreResult<QueueDepth> {
+        // The claim's partial index (`bulk_operation_runs_queue`) holds
+        // exactly the pending runs, oldest first.
+        let (waiting, oldest_created_at): (i64, Option<Timestamp>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(created_at) FROM bulk_operation_runs WHERE status = 'pending'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(QueueDepth {
+            waiting,
+            oldest_created_at,
+        })
     }
 }

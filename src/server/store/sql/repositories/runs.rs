@@ -125,6 +125,7 @@ impl RunRepository for Store {
             self.changes.record([run_changed]);
         } else {
             self.queued.notify_waiters();
+            self.metrics.run_started(run.operation);
             let notified = run.notification.as_ref().map(|n| Change::Notifications {
                 tenant: n.tenant_id,
                 user: n.user_id,
