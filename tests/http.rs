@@ -659,6 +659,43 @@ on_both! { app =>
         assert!(bad.body.contains("`window` must be one of 24h, 7d, 30d, 90d"), "{}", bad.body);
     }
 
+    /// A finished run's bar shows its outcome (succeeded, failed and
+    /// skipped stretches, and in words), and its failure and skipped rows
+    /// name their items beside their ids.
+    async fn run_pages_show_outcomes_and_item_names(app) {
+        let store = app.state.store.as_ref();
+        let tenant = store.tenant_by_slug("acme").await.unwrap().unwrap();
+        let user = store.members(tenant.id).await.unwrap().remove(0).user;
+        let f = support::Fixture { tenant, user };
+        let mine = support::engine::policies(store, &f, &["Firewall baseline", "Disk encryption"]).await;
+        let set = store.create_backup_set(f.tenant.id, "Named items").await.unwrap();
+        let (first, second) = (mine[0].id.to_string(), mine[1].id.to_string());
+        support::engine::queue_add_policies(store, &f, set.id, "names-1", vec![first.clone()], 3).await;
+        let worker = support::engine::worker(&app.state.store, "w1");
+        support::engine::drain(&worker).await;
+        let missing = PolicyId::generate().to_string();
+        let run = support::engine::queue_add_policies(
+            store, &f, set.id, "names-2", vec![first.clone(), second, missing.clone()], 3,
+        )
+        .await;
+        support::engine::drain(&worker).await;
+
+        let viewer = app.sign_in("viewer@acme.example").await;
+        let page = app.get(&format!("/t/acme/operations/{run}"), Some(&viewer)).await;
+        assert_eq!(page.status, StatusCode::OK);
+        let body = &page.body;
+        assert!(body.contains("3 of 3 processed: 1 succeeded, 1 failed, 1 skipped"), "{body}");
+        assert!(body.contains("fill=\"url(#bar-failed)\""));
+        assert_eq!(body.matches("id=\"bar-failed\"").count(), 1, "the pattern is defined once");
+        let skipped = &body[body.find("data-testid=\"skipped-table\"").expect("skipped rows")..];
+        let skipped = &skipped[..skipped.find("</table>").unwrap()];
+        assert!(skipped.contains(&first) && skipped.contains("Firewall baseline"), "{skipped}");
+        let failed = &body[body.find("data-testid=\"failures-table\"").expect("failure rows")..];
+        let failed = &failed[..failed.find("</table>").unwrap()];
+        assert!(failed.contains(&missing), "{failed}");
+        assert!(!failed.contains("data-testid=\"item-name\""), "a policy that does not exist has no name");
+    }
+
     async fn cross_site_writes_are_refused(app) {
         let form = format!("email=operator%40acme.example&password={DEMO_PASSWORD}");
         let attempt = |site: Option<&'static str>, origin: Option<&'static str>| {

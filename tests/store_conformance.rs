@@ -450,6 +450,15 @@ on_both! { store =>
         let scopes = store.inventory_scopes(a.tenant.id).await.unwrap();
         assert_eq!(scopes, vec![InventoryScope { selection_hash: "devices".into(), completed_syncs: 2 }]);
         assert!(store.inventory_items(b.tenant.id, current).await.unwrap().is_empty());
+        // Names by a drift run's subject keys, from either sync, never another tenant's.
+        let keys = ["device:dev-3".to_string(), "device:dev-2".to_string(), "device:none".to_string()];
+        let mut names = store.inventory_item_names(a.tenant.id, [current, baseline], &keys).await.unwrap();
+        names.sort();
+        assert_eq!(
+            names,
+            vec![("device:dev-2".to_string(), "DEV-2".to_string()), ("device:dev-3".to_string(), "DEV-3".to_string())]
+        );
+        assert!(store.inventory_item_names(b.tenant.id, [current, baseline], &keys).await.unwrap().is_empty());
         assert!(store.completed_syncs(b.tenant.id, "devices", 5).await.unwrap().is_empty());
 
         // A duplicate item within one sync is refused whole: no sync is recorded.

@@ -265,6 +265,9 @@ pub struct RunPageData {
     /// How its run time compares with its operation's week in the tenant;
     /// `None` before it started or without ended runs to compare with.
     pub comparison: Option<RunComparison>,
+    /// The names of the items its failure and skipped entries name (policy
+    /// or inventory item), by item id, where they still exist.
+    pub item_names: Vec<(String, String)>,
 }
 
 /// What a run works on (its `item_ids`), as the run page shows it.
@@ -366,6 +369,39 @@ async fn run_page_data(tenant: &str, run_id: &str) -> Result<RunPageData, AppErr
     let findings = store
         .list_findings(tenant.id, &filter, PageRequest::first(RUN_PAGE_FINDINGS))
         .await?;
+    let entry_ids: Vec<String> = run
+        .failures
+        .iter()
+        .filter_map(|entry| entry.item_id.clone())
+        .collect();
+    let item_names = match (&scope, entry_ids.is_empty()) {
+        (_, true) | (ScopeView::Unreadable, _) => Vec::new(),
+        (ScopeView::AddPolicies { .. }, false) => {
+            let ids: Vec<PolicyId> = entry_ids
+                .iter()
+                .filter_map(|id| PolicyId::parse(id).ok())
+                .collect();
+            store
+                .policies_by_ids(tenant.id, &ids)
+                .await?
+                .into_iter()
+                .map(|policy| (policy.id.to_string(), sanitize_reason(&policy.name)))
+                .collect()
+        }
+        (
+            ScopeView::Drift {
+                baseline_run_id,
+                current_run_id,
+                ..
+            },
+            false,
+        ) => store
+            .inventory_item_names(tenant.id, [*current_run_id, *baseline_run_id], &entry_ids)
+            .await?
+            .into_iter()
+            .map(|(key, name)| (key, sanitize_reason(&name)))
+            .collect(),
+    };
     let comparison = match run.summary.started_at {
         Some(started) => {
             let now = Timestamp::now();
@@ -389,6 +425,7 @@ async fn run_page_data(tenant: &str, run_id: &str) -> Result<RunPageData, AppErr
     };
     Ok(RunPageData {
         comparison,
+        item_names,
         joins: store.run_joins(tenant.id, id).await?,
         attempts: store.run_attempts(tenant.id, id).await?,
         retries: store.retries_of(tenant.id, id).await?,

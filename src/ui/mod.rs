@@ -72,6 +72,7 @@ pub fn App() -> impl IntoView {
         } />
         <Router>
             <live::LiveConnection />
+            <components::BarPatterns />
             <Header />
             <main class="page">
                 // Async SSR: data pages wait for their data so that a missing

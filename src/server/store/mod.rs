@@ -265,6 +265,15 @@ pub trait InventoryRepository: Send + Sync {
         tenant: TenantId,
         sync: InventorySyncRunId,
     ) -> StoreResult<Vec<InventoryItem>>;
+    /// The display names of the items a drift run names by subject key
+    /// (`type:external_id`) in either of its syncs (the current one's
+    /// first), for the run page's failure rows.
+    async fn inventory_item_names(
+        &self,
+        tenant: TenantId,
+        syncs: [InventorySyncRunId; 2],
+        subject_keys: &[String],
+    ) -> StoreResult<Vec<(String, String)>>;
 }
 
 #[async_trait]

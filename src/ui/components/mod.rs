@@ -68,17 +68,42 @@ pub fn StatusBadge(#[prop(into)] status: Signal<RunStatus>) -> impl IntoView {
 #[component]
 pub fn Progress(#[prop(into)] counters: Signal<Counters>) -> impl IntoView {
     let percent = move || counters.get().percent();
+    // Each outcome's stretch of the bar, in percent of all items:
+    // succeeded solid, failed cross-hatched, skipped striped (the
+    // patterns are `BarPatterns`), so the outcome reads without colour.
+    let segment = move |outcome: fn(&Counters) -> i64, before: fn(&Counters) -> i64| {
+        let c = counters.get();
+        let share = |n: i64| {
+            if c.total > 0 {
+                n as f64 * 100.0 / c.total as f64
+            } else {
+                0.0
+            }
+        };
+        (
+            format!("{:.2}%", share(before(&c))),
+            format!("{:.2}%", share(outcome(&c))),
+        )
+    };
+    let succeeded = move || segment(|c| c.succeeded, |_| 0);
+    let failed = move || segment(|c| c.failed, |c| c.succeeded);
+    let skipped = move || segment(|c| c.skipped, |c| c.succeeded + c.failed);
     view! {
         <div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax="100"
             aria-valuenow=move || percent().to_string()
             aria-label=move || {
                 let c = counters.get();
-                format!("{} of {} processed", c.processed, c.total)
+                format!(
+                    "{} of {} processed: {} succeeded, {} failed, {} skipped",
+                    c.processed, c.total, c.succeeded, c.failed, c.skipped
+                )
             }>
-            // An SVG bar: its width is an attribute, not an inline style
+            // An SVG bar: its widths are attributes, not inline styles
             // (the CSP allows none).
-            <svg class="progress-bar" viewBox="0 0 100 1" preserveAspectRatio="none" aria-hidden="true">
-                <rect class="progress-fill" height="1" width=move || percent().to_string() />
+            <svg class="progress-bar" aria-hidden="true">
+                <rect class="progress-ok" height="100%" x=move || succeeded().0 width=move || succeeded().1 />
+                <rect class="progress-failed" fill="url(#bar-failed)" height="100%" x=move || failed().0 width=move || failed().1 />
+                <rect class="progress-skipped" fill="url(#bar-skipped)" height="100%" x=move || skipped().0 width=move || skipped().1 />
             </svg>
         </div>
         <span class="progress-text" data-testid="progress-text">
@@ -87,6 +112,27 @@ pub fn Progress(#[prop(into)] counters: Signal<Counters>) -> impl IntoView {
                 format!("{} / {}", c.processed, c.total)
             }}
         </span>
+    }
+}
+
+/// The fills of the progress bars' failed and skipped stretches, defined
+/// once per page (an id may not repeat) in the app's shell.
+#[component]
+pub fn BarPatterns() -> impl IntoView {
+    view! {
+        <svg class="pattern-defs" aria-hidden="true" focusable="false" width="0" height="0">
+            <defs>
+                <pattern id="bar-failed" width="6" height="6" patternUnits="userSpaceOnUse">
+                    <rect class="bar-failed-fill" width="6" height="6" />
+                    <path class="bar-pattern-line" d="M0 0L6 6M6 0L0 6" />
+                </pattern>
+                <pattern id="bar-skipped" width="5" height="5" patternUnits="userSpaceOnUse"
+                    patternTransform="rotate(45)">
+                    <rect class="bar-skipped-fill" width="5" height="5" />
+                    <line class="bar-pattern-line" x1="0" y1="0" x2="0" y2="5" />
+                </pattern>
+            </defs>
+        </svg>
     }
 }
 

@@ -81,6 +81,7 @@ fn RunView(
         findings,
         findings_query,
         comparison,
+        item_names,
     } = page;
     let summary = run.summary.clone();
     let slug = tenant.slug.clone();
@@ -218,7 +219,7 @@ fn RunView(
         <AttemptsView attempts />
         <ScopeSection scope item_ids=run.item_ids.clone() />
         <FailuresView failures=run.failures.clone() failed=summary.counters.failed
-            skipped=summary.counters.skipped />
+            skipped=summary.counters.skipped item_names />
         <TrailView trail />
         <FindingsView findings=findings.items more=findings.older.is_some() slug
             query=findings_query />
@@ -351,7 +352,13 @@ fn ScopeSection(scope: ScopeView, item_ids: serde_json::Value) -> impl IntoView 
 /// Failures grouped by reason code, then the per-item entries (paged,
 /// filterable by reason code through the URL), skipped items apart.
 #[component]
-fn FailuresView(failures: Vec<FailureEntry>, failed: i64, skipped: i64) -> impl IntoView {
+fn FailuresView(
+    failures: Vec<FailureEntry>,
+    failed: i64,
+    skipped: i64,
+    item_names: Vec<(String, String)>,
+) -> impl IntoView {
+    let names = StoredValue::new(item_names);
     let query = use_query_map();
     let location = leptos_router::hooks::use_location();
     let q = query.read_untracked();
@@ -412,7 +419,7 @@ fn FailuresView(failures: Vec<FailureEntry>, failed: i64, skipped: i64) -> impl 
             <p class="muted">{format!("The first {} failures are listed.", failed_entries.len())}</p>
         })}
         {(!rows.is_empty()).then(|| view! {
-            <EntryTable entries=rows testid="failures-table" />
+            <EntryTable entries=rows testid="failures-table" names />
         })}
         {(pages > 1).then(|| view! {
             <nav class="pager" aria-label="Failure pages">
@@ -425,13 +432,25 @@ fn FailuresView(failures: Vec<FailureEntry>, failed: i64, skipped: i64) -> impl 
         {if skipped_entries.is_empty() {
             view! { <p class="muted">"Nothing was skipped."</p> }.into_any()
         } else {
-            view! { <EntryTable entries=skipped_entries testid="skipped-table" /> }.into_any()
+            view! { <EntryTable entries=skipped_entries testid="skipped-table" names /> }.into_any()
         }}
     }
 }
 
 #[component]
-fn EntryTable(entries: Vec<FailureEntry>, testid: &'static str) -> impl IntoView {
+fn EntryTable(
+    entries: Vec<FailureEntry>,
+    testid: &'static str,
+    names: StoredValue<Vec<(String, String)>>,
+) -> impl IntoView {
+    let name_of = move |id: &str| {
+        names.with_value(|names| {
+            names
+                .iter()
+                .find(|(known, _)| known == id)
+                .map(|(_, name)| name.clone())
+        })
+    };
     view! {
         <table class="entries" data-testid=testid>
             <thead><tr>
@@ -440,7 +459,16 @@ fn EntryTable(entries: Vec<FailureEntry>, testid: &'static str) -> impl IntoView
             <tbody>
                 {entries.into_iter().map(|f| view! {
                     <tr>
-                        <td><code>{f.item_id.unwrap_or_else(|| "—".into())}</code></td>
+                        <td>{match f.item_id {
+                            Some(id) => {
+                                let name = name_of(&id);
+                                view! {
+                                    <code>{id}</code>
+                                    {name.map(|name| view! { " "<span class="item-name" data-testid="item-name">{name}</span> })}
+                                }.into_any()
+                            }
+                            None => view! { <span class="muted">"the run"</span> }.into_any(),
+                        }}</td>
                         <td><code>{f.reason_code.as_str()}</code></td>
                         <td>{f.reason}</td>
                     </tr>

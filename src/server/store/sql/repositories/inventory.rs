@@ -106,4 +106,42 @@ impl InventoryRepository for Store {
         .await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
+
+    async fn inventory_item_names(
+        &self,
+        tenant: TenantId,
+        [current, baseline]: [InventorySyncRunId; 2],
+        subject_keys: &[String],
+    ) -> StoreResult<Vec<(String, String)>> {
+        if subject_keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Keyed as the drift run keys its items. Only read for a run with
+        // failures, and within its two syncs.
+        let mut qb = Builder::new(
+            "SELECT subject_type || ':' || external_id AS subject_key, display_name, \
+             CASE WHEN sync_run_id = ",
+        );
+        qb.push_bind(current)
+            .push(" THEN 0 ELSE 1 END AS preference FROM inventory_items WHERE tenant_id = ")
+            .push_bind(tenant)
+            .push(" AND sync_run_id IN (")
+            .push_bind(current)
+            .push(", ")
+            .push_bind(baseline)
+            .push(") AND subject_type || ':' || external_id IN (");
+        let mut keys = qb.separated(", ");
+        for key in subject_keys {
+            keys.push_bind(key.clone());
+        }
+        qb.push(") ORDER BY preference");
+        let rows: Vec<(String, String, i32)> = qb.build_query_as().fetch_all(&self.pool).await?;
+        let mut names: Vec<(String, String)> = Vec::new();
+        for (key, name, _) in rows {
+            if !names.iter().any(|(known, _)| *known == key) {
+                names.push((key, name));
+            }
+        }
+        Ok(names)
+    }
 }
