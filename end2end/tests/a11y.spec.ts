@@ -36,7 +36,7 @@ for (const colorScheme of ['light', 'dark'] as const) {
 
     test('every page passes an accessibility audit', async ({ page }) => {
       // Eight audits of a few seconds each.
-      test.setTimeout(90_000);
+      test.setTimeout(120_000);
       await gotoHydrated(page, '/sign-in');
       await expectAccessible(page, 'the sign-in page');
 
@@ -60,6 +60,11 @@ for (const colorScheme of ['light', 'dark'] as const) {
       await expectAccessible(page, 'findings');
       await gotoHydrated(page, '/t/acme/notifications');
       await expectAccessible(page, 'notifications');
+      await gotoHydrated(page, '/t/acme/insights?window=30d');
+      for (const summary of await page.locator('.chart-figure summary').all()) {
+        await summary.click();
+      }
+      await expectAccessible(page, 'insights, charts and their tables');
       await gotoHydrated(page, MISSING_RUN);
       await expectAccessible(page, 'a run that does not exist');
 

@@ -80,8 +80,11 @@ test('abort a running run: progress moves live, then the run ends aborted', asyn
     )
     .toBeGreaterThanOrEqual(2);
   await expect(statusField(page)).toContainText('running');
+  // While it runs, the time it has left at its recent rate.
+  await expect(page.getByTestId('run-eta')).toContainText(/^about \d/);
 
   await abortHere(page);
+  await expect(page.getByTestId('run-eta')).toHaveCount(0);
   const [processed, total] = ((await progressOf(page).textContent()) ?? '').split(' / ').map(Number);
   expect(processed, 'the work done before the abort stays counted').toBeGreaterThan(0);
   expect(processed).toBeLessThan(total);

@@ -268,6 +268,9 @@ pub struct RunPageData {
     /// The names of the items its failure and skipped entries name (policy
     /// or inventory item), by item id, where they still exist.
     pub item_names: Vec<(String, String)>,
+    /// While it runs: seconds left at its average rate so far (the page
+    /// then follows its recent rate).
+    pub eta_seconds: Option<i64>,
 }
 
 /// What a run works on (its `item_ids`), as the run page shows it.
@@ -423,7 +426,19 @@ async fn run_page_data(tenant: &str, run_id: &str) -> Result<RunPageData, AppErr
         }
         None => None,
     };
+    let eta_seconds = match (run.summary.status, run.summary.started_at) {
+        (RunStatus::Running, Some(started)) => {
+            let c = run.summary.counters;
+            eta_seconds(
+                c.total - c.processed,
+                c.processed,
+                (Timestamp::now().0 - started.0) / 1_000,
+            )
+        }
+        _ => None,
+    };
     Ok(RunPageData {
+        eta_seconds,
         comparison,
         item_names,
         joins: store.run_joins(tenant.id, id).await?,

@@ -43,7 +43,8 @@ pub use notification::{
 };
 pub use operation::{idempotency_key, KeyInputs, OperationKind};
 pub use run::{
-    record_run_failure, AttemptEnd, Counters, LostLease, RunAttempt, RunDetail, RunJoin, RunSummary,
+    eta_seconds, record_run_failure, AttemptEnd, Counters, LostLease, RunAttempt, RunDetail,
+    RunJoin, RunSummary,
 };
 pub use sanitize::{
     is_clean_identifier, quote_input, sanitize_reason, sanitize_text, MAX_QUOTED_CHARS,

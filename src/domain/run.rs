@@ -52,6 +52,16 @@ impl Counters {
     }
 }
 
+/// Seconds until `remaining` items are done at the rate of `items` done in
+/// `elapsed_millis`, rounded up; `None` until there is a rate.
+pub fn eta_seconds(remaining: i64, items: i64, elapsed_millis: i64) -> Option<i64> {
+    if remaining <= 0 || items <= 0 || elapsed_millis <= 0 {
+        return None;
+    }
+    let millis = i128::from(remaining) * i128::from(elapsed_millis) / i128::from(items);
+    i64::try_from((millis + 999) / 1_000).ok()
+}
+
 /// A run as the hub lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunSummary {
@@ -201,6 +211,17 @@ pub struct RunAttempt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_eta_needs_a_rate_and_work_left() {
+        // 100 items in 10 s: 50 more take 5 s.
+        assert_eq!(eta_seconds(50, 100, 10_000), Some(5));
+        assert_eq!(eta_seconds(1, 3, 1_000), Some(1), "rounded up");
+        assert_eq!(eta_seconds(0, 100, 10_000), None);
+        assert_eq!(eta_seconds(50, 0, 10_000), None);
+        assert_eq!(eta_seconds(50, 100, 0), None);
+        assert!(eta_seconds(i64::MAX, 1, i64::MAX).is_none(), "no overflow");
+    }
 
     #[test]
     fn counters_must_add_up() {

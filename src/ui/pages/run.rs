@@ -2,8 +2,8 @@ use crate::api::findings::FindingsQuery;
 use crate::api::operations::{AbortRun, RetryRun};
 use crate::api::runs::{current_run, run_page, RunPageData, ScopeView};
 use crate::domain::{
-    audit_names, failure_counts, format_duration, AttemptEnd, FailureEntry, FailureKind, Finding,
-    ReasonCode, RunAttempt, RunSummary, Timestamp, TrailEntry,
+    audit_names, eta_seconds, failure_counts, format_duration, AttemptEnd, Counters, FailureEntry,
+    FailureKind, Finding, ReasonCode, RunAttempt, RunStatus, RunSummary, Timestamp, TrailEntry,
 };
 use crate::ui::components::{ErrorView, LocalTime, Outcome, Progress, StatusBadge};
 use crate::ui::live::{follow_runs, runs_heard};
@@ -82,11 +82,14 @@ fn RunView(
         findings_query,
         comparison,
         item_names,
+        eta_seconds,
     } = page;
     let summary = run.summary.clone();
     let slug = tenant.slug.clone();
     let live = follow_live(&summary, &slug, reloads, heard_before);
     let counters = Signal::derive(move || live.read().counters);
+    let eta = follow_rate(counters, eta_seconds);
+    let running = move || live.read().status == RunStatus::Running;
     let base = format!("/t/{slug}/operations");
     let duration = summary
         .started_at
@@ -195,6 +198,13 @@ fn RunView(
             <dt>"Queued"</dt><dd>{time_cell(Some(summary.created_at))}</dd>
             <dt>"Started"</dt><dd>{time_cell(summary.started_at)}</dd>
             <dt>"Finished"</dt><dd>{time_cell(summary.finished_at)}</dd>
+            {move || running().then(|| view! {
+                <dt>"Time left"</dt>
+                <dd data-testid="run-eta">{move || match eta.get() {
+                    Some(secs) => format!("about {}", format_duration(Timestamp(0), Timestamp(secs * 1_000_000))),
+                    None => "estimating…".to_string(),
+                }}</dd>
+            })}
             <dt>"Duration"</dt>
             <dd>{duration}" "
                 {comparison.map(|c| view! {
@@ -295,6 +305,49 @@ fn follow_live(
     };
     follow_runs(heard_before, on_run, catch_up);
     live
+}
+
+/// The time a running run has left at its recent rate: the items it did
+/// over the last 30 s of live updates (the server's average since its
+/// start until the page has heard two).
+fn follow_rate(counters: Signal<Counters>, loaded: Option<i64>) -> RwSignal<Option<i64>> {
+    let eta = RwSignal::new(loaded);
+    let samples = StoredValue::new(std::collections::VecDeque::<(f64, i64)>::new());
+    Effect::new(move |_| {
+        let c = counters.get();
+        let now = now_millis();
+        let window = samples
+            .try_update_value(|samples| {
+                samples.push_back((now, c.processed));
+                while samples.front().is_some_and(|(at, _)| now - at > 30_000.0) {
+                    samples.pop_front();
+                }
+                samples.front().copied()
+            })
+            .flatten();
+        if let Some((since, processed_then)) = window.filter(|(since, _)| now > *since) {
+            let rate = eta_seconds(
+                c.total - c.processed,
+                c.processed - processed_then,
+                (now - since) as i64,
+            );
+            if rate.is_some() || c.processed == c.total {
+                eta.try_set(rate);
+            }
+        }
+    });
+    eta
+}
+
+#[cfg(feature = "hydrate")]
+fn now_millis() -> f64 {
+    js_sys::Date::now()
+}
+
+/// Effects run in the browser only; the server never asks.
+#[cfg(not(feature = "hydrate"))]
+fn now_millis() -> f64 {
+    0.0
 }
 
 #[component]
