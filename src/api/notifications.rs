@@ -144,16 +144,13 @@ pub async fn open_notification(tenant: String, id: String) -> Result<String, App
 
 /// Marks the user's unread notifications read: those of `kind` when the
 /// feed is filtered by kind (what "Mark all read" on that view means), all
-/// of them otherwise.
+/// of them when `kind` is empty.
 #[server(endpoint = "notifications/read-all", output = JsonText)]
-pub async fn mark_all_read(
-    tenant: String,
-    #[server(default)] kind: Option<String>,
-) -> Result<u64, AppError> {
+pub async fn mark_all_read(tenant: String, kind: String) -> Result<u64, AppError> {
     super::ssr::respond(
         async {
             let access = super::ssr::authorize(&tenant, Role::Viewer).await?;
-            let kind = parse_kind(kind.as_deref())?;
+            let kind = parse_kind(Some(&kind))?;
             Ok(super::ssr::store()?
                 .mark_all_read(access.tenant.id, access.user.id, kind)
                 .await?)
