@@ -424,7 +424,7 @@ on_both! { backend =>
         let store = db.store.as_ref();
         let tenant = TenantId(tenant);
         let feed = store
-            .list_notifications(tenant, UserId(user), PageRequest::first(10))
+            .list_notifications(tenant, UserId(user), &NotificationFilter::default(), PageRequest::first(10))
             .await
             .unwrap()
             .items;

@@ -48,7 +48,12 @@ async fn snapshot(store: &dyn Store, f: &Fixture, run: RunId, set: BackupSetId) 
     let detail = detail(store, f, run).await;
     let items = store.backup_set_items(f.tenant.id, set).await.unwrap();
     let feed = store
-        .list_notifications(f.tenant.id, f.user.id, PageRequest::first(100))
+        .list_notifications(
+            f.tenant.id,
+            f.user.id,
+            &NotificationFilter::default(),
+            PageRequest::first(100),
+        )
         .await
         .unwrap();
     format!("{detail:?}|{items:?}|{:?}", feed.items)
@@ -877,7 +882,7 @@ on_both! { db =>
         for run in store.list_runs(f.tenant.id, &RunFilter::default(), PageRequest::first(50)).await.unwrap().items {
             seen.push_str(&format!("{:?}", detail(store, &f, run.id).await));
         }
-        seen.push_str(&format!("{:?}", store.list_notifications(f.tenant.id, f.user.id, PageRequest::first(50)).await.unwrap()));
+        seen.push_str(&format!("{:?}", store.list_notifications(f.tenant.id, f.user.id, &NotificationFilter::default(), PageRequest::first(50)).await.unwrap()));
         seen.push_str(&format!("{:?}", store.list_audit(f.tenant.id, 50).await.unwrap()));
         let findings = store.list_findings(f.tenant.id, &FindingFilter::default(), PageRequest::first(50)).await.unwrap();
         assert_eq!(findings.items.len(), 3);

@@ -685,7 +685,11 @@ fn page_targets(route: &str, tenant: &str, run: &str) -> Vec<(String, Vec<u8>, b
 /// matrix's valid bodies of the server functions behind the pages).
 fn page_query_candidates() -> Vec<(String, String)> {
     let mut fields = Vec::new();
-    for path in ["/api/runs/hub", "/api/findings/list"] {
+    for path in [
+        "/api/runs/hub",
+        "/api/findings/list",
+        "/api/notifications/feed",
+    ] {
         let case = server_fn_case(path).unwrap();
         let (_, body) = (case.body)("acme", &uuid::Uuid::nil().to_string());
         let body: Value = serde_json::from_str(&body).unwrap();
@@ -715,7 +719,7 @@ fn page_query_fields(route: &str) -> Vec<&'static str> {
     } else if route.ends_with("/findings") {
         vec!["status", "scope", "subject_type", "run", "older"]
     } else if route.ends_with("/notifications") {
-        vec!["older"]
+        vec!["kind", "unread", "older"]
     } else {
         vec![]
     }

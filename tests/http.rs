@@ -454,6 +454,99 @@ on_both! { app =>
         }
     }
 
+    async fn members_watch_runs_and_admins_subscribe_to_failures(app) {
+        let operator = app.sign_in("operator@acme.example").await;
+        let viewer = app.sign_in("viewer@acme.example").await;
+        let admin = app.sign_in("admin@acme.example").await;
+        let store = app.state.store.clone();
+        let acme = store.tenant_by_slug("acme").await.unwrap().unwrap();
+        let viewer_id = store.user_credentials("viewer@acme.example").await.unwrap().unwrap().user.id;
+        let start = [("tenant", "acme"), ("scope_key", "devices/windows")];
+        let reply = app.post_form("/api/operations/start-drift", &start, Some(&operator)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let started: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+        let run_id = started["run_id"].as_str().unwrap().to_string();
+        let run = RunId::parse(&run_id).unwrap();
+        let page = format!("/t/acme/operations/{run_id}");
+
+        // A viewer watches the active run with a form post (twice is once),
+        // and the page says so.
+        let html = app.get(&page, Some(&viewer)).await;
+        assert!(html.body.contains("data-watching=\"false\""), "{}", html.body);
+        let fields = [("tenant", "acme"), ("run_id", run_id.as_str())];
+        for _ in 0..2 {
+            let reply = app.post_form("/api/runs/watch", &fields, Some(&viewer)).await;
+            assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "true"));
+        }
+        assert!(store.is_watching(acme.id, run, viewer_id).await.unwrap());
+        let html = app.get(&page, Some(&viewer)).await;
+        assert!(html.body.contains("data-watching=\"true\"") && html.body.contains("Stop watching"), "{}", html.body);
+        let reply = app.post_form("/api/runs/unwatch", &fields, Some(&viewer)).await;
+        assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "false"));
+        assert!(!store.is_watching(acme.id, run, viewer_id).await.unwrap());
+        // Another tenant's run cannot be watched: as missing as no run.
+        let before = app.db.count_rows().await;
+        let globex_run = app.newest_run("globex").await.id.to_string();
+        for id in [globex_run.as_str(), "not-a-run"] {
+            let reply = app.post_form("/api/runs/watch", &[("tenant", "acme"), ("run_id", id)], Some(&viewer)).await;
+            assert_eq!(reply.status, StatusCode::NOT_FOUND, "{id}: {}", reply.body);
+        }
+        assert_eq!(app.db.count_rows().await, before);
+
+        // Watching again, the viewer hears of its end once, as "completed".
+        app.post_form("/api/runs/watch", &fields, Some(&viewer)).await;
+        support::engine::drain(&support::engine::worker(&app.state.store, "w")).await;
+        let feed = |query: serde_json::Value, cookie: String| async move {
+            let reply = app.post_json("/api/notifications/feed", serde_json::json!({ "tenant": "acme", "query": query }), Some(&cookie)).await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+            let feed: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+            feed["notifications"]["items"].as_array().unwrap().iter()
+                .map(|n| (n["kind"].as_str().unwrap().to_string(), n["notice"]["run_id"].as_str().unwrap().to_string()))
+                .collect::<Vec<_>>()
+        };
+        let completed = serde_json::json!({ "kind": "completed", "unread": "1" });
+        assert_eq!(feed(completed.clone(), viewer.clone()).await, vec![("run_completed".to_string(), run_id.clone())]);
+        assert!(feed(serde_json::json!({ "kind": "queued" }), viewer.clone()).await.is_empty());
+        // Marking the completed ones read empties that view.
+        let reply = app.post_form("/api/notifications/read-all", &[("tenant", "acme"), ("kind", "completed")], Some(&viewer)).await;
+        assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "1"));
+        assert!(feed(completed.clone(), viewer.clone()).await.is_empty());
+        assert_eq!(feed(serde_json::json!({ "kind": "" }), viewer.clone()).await.len(), 1);
+        let reply = app.post_form("/api/notifications/read-all", &[("tenant", "acme"), ("kind", "everything")], Some(&viewer)).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+        // The page's filters are its URL; a bad one is a 400.
+        let html = app.get("/t/acme/notifications?kind=completed&unread=1", Some(&viewer)).await;
+        assert_eq!(html.status, StatusCode::OK);
+        assert!(html.body.contains("No notifications match."), "{}", html.body);
+        assert!(!html.body.contains("failed-or-partial-subscription"), "viewers cannot subscribe");
+        for bad in ["kind=run_completed", "unread=yes"] {
+            let html = app.get(&format!("/t/acme/notifications?{bad}"), Some(&viewer)).await;
+            assert_eq!(html.status, StatusCode::BAD_REQUEST, "{bad}");
+        }
+
+        // Only admins subscribe; a refused request writes nothing.
+        let on = [("tenant", "acme"), ("subscribed", "true")];
+        let before = app.db.count_rows().await;
+        for cookie in [&viewer, &operator] {
+            let reply = app.post_form("/api/notifications/subscription", &on, Some(cookie)).await;
+            assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+        }
+        let reply = app.post_form("/api/notifications/subscription", &[("tenant", "acme"), ("subscribed", "yes")], Some(&admin)).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+        assert_eq!(app.db.count_rows().await, before);
+        let html = app.get("/t/acme/notifications", Some(&admin)).await;
+        assert!(html.body.contains("aria-pressed=\"false\""), "{}", html.body);
+        let reply = app.post_form("/api/notifications/subscription", &on, Some(&admin)).await;
+        assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "true"));
+        let html = app.get("/t/acme/notifications", Some(&admin)).await;
+        assert!(html.body.contains("aria-pressed=\"true\""), "{}", html.body);
+        let off = [("tenant", "acme"), ("subscribed", "false")];
+        let reply = app.post_form("/api/notifications/subscription", &off, Some(&admin)).await;
+        assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "false"));
+        let admin_id = store.user_credentials("admin@acme.example").await.unwrap().unwrap().user.id;
+        assert!(store.subscriptions(acme.id, admin_id).await.unwrap().is_empty());
+    }
+
     async fn admins_manage_members_and_others_cannot(app) {
         let admin = app.sign_in("admin@acme.example").await;
         let operator = app.sign_in("operator@acme.example").await;

@@ -99,6 +99,11 @@ async fn allow_audit(db: &TestDb) {
 
 /// Another operator of `f`'s tenant.
 async fn colleague(store: &dyn Store, f: &Fixture, name: &str) -> User {
+    member(store, f, name, Role::Operator).await
+}
+
+/// Another member of `f`'s tenant, with `role`.
+async fn member(store: &dyn Store, f: &Fixture, name: &str, role: Role) -> User {
     let user = store
         .create_user(NewUser {
             email: format!("{name}@{}.test", f.tenant.slug),
@@ -108,12 +113,7 @@ async fn colleague(store: &dyn Store, f: &Fixture, name: &str) -> User {
         .await
         .unwrap();
     store
-        .set_membership(
-            f.tenant.id,
-            user.id,
-            Role::Operator,
-            MembershipAudit::Unaudited,
-        )
+        .set_membership(f.tenant.id, user.id, role, MembershipAudit::Unaudited)
         .await
         .unwrap();
     user
@@ -182,7 +182,7 @@ on_both! { db =>
         let aborted = aborted.id;
 
         // The app reads the same rows back: the feed links to the runs.
-        let feed = store.list_notifications(f.tenant.id, f.user.id, PageRequest::first(10)).await.unwrap();
+        let feed = store.list_notifications(f.tenant.id, f.user.id, &NotificationFilter::default(), PageRequest::first(10)).await.unwrap();
         let newest = &feed.items[0].notice;
         assert_eq!((newest.run_id, newest.bucket), (aborted, StatusBucket::Failed));
         assert_eq!(newest.tenant, NoticeTenant { id: f.tenant.id, slug: "acme".into() });
@@ -229,6 +229,103 @@ on_both! { db =>
         let mut expected = vec![b.id, c.id];
         expected.sort();
         assert_eq!(completed_rows(db, aborted).await, expected);
+    }
+
+    async fn watchers_hear_once_with_the_initiator_and_joiners(db) {
+        let store = db.store.as_ref();
+        let f = fixture(store, "acme").await;
+        let (bea, wes, viewer) = (
+            colleague(store, &f, "Bea").await,
+            colleague(store, &f, "Wes").await,
+            member(store, &f, "Vic", Role::Viewer).await,
+        );
+        two_syncs(store, &f).await;
+        let run = operations::start(store, &f.tenant, &f.user, &drift()).await.unwrap().run.summary.id;
+        // The initiator also joins and watches; Bea joins and watches; Wes
+        // and a viewer only watch (twice, for Wes).
+        assert!(operations::start(store, &f.tenant, &bea, &drift()).await.unwrap().joined);
+        assert!(operations::start(store, &f.tenant, &f.user, &drift()).await.unwrap().joined);
+        for user in [&f.user, &bea, &wes, &wes, &viewer] {
+            store.watch_run(f.tenant.id, run, user.id).await.unwrap();
+        }
+        // Watching and then not watching is not watching.
+        let quitter = member(store, &f, "Quinn", Role::Viewer).await;
+        store.watch_run(f.tenant.id, run, quitter.id).await.unwrap();
+        store.unwatch_run(f.tenant.id, run, quitter.id).await.unwrap();
+        drain(&worker(&db.store, "w")).await;
+        let mut expected = vec![f.user.id, bea.id, wes.id, viewer.id];
+        expected.sort();
+        assert_eq!(completed_rows(db, run).await, expected);
+        assert_eq!(store.unread_count(f.tenant.id, quitter.id).await.unwrap(), 0);
+        // A watcher hears only of the end, never that it was queued.
+        assert!(raw_payloads(db, wes.id, "run_queued").await.is_empty());
+        assert_eq!(raw_payloads(db, wes.id, "run_completed").await[0]["bucket"], "succeeded");
+
+        // A run aborted while pending tells its watchers too.
+        two_syncs(store, &f).await;
+        let aborted = operations::start(store, &f.tenant, &bea, &drift()).await.unwrap().run.summary.id;
+        store.watch_run(f.tenant.id, aborted, wes.id).await.unwrap();
+        operations::abort(store, &f.tenant, &f.user, aborted).await.unwrap();
+        let mut expected = vec![bea.id, wes.id];
+        expected.sort();
+        assert_eq!(completed_rows(db, aborted).await, expected);
+    }
+
+    async fn subscribed_admins_hear_of_failed_and_partial_runs_while_admins(db) {
+        let store = db.store.as_ref();
+        let f = fixture(store, "acme").await;
+        let g = fixture(store, "globex").await;
+        let (ada, abe, op) = (
+            member(store, &f, "Ada", Role::Admin).await,
+            member(store, &f, "Abe", Role::Admin).await,
+            colleague(store, &f, "Oli").await,
+        );
+        // Ada subscribes; Abe does not; an operator's row (which the app
+        // refuses to write) counts for nothing; Ada's subscription is
+        // acme's only.
+        store.set_subscription(f.tenant.id, ada.id, Subscription::FailedOrPartial, true).await.unwrap();
+        store.set_subscription(f.tenant.id, op.id, Subscription::FailedOrPartial, true).await.unwrap();
+        store.set_membership(g.tenant.id, ada.id, Role::Admin, MembershipAudit::Unaudited).await.unwrap();
+
+        // One batch ends a succeeded, a partial and a failed run of acme
+        // and a failed run of globex.
+        two_syncs(store, &f).await;
+        let succeeded = operations::start(store, &f.tenant, &f.user, &drift()).await.unwrap().run.summary.id;
+        let set = store.create_backup_set(f.tenant.id, "Nightly").await.unwrap();
+        let good = policies(store, &f, &["Good"]).await;
+        let gone = PolicyId(uuid::Uuid::now_v7()).to_string();
+        let partial = queue_add_policies(store, &f, set.id, "partly", vec![good[0].id.to_string(), gone.clone()], 3).await;
+        let failed = queue_add_policies(store, &f, set.id, "hopeless", vec![gone.clone()], 3).await;
+        let g_set = store.create_backup_set(g.tenant.id, "Nightly").await.unwrap();
+        let elsewhere = queue_add_policies(store, &g, g_set.id, "hopeless", vec![gone.clone()], 3).await;
+        // Ada also watches the partial run: still one notice.
+        store.watch_run(f.tenant.id, partial, ada.id).await.unwrap();
+        drain(&worker(&db.store, "w")).await;
+        assert_eq!(detail(store, &f, partial).await.summary.status, RunStatus::CompletedWithErrors);
+        assert_eq!(detail(store, &f, failed).await.summary.status, RunStatus::Failed);
+        assert_eq!(completed_rows(db, succeeded).await, vec![f.user.id]);
+        for run in [partial, failed] {
+            let mut expected = vec![f.user.id, ada.id];
+            expected.sort();
+            assert_eq!(completed_rows(db, run).await, expected, "{run}");
+        }
+        assert_eq!(completed_rows(db, elsewhere).await, vec![g.user.id]);
+        assert_eq!(store.unread_count(f.tenant.id, abe.id).await.unwrap(), 0);
+        assert_eq!(store.unread_count(f.tenant.id, op.id).await.unwrap(), 0);
+
+        // An aborted run is not one they asked for: someone chose to stop it.
+        two_syncs(store, &f).await;
+        let aborted = operations::start(store, &f.tenant, &f.user, &drift()).await.unwrap().run.summary.id;
+        operations::abort(store, &f.tenant, &f.user, aborted).await.unwrap();
+        assert_eq!(completed_rows(db, aborted).await, vec![f.user.id]);
+
+        // Demoted, Ada hears no more, though her row stays.
+        admin::change_role(store, Some(abe.id), &f.tenant, ada.id, Role::Operator).await.unwrap();
+        let again = queue_add_policies(store, &f, set.id, "hopeless again", vec![gone], 3).await;
+        drain(&worker(&db.store, "w")).await;
+        assert_eq!(detail(store, &f, again).await.summary.status, RunStatus::Failed);
+        assert_eq!(completed_rows(db, again).await, vec![f.user.id]);
+        assert_eq!(store.subscriptions(f.tenant.id, ada.id).await.unwrap(), vec![Subscription::FailedOrPartial]);
     }
 
     async fn audit_entries_are_written_with_the_change_or_not_at_all(db) {
@@ -445,7 +542,12 @@ async fn old_payloads_are_rewritten_by_the_migration(backend: Backend) {
 
     let feed = db
         .store
-        .list_notifications(tenant, user, PageRequest::first(10))
+        .list_notifications(
+            tenant,
+            user,
+            &NotificationFilter::default(),
+            PageRequest::first(10),
+        )
         .await
         .unwrap();
     let notices: Vec<(NotificationId, RunId, OperationKind, StatusBucket)> = feed

@@ -87,7 +87,7 @@ on_both! { store =>
         let audit = store.audit_entry(f.tenant.id, run.audit_log_id.unwrap()).await.unwrap().unwrap();
         assert_eq!(audit.action, "run.start");
         assert_eq!(audit.user_id, Some(f.user.id));
-        let feed = store.list_notifications(f.tenant.id, f.user.id, PageRequest::first(10)).await.unwrap();
+        let feed = store.list_notifications(f.tenant.id, f.user.id, &NotificationFilter::default(), PageRequest::first(10)).await.unwrap();
         assert_eq!(feed.items.len(), 1);
         assert_eq!(feed.items[0].kind, NotificationKind::RunQueued);
         assert_eq!(feed.items[0].notice.link, format!("/t/acme/operations/{}", run.summary.id));

@@ -205,6 +205,15 @@ async fn build(db: &TestDb, now: Timestamp) -> Fixture {
         .await
         .unwrap();
 
+    // Watchers go with their run.
+    db.execute(&format!(
+        "INSERT INTO run_watchers (tenant_id, run_id, user_id, created_at) \
+         SELECT r.tenant_id, r.id, r.user_id, {} FROM bulk_operation_runs r \
+         WHERE r.idempotency_key IN ('succeeded-100-gone', 'succeeded-10')",
+        at(db, now)
+    ))
+    .await;
+
     finding(store, &f, "new-400", (o3, o5)).await;
     let ack_old = finding(store, &f, "ack-200-gone", (o2, o6)).await;
     let ack_recent = finding(store, &f, "ack-10", (o5, o6)).await;
@@ -331,6 +340,12 @@ async fn what_is_left(db: &TestDb) -> Vec<Vec<String>> {
             "SELECT CAST(item_count AS TEXT) FROM inventory_sync_runs",
         )
         .await,
+        sorted(
+            db,
+            "SELECT COALESCE(r.idempotency_key, 'no run') FROM run_watchers w \
+             LEFT JOIN bulk_operation_runs r ON r.id = w.run_id",
+        )
+        .await,
         sorted(db, &format!("SELECT id FROM {sessions}")).await,
     ]
 }
@@ -369,6 +384,7 @@ on_both! { db =>
                 strings(&["audit-300", "audit-400-kept-by-run"]),
                 // o1 (a kept run's baseline), o3 (a kept finding's), o5, o6 (the newest two).
                 strings(&["1", "3", "5", "6"]),
+                strings(&["succeeded-10"]),
                 strings(&["valid"]),
             ]
         );
@@ -421,7 +437,7 @@ on_both! { db =>
         assert_eq!(pruned, PruneReport { sessions: 1, ..Default::default() });
         let mut after = what_is_left(db).await;
         assert_eq!(after.pop(), Some(strings(&["valid"])));
-        assert_eq!(after[..], before[..5]);
+        assert_eq!(after[..], before[..6]);
 
         // One kind at a time: only succeeded runs have a retention.
         let only_succeeded = RetentionPolicy { succeeded_runs_days: 90, ..RetentionPolicy::keep_forever() };

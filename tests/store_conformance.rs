@@ -538,16 +538,16 @@ on_both! { store =>
         assert_eq!(created[0].notice, notice);
         assert_eq!(store.unread_count(a.tenant.id, a.user.id).await.unwrap(), 3);
         assert_eq!(store.unread_count(a.tenant.id, colleague.id).await.unwrap(), 0);
-        let page = store.list_notifications(a.tenant.id, a.user.id, PageRequest::first(2)).await.unwrap();
+        let page = store.list_notifications(a.tenant.id, a.user.id, &NotificationFilter::default(), PageRequest::first(2)).await.unwrap();
         assert_eq!(page.items.iter().map(|n| n.id).collect::<Vec<_>>(), vec![created[2].id, created[1].id]);
         assert!(page.older.is_some());
-        assert!(store.list_notifications(a.tenant.id, colleague.id, PageRequest::first(5)).await.unwrap().items.is_empty());
+        assert!(store.list_notifications(a.tenant.id, colleague.id, &NotificationFilter::default(), PageRequest::first(5)).await.unwrap().items.is_empty());
 
         let err = store.mark_read(a.tenant.id, colleague.id, created[0].id).await.unwrap_err();
         assert!(matches!(err, StoreError::NotFound), "{err:?}");
         store.mark_read(a.tenant.id, a.user.id, created[0].id).await.unwrap();
         assert_eq!(store.unread_count(a.tenant.id, a.user.id).await.unwrap(), 2);
-        assert_eq!(store.mark_all_read(a.tenant.id, a.user.id).await.unwrap(), 2);
+        assert_eq!(store.mark_all_read(a.tenant.id, a.user.id, None).await.unwrap(), 2);
         assert_eq!(store.unread_count(a.tenant.id, a.user.id).await.unwrap(), 0);
 
         // The count stops at the cap (the bell says 99+); marking all read
@@ -560,8 +560,98 @@ on_both! { store =>
                 .unwrap();
         }
         assert_eq!(store.unread_count(a.tenant.id, a.user.id).await.unwrap(), UNREAD_COUNT_CAP);
-        assert_eq!(store.mark_all_read(a.tenant.id, a.user.id).await.unwrap(), beyond as u64);
+        assert_eq!(store.mark_all_read(a.tenant.id, a.user.id, None).await.unwrap(), beyond as u64);
         assert_eq!(store.unread_count(a.tenant.id, a.user.id).await.unwrap(), 0);
+    }
+
+    async fn the_feed_filters_by_kind_and_unread_and_marks_a_kind_read(store) {
+        let a = fixture(store, "acme").await;
+        let run = store.start_run(new_run(&a, "k")).await.unwrap().run.summary;
+        let notice = RunNotice::queued((&a.tenant).into(), run.id, run.operation, run.counters.total);
+        let mut created = Vec::new();
+        for kind in [NotificationKind::RunQueued, NotificationKind::RunCompleted, NotificationKind::RunQueued, NotificationKind::RunCompleted] {
+            created.push(
+                store
+                    .create_notification(NewNotification { tenant_id: a.tenant.id, user_id: a.user.id, kind, notice: notice.clone() })
+                    .await
+                    .unwrap()
+                    .id,
+            );
+        }
+        store.mark_read(a.tenant.id, a.user.id, created[3]).await.unwrap();
+        let listed = |filter: NotificationFilter, limit: u32| async move {
+            store
+                .list_notifications(a.tenant.id, a.user.id, &filter, PageRequest::first(limit))
+                .await
+                .unwrap()
+        };
+        let ids = |page: Page<Notification>| page.items.iter().map(|n| n.id).collect::<Vec<_>>();
+        let completed = NotificationFilter { kind: Some(NotificationKind::RunCompleted), unread_only: false };
+        let unread = NotificationFilter { kind: None, unread_only: true };
+        let unread_queued = NotificationFilter { kind: Some(NotificationKind::RunQueued), unread_only: true };
+        assert_eq!(ids(listed(completed, 10).await), vec![created[3], created[1]]);
+        assert_eq!(ids(listed(unread, 10).await), vec![created[2], created[1], created[0]]);
+        // Pages of a filtered feed go on under the same filter.
+        let first = listed(unread_queued, 1).await;
+        assert_eq!(ids(first.clone()), vec![created[2]]);
+        let older = PageRequest::older_than(first.older.unwrap(), 1);
+        let next = store.list_notifications(a.tenant.id, a.user.id, &unread_queued, older).await.unwrap();
+        assert_eq!(ids(next), vec![created[0]]);
+
+        // Marking one kind read leaves the other kind unread.
+        assert_eq!(store.mark_all_read(a.tenant.id, a.user.id, Some(NotificationKind::RunQueued)).await.unwrap(), 2);
+        assert_eq!(ids(listed(unread, 10).await), vec![created[1]]);
+        assert_eq!(store.mark_all_read(a.tenant.id, a.user.id, Some(NotificationKind::RunQueued)).await.unwrap(), 0);
+        assert_eq!(store.mark_all_read(a.tenant.id, a.user.id, None).await.unwrap(), 1);
+        assert_eq!(store.unread_count(a.tenant.id, a.user.id).await.unwrap(), 0);
+    }
+
+    async fn members_watch_runs_of_their_tenant_only(store) {
+        let a = fixture(store, "acme").await;
+        let b = fixture(store, "globex").await;
+        let run = store.start_run(new_run(&a, "k")).await.unwrap().run.summary.id;
+        let foreign = store.start_run(new_run(&b, "k")).await.unwrap().run.summary.id;
+        assert!(!store.is_watching(a.tenant.id, run, a.user.id).await.unwrap());
+        // Watching twice is watching; unwatching twice is not watching.
+        store.watch_run(a.tenant.id, run, a.user.id).await.unwrap();
+        store.watch_run(a.tenant.id, run, a.user.id).await.unwrap();
+        assert!(store.is_watching(a.tenant.id, run, a.user.id).await.unwrap());
+        store.unwatch_run(a.tenant.id, run, a.user.id).await.unwrap();
+        store.unwatch_run(a.tenant.id, run, a.user.id).await.unwrap();
+        assert!(!store.is_watching(a.tenant.id, run, a.user.id).await.unwrap());
+        // Another tenant's run is as missing as one that never was.
+        for missing in [foreign, RunId(uuid::Uuid::now_v7())] {
+            let err = store.watch_run(a.tenant.id, missing, a.user.id).await.unwrap_err();
+            assert!(matches!(err, StoreError::NotFound), "{err:?}");
+            let err = store.unwatch_run(a.tenant.id, missing, a.user.id).await.unwrap_err();
+            assert!(matches!(err, StoreError::NotFound), "{err:?}");
+        }
+        assert!(!store.is_watching(b.tenant.id, foreign, a.user.id).await.unwrap());
+        // Only a member of the run's tenant can be a watcher.
+        let err = store.watch_run(b.tenant.id, foreign, a.user.id).await.unwrap_err();
+        assert!(matches!(err, StoreError::MissingReference), "{err:?}");
+
+        // Subscriptions: on once however often set, per tenant.
+        assert!(store.subscriptions(a.tenant.id, a.user.id).await.unwrap().is_empty());
+        for _ in 0..2 {
+            store.set_subscription(a.tenant.id, a.user.id, Subscription::FailedOrPartial, true).await.unwrap();
+        }
+        assert_eq!(store.subscriptions(a.tenant.id, a.user.id).await.unwrap(), vec![Subscription::FailedOrPartial]);
+        assert!(store.subscriptions(b.tenant.id, a.user.id).await.unwrap().is_empty());
+        store.set_subscription(a.tenant.id, a.user.id, Subscription::FailedOrPartial, false).await.unwrap();
+        assert!(store.subscriptions(a.tenant.id, a.user.id).await.unwrap().is_empty());
+
+        // Both go with the membership.
+        store.watch_run(a.tenant.id, run, a.user.id).await.unwrap();
+        store.set_subscription(a.tenant.id, a.user.id, Subscription::FailedOrPartial, true).await.unwrap();
+        let admin = store
+            .create_user(NewUser { email: "admin@acme.test".into(), display_name: "Admin".into(), password_hash: None })
+            .await
+            .unwrap();
+        store.set_membership(a.tenant.id, admin.id, Role::Admin, MembershipAudit::Unaudited).await.unwrap();
+        store.remove_membership(a.tenant.id, a.user.id, MembershipAudit::Unaudited).await.unwrap();
+        assert!(!store.is_watching(a.tenant.id, run, a.user.id).await.unwrap());
+        assert!(store.subscriptions(a.tenant.id, a.user.id).await.unwrap().is_empty());
     }
 
     async fn audit_log(store) {

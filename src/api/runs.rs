@@ -271,6 +271,8 @@ pub struct RunPageData {
     /// While it runs: seconds left at its average rate so far (the page
     /// then follows its recent rate).
     pub eta_seconds: Option<i64>,
+    /// Whether the viewer watches the run (hears when it ends).
+    pub watching: bool,
 }
 
 /// What a run works on (its `item_ids`), as the run page shows it.
@@ -445,6 +447,7 @@ async fn run_page_data(tenant: &str, run_id: &str) -> Result<RunPageData, AppErr
         attempts: store.run_attempts(tenant.id, id).await?,
         retries: store.retries_of(tenant.id, id).await?,
         trail: store.run_audit_trail(tenant.id, id).await?,
+        watching: store.is_watching(tenant.id, id, access.user.id).await?,
         can_operate: access.role >= Role::Operator,
         tenant,
         run,
@@ -452,4 +455,34 @@ async fn run_page_data(tenant: &str, run_id: &str) -> Result<RunPageData, AppErr
         findings,
         findings_query,
     })
+}
+
+/// Watches the run: the viewer gets its "completed" notice when it ends,
+/// once, with its initiator and joiners. Any member may; watching twice is
+/// watching. A form post, so it works without JavaScript; returns whether
+/// the viewer now watches.
+#[server(endpoint = "runs/watch", output = JsonText)]
+pub async fn watch_run(tenant: String, run_id: String) -> Result<bool, AppError> {
+    super::ssr::respond(set_watching(&tenant, &run_id, true).await)
+}
+
+/// Stops watching the run (nothing happens for a run not watched).
+#[server(endpoint = "runs/unwatch", output = JsonText)]
+pub async fn unwatch_run(tenant: String, run_id: String) -> Result<bool, AppError> {
+    super::ssr::respond(set_watching(&tenant, &run_id, false).await)
+}
+
+#[cfg(feature = "ssr")]
+async fn set_watching(tenant: &str, run_id: &str, watch: bool) -> Result<bool, AppError> {
+    let access = super::ssr::authorize(tenant, Role::Viewer).await?;
+    // A malformed id is just another run that does not exist.
+    let run = RunId::parse(run_id).map_err(|_| AppError::NotFound)?;
+    let store = super::ssr::store()?;
+    let (tenant, user) = (access.tenant.id, access.user.id);
+    if watch {
+        store.watch_run(tenant, run, user).await?;
+    } else {
+        store.unwatch_run(tenant, run, user).await?;
+    }
+    Ok(watch)
 }

@@ -38,8 +38,8 @@ pub use insights::{
 pub use listing::*;
 pub use live::{live_path, RESYNC_EVENT, RUN_EVENT, UNREAD_EVENT};
 pub use notification::{
-    unread_label, NoticeTenant, Notification, NotificationKind, RunNotice, RunType,
-    UNREAD_COUNT_CAP,
+    unread_label, NoticeTenant, Notification, NotificationFilter, NotificationKind, RunNotice,
+    RunType, Subscription, UNREAD_COUNT_CAP,
 };
 pub use operation::{idempotency_key, KeyInputs, OperationKind};
 pub use run::{

@@ -14,6 +14,61 @@ pub enum NotificationKind {
 
 text_enum!(NotificationKind { RunQueued => "run_queued", RunCompleted => "run_completed" });
 
+impl NotificationKind {
+    /// How the feed's filter names the kind in its URL (`?kind=completed`).
+    pub fn filter_word(self) -> &'static str {
+        match self {
+            NotificationKind::RunQueued => "queued",
+            NotificationKind::RunCompleted => "completed",
+        }
+    }
+
+    pub fn from_filter_word(word: &str) -> Result<Self, ParseError> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|kind| kind.filter_word() == word)
+            .ok_or_else(|| {
+                ParseError(format!(
+                    "`kind` is `queued`, `completed` or empty, not {}",
+                    crate::domain::quote_input(word)
+                ))
+            })
+    }
+}
+
+/// Which of a user's notifications the feed lists.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationFilter {
+    /// One kind, or every kind.
+    pub kind: Option<NotificationKind>,
+    pub unread_only: bool,
+}
+
+/// A standing request to hear about runs one did not start, join or watch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Subscription {
+    /// Every run of the tenant that ends `failed` or
+    /// `completed_with_errors` (an admin's; see `Subscription::covers`).
+    FailedOrPartial,
+}
+
+text_enum!(Subscription { FailedOrPartial => "failed_or_partial" });
+
+impl Subscription {
+    /// Whether a run that ended in `status` is one this subscription asks
+    /// for. Aborted runs are not: someone chose to stop them, and they hear
+    /// about it as its initiator, joiner or watcher.
+    pub fn covers(self, status: RunStatus) -> bool {
+        match self {
+            Subscription::FailedOrPartial => {
+                matches!(status, RunStatus::Failed | RunStatus::CompletedWithErrors)
+            }
+        }
+    }
+}
+
 /// Which tenant a notice is about: both identifiers, so that code reading
 /// the table needs no join.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,6 +257,30 @@ pub fn unread_label(unread: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subscribers_hear_of_failed_and_partial_runs_only() {
+        let covered: Vec<RunStatus> = RunStatus::ALL
+            .into_iter()
+            .filter(|status| Subscription::FailedOrPartial.covers(*status))
+            .collect();
+        assert_eq!(
+            covered,
+            vec![RunStatus::CompletedWithErrors, RunStatus::Failed]
+        );
+    }
+
+    #[test]
+    fn the_feeds_kind_filter_reads_its_own_words_only() {
+        for kind in NotificationKind::ALL {
+            assert_eq!(
+                NotificationKind::from_filter_word(kind.filter_word()),
+                Ok(*kind)
+            );
+        }
+        assert!(NotificationKind::from_filter_word("run_queued").is_err());
+        assert!(NotificationKind::from_filter_word("").is_err());
+    }
 
     #[test]
     fn unread_counts_read_exactly_up_to_the_cap() {

@@ -1,4 +1,4 @@
-use crate::api::notifications::{notification_feed, unread_notifications, Feed};
+use crate::api::notifications::{notification_feed, unread_notifications, Feed, FeedQuery};
 use crate::api::session::{current_session, SignOut};
 use crate::api::AppError;
 use crate::domain::{unread_label, Role};
@@ -137,7 +137,7 @@ fn Bell(slug: String, unread: i64) -> impl IntoView {
         }
         let slug = entries_slug.clone();
         leptos::task::spawn_local(async move {
-            let feed = notification_feed(slug, None).await;
+            let feed = notification_feed(slug, FeedQuery::default()).await;
             // The header may have re-rendered meanwhile.
             entries.try_set(Some(feed));
         });

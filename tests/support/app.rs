@@ -293,8 +293,12 @@ pub fn server_fn_case(path: &str) -> Option<ServerFnCase> {
             Some(IdKind::Run),
             |slug, run| form(&[("tenant", slug), ("run_id", run)]),
         ),
-        "/api/notifications/feed" => case(Some(Role::Viewer), true, None, |slug, _| {
-            json(serde_json::json!({ "tenant": slug }))
+        "/api/notifications/feed" => case(Some(Role::Viewer), true, None, |slug, id| {
+            json(serde_json::json!({ "tenant": slug, "query": {
+                "kind": "completed",
+                "unread": "1",
+                "older": format!("1764000000000000_{id}"),
+            } }))
         }),
         "/api/notifications/unread" => case(Some(Role::Viewer), true, None, |slug, _| {
             json(serde_json::json!({ "tenant": slug }))
@@ -303,7 +307,16 @@ pub fn server_fn_case(path: &str) -> Option<ServerFnCase> {
             form(&[("tenant", slug), ("id", id)])
         }),
         "/api/notifications/read-all" => case(Some(Role::Viewer), true, None, |slug, _| {
-            form(&[("tenant", slug)])
+            form(&[("tenant", slug), ("kind", "queued")])
+        }),
+        "/api/notifications/subscription" => case(Some(Role::Admin), true, None, |slug, _| {
+            form(&[("tenant", slug), ("subscribed", "true")])
+        }),
+        "/api/runs/watch" => case(Some(Role::Viewer), true, Some(IdKind::Run), |slug, run| {
+            form(&[("tenant", slug), ("run_id", run)])
+        }),
+        "/api/runs/unwatch" => case(Some(Role::Viewer), true, Some(IdKind::Run), |slug, run| {
+            form(&[("tenant", slug), ("run_id", run)])
         }),
         "/api/findings/list" => case(Some(Role::Viewer), true, None, |slug, id| {
             json(serde_json::json!({ "tenant": slug, "query": {

@@ -109,7 +109,12 @@ pub async fn queue_add_policies(
 
 pub async fn completed_notices(store: &dyn Store, f: &Fixture, run: RunId) -> Vec<RunNotice> {
     store
-        .list_notifications(f.tenant.id, f.user.id, PageRequest::first(100))
+        .list_notifications(
+            f.tenant.id,
+            f.user.id,
+            &NotificationFilter::default(),
+            PageRequest::first(100),
+        )
         .await
         .unwrap()
         .items

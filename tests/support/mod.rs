@@ -61,7 +61,7 @@ pub struct TestDb {
 }
 
 /// Tables whose rows count as "written" (sessions are bookkeeping).
-const DATA_TABLES: [&str; 12] = [
+const DATA_TABLES: [&str; 14] = [
     "tenants",
     "users",
     "tenant_memberships",
@@ -74,6 +74,8 @@ const DATA_TABLES: [&str; 12] = [
     "backup_sets",
     "backup_set_items",
     "notifications",
+    "run_watchers",
+    "notification_subscriptions",
 ];
 
 enum Cleanup {

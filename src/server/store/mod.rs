@@ -297,16 +297,20 @@ pub trait BackupRepository: Send + Sync {
 }
 
 /// A run's "queued" notice goes to whoever started it; its "completed"
-/// notice, written with the change that ends it, to its initiator and to
-/// every other user whose start joined it, once each.
+/// notice, written with the change that ends it, to its initiator, to every
+/// other user whose start joined it, to everyone watching it and, when it
+/// ended `failed` or `completed_with_errors`, to the tenant's admins
+/// subscribed to `Subscription::FailedOrPartial`: once each.
 #[async_trait]
 pub trait NotificationRepository: Send + Sync {
     async fn create_notification(&self, notification: NewNotification)
         -> StoreResult<Notification>;
+    /// The user's notifications in the tenant that `filter` keeps, newest first.
     async fn list_notifications(
         &self,
         tenant: TenantId,
         user: UserId,
+        filter: &NotificationFilter,
         page: PageRequest,
     ) -> StoreResult<Page<Notification>>;
     /// The user's unread notifications in the tenant, counted up to
@@ -320,7 +324,34 @@ pub trait NotificationRepository: Send + Sync {
         user: UserId,
         id: NotificationId,
     ) -> StoreResult<Notification>;
-    async fn mark_all_read(&self, tenant: TenantId, user: UserId) -> StoreResult<u64>;
+    /// Marks the user's unread notifications of `kind` (of every kind when
+    /// `None`) read; returns how many.
+    async fn mark_all_read(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        kind: Option<NotificationKind>,
+    ) -> StoreResult<u64>;
+    /// Adds the member to the run's watchers (any run of the tenant; once,
+    /// however often asked). `NotFound` for a run not in the tenant.
+    async fn watch_run(&self, tenant: TenantId, run: RunId, user: UserId) -> StoreResult<()>;
+    /// Takes the user off the run's watchers, if they were on it.
+    /// `NotFound` for a run not in the tenant.
+    async fn unwatch_run(&self, tenant: TenantId, run: RunId, user: UserId) -> StoreResult<()>;
+    async fn is_watching(&self, tenant: TenantId, run: RunId, user: UserId) -> StoreResult<bool>;
+    /// Turns one of the member's subscriptions on or off (idempotent). Who
+    /// may subscribe is the caller's rule (admins, `api::notifications`);
+    /// who is notified is checked again when a run ends.
+    async fn set_subscription(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        subscription: Subscription,
+        subscribed: bool,
+    ) -> StoreResult<()>;
+    /// The member's subscriptions in the tenant.
+    async fn subscriptions(&self, tenant: TenantId, user: UserId)
+        -> StoreResult<Vec<Subscription>>;
 }
 
 #[async_trait]

@@ -1,6 +1,6 @@
 use crate::api::findings::FindingsQuery;
 use crate::api::operations::{AbortRun, RetryRun};
-use crate::api::runs::{current_run, run_page, RunPageData, ScopeView};
+use crate::api::runs::{current_run, run_page, RunPageData, ScopeView, UnwatchRun, WatchRun};
 use crate::domain::{
     audit_names, eta_seconds, failure_counts, format_duration, AttemptEnd, Counters, FailureEntry,
     FailureKind, Finding, ReasonCode, RunAttempt, RunStatus, RunSummary, Timestamp, TrailEntry,
@@ -21,6 +21,8 @@ pub fn RunPage() -> impl IntoView {
     let params = use_params_map();
     let abort = ServerAction::<AbortRun>::new();
     let retry = ServerAction::<RetryRun>::new();
+    let watch = ServerAction::<WatchRun>::new();
+    let unwatch = ServerAction::<UnwatchRun>::new();
     // Bumped when the live stream says the run moved to another status:
     // the whole page (failures, findings, times) is read again.
     let reloads = RwSignal::new(0u32);
@@ -32,10 +34,12 @@ pub fn RunPage() -> impl IntoView {
                 p.get("tenant").unwrap_or_default(),
                 p.get("run_id").unwrap_or_default(),
                 abort.version().get(),
+                watch.version().get(),
+                unwatch.version().get(),
                 reloads.get(),
             )
         },
-        move |(tenant, run_id, _, _)| {
+        move |(tenant, run_id, ..)| {
             let heard_before = heard();
             async move { (heard_before, run_page(tenant, run_id).await) }
         },
@@ -45,7 +49,9 @@ pub fn RunPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 let (heard_before, result) = data.await;
                 match result {
-                    Ok(page) => view! { <RunView page abort retry reloads heard_before /> }.into_any(),
+                    Ok(page) => view! {
+                        <RunView page abort retry watch unwatch reloads heard_before />
+                    }.into_any(),
                     Err(error) => view! { <ErrorView error /> }.into_any(),
                 }
             })}
@@ -65,6 +71,8 @@ fn RunView(
     page: RunPageData,
     abort: ServerAction<AbortRun>,
     retry: ServerAction<RetryRun>,
+    watch: ServerAction<WatchRun>,
+    unwatch: ServerAction<UnwatchRun>,
     reloads: RwSignal<u32>,
     heard_before: u64,
 ) -> impl IntoView {
@@ -83,6 +91,7 @@ fn RunView(
         comparison,
         item_names,
         eta_seconds,
+        watching,
     } = page;
     let summary = run.summary.clone();
     let slug = tenant.slug.clone();
@@ -103,6 +112,8 @@ fn RunView(
             .get()
             .and_then(Result::err)
             .or_else(|| retry.value().get().and_then(|r| r.err()))
+            .or_else(|| watch.value().get().and_then(Result::err))
+            .or_else(|| unwatch.value().get().and_then(Result::err))
             .map(|e| e.to_string())
     };
     let action_notice = move || abort.value().get().and_then(Result::ok);
@@ -127,6 +138,45 @@ fn RunView(
                         <input type="hidden" name="run_id" value=retry_id.clone() />
                         <button type="submit" class="button">"Retry failed items"</button>
                     </ActionForm>
+                })}
+            </div>
+        }
+    });
+    // Watching matters only until the run ends; any member may watch.
+    let watch_control = summary.status.is_active().then(|| {
+        let (watch_tenant, watch_id) = (slug.clone(), summary.id.to_string());
+        let fields = move || {
+            view! {
+                <input type="hidden" name="tenant" value=watch_tenant.clone() />
+                <input type="hidden" name="run_id" value=watch_id.clone() />
+            }
+        };
+        let form = if watching {
+            view! {
+                <ActionForm action=unwatch attr:class="inline-form" attr:data-testid="watch-form">
+                    {fields()}
+                    <button type="submit" class="button" data-testid="watch" data-watching="true">
+                        "Stop watching"
+                    </button>
+                </ActionForm>
+            }
+            .into_any()
+        } else {
+            view! {
+                <ActionForm action=watch attr:class="inline-form" attr:data-testid="watch-form">
+                    {fields()}
+                    <button type="submit" class="button" data-testid="watch" data-watching="false">
+                        "Watch"
+                    </button>
+                </ActionForm>
+            }
+            .into_any()
+        };
+        view! {
+            <div class="actions">
+                {form}
+                {watching.then(|| view! {
+                    <span class="muted" data-testid="watch-state">"You will be notified when it ends."</span>
                 })}
             </div>
         }
@@ -171,6 +221,7 @@ fn RunView(
             <h1>{summary.operation.label()}</h1>
             <StatusBadge status=Signal::derive(move || live.read().status) />
             {actions}
+            {watch_control}
         </div>
         {move || action_error().map(|message| view! {
             <p class="form-error" role="alert" data-testid="action-error">{message}</p>

@@ -9,9 +9,12 @@ use super::{Builder, Connection, Store};
 use crate::domain::*;
 use crate::server::store::rows::{NotificationRow, RunStateRow, NOTIFICATION_COLUMNS};
 use crate::server::store::sql::{finish_page, push_id_list, push_keyset};
-use crate::server::store::{Change, NewNotification, NotificationRepository, StoreResult};
+use crate::server::store::{
+    Change, NewNotification, NotificationRepository, StoreError, StoreResult,
+};
 use async_trait::async_trait;
 use sqlx::types::Json;
+use std::collections::HashMap;
 
 pub(super) async fn insert_notification(
     conn: &mut Connection,
@@ -33,31 +36,54 @@ pub(super) async fn insert_notification(
 }
 
 /// Writes the "completed" notification of each run that just
-/// ended to everyone who asked for it: its initiator and every
-/// other user whose start joined it, once each. Returns the
+/// ended to everyone who asked for it, once each: its initiator,
+/// every other user whose start joined it, its watchers and, for a
+/// run `Subscription::FailedOrPartial` covers, the tenant's admins
+/// subscribed to it (the role read now, so a demoted admin is left
+/// out). One query per thousand runs finds them all. Returns the
 /// changes those notifications make, for live views.
 pub(super) async fn notify_finished(
     conn: &mut Connection,
     runs: &[RunStateRow],
 ) -> StoreResult<Vec<Change>> {
-    let mut joiners: std::collections::HashMap<RunId, Vec<UserId>> =
-        std::collections::HashMap::new();
-    let ids: Vec<RunId> = runs.iter().map(|run| run.id).collect();
-    for chunk in ids.chunks(1_000) {
-        let mut qb =
-            Builder::new("SELECT DISTINCT run_id, user_id FROM run_joins WHERE run_id IN (");
-        push_id_list(&mut qb, chunk);
+    let mut asked: HashMap<RunId, Vec<UserId>> = HashMap::new();
+    // At most three binds a run.
+    for chunk in runs.chunks(1_000) {
+        let ids: Vec<RunId> = chunk.iter().map(|run| run.id).collect();
+        let of_interest: Vec<RunId> = chunk
+            .iter()
+            .filter(|run| Subscription::FailedOrPartial.covers(run.status))
+            .map(|run| run.id)
+            .collect();
+        let mut qb = Builder::new("SELECT run_id, user_id FROM run_joins WHERE run_id IN (");
+        push_id_list(&mut qb, &ids);
+        qb.push(") UNION SELECT run_id, user_id FROM run_watchers WHERE run_id IN (");
+        push_id_list(&mut qb, &ids);
         qb.push(")");
+        if !of_interest.is_empty() {
+            qb.push(format!(
+                " UNION SELECT r.id, s.user_id FROM bulk_operation_runs r \
+                 JOIN notification_subscriptions s \
+                 ON s.tenant_id = r.tenant_id AND s.kind = '{}' \
+                 JOIN tenant_memberships m \
+                 ON m.tenant_id = s.tenant_id AND m.user_id = s.user_id AND m.role = '{}' \
+                 WHERE r.id IN (",
+                Subscription::FailedOrPartial.as_str(),
+                Role::Admin.as_str()
+            ));
+            push_id_list(&mut qb, &of_interest);
+            qb.push(")");
+        }
         let rows: Vec<(RunId, UserId)> = qb.build_query_as().fetch_all(&mut *conn).await?;
         for (run, user) in rows {
-            joiners.entry(run).or_default().push(user);
+            asked.entry(run).or_default().push(user);
         }
     }
     let mut notifications = Vec::new();
     for run in runs {
         let notice = run.finished_notice()?;
         let mut recipients = vec![run.user_id];
-        for user in joiners.remove(&run.id).unwrap_or_default() {
+        for user in asked.remove(&run.id).unwrap_or_default() {
             if !recipients.contains(&user) {
                 recipients.push(user);
             }
@@ -113,6 +139,7 @@ impl NotificationRepository for Store {
         &self,
         tenant: TenantId,
         user: UserId,
+        filter: &NotificationFilter,
         page: PageRequest,
     ) -> StoreResult<Page<Notification>> {
         let mut qb = Builder::new(format!(
@@ -121,6 +148,13 @@ impl NotificationRepository for Store {
         qb.push_bind(tenant);
         qb.push(" AND n.user_id = ");
         qb.push_bind(user);
+        if let Some(kind) = filter.kind {
+            qb.push(" AND n.kind = ");
+            qb.push_bind(kind.as_str());
+        }
+        if filter.unread_only {
+            qb.push(" AND n.read_at IS NULL");
+        }
         push_keyset(&mut qb, "n", &page);
         let rows: Vec<NotificationRow> = qb.build_query_as().fetch_all(&self.pool).await?;
         let items = rows.into_iter().map(Notification::from).collect();
@@ -166,21 +200,135 @@ impl NotificationRepository for Store {
         Ok(row.into())
     }
 
-    async fn mark_all_read(&self, tenant: TenantId, user: UserId) -> StoreResult<u64> {
-        let marked = sqlx::query(
-            "UPDATE notifications SET read_at = $3 \
-             WHERE tenant_id = $1 AND user_id = $2 AND read_at IS NULL",
-        )
-        .bind(tenant)
-        .bind(user)
-        .bind(Timestamp::now())
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+    async fn mark_all_read(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        kind: Option<NotificationKind>,
+    ) -> StoreResult<u64> {
+        let mut qb = Builder::new("UPDATE notifications SET read_at = ");
+        qb.push_bind(Timestamp::now());
+        qb.push(" WHERE tenant_id = ");
+        qb.push_bind(tenant);
+        qb.push(" AND user_id = ");
+        qb.push_bind(user);
+        qb.push(" AND read_at IS NULL");
+        if let Some(kind) = kind {
+            qb.push(" AND kind = ");
+            qb.push_bind(kind.as_str());
+        }
+        let marked = qb.build().execute(&self.pool).await?.rows_affected();
         if marked > 0 {
             self.changes
                 .record([Change::Notifications { tenant, user }]);
         }
         Ok(marked)
+    }
+
+    async fn watch_run(&self, tenant: TenantId, run: RunId, user: UserId) -> StoreResult<()> {
+        // Taken from the run itself, so only a run of the tenant gets a
+        // watcher; a second watch leaves the first as it was.
+        let watched: Option<(RunId,)> = sqlx::query_as(
+            "INSERT INTO run_watchers (tenant_id, run_id, user_id, created_at) \
+             SELECT r.tenant_id, r.id, $3, $4 FROM bulk_operation_runs r \
+             WHERE r.tenant_id = $1 AND r.id = $2 \
+             ON CONFLICT (run_id, user_id) DO UPDATE SET created_at = run_watchers.created_at \
+             RETURNING run_id",
+        )
+        .bind(tenant)
+        .bind(run)
+        .bind(user)
+        .bind(Timestamp::now())
+        .fetch_optional(&self.pool)
+        .await?;
+        watched.map(|_| ()).ok_or(StoreError::NotFound)
+    }
+
+    async fn unwatch_run(&self, tenant: TenantId, run: RunId, user: UserId) -> StoreResult<()> {
+        let removed = sqlx::query(
+            "DELETE FROM run_watchers WHERE tenant_id = $1 AND run_id = $2 AND user_id = $3",
+        )
+        .bind(tenant)
+        .bind(run)
+        .bind(user)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if removed == 0 && !self.run_exists(tenant, run).await? {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn is_watching(&self, tenant: TenantId, run: RunId, user: UserId) -> StoreResult<bool> {
+        let watching: Option<(RunId,)> = sqlx::query_as(
+            "SELECT run_id FROM run_watchers WHERE tenant_id = $1 AND run_id = $2 AND user_id = $3",
+        )
+        .bind(tenant)
+        .bind(run)
+        .bind(user)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(watching.is_some())
+    }
+
+    async fn set_subscription(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        subscription: Subscription,
+        subscribed: bool,
+    ) -> StoreResult<()> {
+        let query = if subscribed {
+            sqlx::query(
+                "INSERT INTO notification_subscriptions (tenant_id, user_id, kind, created_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, user_id, kind) DO NOTHING",
+            )
+            .bind(tenant)
+            .bind(user)
+            .bind(subscription.as_str())
+            .bind(Timestamp::now())
+        } else {
+            sqlx::query(
+                "DELETE FROM notification_subscriptions \
+                 WHERE tenant_id = $1 AND user_id = $2 AND kind = $3",
+            )
+            .bind(tenant)
+            .bind(user)
+            .bind(subscription.as_str())
+        };
+        query.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn subscriptions(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> StoreResult<Vec<Subscription>> {
+        let kinds: Vec<(String,)> = sqlx::query_as(
+            "SELECT kind FROM notification_subscriptions \
+             WHERE tenant_id = $1 AND user_id = $2 ORDER BY kind",
+        )
+        .bind(tenant)
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await?;
+        kinds
+            .into_iter()
+            .map(|(kind,)| Subscription::parse(&kind).map_err(|e| StoreError::Invalid(e.0)))
+            .collect()
+    }
+}
+
+impl Store {
+    async fn run_exists(&self, tenant: TenantId, run: RunId) -> StoreResult<bool> {
+        let found: Option<(RunId,)> =
+            sqlx::query_as("SELECT id FROM bulk_operation_runs WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant)
+                .bind(run)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(found.is_some())
     }
 }

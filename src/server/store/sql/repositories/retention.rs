@@ -6,8 +6,8 @@
 //! What goes, kind by kind, in this order (each kind sees what the ones
 //! before removed):
 //! - runs: terminal ones whose `finished_at` passed their status's cutoff.
-//!   `run_joins`, `run_attempts` and `run_failed_items` go with them (ON
-//!   DELETE CASCADE). Provenance links to a pruned run are nulled by their
+//!   `run_joins`, `run_watchers`, `run_attempts` and `run_failed_items` go
+//!   with them (ON DELETE CASCADE). Provenance links to a pruned run are nulled by their
 //!   foreign keys (`retry_of_run_id`, `findings.produced_by_run_id`,
 //!   `backup_set_items.added_by_run_id`): keeping runs for them would keep
 //!   every add-policies run as long as its backup set, and a finding links
