@@ -247,3 +247,29 @@ test.describe('a server restart', () => {
     await expectNoReload(page);
   });
 });
+
+test("watching a run brings its end to the watcher's bell", async ({ page, newContext }) => {
+  await signIn(page, USERS.acmeOperator.email);
+  await (await prepareDrift(page, FLEET)).click();
+  await page.waitForURL(RUN_URL);
+  const runPath = new URL(page.url()).pathname;
+  await gotoHydrated(page, runPath);
+
+  // Another user, with nothing unread, watches it.
+  const watcher = await (await newContext()).newPage();
+  await signIn(watcher, USERS.multi.email, undefined, '/t/acme/notifications');
+  const markAll = watcher.getByTestId('mark-all-read');
+  if (await markAll.count()) {
+    await markAll.click();
+  }
+  await expect(watcher.getByTestId('bell-count')).toHaveText('0');
+  await gotoHydrated(watcher, runPath);
+  await watcher.getByTestId('watch').click();
+  await expect(watcher.getByTestId('watch-state')).toBeVisible();
+  await markDocument(watcher);
+
+  // The run ends (aborted by its starter): the watcher's bell hears it, live.
+  await abortHere(page);
+  await expect(watcher.getByTestId('bell-count')).toHaveText('1', { timeout: 15_000 });
+  await expectNoReload(watcher);
+});
