@@ -320,6 +320,13 @@ pub struct Insights {
 }
 
 impl Insights {
+    /// The window's first bucket's start and last bucket's (exclusive) end.
+    pub fn span(&self) -> (Timestamp, Timestamp) {
+        let start = self.buckets.first().map_or(Timestamp(0), |b| b.start);
+        let end = self.buckets.last().map_or(Timestamp(0), |b| b.end);
+        (start, end)
+    }
+
     /// Folds rollup rows into the window's buckets. Rows outside the window
     /// or of another operation (when one is chosen) are ignored.
     pub fn from_rollups(

@@ -108,10 +108,6 @@ fn outcome_label(outcome: RunStatus) -> &'static str {
     }
 }
 
-fn bucket_label(bucket: &InsightBucket, window: InsightsWindow) -> String {
-    window.bucket_label(bucket.start)
-}
-
 fn millis_or_dash(value: Option<i64>) -> String {
     value.map_or("—".to_string(), format_millis)
 }
@@ -123,16 +119,7 @@ fn InsightsView(data: InsightsData) -> impl IntoView {
     let base = format!("/t/{slug}/insights");
     let window = insights.window.as_str();
     let operation = insights.operation.map(OperationKind::code).unwrap_or("");
-    let first = insights
-        .buckets
-        .first()
-        .map(|b| b.start)
-        .unwrap_or(Timestamp(0));
-    let end = insights
-        .buckets
-        .last()
-        .map(|b| b.end)
-        .unwrap_or(Timestamp(0));
+    let (first, end) = insights.span();
     let totals = insights.totals.outcomes;
     let total_link = |outcome: Option<RunStatus>| hub_link(&slug, &insights, first, end, outcome);
     let summary = OUTCOMES
@@ -228,7 +215,7 @@ fn chart_table(id: &str, slug: &str, insights: &Insights) -> AnyView {
                         })
                         .collect_view();
                     view! {
-                        <tr><th scope="row">{bucket_label(bucket, insights.window)}</th>{cells}</tr>
+                        <tr><th scope="row">{insights.window.bucket_label(bucket.start)}</th>{cells}</tr>
                     }
                 })
                 .collect_view();
@@ -256,7 +243,7 @@ fn chart_table(id: &str, slug: &str, insights: &Insights) -> AnyView {
                     let p = pick(bucket);
                     view! {
                         <tr>
-                            <th scope="row"><a href=href>{bucket_label(bucket, insights.window)}</a></th>
+                            <th scope="row"><a href=href>{insights.window.bucket_label(bucket.start)}</a></th>
                             <td>{millis_or_dash(p.p50_millis)}</td>
                             <td>{millis_or_dash(p.p95_millis)}</td>
                         </tr>
@@ -281,7 +268,7 @@ fn chart_table(id: &str, slug: &str, insights: &Insights) -> AnyView {
                         .map_or("—".to_string(), |r| format!("{r:.1}"));
                     view! {
                         <tr>
-                            <th scope="row"><a href=href>{bucket_label(bucket, insights.window)}</a></th>
+                            <th scope="row"><a href=href>{insights.window.bucket_label(bucket.start)}</a></th>
                             <td>{bucket.figures.items_processed}</td>
                             <td>{rate}</td>
                         </tr>
@@ -297,16 +284,7 @@ fn chart_table(id: &str, slug: &str, insights: &Insights) -> AnyView {
             .into_any()
         }
         _ => {
-            let first = insights
-                .buckets
-                .first()
-                .map(|b| b.start)
-                .unwrap_or(Timestamp(0));
-            let end = insights
-                .buckets
-                .last()
-                .map(|b| b.end)
-                .unwrap_or(Timestamp(0));
+            let (first, end) = insights.span();
             let rows = insights
                 .reasons
                 .iter()
@@ -319,7 +297,7 @@ fn chart_table(id: &str, slug: &str, insights: &Insights) -> AnyView {
                         .max_by_key(|(_, n)| **n)
                         .and_then(|(i, n)| Some((insights.buckets.get(i)?, *n)));
                     let peak = peak.map_or(String::new(), |(bucket, n)| {
-                        format!("{n} ({})", bucket_label(bucket, insights.window))
+                        format!("{n} ({})", insights.window.bucket_label(bucket.start))
                     });
                     // The hub cannot filter by reason: the window's runs.
                     let href = hub_link(slug, insights, first, end, None);
