@@ -257,11 +257,15 @@ test("watching a run brings its end to the watcher's bell", async ({ page, newCo
 
   // Another user, with nothing unread, watches it.
   const watcher = await (await newContext()).newPage();
-  await signIn(watcher, USERS.multi.email, undefined, '/t/acme/notifications');
+  await signIn(watcher, USERS.multi.email);
+  // The feed, loaded and hydrated, before its button is looked for.
+  await gotoHydrated(watcher, '/t/acme/notifications');
+  await expect(watcher.getByTestId('unread-total')).toBeVisible();
   const markAll = watcher.getByTestId('mark-all-read');
   if (await markAll.count()) {
     await markAll.click();
   }
+  await expect(watcher.getByTestId('unread-total')).toHaveText('0 unread');
   await expect(watcher.getByTestId('bell-count')).toHaveText('0');
   await gotoHydrated(watcher, runPath);
   await watcher.getByTestId('watch').click();
