@@ -12,7 +12,7 @@ use opshub::server::operations::{self, StartRequest};
 use opshub::server::store::*;
 use sqlx::Connection;
 use support::engine::*;
-use support::{fixture, two_syncs, Fixture, TestDb};
+use support::{colleague, fixture, member, two_syncs, TestDb};
 
 fn drift() -> StartRequest {
     StartRequest::Drift {
@@ -95,28 +95,6 @@ async fn allow_audit(db: &TestDb) {
         "DROP TRIGGER refuse_audit ON audit_logs; DROP FUNCTION refuse_audit();"
     })
     .await;
-}
-
-/// Another operator of `f`'s tenant.
-async fn colleague(store: &dyn Store, f: &Fixture, name: &str) -> User {
-    member(store, f, name, Role::Operator).await
-}
-
-/// Another member of `f`'s tenant, with `role`.
-async fn member(store: &dyn Store, f: &Fixture, name: &str, role: Role) -> User {
-    let user = store
-        .create_user(NewUser {
-            email: format!("{name}@{}.test", f.tenant.slug),
-            display_name: name.to_string(),
-            password_hash: None,
-        })
-        .await
-        .unwrap();
-    store
-        .set_membership(f.tenant.id, user.id, role, MembershipAudit::Unaudited)
-        .await
-        .unwrap();
-    user
 }
 
 fn actions(trail: &[TrailEntry]) -> Vec<(&str, Option<&str>)> {

@@ -1,7 +1,8 @@
 import { test, expect, USERS, hubPath, signIn, gotoHydrated } from './support';
 import type { BrowserContext, Page } from '@playwright/test';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { PAUSE_FILE, STALL_AFTER_SECS } from '../engine-hooks';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -276,4 +277,50 @@ test("watching a run brings its end to the watcher's bell", async ({ page, newCo
   await abortHere(page);
   await expect(watcher.getByTestId('bell-count')).toHaveText('1', { timeout: 15_000 });
   await expectNoReload(watcher);
+});
+
+test('a stalled run gets its badge and notice, and loses the badge when it moves again', async ({
+  page,
+  newContext,
+}) => {
+  // The stall takes its threshold to come, on top of the journey.
+  test.setTimeout(60_000 + STALL_AFTER_SECS * 1_000);
+  await signIn(page, USERS.acmeOperator.email);
+  // The engine holds every run between batches while the file exists.
+  writeFileSync(PAUSE_FILE, '');
+  try {
+    await (await prepareDrift(page, FLEET)).click();
+    await page.waitForURL(RUN_URL);
+    const runPath = new URL(page.url()).pathname;
+    const runId = runPath.split('/').pop()!;
+    await gotoHydrated(page, runPath);
+    await markDocument(page);
+    await expect(page.getByTestId('stalled-badge')).toHaveCount(0);
+
+    // Its progress stands still past the threshold: flagged, live.
+    const stalledWithin = { timeout: (STALL_AFTER_SECS + 10) * 1_000 };
+    await expect(page.getByTestId('stalled-badge')).toHaveText('Stalled', stalledWithin);
+    await expect(page.getByTestId('stall-notice')).toContainText('no progress since');
+    await expect(statusField(page)).toContainText('running');
+
+    // The hub shows it on the run's row; the starter's feed has the notice.
+    const other = await (await newContext()).newPage();
+    await signIn(other, USERS.acmeOperator.email, undefined, ACME_HUB);
+    const row = other.locator(`[data-testid="run-row"][data-run-id="${runId}"]`);
+    await expect(row.getByTestId('stalled-badge')).toBeVisible();
+    await gotoHydrated(other, '/t/acme/notifications?kind=stalled');
+    const entry = other.locator(`[data-testid="feed-entry"][data-run-id="${runId}"]`);
+    await expect(entry).toHaveCount(1);
+    await expect(entry).toHaveAttribute('data-kind', 'run_stalled');
+    await expect(entry).toContainText(/stalled.*no progress for/s);
+  } finally {
+    rmSync(PAUSE_FILE, { force: true });
+  }
+
+  // It moves again: the badge goes by itself, without a reload.
+  await expect(page.getByTestId('stalled-badge')).toHaveCount(0, { timeout: 15_000 });
+  await expect(page.getByTestId('stall-notice')).toHaveCount(0);
+  await expect(progressOf(page)).not.toHaveText(/^0 \//);
+  await abortHere(page);
+  await expectNoReload(page);
 });

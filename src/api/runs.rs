@@ -411,20 +411,10 @@ async fn run_page_data(tenant: &str, run_id: &str) -> Result<RunPageData, AppErr
         Some(started) => {
             let now = Timestamp::now();
             let week = store
-                .rollups(
-                    tenant.id,
-                    Timestamp(now.0 - 7 * 24 * MICROS_PER_HOUR),
-                    Some(run.summary.operation),
-                )
+                .rollups(tenant.id, a_week_before(now), Some(run.summary.operation))
                 .await?;
-            let histogram: Vec<(i64, i64)> = week
-                .durations
-                .iter()
-                .filter(|row| row.phase == Phase::Run)
-                .map(|row| (row.bucket, row.runs))
-                .collect();
             let ran = run.summary.finished_at.unwrap_or(now).0 - started.0;
-            RunComparison::against(ran / 1_000, &histogram)
+            RunComparison::against(ran / 1_000, &week.run_times())
         }
         None => None,
     };

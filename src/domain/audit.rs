@@ -37,6 +37,16 @@ pub mod names {
     /// A run retrying another's failed items was started (its start entry).
     pub const RUN_RETRY: &str = "run.retry";
     pub const RUN_ABORT: &str = "run.abort";
+    /// The engine flagged a running run stalled (no account acts).
+    pub const RUN_STALL: &str = "run.stall";
+    /// A stalled run's progress moved again (no account acts).
+    pub const RUN_STALL_CLEAR: &str = "run.stall_clear";
+
+    /// Whether the engine, not a person or the command line, wrote an
+    /// entry with this action.
+    pub fn by_engine(action: &str) -> bool {
+        matches!(action, RUN_STALL | RUN_STALL_CLEAR)
+    }
     pub const FINDING_ACKNOWLEDGE: &str = "finding.acknowledge";
     pub const MEMBERSHIP_GRANT: &str = "membership.grant";
     pub const MEMBERSHIP_ROLE_CHANGE: &str = "membership.role_change";

@@ -211,6 +211,24 @@ pub struct Rollups {
     pub reasons: Vec<ReasonRollup>,
 }
 
+impl Rollups {
+    /// The run-time histogram of all these rows: `(bucket, runs)` pairs,
+    /// what `RunComparison` and `StallPolicy` read a week of.
+    pub fn run_times(&self) -> Vec<(i64, i64)> {
+        self.durations
+            .iter()
+            .filter(|row| row.phase == Phase::Run)
+            .map(|row| (row.bucket, row.runs))
+            .collect()
+    }
+}
+
+/// Where "this week" starts for the run comparison and the stall
+/// threshold: seven days before `now`.
+pub fn a_week_before(now: Timestamp) -> Timestamp {
+    Timestamp(now.0 - 7 * 24 * MICROS_PER_HOUR)
+}
+
 /// Ended runs by outcome.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutcomeCounts {

@@ -278,6 +278,7 @@ mod tests {
             created_at: Timestamp(2_000),
             started_at: None,
             finished_at: None,
+            stalled_at: None,
         };
         assert!(RunFilter::default().matches(&run));
         let only = |filter: RunFilter| filter.matches(&run);

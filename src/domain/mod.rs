@@ -20,6 +20,7 @@ mod proptests;
 mod run;
 mod sanitize;
 mod scope;
+mod stall;
 mod status;
 mod tenant;
 mod time;
@@ -31,9 +32,9 @@ pub use finding::{ChangeKind, Finding, FindingFilter, FindingStatus, FindingType
 pub use ids::*;
 pub use input::{bounded_fields, bounded_text, MAX_EMAIL_CHARS, MAX_SEARCH_CHARS};
 pub use insights::{
-    duration_buckets, format_millis, DurationRollup, InsightBucket, InsightFigures, Insights,
-    InsightsWindow, OutcomeCounts, OutcomeRollup, Percentiles, Phase, ReasonRollup, ReasonTrend,
-    Rollups, RunComparison, MICROS_PER_HOUR, OUTCOMES, TOP_REASONS,
+    a_week_before, duration_buckets, format_millis, DurationRollup, InsightBucket, InsightFigures,
+    Insights, InsightsWindow, OutcomeCounts, OutcomeRollup, Percentiles, Phase, ReasonRollup,
+    ReasonTrend, Rollups, RunComparison, MICROS_PER_HOUR, OUTCOMES, TOP_REASONS,
 };
 pub use listing::*;
 pub use live::{live_path, RESYNC_EVENT, RUN_EVENT, UNREAD_EVENT};
@@ -51,6 +52,7 @@ pub use sanitize::{
     MAX_REASON_CHARS,
 };
 pub use scope::{AddPoliciesOptions, AddPoliciesScope, DriftScope, RunScope};
+pub use stall::{StallPolicy, StandingStill, HISTORY_MULTIPLE};
 pub use status::{RunStatus, StatusBucket};
 pub use tenant::{Member, Membership, Role, Tenant, TenantSlug, User};
 pub use time::{format_duration, Timestamp};

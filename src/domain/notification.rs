@@ -10,9 +10,16 @@ use serde::{Deserialize, Serialize};
 pub enum NotificationKind {
     RunQueued,
     RunCompleted,
+    /// A running run's progress stood still past its threshold
+    /// (`StallPolicy`); sent once per stall.
+    RunStalled,
 }
 
-text_enum!(NotificationKind { RunQueued => "run_queued", RunCompleted => "run_completed" });
+text_enum!(NotificationKind {
+    RunQueued => "run_queued",
+    RunCompleted => "run_completed",
+    RunStalled => "run_stalled",
+});
 
 impl NotificationKind {
     /// How the feed's filter names the kind in its URL (`?kind=completed`).
@@ -20,6 +27,7 @@ impl NotificationKind {
         match self {
             NotificationKind::RunQueued => "queued",
             NotificationKind::RunCompleted => "completed",
+            NotificationKind::RunStalled => "stalled",
         }
     }
 
@@ -30,7 +38,7 @@ impl NotificationKind {
             .find(|kind| kind.filter_word() == word)
             .ok_or_else(|| {
                 ParseError(format!(
-                    "`kind` is `queued`, `completed` or empty, not {}",
+                    "`kind` is `queued`, `completed`, `stalled` or empty, not {}",
                     crate::domain::quote_input(word)
                 ))
             })
@@ -123,19 +131,31 @@ impl RunNotice {
         operation: OperationKind,
         total: i64,
     ) -> Self {
-        Self {
-            link: run_path(&tenant.slug, run_id),
+        let counters = Counters {
+            total,
+            ..Counters::default()
+        };
+        Self::about(
             tenant,
             run_id,
-            run_type: RunType::BulkOperationRun,
             operation,
-            bucket: StatusBucket::Queued,
-            counters: Counters {
-                total,
-                ..Counters::default()
-            },
-            error_summary: None,
-        }
+            StatusBucket::Queued,
+            counters,
+            None,
+        )
+    }
+
+    /// The "stalled" notice of a running run whose progress stands still;
+    /// `summary` says for how long (`StandingStill::summary`).
+    pub fn stalled(
+        tenant: NoticeTenant,
+        run_id: RunId,
+        operation: OperationKind,
+        counters: Counters,
+        summary: String,
+    ) -> Self {
+        let bucket = StatusBucket::Running;
+        Self::about(tenant, run_id, operation, bucket, counters, Some(summary))
     }
 
     /// The "completed" notice of a run that reached `status`.
@@ -147,15 +167,34 @@ impl RunNotice {
         counters: Counters,
         failures: &[FailureEntry],
     ) -> Self {
+        let summary = error_summary(status, &counters, failures);
+        Self::about(
+            tenant,
+            run_id,
+            operation,
+            status.bucket(),
+            counters,
+            summary,
+        )
+    }
+
+    fn about(
+        tenant: NoticeTenant,
+        run_id: RunId,
+        operation: OperationKind,
+        bucket: StatusBucket,
+        counters: Counters,
+        error_summary: Option<String>,
+    ) -> Self {
         Self {
             link: run_path(&tenant.slug, run_id),
             tenant,
             run_id,
             run_type: RunType::BulkOperationRun,
             operation,
-            bucket: status.bucket(),
+            bucket,
             counters,
-            error_summary: error_summary(status, &counters, failures),
+            error_summary,
         }
     }
 }

@@ -77,11 +77,20 @@ pub struct RunSummary {
     pub created_at: Timestamp,
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
+    /// Since when the engine has flagged it stalled (see `StallPolicy`);
+    /// kept when a run ends stalled, so read `stalled_since`.
+    pub stalled_at: Option<Timestamp>,
 }
 
 impl RunSummary {
     pub fn bucket(&self) -> StatusBucket {
         self.status.bucket()
+    }
+
+    /// When a running run was flagged stalled; `None` once it moves or ends.
+    pub fn stalled_since(&self) -> Option<Timestamp> {
+        self.stalled_at
+            .filter(|_| self.status == RunStatus::Running)
     }
 }
 

@@ -36,6 +36,11 @@ pub struct Settings {
     pub worker_rescue_interval_secs: u64,
     pub worker_poll_interval_ms: u64,
     pub worker_shutdown_grace_secs: u64,
+    pub stall_floor_secs: u64,
+    pub stall_ceiling_secs: u64,
+    /// A test hook: while this file exists, workers hold their runs
+    /// between batches. Empty: never.
+    pub engine_pause_file: String,
     pub import_max_bytes: u64,
     pub retain_succeeded_runs_days: u64,
     pub retain_partial_runs_days: u64,
@@ -71,6 +76,9 @@ impl Default for Settings {
             worker_rescue_interval_secs: 5,
             worker_poll_interval_ms: 1_000,
             worker_shutdown_grace_secs: 20,
+            stall_floor_secs: 120,
+            stall_ceiling_secs: 3_600,
+            engine_pause_file: String::new(),
             import_max_bytes: 64 * 1024 * 1024,
             retain_succeeded_runs_days: 90,
             retain_partial_runs_days: 180,
@@ -139,6 +147,9 @@ impl Settings {
             worker_rescue_interval_secs,
             worker_poll_interval_ms,
             worker_shutdown_grace_secs,
+            stall_floor_secs,
+            stall_ceiling_secs,
+            engine_pause_file,
             import_max_bytes,
             retain_succeeded_runs_days,
             retain_partial_runs_days,
@@ -177,6 +188,7 @@ impl Settings {
             (self.worker_poll_interval_ms, "worker_poll_interval_ms"),
             (self.import_max_bytes, "import_max_bytes"),
             (self.prune_interval_secs, "prune_interval_secs"),
+            (self.stall_floor_secs, "stall_floor_secs"),
         ] {
             if value == 0 {
                 return Err(ConfigError(format!(
@@ -215,6 +227,12 @@ impl Settings {
                 )));
             }
         }
+        if self.stall_ceiling_secs < self.stall_floor_secs {
+            return Err(ConfigError(format!(
+                "`stall_ceiling_secs` (OPSHUB_STALL_CEILING_SECS) = {} is below `stall_floor_secs` = {}",
+                self.stall_ceiling_secs, self.stall_floor_secs
+            )));
+        }
         if self.database_max_connections == 0 {
             return Err(ConfigError(
                 "`database_max_connections` (OPSHUB_DATABASE_MAX_CONNECTIONS) must be at least 1"
@@ -222,6 +240,15 @@ impl Settings {
             ));
         }
         Ok(())
+    }
+
+    /// When a running run counts as stalled.
+    pub fn stall_policy(&self) -> crate::domain::StallPolicy {
+        let millis = |secs: u64| i64::try_from(secs.saturating_mul(1_000)).unwrap_or(i64::MAX);
+        crate::domain::StallPolicy::new(
+            millis(self.stall_floor_secs),
+            millis(self.stall_ceiling_secs),
+        )
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {

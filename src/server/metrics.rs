@@ -50,6 +50,7 @@ pub struct Metrics {
     run_duration: HistogramFamily<Operation>,
     items_processed: Family<Operation, Counter>,
     rescues: Family<Rescue, Counter>,
+    runs_stalled: Family<Operation, Counter>,
     workers_busy: Gauge,
     live_streams_open: Gauge,
     http_request_duration: HistogramFamily<HttpRequest>,
@@ -153,6 +154,7 @@ impl Metrics {
             run_duration,
             items_processed: Family::default(),
             rescues: Family::default(),
+            runs_stalled: Family::default(),
             workers_busy: Gauge::default(),
             live_streams_open: Gauge::default(),
             http_request_duration,
@@ -196,6 +198,11 @@ impl Metrics {
             "rescues",
             "Runs whose lease expired that rescue released for another attempt, failed (out of attempts) or aborted",
             self.rescues.clone(),
+        );
+        r.register(
+            "runs_stalled",
+            "Running runs this process flagged stalled (progress stood still past its threshold while the lease was held), by operation",
+            self.runs_stalled.clone(),
         );
         r.register(
             "workers_busy",
@@ -275,6 +282,13 @@ impl Metrics {
         self.items_processed
             .get_or_create(&Operation { operation })
             .inc_by(items as u64);
+    }
+
+    /// A running run was flagged stalled.
+    pub fn run_stalled(&self, operation: OperationKind) {
+        self.runs_stalled
+            .get_or_create(&Operation { operation })
+            .inc();
     }
 
     pub fn rescued(&self, report: &RescueReport) {

@@ -23,6 +23,8 @@ pub fn settings() -> EngineSettings {
         // Not within a test: tests/retention.rs sets its own.
         prune_interval: Duration::from_secs(3_600),
         retention: Default::default(),
+        stalls: opshub::domain::StallPolicy::new(120_000, 3_600_000),
+        pause_file: None,
     }
 }
 

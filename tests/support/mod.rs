@@ -383,6 +383,28 @@ pub async fn fixture(store: &dyn Store, slug: &str) -> Fixture {
     Fixture { tenant, user }
 }
 
+/// Another operator of `f`'s tenant.
+pub async fn colleague(store: &dyn Store, f: &Fixture, name: &str) -> User {
+    member(store, f, name, Role::Operator).await
+}
+
+/// Another member of `f`'s tenant, with `role`.
+pub async fn member(store: &dyn Store, f: &Fixture, name: &str, role: Role) -> User {
+    let user = store
+        .create_user(NewUser {
+            email: format!("{name}@{}.test", f.tenant.slug),
+            display_name: name.to_string(),
+            password_hash: None,
+        })
+        .await
+        .unwrap();
+    store
+        .set_membership(f.tenant.id, user.id, role, MembershipAudit::Unaudited)
+        .await
+        .unwrap();
+    user
+}
+
 /// A drift scope over syncs that do not exist: for runs no worker executes.
 pub fn devices_scope() -> RunScope {
     RunScope::Drift(DriftScope {

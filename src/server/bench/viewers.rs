@@ -302,6 +302,7 @@ mod tests {
             created_at: now,
             started_at: Some(now),
             finished_at: None,
+            stalled_at: None,
         };
         let data = serde_json::to_string(&run).unwrap();
         assert_eq!(

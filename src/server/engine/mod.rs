@@ -1,6 +1,8 @@
 //! The operations engine: a pool of workers that claim queued runs, execute
-//! them under a lease kept alive by a heartbeat, and a rescuer that gives
-//! runs whose worker vanished another attempt (or fails them `worker_lost`).
+//! them under a lease kept alive by a heartbeat, a rescuer that gives runs
+//! whose worker vanished another attempt (or fails them `worker_lost`), a
+//! stall watch that flags runs whose worker lives but gets nowhere, and a
+//! pruner.
 //!
 //! Workers wake at once when a run is queued (in-process signal; PostgreSQL
 //! LISTEN/NOTIFY across processes); polling is only the fallback. A worker
@@ -9,17 +11,21 @@
 
 pub mod fault;
 mod health;
+mod stalls;
 mod worker;
 
 pub use health::EngineHealth;
+pub use stalls::{check_stalls, StallReport};
 pub use worker::{Executed, RunEnd, Worker};
 
+use crate::domain::StallPolicy;
 use crate::server::config::Settings;
 use crate::server::retention::RetentionPolicy;
 use crate::server::store::{ClaimLimit, Store};
 use fault::panic_message;
 use futures_util::FutureExt;
 use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -47,6 +53,12 @@ pub struct EngineSettings {
     /// How often a prune pass runs (`prune_interval_secs`) and its policy.
     pub prune_interval: Duration,
     pub retention: RetentionPolicy,
+    /// When a running run counts as stalled (`stall_*_secs`).
+    pub stalls: StallPolicy,
+    /// The test hook `engine_pause_file`: while it exists, workers hold
+    /// their runs between batches. Leaked once at start-up, so the
+    /// settings stay `Copy`.
+    pub pause_file: Option<&'static Path>,
 }
 
 impl EngineSettings {
@@ -66,6 +78,10 @@ impl EngineSettings {
             claim_max_runs: 32,
             prune_interval: Duration::from_secs(settings.prune_interval_secs),
             retention: RetentionPolicy::from_settings(settings),
+            stalls: settings.stall_policy(),
+            pause_file: Some(settings.engine_pause_file.trim())
+                .filter(|path| !path.is_empty())
+                .map(|path| &*Box::leak(PathBuf::from(path).into_boxed_path())),
         }
     }
 
@@ -121,6 +137,9 @@ pub async fn run(
                         rescue_until_shutdown(store, settings, &health, shutdown).await
                     }
                     Task::Pruner { .. } => prune_until_shutdown(store, settings, shutdown).await,
+                    Task::StallWatch { .. } => {
+                        stalls::watch_until_shutdown(store, settings.stalls, shutdown).await
+                    }
                 }
             })
             .catch_unwind()
@@ -133,6 +152,7 @@ pub async fn run(
     }
     spawn(&mut tasks, Task::Rescuer { replaces: 0 });
     spawn(&mut tasks, Task::Pruner { replaces: 0 });
+    spawn(&mut tasks, Task::StallWatch { replaces: 0 });
     tracing::info!(workers = settings.workers, owner = %prefix, "engine started");
     let mut signal = shutdown.clone();
     loop {
@@ -183,6 +203,7 @@ enum Task {
     Worker { index: usize, replaces: u32 },
     Rescuer { replaces: u32 },
     Pruner { replaces: u32 },
+    StallWatch { replaces: u32 },
 }
 
 impl Task {
@@ -195,6 +216,7 @@ impl Task {
             Task::Worker { index, replaces } => format!("w{index}.{replaces}"),
             Task::Rescuer { .. } => "rescue".into(),
             Task::Pruner { .. } => "prune".into(),
+            Task::StallWatch { .. } => "stall-watch".into(),
         }
     }
 
@@ -208,6 +230,9 @@ impl Task {
                 replaces: replaces + 1,
             },
             Task::Pruner { replaces } => Task::Pruner {
+                replaces: replaces + 1,
+            },
+            Task::StallWatch { replaces } => Task::StallWatch {
                 replaces: replaces + 1,
             },
         }

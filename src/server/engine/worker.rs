@@ -287,6 +287,9 @@ impl Worker {
                 }
             };
             for item_id in remaining {
+                if batched == 0 {
+                    self.hold_while_paused(flight[index].lease_state).await;
+                }
                 let current = &mut flight[index];
                 match current.lease_state.get() {
                     LeaseState::Held => {}
@@ -341,6 +344,21 @@ impl Worker {
                 })
             })
             .collect())
+    }
+
+    /// The test hook `engine_pause_file`: while that file exists the run is
+    /// held here, between batches, its lease renewed by the heartbeat, so
+    /// its progress stands still as a hung operation's would. An abort or
+    /// a lost lease ends the hold at once.
+    async fn hold_while_paused(&self, lease_state: &SharedLeaseState) {
+        let Some(file) = self.settings.pause_file else {
+            return;
+        };
+        while lease_state.get() == LeaseState::Held
+            && tokio::fs::try_exists(file).await.unwrap_or(false)
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// The failure entry that ends a run whose operation broke down, logged.

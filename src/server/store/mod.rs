@@ -451,6 +451,23 @@ pub trait QueueRepository: Send + Sync {
     async fn rescue_expired(&self) -> StoreResult<RescueReport>;
     /// How many runs wait to be claimed, and when the oldest was queued.
     async fn queue_depth(&self) -> StoreResult<QueueDepth>;
+    /// Running runs whose lease is alive at `now`, not flagged stalled,
+    /// whose progress has not moved since `before`: what a stall check
+    /// weighs (`engine::stalls`). The 200 longest still, longest first.
+    async fn standing_still(&self, now: Timestamp, before: Timestamp)
+        -> StoreResult<Vec<StillRun>>;
+    /// Flags `run` stalled at `now` and, in the same transaction, tells
+    /// whoever asked for it (`NotificationKind::RunStalled`) and writes the
+    /// audit entry (`run.stall`). Fenced on the run as `standing_still`
+    /// read it: false when its progress moved, its lease changed, or it is
+    /// flagged already (another instance got there first). The progress
+    /// write that next moves it clears the flag (`run.stall_clear`).
+    async fn flag_stalled(
+        &self,
+        run: &StillRun,
+        still: StandingStill,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
     /// An operator's abort: a pending run ends at once, a running one is
     /// flagged for its worker. The audit entry is written with it.
     async fn request_abort(

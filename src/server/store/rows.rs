@@ -8,7 +8,7 @@ use crate::domain::*;
 use sqlx::types::Json;
 use sqlx::FromRow;
 
-fn corrupt(what: impl std::fmt::Display) -> StoreError {
+pub(crate) fn corrupt(what: impl std::fmt::Display) -> StoreError {
     tracing::error!(%what, "row does not map to the domain");
     StoreError::Invalid("stored data is inconsistent".into())
 }
@@ -75,14 +75,15 @@ impl From<CredentialsRow> for UserCredentials {
 /// Columns of `RunSummaryRow`; runs are aliased `r`, their initiator `u`.
 pub const RUN_SUMMARY_COLUMNS: &str = "r.id, r.tenant_id, r.user_id, r.resource, r.action, \
      r.idempotency_key, r.status, r.total_items, r.processed_items, r.succeeded, r.failed, \
-     r.skipped, r.created_at, r.started_at, r.finished_at, u.display_name AS initiator_name";
+     r.skipped, r.created_at, r.started_at, r.finished_at, r.stalled_at, \
+     u.display_name AS initiator_name";
 
 /// `RUN_SUMMARY_COLUMNS` plus the detail-only ones.
 pub const RUN_DETAIL_COLUMNS: &str = "r.id, r.tenant_id, r.user_id, r.resource, r.action, \
      r.idempotency_key, r.status, r.total_items, r.processed_items, r.succeeded, r.failed, \
-     r.skipped, r.created_at, r.started_at, r.finished_at, u.display_name AS initiator_name, \
-     r.item_ids, COALESCE(r.failures, '[]') AS failures, r.audit_log_id, r.updated_at, r.attempt, r.max_attempts, \
-     r.lease_owner, r.lease_expires_at, r.heartbeat_at, r.cancel_requested_at, r.retry_of_run_id";
+     r.skipped, r.created_at, r.started_at, r.finished_at, r.stalled_at, \
+     u.display_name AS initiator_name, r.item_ids, COALESCE(r.failures, '[]') AS failures, \
+     r.audit_log_id, r.updated_at, r.attempt, r.max_attempts, r.lease_owner, r.lease_expires_at, r.heartbeat_at, r.cancel_requested_at, r.retry_of_run_id";
 
 #[derive(FromRow)]
 pub struct RunSummaryRow {
@@ -102,6 +103,7 @@ pub struct RunSummaryRow {
     created_at: Timestamp,
     started_at: Option<Timestamp>,
     finished_at: Option<Timestamp>,
+    stalled_at: Option<Timestamp>,
     initiator_name: String,
 }
 
@@ -125,6 +127,7 @@ impl RunSummaryRow {
             created_at: self.created_at,
             started_at: self.started_at,
             finished_at: self.finished_at,
+            stalled_at: self.stalled_at,
         })
     }
 }
@@ -477,7 +480,7 @@ impl ClaimRow {
 pub const RUN_STATE_COLUMNS: &str = concat!(
     "id, tenant_id, user_id, resource, action, status, total_items, processed_items, succeeded, \
      failed, skipped, COALESCE(failures, '[]') AS failures, attempt, max_attempts, \
-     cancel_requested_at IS NOT NULL AS abort_requested, created_at, started_at, ",
+     cancel_requested_at IS NOT NULL AS abort_requested, created_at, started_at, stalled_at, ",
     tenant_slug_column!()
 );
 
@@ -502,6 +505,8 @@ pub struct RunStateRow {
     pub created_at: Timestamp,
     /// Its first claim; none while it was never claimed.
     pub started_at: Option<Timestamp>,
+    /// Since when it is flagged stalled.
+    pub stalled_at: Option<Timestamp>,
     pub tenant_slug: String,
 }
 
@@ -520,14 +525,30 @@ impl RunStateRow {
         }
     }
 
+    /// Which tenant this run's notices name.
+    fn notice_tenant(&self) -> NoticeTenant {
+        NoticeTenant {
+            id: self.tenant_id,
+            slug: self.tenant_slug.clone(),
+        }
+    }
+
+    /// The "stalled" notice of this run as it now stands.
+    pub fn stalled_notice(&self, summary: String) -> StoreResult<RunNotice> {
+        Ok(RunNotice::stalled(
+            self.notice_tenant(),
+            self.id,
+            self.operation()?,
+            self.counters(),
+            summary,
+        ))
+    }
+
     /// The "completed" notice of this run as it now stands.
     pub fn finished_notice(&self) -> StoreResult<RunNotice> {
         let operation = self.operation()?;
         Ok(RunNotice::finished(
-            NoticeTenant {
-                id: self.tenant_id,
-                slug: self.tenant_slug.clone(),
-            },
+            self.notice_tenant(),
             self.id,
             operation,
             self.status,

@@ -231,6 +231,15 @@ impl Lease {
     }
 }
 
+/// A running run whose worker still renews its lease but whose progress
+/// has not moved since `progressed_at`: what a stall check weighs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StillRun {
+    pub lease: Lease,
+    pub operation: OperationKind,
+    pub progressed_at: Timestamp,
+}
+
 /// A run a worker now holds, with what it needs to execute it.
 #[derive(Clone, Debug)]
 pub struct ClaimedRun {

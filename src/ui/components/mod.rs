@@ -65,6 +65,23 @@ pub fn StatusBadge(#[prop(into)] status: Signal<RunStatus>) -> impl IntoView {
     }
 }
 
+/// "Stalled" beside a running run's status while the engine flags it
+/// (`RunSummary::stalled_since`); nothing otherwise. Live like the status.
+#[component]
+pub fn StalledBadge(#[prop(into)] since: Signal<Option<Timestamp>>) -> impl IntoView {
+    move || {
+        since.get().map(|at| {
+            view! {
+                " "
+                <span class="badge badge-stalled" data-testid="stalled-badge"
+                    title=format!("No progress since {} (UTC)", at.short_utc())>
+                    "Stalled"
+                </span>
+            }
+        })
+    }
+}
+
 #[component]
 pub fn Progress(#[prop(into)] counters: Signal<Counters>) -> impl IntoView {
     let percent = move || counters.get().percent();
@@ -189,6 +206,7 @@ pub fn FeedEntry(n: Notification, slug: String) -> impl IntoView {
     let what = match n.kind {
         NotificationKind::RunQueued => "queued".to_string(),
         NotificationKind::RunCompleted => notice.bucket.label().to_lowercase(),
+        NotificationKind::RunStalled => "stalled".to_string(),
     };
     let counts = format!(
         "{} / {} processed · {} failed · {} skipped",

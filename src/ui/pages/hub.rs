@@ -5,7 +5,7 @@ use crate::domain::{
     MAX_SEARCH_CHARS,
 };
 use crate::ui::components::{
-    bucket_tab_label, ErrorView, LocalTime, Outcome, Progress, StatusBadge,
+    bucket_tab_label, ErrorView, LocalTime, Outcome, Progress, StalledBadge, StatusBadge,
 };
 use crate::ui::live::{follow_runs, runs_heard};
 use leptos::prelude::*;
@@ -271,7 +271,10 @@ fn RunRow(run: RwSignal<RunSummary>, slug: String) -> impl IntoView {
         <tr data-testid="run-row" data-run-id=fixed.id.to_string()
             data-status=move || run.read().status.as_str()>
             <td><a data-testid="run-link" href=href>{fixed.operation.label()}</a></td>
-            <td><StatusBadge status=Signal::derive(move || run.read().status) /></td>
+            <td>
+                <StatusBadge status=Signal::derive(move || run.read().status) />
+                <StalledBadge since=Signal::derive(move || run.read().stalled_since()) />
+            </td>
             <td class="progress-cell"><Progress counters /></td>
             <td><Outcome counters /></td>
             <td>{fixed.initiator_name}</td>

@@ -5,7 +5,7 @@ use crate::domain::{
     audit_names, eta_seconds, failure_counts, format_duration, AttemptEnd, Counters, FailureEntry,
     FailureKind, Finding, ReasonCode, RunAttempt, RunStatus, RunSummary, Timestamp, TrailEntry,
 };
-use crate::ui::components::{ErrorView, LocalTime, Outcome, Progress, StatusBadge};
+use crate::ui::components::{ErrorView, LocalTime, Outcome, Progress, StalledBadge, StatusBadge};
 use crate::ui::live::{follow_runs, runs_heard};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -220,6 +220,7 @@ fn RunView(
         <div class="page-head">
             <h1>{summary.operation.label()}</h1>
             <StatusBadge status=Signal::derive(move || live.read().status) />
+            <StalledBadge since=Signal::derive(move || live.read().stalled_since()) />
             {actions}
             {watch_control}
         </div>
@@ -228,6 +229,12 @@ fn RunView(
         })}
         {move || action_notice().map(|message| view! {
             <p class="notice" role="status" data-testid="action-notice">{message}</p>
+        })}
+        {move || live.read().stalled_since().map(|at| view! {
+            <p class="notice warning" role="status" data-testid="stall-notice">
+                "Stalled: no progress since "<LocalTime at />". Its worker still holds the run; \
+                 this clears by itself when progress moves. Abort it if it does not."
+            </p>
         })}
         <section class="card">
             <Progress counters />
@@ -294,13 +301,18 @@ fn TrailView(trail: Vec<TrailEntry>) -> impl IntoView {
         view! {
             <ol class="plain" data-testid="audit-trail">
                 {trail.into_iter().map(|TrailEntry { entry, actor_name }| {
-                    // Entries without an account are the command line's.
-                    let who = actor_name.unwrap_or_else(|| "The command line".into());
+                    // Entries without an account are the engine's or
+                    // the command line's.
+                    let who = actor_name.unwrap_or_else(|| {
+                        if audit_names::by_engine(&entry.action) { "The engine" } else { "The command line" }.into()
+                    });
                     let what = match entry.action.as_str() {
                         audit_names::RUN_START => "started it",
                         audit_names::RUN_RETRY => "started it to retry failed items",
                         audit_names::RUN_JOIN => "asked for it again and joined it",
                         audit_names::RUN_ABORT => "aborted it",
+                        audit_names::RUN_STALL => "flagged it stalled",
+                        audit_names::RUN_STALL_CLEAR => "saw it move again",
                         _ => "acted on it",
                     };
                     let code = entry.action.clone();

@@ -23,6 +23,7 @@ mod run_lists;
 mod runs;
 mod schema;
 mod sign_in_limits;
+mod stalls;
 mod tenants;
 
 /// This backend's query builder.

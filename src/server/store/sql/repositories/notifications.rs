@@ -1,6 +1,7 @@
 //! The notification feed: a run's "queued" notice (`insert_notification`,
-//! with the start) and "completed" notices (`notify_finished`, with the
-//! change that ends the run), and the reader's side.
+//! with the start), "completed" notices (`notify_finished`, with the
+//! change that ends the run) and "stalled" notices (`notify_stalled`, with
+//! the flag), and the reader's side.
 //!
 //! Here: the in-transaction writers (for the runs, the queue and the
 //! progress) and `NotificationRepository`.
@@ -40,19 +41,72 @@ pub(super) async fn insert_notification(
 /// every other user whose start joined it, its watchers and, for a
 /// run `Subscription::FailedOrPartial` covers, the tenant's admins
 /// subscribed to it (the role read now, so a demoted admin is left
-/// out). One query per thousand runs finds them all. Returns the
-/// changes those notifications make, for live views.
+/// out). Returns the changes those notifications make, for live views.
 pub(super) async fn notify_finished(
     conn: &mut Connection,
     runs: &[RunStateRow],
 ) -> StoreResult<Vec<Change>> {
-    let mut asked: HashMap<RunId, Vec<UserId>> = HashMap::new();
+    let mut asked = asked_for(conn, runs, |run| {
+        Subscription::FailedOrPartial.covers(run.status)
+    })
+    .await?;
+    let mut notifications = Vec::new();
+    for run in runs {
+        let notice = run.finished_notice()?;
+        notifications.extend(
+            asked
+                .remove(&run.id)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|user| NewNotification {
+                    tenant_id: run.tenant_id,
+                    user_id: user,
+                    kind: NotificationKind::RunCompleted,
+                    notice: notice.clone(),
+                }),
+        );
+    }
+    insert_notifications(conn, &notifications).await
+}
+
+/// Writes the "stalled" notification of a run to whoever asked for it:
+/// its initiator, joiners and watchers (a subscription is to endings).
+pub(super) async fn notify_stalled(
+    conn: &mut Connection,
+    run: &RunStateRow,
+    notice: RunNotice,
+) -> StoreResult<Vec<Change>> {
+    let asked = asked_for(conn, std::slice::from_ref(run), |_| false).await?;
+    let notifications: Vec<NewNotification> = asked
+        .into_values()
+        .flatten()
+        .map(|user| NewNotification {
+            tenant_id: run.tenant_id,
+            user_id: user,
+            kind: NotificationKind::RunStalled,
+            notice: notice.clone(),
+        })
+        .collect();
+    insert_notifications(conn, &notifications).await
+}
+
+/// Who asked for each run, once each, its initiator first: every other
+/// user whose start joined it, its watchers and, for the runs `subscribed`
+/// picks, the tenant's admins subscribed to failed or partial runs. One
+/// query per thousand runs.
+async fn asked_for(
+    conn: &mut Connection,
+    runs: &[RunStateRow],
+    subscribed: impl Fn(&RunStateRow) -> bool,
+) -> StoreResult<HashMap<RunId, Vec<UserId>>> {
+    let mut asked: HashMap<RunId, Vec<UserId>> =
+        runs.iter().map(|run| (run.id, vec![run.user_id])).collect();
     // At most three binds a run.
     for chunk in runs.chunks(1_000) {
         let ids: Vec<RunId> = chunk.iter().map(|run| run.id).collect();
         let of_interest: Vec<RunId> = chunk
             .iter()
-            .filter(|run| Subscription::FailedOrPartial.covers(run.status))
+            .filter(|run| subscribed(run))
             .map(|run| run.id)
             .collect();
         let mut qb = Builder::new("SELECT run_id, user_id FROM run_joins WHERE run_id IN (");
@@ -76,25 +130,21 @@ pub(super) async fn notify_finished(
         }
         let rows: Vec<(RunId, UserId)> = qb.build_query_as().fetch_all(&mut *conn).await?;
         for (run, user) in rows {
-            asked.entry(run).or_default().push(user);
-        }
-    }
-    let mut notifications = Vec::new();
-    for run in runs {
-        let notice = run.finished_notice()?;
-        let mut recipients = vec![run.user_id];
-        for user in asked.remove(&run.id).unwrap_or_default() {
-            if !recipients.contains(&user) {
-                recipients.push(user);
+            let users = asked.entry(run).or_default();
+            if !users.contains(&user) {
+                users.push(user);
             }
         }
-        notifications.extend(recipients.into_iter().map(|user| NewNotification {
-            tenant_id: run.tenant_id,
-            user_id: user,
-            kind: NotificationKind::RunCompleted,
-            notice: notice.clone(),
-        }));
     }
+    Ok(asked)
+}
+
+/// Inserts notifications in a few statements; returns the changes they
+/// make, for live views.
+async fn insert_notifications(
+    conn: &mut Connection,
+    notifications: &[NewNotification],
+) -> StoreResult<Vec<Change>> {
     let now = Timestamp::now();
     // Six binds a row: far under the bind-parameter limits.
     for chunk in notifications.chunks(1_000) {

@@ -1,14 +1,16 @@
 //! The engine's progress: batches of item results of several runs, with
 //! their artifacts, counters, failures and completion notices, written in
-//! one fenced transaction.
+//! one fenced transaction. Progress clears a run's stall flag.
 //!
 //! Here: `write_progress`, behind `QueueRepository::record_progress`; the
 //! rule `already_recorded` needs no database and is in `sql/progress.rs`.
 
+use super::audit::insert_audit;
 use super::backups::insert_backup_set_items;
 use super::findings::upsert_findings;
 use super::insights::{runs_ended, FailureTally};
 use super::runs::insert_failed_items;
+use super::stalls::stall_cleared;
 use super::{Builder, Store};
 use crate::domain::*;
 use crate::server::store::rows::{RunStateRow, RUN_STATE_COLUMNS};
@@ -103,6 +105,7 @@ impl Store {
         let mut changed = Vec::new();
         let mut failed_items = Vec::new();
         let mut failure_reasons = FailureTally::default();
+        let mut stalls_cleared = Vec::new();
         let mut advanced = Vec::with_capacity(accepted.len());
         let mut processed = Vec::with_capacity(accepted.len());
         for (position, run, state) in accepted {
@@ -170,6 +173,9 @@ impl Store {
                 (Some(lease_expiry(now, lease_for)), None)
             };
             changed.push(run.lease.changed());
+            if let Some(stalled_at) = state.stalled_at {
+                stalls_cleared.push(stall_cleared(&state, stalled_at, counters.processed));
+            }
             if finish {
                 finished.push(state.advanced(status, counters, failures.clone()));
             }
@@ -191,8 +197,8 @@ impl Store {
             let mut qb = Builder::new(
                 "UPDATE bulk_operation_runs SET processed_items = v.column3, succeeded = v.column4, \
                  failed = v.column5, skipped = v.column6, failures = v.column7, status = v.column8, \
-                 updated_at = v.column9, heartbeat_at = v.column9, lease_expires_at = v.column10, \
-                 finished_at = v.column11 FROM (",
+                 updated_at = v.column9, heartbeat_at = v.column9, progressed_at = v.column9, \
+                 stalled_at = NULL, lease_expires_at = v.column10, finished_at = v.column11 FROM (",
             );
             qb.push_values(
                 chunk,
@@ -229,6 +235,9 @@ impl Store {
         }
         insert_failed_items(&mut tx, &failed_items).await?;
         failure_reasons.write(&mut tx).await?;
+        for entry in &stalls_cleared {
+            insert_audit(&mut tx, entry).await?;
+        }
         changed.extend(runs_ended(&mut tx, &finished, now).await?);
         tx.commit().await?;
         self.changes.record(changed);

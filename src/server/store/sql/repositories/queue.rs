@@ -14,7 +14,7 @@ use crate::server::store::sql::queue::{lease_expiry, ORPHANED_RUNS};
 use crate::server::store::sql::SqlDialect;
 use crate::server::store::{
     AbortOutcome, Change, ClaimLimit, ClaimedRun, Lease, LeaseState, NewAuditEntry,
-    ProgressOutcome, QueueDepth, QueueRepository, RescueReport, RunProgress, StoreError,
+    ProgressOutcome, QueueDepth, QueueRepository, RescueReport, RunProgress, StillRun, StoreError,
     StoreResult,
 };
 use async_trait::async_trait;
@@ -50,7 +50,7 @@ impl QueueRepository for Store {
                FROM candidates) ranked WHERE position = 1 OR items_so_far <= $5) \
              UPDATE bulk_operation_runs SET status = 'running', attempt = attempt + 1, \
              lease_owner = $1, lease_expires_at = $2, heartbeat_at = $3, \
-             started_at = COALESCE(started_at, $3), updated_at = $3 \
+             started_at = COALESCE(started_at, $3), updated_at = $3, progressed_at = $3 \
              WHERE id IN (SELECT id FROM picked) AND (status = 'pending' OR ({orphaned})) \
              RETURNING {CLAIM_COLUMNS}",
             skip = <Store as SqlDialect>::SKIP_LOCKED,
@@ -301,6 +301,23 @@ impl QueueRepository for Store {
             self.count_ended(std::slice::from_ref(run), now);
         }
         Ok(outcome)
+    }
+
+    async fn standing_still(
+        &self,
+        now: Timestamp,
+        before: Timestamp,
+    ) -> StoreResult<Vec<StillRun>> {
+        self.runs_standing_still(now, before).await
+    }
+
+    async fn flag_stalled(
+        &self,
+        run: &StillRun,
+        still: StandingStill,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        self.flag_run_stalled(run, still, now).await
     }
 
     async fn queue_depth(&self) -> StoreResult<QueueDepth> {
