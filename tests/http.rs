@@ -742,6 +742,23 @@ on_both! { app =>
         let comparison = page.body.split("data-testid=\"run-comparison\"").nth(1).expect("a comparison");
         assert!(comparison.contains("this operation"), "{comparison}");
 
+        // A failure reason's total links to the hub filtered by that reason
+        // (the demo's month of runs has some); a code that is none is a 400.
+        let page = app.get("/t/acme/insights?window=90d", Some(&viewer)).await;
+        let link = page
+            .body
+            .split("href=\"")
+            .find(|rest| rest.split('"').next().unwrap().contains("reason="))
+            .and_then(|rest| rest.split('"').next())
+            .expect("a reason total's link")
+            .replace("&amp;", "&");
+        assert!(link.starts_with("/t/acme/operations?from=") && link.contains("&reason="), "{link}");
+        let hub = app.get(&link, Some(&viewer)).await;
+        assert_eq!(hub.status, StatusCode::OK, "{link}");
+        assert!(hub.body.contains("data-testid=\"run-row\""), "{link} lists runs");
+        let bad = app.get("/t/acme/operations?reason=nonsense", Some(&viewer)).await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
         // Every window reads; anything else is a clear 400.
         for window in ["24h", "7d", "30d", "90d"] {
             let page = app.get(&format!("/t/acme/insights?window={window}"), Some(&viewer)).await;

@@ -139,4 +139,83 @@ on_both! { db =>
             vec![(ReasonCode::WorkerLost, 1)]
         );
     }
+
+    /// The hub's reason filter lists exactly the runs the Insights reason
+    /// totals count: runs that failed items with the code, or failed with
+    /// it themselves (a lost worker); skipped items are not failures. Its
+    /// tab counts agree.
+    async fn the_hub_lists_exactly_the_runs_a_reason_counts(db) {
+        let store = db.store.as_ref();
+        let f = fixture(store, "acme").await;
+        let all = policies(store, &f, &["A", "B"]).await;
+        let ids: Vec<String> = all.iter().map(|p| p.id.to_string()).collect();
+        let set = store.create_backup_set(f.tenant.id, "Nightly").await.unwrap();
+        let worker = worker(&db.store, "w1");
+        let mut with_missing = ids.clone();
+        with_missing.push(PolicyId::generate().to_string());
+        let partial = queue_add_policies(store, &f, set.id, "partial", with_missing, 3).await;
+        drain(&worker).await;
+        let unknown = vec![PolicyId::generate().to_string(), PolicyId::generate().to_string()];
+        let failed = queue_add_policies(store, &f, set.id, "failed", unknown, 3).await;
+        // Both policies are in the set by now: skipped, not failed.
+        let skipped = queue_add_policies(store, &f, set.id, "skipped", ids.clone(), 3).await;
+        drain(&worker).await;
+        let lost = queue_add_policies(store, &f, set.id, "lost", ids.clone(), 1).await;
+        store.claim_runs("gone", std::time::Duration::from_millis(1), ClaimLimit::ONE).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        store.rescue_expired().await.unwrap();
+        assert_eq!(detail(store, &f, skipped).await.summary.counters.skipped, 2);
+
+        let tenant = f.tenant.id;
+        let listed = |reason: ReasonCode| async move {
+            let filter = RunFilter { reason: Some(reason), ..RunFilter::default() };
+            let mut ids: Vec<RunId> = store
+                .list_runs(tenant, &filter, PageRequest::first(50))
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|run| run.id)
+                .collect();
+            ids.sort();
+            let counts = store.count_runs_by_bucket(tenant, &filter).await.unwrap();
+            (ids, counts.total())
+        };
+        let mut not_found = vec![partial, failed];
+        not_found.sort();
+        assert_eq!(listed(ReasonCode::PolicyNotFound).await, (not_found, 2));
+        assert_eq!(listed(ReasonCode::WorkerLost).await, (vec![lost], 1));
+        assert_eq!(listed(ReasonCode::AlreadyPresent).await, (vec![], 0));
+        // The same runs the rollups count the codes of.
+        let seen = rollups(store, &f, None).await;
+        let mut codes: Vec<ReasonCode> = seen.reasons.iter().map(|r| r.reason_code).collect();
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes, vec![ReasonCode::PolicyNotFound, ReasonCode::WorkerLost]);
+        // Runs recorded before the table existed get their codes from the
+        // failures they kept: the migration's backfill finds the same.
+        let migration = std::fs::read_to_string(format!(
+            "migrations/{}/0015_failure_reasons.sql",
+            db.dialect()
+        ))
+        .unwrap();
+        let backfill = migration.split("-- Runs recorded before").nth(1).unwrap();
+        db.execute("DELETE FROM run_failure_reasons").await;
+        assert_eq!(listed(ReasonCode::WorkerLost).await, (vec![], 0), "emptied");
+        db.execute(&format!("-- {backfill}")).await;
+        let mut not_found = vec![partial, failed];
+        not_found.sort();
+        assert_eq!(listed(ReasonCode::PolicyNotFound).await, (not_found, 2));
+        assert_eq!(listed(ReasonCode::WorkerLost).await, (vec![lost], 1));
+        assert_eq!(listed(ReasonCode::AlreadyPresent).await, (vec![], 0));
+
+        // Filters combine: the partial run's bucket only.
+        let filter = RunFilter {
+            reason: Some(ReasonCode::PolicyNotFound),
+            bucket: Some(StatusBucket::PartiallySucceeded),
+            ..RunFilter::default()
+        };
+        let page = store.list_runs(f.tenant.id, &filter, PageRequest::first(50)).await.unwrap();
+        assert_eq!(page.items.iter().map(|r| r.id).collect::<Vec<_>>(), vec![partial]);
+    }
 }

@@ -37,9 +37,10 @@ proptest! {
     #[test]
     fn hub_queries_parse_or_explain(
         bucket in field(), operation in field(), initiator in field(), from in field(),
-        to in field(), q in field(), older in field(), newer in field(), limit in field(),
+        to in field(), q in field(), reason in field(), older in field(), newer in field(),
+        limit in field(),
     ) {
-        let query = HubQuery { bucket, operation, initiator, from, to, q, older, newer, limit };
+        let query = HubQuery { bucket, operation, initiator, from, to, q, reason, older, newer, limit };
         match query.parse() {
             Ok((filter, page)) => {
                 prop_assert!(page.limit >= 1 && page.limit <= crate::domain::MAX_PAGE_SIZE);

@@ -49,6 +49,8 @@ pub struct HubQuery {
     pub to: Option<String>,
     /// A run id or an idempotency key.
     pub q: Option<String>,
+    /// A failure reason code (`timeout`): runs that failed with it.
+    pub reason: Option<String>,
     pub older: Option<String>,
     pub newer: Option<String>,
     pub limit: Option<String>,
@@ -72,7 +74,7 @@ fn period(text: &str, field: &str) -> Result<(Timestamp, i64), ParseError> {
 
 impl HubQuery {
     /// The fields by their names in the URL.
-    fn fields(&self) -> [(&'static str, &Option<String>); 9] {
+    fn fields(&self) -> [(&'static str, &Option<String>); 10] {
         [
             ("bucket", &self.bucket),
             ("operation", &self.operation),
@@ -80,6 +82,7 @@ impl HubQuery {
             ("from", &self.from),
             ("to", &self.to),
             ("q", &self.q),
+            ("reason", &self.reason),
             ("older", &self.older),
             ("newer", &self.newer),
             ("limit", &self.limit),
@@ -110,6 +113,7 @@ impl HubQuery {
                 .map(|d| period(d, "to").map(|(start, length)| Timestamp(start.0 + length)))
                 .transpose()?,
             search: search.map(RunSearch::parse),
+            reason: given(&self.reason).map(ReasonCode::parse).transpose()?,
         };
         let limit = match given(&self.limit) {
             None => DEFAULT_PAGE_SIZE,

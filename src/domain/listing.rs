@@ -1,4 +1,6 @@
-use super::{OperationKind, ParseError, RunId, RunSummary, StatusBucket, Timestamp, UserId};
+use super::{
+    OperationKind, ParseError, ReasonCode, RunId, RunSummary, StatusBucket, Timestamp, UserId,
+};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use uuid::Uuid;
@@ -103,6 +105,9 @@ pub struct RunFilter {
     pub created_before: Option<Timestamp>,
     /// The hub's search box: a run id or idempotency key prefix.
     pub search: Option<RunSearch>,
+    /// Runs that failed an item (or failed themselves) with this code, as
+    /// the Insights page's reason totals count them.
+    pub reason: Option<ReasonCode>,
 }
 
 /// A search of the hub: text that reads as the start of a run id (hex
@@ -192,7 +197,8 @@ pub fn prefix_upper_bound(prefix: &str) -> Option<String> {
 
 impl RunFilter {
     /// Whether the hub would list `run` under this filter: the same rules
-    /// as the store's query, for runs the live stream announces.
+    /// as the store's query, for runs the live stream announces (never
+    /// under a reason filter, which a summary cannot tell).
     pub fn matches(&self, run: &RunSummary) -> bool {
         self.bucket
             .is_none_or(|bucket| run.status.bucket() == bucket)
@@ -208,6 +214,7 @@ impl RunFilter {
                 .search
                 .as_ref()
                 .is_none_or(|search| search.matches(run))
+            && self.reason.is_none()
     }
 }
 

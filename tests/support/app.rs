@@ -355,6 +355,7 @@ fn every_hub_filter(id: &str) -> serde_json::Value {
         "from": "2026-01-01",
         "to": "2026-12-31",
         "q": "drift:devices",
+        "reason": "timeout",
         "older": format!("1764000000000000_{id}"),
         "limit": "20",
     })

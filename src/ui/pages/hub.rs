@@ -1,8 +1,8 @@
 use crate::api::operations::{StartAddPolicies, StartDrift};
 use crate::api::runs::{hub_counts, hub_runs, HubData, HubQuery, Initiator, StartChoices};
 use crate::domain::{
-    format_duration, BucketCounts, OperationKind, RunId, RunSummary, StatusBucket, MAX_PAGE_SIZE,
-    MAX_SEARCH_CHARS,
+    format_duration, BucketCounts, OperationKind, ReasonCode, RunId, RunSummary, StatusBucket,
+    MAX_PAGE_SIZE, MAX_SEARCH_CHARS,
 };
 use crate::ui::components::{
     bucket_tab_label, ErrorView, LocalTime, Outcome, Progress, StalledBadge, StatusBadge,
@@ -28,6 +28,7 @@ pub fn HubPage() -> impl IntoView {
             from: q.get("from"),
             to: q.get("to"),
             q: q.get("q"),
+            reason: q.get("reason"),
             older: q.get("older"),
             newer: q.get("newer"),
             limit: q.get("limit"),
@@ -289,9 +290,10 @@ fn RunRow(run: RwSignal<RunSummary>, slug: String) -> impl IntoView {
 #[component]
 fn Filters(base: String, query: HubQuery, initiators: Vec<Initiator>) -> impl IntoView {
     let value = |v: &Option<String>| v.clone().unwrap_or_default();
-    let (operation, initiator, limit) = (
+    let (operation, initiator, reason, limit) = (
         value(&query.operation),
         value(&query.initiator),
+        value(&query.reason),
         value(&query.limit),
     );
     view! {
@@ -319,6 +321,14 @@ fn Filters(base: String, query: HubQuery, initiators: Vec<Initiator>) -> impl In
             <label>"Run id or idempotency key (or its start)"
                 <input type="search" name="q" value=value(&query.q) size="30"
                     maxlength=MAX_SEARCH_CHARS />
+            </label>
+            <label>"Failure reason"
+                <select name="reason">
+                    <option value="" selected=reason.is_empty()>"any"</option>
+                    {ReasonCode::ALL.into_iter().map(|code| view! {
+                        <option value=code.as_str() selected=reason == code.as_str()>{code.as_str()}</option>
+                    }).collect_view()}
+                </select>
             </label>
             <label>"Per page"
                 <select name="limit">

@@ -87,16 +87,27 @@ fn hub_link(
     to: Timestamp,
     outcome: Option<RunStatus>,
 ) -> String {
+    let query = hub_query(insights, from, to, outcome);
+    format!("/t/{slug}/operations{}", query.to_query_string())
+}
+
+/// The hub's query for the runs queued from `from` to `to` of the page's
+/// operation, of one outcome or all.
+fn hub_query(
+    insights: &Insights,
+    from: Timestamp,
+    to: Timestamp,
+    outcome: Option<RunStatus>,
+) -> HubQuery {
     let daily = insights.window.bucket_hours() % 24 == 0;
-    let query = HubQuery {
+    HubQuery {
         bucket: outcome.map(|o| o.bucket().as_str().to_string()),
         operation: insights.operation.map(|o| o.code().to_string()),
         from: Some(period_name(from, daily)),
         // The hub's `to` is inclusive: the last day or hour inside.
         to: Some(period_name(Timestamp(to.0 - 1), daily)),
         ..HubQuery::default()
-    };
-    format!("/t/{slug}/operations{}", query.to_query_string())
+    }
 }
 
 fn outcome_label(outcome: RunStatus) -> &'static str {
@@ -299,8 +310,11 @@ fn chart_table(id: &str, slug: &str, insights: &Insights) -> AnyView {
                     let peak = peak.map_or(String::new(), |(bucket, n)| {
                         format!("{n} ({})", insights.window.bucket_label(bucket.start))
                     });
-                    // The hub cannot filter by reason: the window's runs.
-                    let href = hub_link(slug, insights, first, end, None);
+                    let href = HubQuery {
+                        reason: Some(reason.reason_code.as_str().to_string()),
+                        ..hub_query(insights, first, end, None)
+                    };
+                    let href = format!("/t/{slug}/operations{}", href.to_query_string());
                     view! {
                         <tr>
                             <th scope="row"><code>{reason.reason_code.as_str()}</code></th>

@@ -56,6 +56,14 @@ pub fn push_run_filter<'a, DB>(
         qb.push(" AND r.created_at < ");
         qb.push_bind(before);
     }
+    if let Some(reason) = filter.reason {
+        qb.push(
+            " AND EXISTS (SELECT 1 FROM run_failure_reasons fr \
+             WHERE fr.run_id = r.id AND fr.reason_code = ",
+        );
+        qb.push_bind(reason.as_str());
+        qb.push(")");
+    }
     match &filter.search {
         None => {}
         Some(search @ RunSearch::IdPrefix(_)) => {

@@ -14,7 +14,7 @@ use crate::server::store::rows::{
 };
 use crate::server::store::{Change, InsightsRepository, RunRecord, StoreResult};
 use async_trait::async_trait;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// What ending runs writes besides the runs: their rollups and their
 /// "completed" notices. Every path that ends a run (the last batch, an
@@ -35,6 +35,7 @@ pub(super) async fn runs_ended(
 
 /// A run that ended, as its rollups count it.
 pub(super) struct EndedRun<'a> {
+    id: RunId,
     key: RunKey,
     outcome: RunStatus,
     counters: Counters,
@@ -48,6 +49,7 @@ pub(super) struct EndedRun<'a> {
 impl<'a> EndedRun<'a> {
     pub(super) fn of_state(run: &'a RunStateRow, ended_at: Timestamp) -> StoreResult<Self> {
         Ok(Self {
+            id: run.id,
             key: (run.tenant_id, rollup_hour(run.created_at), run.operation()?),
             outcome: run.status,
             counters: run.counters(),
@@ -69,6 +71,7 @@ impl<'a> EndedRun<'a> {
     /// while it is active. Its kept failures are all it has to count.
     pub(super) fn of_record(run: &'a RunRecord) -> Option<Self> {
         Some(Self {
+            id: run.id,
             key: (run.tenant_id, rollup_hour(run.created_at), run.operation),
             outcome: run.status,
             counters: run.counters,
@@ -130,7 +133,7 @@ pub(super) async fn add_to_rollups(
             }
         }
         for entry in &run.uncounted_failures {
-            *reasons.0.entry((run.key, entry.reason_code)).or_default() += 1;
+            reasons.count(run.id, run.key, entry.reason_code);
         }
     }
     let outcomes: Vec<_> = outcomes.into_iter().collect();
@@ -200,20 +203,29 @@ pub(super) async fn add_to_rollups(
     reasons.write(conn).await
 }
 
-/// Failures by reason code of the runs a transaction writes, added to the
-/// rollups by `write`.
+/// Failures by reason code of the runs a transaction writes: added to the
+/// rollups, and each run's codes noted for the hub's reason filter, by
+/// `write`.
 #[derive(Default)]
-pub(super) struct FailureTally(HashMap<(RunKey, ReasonCode), i64>);
+pub(super) struct FailureTally {
+    failures: HashMap<(RunKey, ReasonCode), i64>,
+    runs: HashSet<(RunId, TenantId, ReasonCode)>,
+}
 
 impl FailureTally {
     pub(super) fn add(&mut self, run: &RunStateRow, reason_code: ReasonCode) -> StoreResult<()> {
         let key = (run.tenant_id, rollup_hour(run.created_at), run.operation()?);
-        *self.0.entry((key, reason_code)).or_default() += 1;
+        self.count(run.id, key, reason_code);
         Ok(())
     }
 
+    fn count(&mut self, run: RunId, key: RunKey, reason_code: ReasonCode) {
+        *self.failures.entry((key, reason_code)).or_default() += 1;
+        self.runs.insert((run, key.0, reason_code));
+    }
+
     pub(super) async fn write(self, conn: &mut Connection) -> StoreResult<()> {
-        let tally: Vec<_> = self.0.into_iter().collect();
+        let tally: Vec<_> = self.failures.into_iter().collect();
         for chunk in tally.chunks(1_000) {
             let mut qb = Builder::new(
                 "INSERT INTO run_reason_rollups (tenant_id, hour, resource, action, reason_code, failures) ",
@@ -234,6 +246,20 @@ impl FailureTally {
                 " ON CONFLICT (tenant_id, hour, resource, action, reason_code) DO UPDATE SET \
                  failures = run_reason_rollups.failures + excluded.failures",
             );
+            qb.build().execute(&mut *conn).await?;
+        }
+        let runs: Vec<_> = self.runs.into_iter().collect();
+        for chunk in runs.chunks(1_000) {
+            let mut qb =
+                Builder::new("INSERT INTO run_failure_reasons (run_id, tenant_id, reason_code) ");
+            qb.push_values(chunk, |mut values, (run, tenant, code)| {
+                values
+                    .push_bind(*run)
+                    .push_bind(*tenant)
+                    .push_bind(code.as_str());
+            });
+            // A later batch of the run may fail items with a code it has.
+            qb.push(" ON CONFLICT (run_id, reason_code) DO NOTHING");
             qb.build().execute(&mut *conn).await?;
         }
         Ok(())
