@@ -64,14 +64,19 @@ pub(super) async fn upsert_findings(
                   RETURNING id, fingerprint",
         );
         let rows: Vec<(FindingId, String)> = qb.build_query_as().fetch_all(&mut *conn).await?;
+        // RETURNING keeps no order: matched by fingerprint (unique in the
+        // chunk), through a map so a 500-row chunk costs 500 lookups.
+        let ids: std::collections::HashMap<&str, FindingId> = rows
+            .iter()
+            .map(|(id, fingerprint)| (fingerprint.as_str(), *id))
+            .collect();
         for (finding, candidate) in chunk.iter().zip(&candidates) {
-            let (id, _) = rows
-                .iter()
-                .find(|(_, fingerprint)| *fingerprint == finding.fingerprint)
+            let id = *ids
+                .get(finding.fingerprint.as_str())
                 .ok_or(StoreError::NotFound)?;
             written.insert(
                 (finding.tenant_id, finding.fingerprint.as_str()),
-                (*id, id == candidate),
+                (id, id == *candidate),
             );
         }
     }
