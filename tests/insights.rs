@@ -209,6 +209,15 @@ on_both! { db =>
         assert_eq!(listed(ReasonCode::WorkerLost).await, (vec![lost], 1));
         assert_eq!(listed(ReasonCode::AlreadyPresent).await, (vec![], 0));
 
+        // Paged one at a time, newest first, through the reason's index.
+        let filter = RunFilter { reason: Some(ReasonCode::PolicyNotFound), ..RunFilter::default() };
+        let first = store.list_runs(tenant, &filter, PageRequest::first(1)).await.unwrap();
+        assert_eq!(first.items.iter().map(|r| r.id).collect::<Vec<_>>(), vec![failed]);
+        let next = PageRequest::older_than(first.older.expect("an older page"), 1);
+        let second = store.list_runs(tenant, &filter, next).await.unwrap();
+        assert_eq!(second.items.iter().map(|r| r.id).collect::<Vec<_>>(), vec![partial]);
+        assert!(second.older.is_none());
+
         // Filters combine: the partial run's bucket only.
         let filter = RunFilter {
             reason: Some(ReasonCode::PolicyNotFound),

@@ -23,13 +23,15 @@ const LATENCY_RUNS: usize = 1_000;
 /// (the longest, audit entries, is 365 days).
 const AGE_DAYS: i64 = 400;
 /// The kinds in the order a prune pass takes them, each with the tables it
-/// empties (a run takes its failed items, joins and attempts along).
+/// empties (a run takes its failed items, failure reasons, joins and
+/// attempts along).
 const KINDS: [(&str, &[&str]); 5] = [
     (
         "runs",
         &[
             "bulk_operation_runs",
             "run_failed_items",
+            "run_failure_reasons",
             "run_joins",
             "run_attempts",
         ],

@@ -327,6 +327,15 @@ async fn probes(store: &dyn Store, data: &Dataset) -> Result<Vec<Probe>, String>
             "hub days",
             format!("{hub}?from={}&to={}", day(200), day(170)),
         ),
+        Probe::page(
+            "hub reason",
+            format!("{hub}?reason={}", ReasonCode::Timeout.as_str()),
+        ),
+        // A reason a handful of runs failed with: fewer than a page.
+        Probe::page(
+            "hub reason rare",
+            format!("{hub}?reason={}", dataset::RARE_REASON.as_str()),
+        ),
         Probe::page("hub search run id", format!("{hub}?q={id_prefix}")),
         Probe::page(
             "hub search key",

@@ -201,19 +201,35 @@ where
     uuid::Uuid: Encode<'a, DB> + Type<DB>,
     i64: Encode<'a, DB> + Type<DB>,
 {
+    let (created_at, id) = (format!("{alias}.created_at"), format!("{alias}.id"));
+    push_keyset_on(qb, &created_at, &id, page);
+}
+
+/// `push_keyset` over the given creation-time and id columns.
+pub fn push_keyset_on<'a, DB>(
+    qb: &mut QueryBuilder<'a, DB>,
+    created_at: &str,
+    id: &str,
+    page: &PageRequest,
+) where
+    DB: Database,
+    Timestamp: Encode<'a, DB> + Type<DB>,
+    uuid::Uuid: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+{
     let (op, order) = match page.direction {
         Direction::Older => ("<", "DESC"),
         Direction::Newer => (">", "ASC"),
     };
     if let Some(cursor) = page.cursor {
-        qb.push(format!(" AND ({alias}.created_at, {alias}.id) {op} ("));
+        qb.push(format!(" AND ({created_at}, {id}) {op} ("));
         qb.push_bind(cursor.at);
         qb.push(", ");
         qb.push_bind(cursor.id);
         qb.push(")");
     }
     qb.push(format!(
-        " ORDER BY {alias}.created_at {order}, {alias}.id {order} LIMIT "
+        " ORDER BY {created_at} {order}, {id} {order} LIMIT "
     ));
     qb.push_bind(i64::from(page.effective_limit()) + 1);
 }

@@ -133,7 +133,7 @@ pub(super) async fn add_to_rollups(
             }
         }
         for entry in &run.uncounted_failures {
-            reasons.count(run.id, run.key, entry.reason_code);
+            reasons.count(run.id, run.created_at, run.key, entry.reason_code);
         }
     }
     let outcomes: Vec<_> = outcomes.into_iter().collect();
@@ -209,19 +209,20 @@ pub(super) async fn add_to_rollups(
 #[derive(Default)]
 pub(super) struct FailureTally {
     failures: HashMap<(RunKey, ReasonCode), i64>,
-    runs: HashSet<(RunId, TenantId, ReasonCode)>,
+    /// Each run's codes, with the run's tenant and creation time.
+    runs: HashSet<(RunId, TenantId, Timestamp, ReasonCode)>,
 }
 
 impl FailureTally {
     pub(super) fn add(&mut self, run: &RunStateRow, reason_code: ReasonCode) -> StoreResult<()> {
         let key = (run.tenant_id, rollup_hour(run.created_at), run.operation()?);
-        self.count(run.id, key, reason_code);
+        self.count(run.id, run.created_at, key, reason_code);
         Ok(())
     }
 
-    fn count(&mut self, run: RunId, key: RunKey, reason_code: ReasonCode) {
+    fn count(&mut self, run: RunId, created_at: Timestamp, key: RunKey, reason_code: ReasonCode) {
         *self.failures.entry((key, reason_code)).or_default() += 1;
-        self.runs.insert((run, key.0, reason_code));
+        self.runs.insert((run, key.0, created_at, reason_code));
     }
 
     pub(super) async fn write(self, conn: &mut Connection) -> StoreResult<()> {
@@ -250,12 +251,14 @@ impl FailureTally {
         }
         let runs: Vec<_> = self.runs.into_iter().collect();
         for chunk in runs.chunks(1_000) {
-            let mut qb =
-                Builder::new("INSERT INTO run_failure_reasons (run_id, tenant_id, reason_code) ");
-            qb.push_values(chunk, |mut values, (run, tenant, code)| {
+            let mut qb = Builder::new(
+                "INSERT INTO run_failure_reasons (run_id, tenant_id, run_created_at, reason_code) ",
+            );
+            qb.push_values(chunk, |mut values, (run, tenant, created_at, code)| {
                 values
                     .push_bind(*run)
                     .push_bind(*tenant)
+                    .push_bind(*created_at)
                     .push_bind(code.as_str());
             });
             // A later batch of the run may fail items with a code it has.
