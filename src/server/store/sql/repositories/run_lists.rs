@@ -11,7 +11,7 @@ use crate::domain::*;
 use crate::server::store::rows::{RunSummaryRow, RUN_SUMMARY_COLUMNS};
 use crate::server::store::settled::settled_cutoff;
 use crate::server::store::sql::run_lists::{bucket_counts, push_run_filter};
-use crate::server::store::sql::{finish_page, push_keyset, push_keyset_on, SqlDialect};
+use crate::server::store::sql::{finish_page, push_keyset_on, SqlDialect};
 use crate::server::store::StoreResult;
 
 impl Store {
@@ -21,37 +21,10 @@ impl Store {
         filter: &RunFilter,
         page: PageRequest,
     ) -> StoreResult<Page<RunSummary>> {
-        let mut qb = Builder::new(format!("SELECT {RUN_SUMMARY_COLUMNS} FROM "));
-        match filter.reason {
-            None => {
-                qb.push(
-                    "bulk_operation_runs r JOIN users u ON u.id = r.user_id WHERE r.tenant_id = ",
-                );
-                qb.push_bind(tenant);
-                push_run_filter(&mut qb, filter, true, <Store as SqlDialect>::BYTE_ORDER);
-                push_keyset(&mut qb, "r", &page);
-            }
-            // The reason's runs newest first from its own index, the other
-            // filters checked on each: a rare reason reads a few rows, not
-            // the tenant's history.
-            Some(reason) => {
-                qb.push(
-                    "run_failure_reasons fr JOIN bulk_operation_runs r ON r.id = fr.run_id \
-                     JOIN users u ON u.id = r.user_id WHERE fr.tenant_id = ",
-                );
-                qb.push_bind(tenant);
-                qb.push(" AND fr.reason_code = ");
-                qb.push_bind(reason.as_str());
-                qb.push(" AND r.tenant_id = ");
-                qb.push_bind(tenant);
-                let rest = RunFilter {
-                    reason: None,
-                    ..filter.clone()
-                };
-                push_run_filter(&mut qb, &rest, true, <Store as SqlDialect>::BYTE_ORDER);
-                push_keyset_on(&mut qb, "fr.run_created_at", "fr.run_id", &page);
-            }
-        }
+        let mut qb = Builder::new(format!("SELECT {RUN_SUMMARY_COLUMNS}"));
+        let (rest, [created_at, id]) = push_tenant_runs(&mut qb, tenant, filter, true);
+        push_run_filter(&mut qb, &rest, true, <Store as SqlDialect>::BYTE_ORDER);
+        push_keyset_on(&mut qb, created_at, id, &page);
         // A search's range (of run ids or keys) may match one run or all of
         // them, so it is planned with its values every time (an unnamed
         // statement): PostgreSQL's generic plan for a cached one guesses,
@@ -82,30 +55,8 @@ impl Store {
         let mut counts = match self.settled_counts.get(tenant, cutoff, filter) {
             Some(counts) => counts,
             None => {
-                let mut qb = Builder::new("SELECT r.status, COUNT(*) FROM ");
-                let rest = match filter.reason {
-                    None => {
-                        qb.push("bulk_operation_runs r WHERE r.tenant_id = ");
-                        qb.push_bind(tenant);
-                        filter.clone()
-                    }
-                    // A reason's runs through its own index, as the list.
-                    Some(reason) => {
-                        qb.push(
-                            "run_failure_reasons fr JOIN bulk_operation_runs r \
-                             ON r.id = fr.run_id WHERE fr.tenant_id = ",
-                        );
-                        qb.push_bind(tenant);
-                        qb.push(" AND fr.reason_code = ");
-                        qb.push_bind(reason.as_str());
-                        qb.push(" AND r.tenant_id = ");
-                        qb.push_bind(tenant);
-                        RunFilter {
-                            reason: None,
-                            ..filter.clone()
-                        }
-                    }
-                };
+                let mut qb = Builder::new("SELECT r.status, COUNT(*)");
+                let (rest, _) = push_tenant_runs(&mut qb, tenant, filter, false);
                 qb.push(" AND r.finished_at < ");
                 qb.push_bind(cutoff);
                 push_run_filter(&mut qb, &rest, false, <Store as SqlDialect>::BYTE_ORDER);
@@ -147,5 +98,48 @@ impl Store {
             counts.add(bucket, recent.get(bucket));
         }
         Ok(counts)
+    }
+}
+
+/// ` FROM … WHERE` the tenant's runs `r` (with their initiator `u` when
+/// `with_initiator`). Under a reason filter they are the reason's runs, read
+/// newest first from its own index (`run_failure_reasons fr`), so a rare
+/// reason reads a few rows, not the tenant's history. Returns the filter
+/// left to apply and the columns that order the runs (created at, id).
+fn push_tenant_runs(
+    qb: &mut Builder<'_>,
+    tenant: TenantId,
+    filter: &RunFilter,
+    with_initiator: bool,
+) -> (RunFilter, [&'static str; 2]) {
+    let initiator = if with_initiator {
+        " JOIN users u ON u.id = r.user_id"
+    } else {
+        ""
+    };
+    match filter.reason {
+        None => {
+            qb.push(format!(
+                " FROM bulk_operation_runs r{initiator} WHERE r.tenant_id = "
+            ));
+            qb.push_bind(tenant);
+            (filter.clone(), ["r.created_at", "r.id"])
+        }
+        Some(reason) => {
+            qb.push(format!(
+                " FROM run_failure_reasons fr JOIN bulk_operation_runs r ON r.id = fr.run_id\
+                 {initiator} WHERE fr.tenant_id = "
+            ));
+            qb.push_bind(tenant);
+            qb.push(" AND fr.reason_code = ");
+            qb.push_bind(reason.as_str());
+            qb.push(" AND r.tenant_id = ");
+            qb.push_bind(tenant);
+            let rest = RunFilter {
+                reason: None,
+                ..filter.clone()
+            };
+            (rest, ["fr.run_created_at", "fr.run_id"])
+        }
     }
 }
