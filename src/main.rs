@@ -82,6 +82,8 @@ mod cli {
             /// Runs in the throughput phases.
             #[arg(long, default_value_t = 4_000)]
             runs: usize,
+            #[arg(long, value_enum, default_value_t = BenchBackends::Both)]
+            backend: BenchBackends,
         },
         /// Server render time of the hub with a large tenant (p50/p99), the
         /// compressed JS + WASM a browser downloads to show it, and live
@@ -501,9 +503,11 @@ mod cli {
                 store.close().await;
                 Ok(())
             }
-            Command::Bench(BenchCommand::Engine { postgres, runs }) => {
-                opshub::server::bench::engine::run(&postgres, runs).await
-            }
+            Command::Bench(BenchCommand::Engine {
+                postgres,
+                runs,
+                backend,
+            }) => opshub::server::bench::engine::run(&postgres, runs, &backend.list()).await,
             Command::Bench(BenchCommand::Web { runs, streams }) => {
                 opshub::server::bench::web::run(runs, streams).await
             }

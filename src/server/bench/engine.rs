@@ -28,13 +28,19 @@ pub(super) struct Fixture {
     user: UserId,
     set: BackupSetId,
     policies: Vec<PolicyId>,
-    drift: DriftScope,
+    /// One comparison per drift run: two active runs never compare the
+    /// same pair (the idempotency key joins them).
+    comparisons: Vec<DriftScope>,
     subjects: Vec<String>,
 }
 
-pub async fn run(postgres_admin_url: &str, runs: usize) -> Result<(), String> {
+pub async fn run(
+    postgres_admin_url: &str,
+    runs: usize,
+    backends: &[Backend],
+) -> Result<(), String> {
     let name = format!("opshub_bench_{}", std::process::id());
-    for backend in [Backend::Sqlite, Backend::Postgres] {
+    for &backend in backends {
         let db = match ScratchDb::create(backend, postgres_admin_url, &name).await {
             Ok(db) => db,
             // Without a PostgreSQL server, SQLite's figures still print.
@@ -66,7 +72,9 @@ async fn bench_backend(backend: &str, url: &str, runs: usize) -> Result<(), Stri
         .await
         .map_err(|e| e.to_string())?;
     store.migrate().await.map_err(|e| e.to_string())?;
-    let fixture = fixture(store.as_ref()).await.map_err(|e| e.to_string())?;
+    let fixture = fixture(store.as_ref(), DRIFT_RUNS)
+        .await
+        .map_err(|e| e.to_string())?;
     crate::outln!("backend={backend}: {runs} runs per throughput phase, {DRIFT_RUNS} drift runs of {SUBJECTS} subjects, {LATENCY_RUNS} latency runs");
 
     let settings = bench_settings();
@@ -124,12 +132,12 @@ async fn bench_backend(backend: &str, url: &str, runs: usize) -> Result<(), Stri
     );
 
     let started = Instant::now();
-    for index in 0..DRIFT_RUNS {
+    for (index, comparison) in fixture.comparisons.iter().enumerate() {
         enqueue(
             store.as_ref(),
             &fixture,
             format!("items-{index}"),
-            RunScope::Drift(fixture.drift.clone()),
+            RunScope::Drift(comparison.clone()),
             fixture.subjects.clone(),
         )
         .await?;
@@ -270,7 +278,12 @@ async fn enqueue(
     Ok(started.run.summary.id)
 }
 
-pub(super) async fn fixture(store: &dyn Store) -> Result<Fixture, store::StoreError> {
+/// A tenant with a backup set, 64 policies and `comparisons` scopes of two
+/// inventory snapshots each.
+pub(super) async fn fixture(
+    store: &dyn Store,
+    comparisons: usize,
+) -> Result<Fixture, store::StoreError> {
     let tenant = store
         .create_tenant(
             &TenantSlug::parse("bench").map_err(|e| store::StoreError::Invalid(e.0))?,
@@ -313,17 +326,27 @@ pub(super) async fn fixture(store: &dyn Store) -> Result<Fixture, store::StoreEr
             })
             .collect()
     };
-    let mut syncs = Vec::new();
-    for sync in 0..2 {
-        let recorded = store
-            .record_inventory_sync(NewInventorySync {
-                tenant_id: tenant.id,
-                selection_hash: "bench/devices".into(),
-                finished_at: Timestamp::now(),
-                items: snapshot(sync),
-            })
-            .await?;
-        syncs.push(recorded.id);
+    let mut drifts = Vec::with_capacity(comparisons);
+    for comparison in 0..comparisons {
+        let scope_key = format!("bench/devices-{comparison}");
+        let mut syncs = Vec::new();
+        for sync in 0..2 {
+            let recorded = store
+                .record_inventory_sync(NewInventorySync {
+                    tenant_id: tenant.id,
+                    selection_hash: scope_key.clone(),
+                    finished_at: Timestamp::now(),
+                    items: snapshot(sync),
+                })
+                .await?;
+            syncs.push(recorded.id);
+        }
+        drifts.push(DriftScope {
+            scope_key,
+            baseline_run_id: syncs[0],
+            current_run_id: syncs[1],
+            subjects: None,
+        });
     }
     let mut subjects: Vec<String> = (0..SUBJECTS + 100)
         .map(|n| format!("device:device-{n:06}"))
@@ -334,12 +357,7 @@ pub(super) async fn fixture(store: &dyn Store) -> Result<Fixture, store::StoreEr
         user: user.id,
         set: set.id,
         policies,
-        drift: DriftScope {
-            scope_key: "bench/devices".into(),
-            baseline_run_id: syncs[0],
-            current_run_id: syncs[1],
-            subjects: None,
-        },
+        comparisons: drifts,
         subjects,
     })
 }

@@ -112,7 +112,7 @@ async fn load_and_prune(backend: Backend, url: &str, runs: usize) -> Result<(), 
         started.elapsed().as_secs_f64()
     );
 
-    let fixture = fixture(store.as_ref()).await.map_err(fail)?;
+    let fixture = fixture(store.as_ref(), 0).await.map_err(fail)?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let health = EngineHealth::new(&settings);
     let pool = tokio::spawn(engine::run(store.clone(), settings, health, stopped));

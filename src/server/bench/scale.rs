@@ -1,9 +1,10 @@
 //! `opshub bench scale`: every page a viewer opens, timed through the real
 //! HTTP server (a TCP listener, a keep-alive HTTP/1.1 client, brotli as a
-//! browser asks for it) on a platform of 1,000 tenants loaded in bulk
-//! (`dataset`), once with the full run count and once with a small one, on
-//! each database. Prints p50/p99 per page and, per database, the worst page:
-//! its p99 and how much it grew from the small platform to the large one.
+//! browser asks for it) on two platforms of 1,000 tenants loaded in bulk
+//! (`dataset`), one with the full run count and one with a small one, on
+//! each database; the two are timed side by side, a request to each in
+//! turn. Prints p50/p99 per page and, per database, the worst page: its p99
+//! and how much it grew from the small platform to the large one.
 
 use super::client::Client;
 use super::dataset::{self, Dataset, Loader, Shape, BIG_TENANT, VIEWER_EMAIL, VIEWER_PASSWORD};
@@ -31,8 +32,18 @@ pub async fn run(
     keep: bool,
 ) -> Result<(), String> {
     for &backend in backends {
-        let small = measure(backend, postgres_admin_url, small_runs, keep).await?;
-        let large = measure(backend, postgres_admin_url, runs, keep).await?;
+        let small = Platform::load(backend, postgres_admin_url, small_runs).await?;
+        let large = match Platform::load(backend, postgres_admin_url, runs).await {
+            Ok(large) => large,
+            Err(e) => {
+                small.remove(keep).await;
+                return Err(e);
+            }
+        };
+        let timed = time_pages(&small, &large).await;
+        small.remove(keep).await;
+        large.remove(keep).await;
+        let (small, large) = timed?;
         report(backend, runs, small_runs, &small, &large);
     }
     Ok(())
@@ -81,80 +92,90 @@ fn report(
     }
 }
 
-/// Loads a platform of `runs` runs into a scratch database and times every
-/// page on it.
-async fn measure(
-    backend: Backend,
-    postgres_admin_url: &str,
-    runs: usize,
-    keep: bool,
-) -> Result<Vec<PageTiming>, String> {
-    let name = format!("opshub_scale_{}_{runs}", std::process::id());
-    let db = ScratchDb::create(backend, postgres_admin_url, &name).await?;
-    let result = load_and_time(backend, &db.url, runs).await;
-    if keep {
-        crate::outln!(
-            "scale backend={} runs={runs}: kept {}",
-            backend_name(backend),
-            db.url
-        );
-    } else {
-        db.remove().await;
-    }
-    result
+/// A platform of `runs` runs loaded into a scratch database, with the
+/// store a server starting on it would have.
+struct Platform {
+    db: ScratchDb,
+    store: Arc<dyn Store>,
+    data: Dataset,
 }
 
-async fn load_and_time(
-    backend: Backend,
-    url: &str,
-    runs: usize,
-) -> Result<Vec<PageTiming>, String> {
-    let fail = |e: store::StoreError| e.to_string();
-    let schema = store::connect(url, 2).await.map_err(fail)?;
-    schema.migrate().await.map_err(fail)?;
-    schema.close().await;
+impl Platform {
+    async fn load(backend: Backend, postgres_admin_url: &str, runs: usize) -> Result<Self, String> {
+        let name = format!("opshub_scale_{}_{runs}", std::process::id());
+        let db = ScratchDb::create(backend, postgres_admin_url, &name).await?;
+        match Self::fill(backend, &db.url, runs).await {
+            Ok((store, data)) => Ok(Self { db, store, data }),
+            Err(e) => {
+                db.remove().await;
+                Err(e)
+            }
+        }
+    }
 
-    let hash = crate::server::auth::hash_password(VIEWER_PASSWORD.into())
-        .await
-        .map_err(|e| e.to_string())?;
-    let loader = Loader::connect(url).await?;
-    let started = Instant::now();
-    let data = dataset::load(
-        &loader,
-        Shape {
-            tenants: TENANTS,
-            runs,
-        },
-        Timestamp::now(),
-        &hash,
-    )
-    .await?;
-    loader.analyze().await?;
-    loader.close().await;
-    let rows: u64 = data.rows.iter().map(|(_, n)| n).sum();
-    crate::outln!(
-        "scale backend={} runs={runs}: loaded {rows} rows in {:.1} s ({})",
-        backend_name(backend),
-        started.elapsed().as_secs_f64(),
-        data.rows
-            .iter()
-            .map(|(table, n)| format!("{table} {n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    crate::outln!(
-        "scale backend={} runs={runs}: `opshub serve` ready {:.2} s after it started",
-        backend_name(backend),
-        time_start_up(url).await?
-    );
+    async fn fill(
+        backend: Backend,
+        url: &str,
+        runs: usize,
+    ) -> Result<(Arc<dyn Store>, Dataset), String> {
+        let fail = |e: store::StoreError| e.to_string();
+        let schema = store::connect(url, 2).await.map_err(fail)?;
+        schema.migrate().await.map_err(fail)?;
+        schema.close().await;
 
-    // A fresh store, as a server starting on this database would have.
-    let store = store::connect(url, Settings::default().database_max_connections)
-        .await
-        .map_err(fail)?;
-    let result = time_pages(store.clone(), &data).await;
-    store.close().await;
-    result
+        let hash = crate::server::auth::hash_password(VIEWER_PASSWORD.into())
+            .await
+            .map_err(|e| e.to_string())?;
+        let loader = Loader::connect(url).await?;
+        let started = Instant::now();
+        let data = dataset::load(
+            &loader,
+            Shape {
+                tenants: TENANTS,
+                runs,
+            },
+            Timestamp::now(),
+            &hash,
+        )
+        .await?;
+        loader.analyze().await?;
+        loader.close().await;
+        let rows: u64 = data.rows.iter().map(|(_, n)| n).sum();
+        crate::outln!(
+            "scale backend={} runs={runs}: loaded {rows} rows in {:.1} s ({})",
+            backend_name(backend),
+            started.elapsed().as_secs_f64(),
+            data.rows
+                .iter()
+                .map(|(table, n)| format!("{table} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        crate::outln!(
+            "scale backend={} runs={runs}: `opshub serve` ready {:.2} s after it started",
+            backend_name(backend),
+            time_start_up(url).await?
+        );
+        // A fresh store, as a server starting on this database would have.
+        let store = store::connect(url, Settings::default().database_max_connections)
+            .await
+            .map_err(fail)?;
+        Ok((store, data))
+    }
+
+    async fn remove(self, keep: bool) {
+        self.store.close().await;
+        if keep {
+            crate::outln!(
+                "scale backend={} runs={}: kept {}",
+                backend_name(self.db.backend),
+                self.data.shape.runs,
+                self.db.url
+            );
+        } else {
+            self.db.remove().await;
+        }
+    }
 }
 
 /// Starts `opshub serve` (this very binary) on the database at `url` and
@@ -198,43 +219,86 @@ async fn probe(addr: std::net::SocketAddr, path: &str) -> Result<(), String> {
     Err(format!("{path} did not answer 200 within a minute"))
 }
 
-async fn time_pages(store: Arc<dyn Store>, data: &Dataset) -> Result<Vec<PageTiming>, String> {
-    let server = LocalServer::start(store.clone()).await?;
-    let mut client = Client::connect(server.addr).await?;
-    client.sign_in(VIEWER_EMAIL, VIEWER_PASSWORD).await?;
-    let probes = probes(store.as_ref(), data).await?;
-    let mut timings = Vec::with_capacity(probes.len());
-    for probe in &probes {
-        let mut millis = Vec::with_capacity(REQUESTS);
+/// A signed-in viewer of a platform's server, and the pages to time there.
+struct Viewer {
+    server: LocalServer,
+    client: Client,
+    probes: Vec<Probe>,
+    runs: usize,
+}
+
+impl Viewer {
+    async fn open(platform: &Platform) -> Result<Self, String> {
+        let server = LocalServer::start(platform.store.clone()).await?;
+        let mut client = Client::connect(server.addr).await?;
+        client.sign_in(VIEWER_EMAIL, VIEWER_PASSWORD).await?;
+        let probes = probes(platform.store.as_ref(), &platform.data).await?;
+        Ok(Self {
+            server,
+            client,
+            probes,
+            runs: platform.data.shape.runs,
+        })
+    }
+
+    /// Milliseconds of one request of probe `index` (after checking its 200).
+    async fn time(&mut self, index: usize) -> Result<f64, String> {
+        let probe = &self.probes[index];
+        let request = probe.request()?;
+        let started = Instant::now();
+        let (status, _, _) = self.client.exchange(request).await?;
+        let millis = started.elapsed().as_secs_f64() * 1_000.0;
+        if status != StatusCode::OK {
+            return Err(format!("{} answered {status}", probe.path));
+        }
+        Ok(millis)
+    }
+}
+
+/// Times every page on both platforms, a request to one then the same to
+/// the other, so whatever else the shared machine does at a moment falls on
+/// both sizes alike and their ratio shows the data, not the moment.
+async fn time_pages(
+    small: &Platform,
+    large: &Platform,
+) -> Result<(Vec<PageTiming>, Vec<PageTiming>), String> {
+    let mut viewers = [Viewer::open(small).await?, Viewer::open(large).await?];
+    let mut timings: [Vec<PageTiming>; 2] = Default::default();
+    for index in 0..viewers[0].probes.len() {
+        let mut millis: [Vec<f64>; 2] = Default::default();
         for round in 0..WARM_UP + REQUESTS {
-            let started = Instant::now();
-            let (status, _, _) = client.exchange(probe.request()?).await?;
-            if status != StatusCode::OK {
-                return Err(format!("{} answered {status}", probe.path));
-            }
-            if round >= WARM_UP {
-                millis.push(started.elapsed().as_secs_f64() * 1_000.0);
+            for (viewer, millis) in viewers.iter_mut().zip(&mut millis) {
+                let elapsed = viewer.time(index).await?;
+                if round >= WARM_UP {
+                    millis.push(elapsed);
+                }
             }
         }
-        millis.sort_by(f64::total_cmp);
-        let percentile = |p: f64| millis[((millis.len() - 1) as f64 * p).round() as usize];
-        let timing = PageTiming {
-            label: probe.label,
-            path: probe.shown(),
-            p50_ms: percentile(0.50),
-            p99_ms: percentile(0.99),
-        };
-        crate::outln!(
-            "    runs={} {}: p50 {:.2} ms, p99 {:.2} ms",
-            data.shape.runs,
-            timing.label,
-            timing.p50_ms,
-            timing.p99_ms
-        );
-        timings.push(timing);
+        for ((viewer, millis), timings) in viewers.iter().zip(&mut millis).zip(&mut timings) {
+            millis.sort_by(f64::total_cmp);
+            let percentile = |p: f64| millis[((millis.len() - 1) as f64 * p).round() as usize];
+            let probe = &viewer.probes[index];
+            let timing = PageTiming {
+                label: probe.label,
+                path: probe.shown(),
+                p50_ms: percentile(0.50),
+                p99_ms: percentile(0.99),
+            };
+            crate::outln!(
+                "    runs={} {}: p50 {:.2} ms, p99 {:.2} ms",
+                viewer.runs,
+                timing.label,
+                timing.p50_ms,
+                timing.p99_ms
+            );
+            timings.push(timing);
+        }
     }
-    server.stop().await;
-    Ok(timings)
+    let [small_viewer, large_viewer] = viewers;
+    small_viewer.server.stop().await;
+    large_viewer.server.stop().await;
+    let [small, large] = timings;
+    Ok((small, large))
 }
 
 /// One page (or the API call a page makes) to time.
