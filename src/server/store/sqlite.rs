@@ -19,7 +19,10 @@ use tokio::sync::Notify;
 #[derive(Clone)]
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
-    /// The same pool: one file, one writer at a time, nothing to tune apart.
+    /// One connection of its own: the engine's writes take turns anyway,
+    /// and a connection that made the last change keeps its page cache
+    /// (SQLite drops a connection's cache whenever another one wrote).
+    /// The same pool for an in-memory database, which is one connection's.
     pub(crate) engine_pool: SqlitePool,
     pub(crate) queued: Arc<Notify>,
     pub(crate) changes: Arc<ChangeLog>,
@@ -53,14 +56,22 @@ impl SqliteStore {
                 })?;
             }
         }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await
-            .map_err(|e| StoreError::Connect(format!("cannot open the SQLite database: {e}")))?;
+        let open = |connections: u32| {
+            SqlitePoolOptions::new()
+                .max_connections(connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options.clone())
+        };
+        let cannot_open =
+            |e: sqlx::Error| StoreError::Connect(format!("cannot open the SQLite database: {e}"));
+        let pool = open(max_connections.max(1)).await.map_err(cannot_open)?;
+        let engine_pool = if in_memory {
+            pool.clone()
+        } else {
+            open(1).await.map_err(cannot_open)?
+        };
         Ok(Self {
-            engine_pool: pool.clone(),
+            engine_pool,
             pool,
             queued: Arc::default(),
             changes: Arc::default(),
@@ -132,9 +143,12 @@ impl StoreMetrics for SqliteStore {
         &self.metrics
     }
 
-    /// One pool serves the app and the engine here.
     fn connections_in_use(&self) -> usize {
-        in_use(&self.pool)
+        match self.peers {
+            Some(_) => in_use(&self.pool) + in_use(&self.engine_pool),
+            // In memory, the engine's pool is the app's.
+            None => in_use(&self.pool),
+        }
     }
 }
 
