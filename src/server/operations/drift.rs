@@ -88,9 +88,7 @@ impl DriftExecution {
             }
             (None, Some(item)) => (ChangeKind::Added, item),
             (Some(item), None) => (ChangeKind::Removed, item),
-            (Some(b), Some(a)) if state_digest(b) == state_digest(a) => {
-                return ItemOutcome::Succeeded(None)
-            }
+            (Some(b), Some(a)) if same_state(b, a) => return ItemOutcome::Succeeded(None),
             (Some(_), Some(item)) => (ChangeKind::Changed, item),
         };
         ItemOutcome::Succeeded(Some(Artifact::Finding(NewFinding {
@@ -148,8 +146,16 @@ fn fingerprint(
     format!("drift:{:x}", hasher.finalize())
 }
 
-/// What "the same state" means for a subject: name and payload, with object
-/// keys in a canonical order.
+/// What "the same state" means for a subject: the same name and payload
+/// (objects compare by their keys' values, in any order; 0.0 and -0.0 are
+/// one number). Most subjects of a comparison are unchanged, so this is a
+/// comparison, not two digests.
+fn same_state(before: &InventoryItem, after: &InventoryItem) -> bool {
+    before.display_name == after.display_name && before.payload == after.payload
+}
+
+/// A subject's state as the fingerprint of a change holds it: name and
+/// payload, with object keys in a canonical order.
 fn state_digest(item: &InventoryItem) -> String {
     let mut text = String::new();
     canonical_json(&item.payload, &mut text);
@@ -316,6 +322,14 @@ mod tests {
             prop_assert!(printed.starts_with("drift:") && printed.len() == 70, "{printed}");
             prop_assert_eq!(&printed, &print(&before.clone(), &after.clone()));
             prop_assert_eq!(state_digest(&before), state_digest(&before.clone()));
+            // What the digests call the same, the quick comparison does.
+            prop_assert!(same_state(&before, &before.clone()));
+            if state_digest(&before) == state_digest(&after) {
+                prop_assert!(same_state(&before, &after));
+            }
+            let mut renamed = before.clone();
+            renamed.display_name.push('!');
+            prop_assert!(!same_state(&before, &renamed));
 
             let mut leaky = after.clone();
             leaky.display_name = format!("{} {planted}", after.display_name);
@@ -350,10 +364,14 @@ mod tests {
             serde_json::from_str(r#"{"y": {"a": 1, "b": 2}, "x": 1}"#).unwrap(),
         );
         assert_eq!(state_digest(&a), state_digest(&b));
-        assert_ne!(
-            state_digest(&a),
-            state_digest(&item("B", a.payload.clone()))
-        );
+        assert!(same_state(&a, &b));
+        let renamed = item("B", a.payload.clone());
+        assert_ne!(state_digest(&a), state_digest(&renamed));
+        assert!(!same_state(&a, &renamed));
+        // 1 and 1.0 are different values in either view.
+        let float = item("A", serde_json::json!({"x": 1.0, "y": {"b": 2, "a": 1}}));
+        assert_ne!(state_digest(&a), state_digest(&float));
+        assert!(!same_state(&a, &float));
     }
 
     #[test]
