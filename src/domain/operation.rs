@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 
 /// The closed list of operations a run can perform. Stored as the pair
 /// (`resource`, `action`) of the spec; the database CHECKs the same pairs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OperationKind {
     DriftGenerate,

@@ -14,7 +14,7 @@ use crate::server::store::rows::{
 };
 use crate::server::store::{Change, InsightsRepository, RunRecord, StoreResult};
 use async_trait::async_trait;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What ending runs writes besides the runs: their rollups and their
 /// "completed" notices. Every path that ends a run (the last batch, an
@@ -107,9 +107,11 @@ pub(super) async fn add_to_rollups(
     conn: &mut Connection,
     runs: &[EndedRun<'_>],
 ) -> StoreResult<()> {
-    // Summed per key first: one statement may not update a row twice.
-    let mut outcomes: HashMap<(RunKey, RunStatus), OutcomeSums> = HashMap::new();
-    let mut durations: HashMap<(RunKey, Phase, i64), i64> = HashMap::new();
+    // Summed per key first: one statement may not update a row twice. In
+    // key order, as every rollup write is: concurrent transactions then
+    // lock the rows they share in the same order and cannot deadlock.
+    let mut outcomes: BTreeMap<(RunKey, RunStatus), OutcomeSums> = BTreeMap::new();
+    let mut durations: BTreeMap<(RunKey, Phase, i64), i64> = BTreeMap::new();
     let mut reasons = FailureTally::default();
     for run in runs {
         let sums = outcomes.entry((run.key, run.outcome)).or_default();
@@ -208,9 +210,10 @@ pub(super) async fn add_to_rollups(
 /// `write`.
 #[derive(Default)]
 pub(super) struct FailureTally {
-    failures: HashMap<(RunKey, ReasonCode), i64>,
+    /// In key order (see `add_to_rollups`).
+    failures: BTreeMap<(RunKey, ReasonCode), i64>,
     /// Each run's codes, with the run's tenant and creation time.
-    runs: HashSet<(RunId, TenantId, Timestamp, ReasonCode)>,
+    runs: BTreeSet<(RunId, TenantId, Timestamp, ReasonCode)>,
 }
 
 impl FailureTally {
