@@ -8,6 +8,7 @@
 
 use super::client::Client;
 use super::dataset::{self, Dataset, Loader, Shape, BIG_TENANT, VIEWER_EMAIL, VIEWER_PASSWORD};
+use super::engine::percentile;
 use super::{backend_name, LocalServer, ScratchDb};
 use crate::domain::*;
 use crate::server::config::Settings;
@@ -275,14 +276,12 @@ async fn time_pages(
             }
         }
         for ((viewer, millis), timings) in viewers.iter().zip(&mut millis).zip(&mut timings) {
-            millis.sort_by(f64::total_cmp);
-            let percentile = |p: f64| millis[((millis.len() - 1) as f64 * p).round() as usize];
             let probe = &viewer.probes[index];
             let timing = PageTiming {
                 label: probe.label,
                 path: probe.shown(),
-                p50_ms: percentile(0.50),
-                p99_ms: percentile(0.99),
+                p50_ms: percentile(millis, 0.50),
+                p99_ms: percentile(millis, 0.99),
             };
             crate::outln!(
                 "    runs={} {}: p50 {:.2} ms, p99 {:.2} ms",
