@@ -138,48 +138,45 @@ async fn load_and_prune(backend: Backend, url: &str, runs: usize) -> Result<(), 
         claim_latencies(store.as_ref(), &fixture, "idle", LATENCY_RUNS, || false).await?;
 
     // One pass per kind, in the order a full pass takes them, so each
-    // kind's rate shows; the engine runs throughout.
+    // kind's rate shows; the engine runs throughout. Rows are counted
+    // before and after, not between kinds: counting millions of rows
+    // would compete with the claims timed during the prune. No kind
+    // removes another's rows, and the engine's runs are the fixture's.
+    let not_fixture = format!("tenant_id <> {}", tenant_literal(backend, fixture.tenant));
+    let before = count_kinds(&loader, &not_fixture).await?;
     let pruning = Arc::new(AtomicBool::new(true));
     let prune = tokio::spawn({
         let store = store.clone();
-        let loader = Arc::new(loader);
         let pruning = pruning.clone();
-        let not_fixture = format!("tenant_id <> {}", tenant_literal(backend, fixture.tenant));
         async move {
-            let mut passes = Vec::new();
-            for (kind, tables) in KINDS {
-                let mut before = 0;
-                for table in tables {
-                    before += loader
-                        .count(&format!("{table} WHERE {not_fixture}"))
-                        .await?;
-                }
+            let mut took = Vec::new();
+            for (kind, _) in KINDS {
                 let started = Instant::now();
                 store
                     .prune(&policy_for(kind), now, false)
                     .await
                     .map_err(|e| e.to_string())?
                     .ok_or("another process held the prune lock")?;
-                let took = started.elapsed();
-                let mut after = 0;
-                for table in tables {
-                    after += loader
-                        .count(&format!("{table} WHERE {not_fixture}"))
-                        .await?;
-                }
-                passes.push((kind, before - after, took));
+                took.push(started.elapsed());
             }
             pruning.store(false, Ordering::Relaxed);
-            Ok::<_, String>(passes)
+            Ok::<_, String>(took)
         }
     });
     let mut during = claim_latencies(store.as_ref(), &fixture, "during", LATENCY_RUNS, || {
         pruning.load(Ordering::Relaxed)
     })
     .await?;
-    let passes = prune.await.map_err(|e| e.to_string())??;
+    let took = prune.await.map_err(|e| e.to_string())??;
     let _ = stop.send(true);
     let _ = pool.await;
+    let after = count_kinds(&loader, &not_fixture).await?;
+    let passes: Vec<(&str, u64, Duration)> = KINDS
+        .iter()
+        .zip(before.iter().zip(&after))
+        .zip(took)
+        .map(|(((kind, _), (before, after)), took)| (*kind, before - after, took))
+        .collect();
 
     let removed: u64 = passes.iter().map(|(_, rows, _)| rows).sum();
     let seconds: f64 = passes.iter().map(|(_, _, took)| took.as_secs_f64()).sum();
@@ -202,6 +199,21 @@ async fn load_and_prune(backend: Backend, url: &str, runs: usize) -> Result<(), 
         during_p99 / idle_p99
     );
     Ok(())
+}
+
+/// Rows of each kind's tables outside the fixture's tenant, in `KINDS` order.
+async fn count_kinds(loader: &Loader, not_fixture: &str) -> Result<Vec<u64>, String> {
+    let mut counts = Vec::with_capacity(KINDS.len());
+    for (_, tables) in KINDS {
+        let mut rows = 0;
+        for table in tables {
+            rows += loader
+                .count(&format!("{table} WHERE {not_fixture}"))
+                .await?;
+        }
+        counts.push(rows);
+    }
+    Ok(counts)
 }
 
 /// `tenant` as a literal of the backend's id column.
