@@ -73,7 +73,7 @@ impl EngineSettings {
             rescue_interval: Duration::from_secs(settings.worker_rescue_interval_secs),
             poll_interval: Duration::from_millis(settings.worker_poll_interval_ms),
             shutdown_grace: Duration::from_secs(settings.worker_shutdown_grace_secs),
-            batch_max_items: 500,
+            batch_max_items: 2_000,
             batch_max_time: Duration::from_millis(250),
             claim_max_runs: 32,
             prune_interval: Duration::from_secs(settings.prune_interval_secs),
