@@ -429,6 +429,38 @@ on_both! { db =>
         assert_eq!(left, kept);
     }
 
+    /// A kind of many rows goes in several batches, each resuming where
+    /// the one before stopped, even when its rows share one instant:
+    /// 450 runs (200 a batch) and 2,500 read notifications (1,000 a
+    /// batch) that ended at the same microsecond all go; the recent ones
+    /// stay.
+    async fn a_prune_takes_rows_tied_in_time_over_many_batches(db) {
+        let store = db.store.as_ref();
+        let now = Timestamp::now();
+        let f = fixture(store, "acme").await;
+        let scope = (sync(store, &f, days_ago(now, 2), 1).await, sync(store, &f, days_ago(now, 1), 1).await);
+        let mut runs: Vec<RunRecord> = (0..450)
+            .map(|n| record(&f, &format!("old-{n}"), RunStatus::Completed, days_ago(now, 100), scope))
+            .collect();
+        runs.push(record(&f, "recent", RunStatus::Completed, days_ago(now, 10), scope));
+        store.insert_run_records(&runs).await.unwrap();
+        for (count, read_days_ago) in [(2_500, 40), (1, 10)] {
+            db.execute(&format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {count}) \
+                 INSERT INTO notifications (id, tenant_id, user_id, kind, payload, read_at, created_at) \
+                 SELECT {}, t.id, u.id, 'run_completed', '{{}}', {read}, {read} FROM n, tenants t, users u",
+                new_id(db),
+                read = at(db, days_ago(now, read_days_ago)),
+            ))
+            .await;
+        }
+
+        let report = db.store.prune(&RetentionPolicy::default(), now, false).await.unwrap().unwrap();
+        assert_eq!((report.runs, report.notifications), (450, 2_500));
+        assert_eq!(sorted(db, "SELECT idempotency_key FROM bulk_operation_runs").await, strings(&["recent"]));
+        assert_eq!(db.texts("SELECT CAST(COUNT(*) AS TEXT) FROM notifications").await, vec![Some("1".to_string())]);
+    }
+
     async fn zero_keeps_forever(db) {
         let now = Timestamp::now();
         build(db, now).await;

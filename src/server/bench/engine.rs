@@ -17,6 +17,7 @@ use crate::server::store::{
     self, Backend, BatchEnd, NewInventoryItem, NewInventorySync, NewPolicy, NewRun, NewUser,
     RunProgress, Store,
 };
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const WORKERS: usize = 4;
@@ -60,6 +61,27 @@ pub async fn run(
     Ok(())
 }
 
+/// The engine's worker pool, running on a store until `stop`.
+pub(super) struct RunningEngine {
+    stop: tokio::sync::watch::Sender<bool>,
+    pool: tokio::task::JoinHandle<()>,
+}
+
+impl RunningEngine {
+    pub(super) fn start(store: &Arc<dyn Store>, settings: EngineSettings) -> Self {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let health = engine::EngineHealth::new(&settings);
+        let pool = tokio::spawn(engine::run(store.clone(), settings, health, stopped));
+        Self { stop, pool }
+    }
+
+    /// Lets the runs in flight finish, as a shutdown does.
+    pub(super) async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.pool.await;
+    }
+}
+
 /// The engine as the benches run it: as configured by default, with
 /// `WORKERS` workers and no prune pass during a measurement.
 pub(super) fn bench_settings() -> EngineSettings {
@@ -89,14 +111,11 @@ async fn bench_backend(backend: &str, url: &str, runs: usize) -> Result<(), Stri
     for round in 0..ROUNDS {
         let raw = floor_runs_per_s(&store, &fixture, settings, round, runs).await?;
         enqueue_policy_runs(store.as_ref(), &fixture, &format!("engine-{round}"), runs).await?;
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let health = engine::EngineHealth::new(&settings);
-        let pool = tokio::spawn(engine::run(store.clone(), settings, health, stopped));
+        let engine = RunningEngine::start(&store, settings);
         let started = Instant::now();
         drained(store.as_ref(), fixture.tenant).await?;
         let executed = runs as f64 / started.elapsed().as_secs_f64();
-        let _ = stop.send(true);
-        let _ = pool.await;
+        engine.stop().await;
         crate::outln!(
             "  round {round}: floor {raw:.0} runs/s (claimed+completed by bare statements), engine {executed:.0} runs/s (one-item runs, {WORKERS} workers), {:.2}×",
             executed / raw
@@ -108,9 +127,7 @@ async fn bench_backend(backend: &str, url: &str, runs: usize) -> Result<(), Stri
     let runs_per_s = percentile(&mut engines, 0.5);
 
     // 3.–4. Drift items, then latency, on a fresh pool.
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let health = engine::EngineHealth::new(&settings);
-    let pool = tokio::spawn(engine::run(store.clone(), settings, health, stopped));
+    let engine = RunningEngine::start(&store, settings);
     let started = Instant::now();
     for (index, comparison) in fixture.comparisons.iter().enumerate() {
         enqueue(
@@ -132,8 +149,7 @@ async fn bench_backend(backend: &str, url: &str, runs: usize) -> Result<(), Stri
 
     let mut latencies =
         claim_latencies(store.as_ref(), &fixture, "latency", LATENCY_RUNS, || false).await?;
-    let _ = stop.send(true);
-    let _ = pool.await;
+    engine.stop().await;
     crate::outln!(
         "engine backend={backend} runs_per_s={runs_per_s:.0} raw_runs_per_s={raw_runs_per_s:.0} floor_ratio={:.2} items_per_s={items_per_s:.0} claim_p50_ms={:.2} claim_p99_ms={:.2}",
         runs_per_s / raw_runs_per_s,
@@ -146,7 +162,7 @@ async fn bench_backend(backend: &str, url: &str, runs: usize) -> Result<(), Stri
 /// The floor: `runs` one-item runs claimed and completed by the engine's
 /// claim and progress statements alone, `WORKERS` tasks in a loop.
 async fn floor_runs_per_s(
-    store: &std::sync::Arc<dyn Store>,
+    store: &Arc<dyn Store>,
     fixture: &Fixture,
     settings: EngineSettings,
     round: usize,

@@ -5,10 +5,9 @@
 //! goes in small batches so that it never holds the engine up for long.
 
 use super::dataset::{self, Loader, Shape};
-use super::engine::{bench_settings, claim_latencies, fixture, percentile};
+use super::engine::{bench_settings, claim_latencies, fixture, percentile, RunningEngine};
 use super::{backend_name, ScratchDb};
 use crate::domain::*;
-use crate::server::engine::{self, EngineHealth};
 use crate::server::retention::RetentionPolicy;
 use crate::server::store::{self, Backend};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -113,9 +112,7 @@ async fn load_and_prune(backend: Backend, url: &str, runs: usize) -> Result<(), 
     );
 
     let fixture = fixture(store.as_ref(), 0).await.map_err(fail)?;
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let health = EngineHealth::new(&settings);
-    let pool = tokio::spawn(engine::run(store.clone(), settings, health, stopped));
+    let engine = RunningEngine::start(&store, settings);
 
     // The dataset's queued and running runs (their workers long gone:
     // rescue takes them over) go first, so the idle figure is idle.
@@ -168,8 +165,7 @@ async fn load_and_prune(backend: Backend, url: &str, runs: usize) -> Result<(), 
     })
     .await?;
     let took = prune.await.map_err(|e| e.to_string())??;
-    let _ = stop.send(true);
-    let _ = pool.await;
+    engine.stop().await;
     let after = count_kinds(&loader, &not_fixture).await?;
     let passes: Vec<(&str, u64, Duration)> = KINDS
         .iter()

@@ -108,6 +108,7 @@ impl SqlDialect for PgStore {
         concat!("SELECT pg_try_advisory_lock(", prune_lock_key!(), ")"),
         concat!("SELECT pg_advisory_unlock(", prune_lock_key!(), ")"),
     ));
+    const DELETED_ROWS_LINGER: bool = true;
     const ROW_ADDRESS: &'static str = "ctid";
     const SESSIONS_TABLE: &'static str = "tower_sessions.session";
     const SESSION_EXPIRY: &'static str = "x.expiry_date";

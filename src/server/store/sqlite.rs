@@ -92,6 +92,7 @@ impl SqlDialect for SqliteStore {
     const BACKEND: Backend = Backend::Sqlite;
     const BYTE_ORDER: &'static str = r#"COLLATE BINARY"#;
     const PRUNE_LOCK: Option<(&'static str, &'static str)> = None;
+    const DELETED_ROWS_LINGER: bool = false;
     const ROW_ADDRESS: &'static str = "rowid";
     const SESSIONS_TABLE: &'static str = "tower_sessions";
     // tower-sessions stores the expiry as date-time text.

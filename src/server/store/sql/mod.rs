@@ -82,6 +82,13 @@ pub trait SqlDialect {
     /// whose write turn already orders the prune's batches with every other
     /// write.
     const PRUNE_LOCK: Option<(&'static str, &'static str)>;
+    /// Deleted rows stay in table and indexes until a vacuum
+    /// (PostgreSQL), so a prune batch that searched from the start would
+    /// read every row the batches before it removed: there, batches walk
+    /// in the order of each kind's index (`Walk::Time`). SQLite removes
+    /// them, and its tables' order is the order rows were written, which
+    /// a walk by time would trade for pages scattered over the file.
+    const DELETED_ROWS_LINGER: bool;
     /// A row's physical address, for deleting rows of a table without a
     /// single-column key in batches: SQLite's `rowid`, PostgreSQL's `ctid`.
     const ROW_ADDRESS: &'static str;

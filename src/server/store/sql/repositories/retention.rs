@@ -94,18 +94,39 @@ fn push_not_referenced(
     qb.push(" LIMIT 1 OFFSET 0)");
 }
 
+/// How a kind's batches find their rows.
+#[derive(Clone, Copy)]
+enum Walk {
+    /// Each batch looks from the start (small tables, few batches).
+    FromStart,
+    /// Each batch looks only from where the batch before stopped, in the
+    /// order of the index the pick uses: it reads its own rows, not the
+    /// ones the batches before it removed (they stay in heap and index
+    /// until a vacuum) nor, for a kind whose kept rows are many, the kept
+    /// ones again. `Time` walks a timestamp expression of the table's
+    /// columns (ties with the last batch's latest stay in reach) where
+    /// deleted rows linger (`SqlDialect::DELETED_ROWS_LINGER`), and
+    /// searches from the start elsewhere; `Key` walks the table's key.
+    Time(&'static str),
+    Key,
+}
+
+/// Where a walk stopped.
+#[derive(Clone, Copy)]
+enum WalkedTo {
+    Time(Timestamp),
+    Key(uuid::Uuid),
+}
+
 impl Store {
     /// Counts (dry) or deletes, batch by batch, the rows of `table`
     /// that `pick` selects (`FROM <table> x WHERE …`, keyed by `key`).
-    /// `walk_keys`: each batch looks only past the last key the one before
-    /// removed, for a kind whose kept rows are many: they are read once a
-    /// pass, not again by every batch.
     async fn prune_kind(
         &self,
         table: &str,
         key: &str,
         batch: i64,
-        walk_keys: bool,
+        walk: Walk,
         dry_run: bool,
         pick: impl Fn(&mut Builder<'_>),
     ) -> StoreResult<u64> {
@@ -115,19 +136,35 @@ impl Store {
             let (count,): (i64,) = qb.build_query_as().fetch_one(&self.pool).await?;
             return Ok(count.unsigned_abs());
         }
+        let walk = match walk {
+            Walk::Time(_) if !<Store as SqlDialect>::DELETED_ROWS_LINGER => Walk::FromStart,
+            walk => walk,
+        };
         let mut total = 0;
-        let mut walked_to: Option<uuid::Uuid> = None;
+        let mut walked_to: Option<WalkedTo> = None;
         loop {
             let mut qb = Builder::new(format!(
                 "DELETE FROM {table} WHERE {key} IN (SELECT x.{key}"
             ));
             pick(&mut qb);
-            if walk_keys {
-                if let Some(last) = walked_to {
+            let order = match walk {
+                Walk::FromStart => None,
+                Walk::Time(time) => Some(time),
+                Walk::Key => Some(key),
+            };
+            match (walk, walked_to) {
+                (Walk::Time(time), Some(WalkedTo::Time(last))) => {
+                    qb.push(format!(" AND {time} >= "));
+                    qb.push_bind(last);
+                }
+                (Walk::Key, Some(WalkedTo::Key(last))) => {
                     qb.push(format!(" AND x.{key} > "));
                     qb.push_bind(last);
                 }
-                qb.push(format!(" ORDER BY x.{key}"));
+                _ => {}
+            }
+            if let Some(order) = order {
+                qb.push(format!(" ORDER BY {order}"));
             }
             qb.push(" LIMIT ");
             qb.push_bind(batch);
@@ -135,16 +172,26 @@ impl Store {
             // pass (PostgreSQL), so pruning never waits on users.
             qb.push(<Store as SqlDialect>::SKIP_LOCKED);
             qb.push(")");
+            if let Some(order) = order {
+                qb.push(format!(" RETURNING {order}"));
+            }
             let (_turn, mut tx) = self.begin_write().await?;
-            let removed = if walk_keys {
-                qb.push(format!(" RETURNING {key}"));
-                let keys: Vec<uuid::Uuid> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
-                walked_to = keys.iter().max().copied().or(walked_to);
-                keys.len() as u64
-            } else {
-                qb.build().execute(&mut *tx).await?.rows_affected()
+            let (removed, reached) = match walk {
+                Walk::FromStart => (qb.build().execute(&mut *tx).await?.rows_affected(), None),
+                Walk::Time(_) => {
+                    let times: Vec<Timestamp> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
+                    (
+                        times.len() as u64,
+                        times.into_iter().max().map(WalkedTo::Time),
+                    )
+                }
+                Walk::Key => {
+                    let keys: Vec<uuid::Uuid> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
+                    (keys.len() as u64, keys.into_iter().max().map(WalkedTo::Key))
+                }
             };
             tx.commit().await?;
+            walked_to = reached.or(walked_to);
             total += removed;
             if removed < batch.unsigned_abs() {
                 return Ok(total);
@@ -153,72 +200,150 @@ impl Store {
     }
 
     async fn prune_pass(&self, cutoffs: &Cutoffs, dry_run: bool) -> StoreResult<PruneReport> {
-        let mut report = PruneReport {
-            runs: self
+        let mut report = PruneReport::default();
+        if <Store as SqlDialect>::DELETED_ROWS_LINGER {
+            // One status at a time, each walked in its index's order.
+            for &(status, cutoff) in &cutoffs.runs {
+                report.runs += self
+                    .prune_kind(
+                        "bulk_operation_runs",
+                        "id",
+                        RUN_BATCH,
+                        Walk::Time("finished_at"),
+                        dry_run,
+                        |qb| {
+                            qb.push(format!(
+                                " FROM bulk_operation_runs x WHERE x.status = '{}' \
+                                 AND x.finished_at < ",
+                                status.as_str()
+                            ));
+                            qb.push_bind(cutoff);
+                        },
+                    )
+                    .await?;
+            }
+        } else {
+            report.runs = self
                 .prune_kind(
                     "bulk_operation_runs",
                     "id",
                     RUN_BATCH,
-                    false,
+                    Walk::FromStart,
                     dry_run,
                     |qb| {
                         qb.push(" FROM bulk_operation_runs x WHERE ");
                         push_run_prunable(qb, "x", cutoffs);
                     },
                 )
-                .await?,
-            ..PruneReport::default()
-        };
+                .await?;
+        }
         if report.runs > 0 && !dry_run {
             // The hub's remembered counts of long-ended runs included them.
             self.settled_counts.forget_all();
         }
-        if cutoffs.read_notifications.is_some() || cutoffs.unread_notifications.is_some() {
+        // Read ones by when they were read, unread ones by age.
+        let (read, unread) = (cutoffs.read_notifications, cutoffs.unread_notifications);
+        if <Store as SqlDialect>::DELETED_ROWS_LINGER {
+            // Each in the order of its own index.
+            if let Some(cutoff) = read {
+                report.notifications += self
+                    .prune_kind(
+                        "notifications",
+                        "id",
+                        BATCH,
+                        Walk::Time("read_at"),
+                        dry_run,
+                        |qb| {
+                            qb.push(" FROM notifications x WHERE x.read_at IS NOT NULL AND x.read_at < ");
+                            qb.push_bind(cutoff);
+                        },
+                    )
+                    .await?;
+            }
+            if let Some(cutoff) = unread {
+                report.notifications += self
+                    .prune_kind(
+                        "notifications",
+                        "id",
+                        BATCH,
+                        Walk::Time("created_at"),
+                        dry_run,
+                        |qb| {
+                            qb.push(
+                                " FROM notifications x WHERE x.read_at IS NULL AND x.created_at < ",
+                            );
+                            qb.push_bind(cutoff);
+                        },
+                    )
+                    .await?;
+            }
+        } else if read.is_some() || unread.is_some() {
             report.notifications = self
-                .prune_kind("notifications", "id", BATCH, false, dry_run, |qb| {
-                    qb.push(" FROM notifications x WHERE (1 = 0");
-                    if let Some(cutoff) = cutoffs.read_notifications {
-                        qb.push(" OR (x.read_at IS NOT NULL AND x.read_at < ");
-                        qb.push_bind(cutoff);
+                .prune_kind(
+                    "notifications",
+                    "id",
+                    BATCH,
+                    Walk::FromStart,
+                    dry_run,
+                    |qb| {
+                        qb.push(" FROM notifications x WHERE (1 = 0");
+                        if let Some(cutoff) = read {
+                            qb.push(" OR (x.read_at IS NOT NULL AND x.read_at < ");
+                            qb.push_bind(cutoff);
+                            qb.push(")");
+                        }
+                        if let Some(cutoff) = unread {
+                            qb.push(" OR (x.read_at IS NULL AND x.created_at < ");
+                            qb.push_bind(cutoff);
+                            qb.push(")");
+                        }
                         qb.push(")");
-                    }
-                    if let Some(cutoff) = cutoffs.unread_notifications {
-                        qb.push(" OR (x.read_at IS NULL AND x.created_at < ");
-                        qb.push_bind(cutoff);
-                        qb.push(")");
-                    }
-                    qb.push(")");
-                })
+                    },
+                )
                 .await?;
         }
         if cutoffs.acknowledged_findings.is_some() {
             report.findings = self
-                .prune_kind("findings", "id", BATCH, false, dry_run, |qb| {
-                    qb.push(" FROM findings x WHERE ");
-                    push_finding_prunable(qb, "x", cutoffs);
-                })
+                .prune_kind(
+                    "findings",
+                    "id",
+                    BATCH,
+                    Walk::Time("acknowledged_at"),
+                    dry_run,
+                    |qb| {
+                        qb.push(" FROM findings x WHERE ");
+                        push_finding_prunable(qb, "x", cutoffs);
+                    },
+                )
                 .await?;
         }
         if let Some(cutoff) = cutoffs.audit {
             report.audit_entries = self
-                .prune_kind("audit_logs", "id", BATCH, false, dry_run, |qb| {
-                    qb.push(" FROM audit_logs x WHERE x.created_at < ");
-                    qb.push_bind(cutoff);
-                    push_not_referenced(
-                        qb,
-                        "FROM bulk_operation_runs r WHERE r.audit_log_id = x.id",
-                        dry_run,
-                        cutoffs,
-                        push_run_prunable,
-                        "r",
-                    );
-                })
+                .prune_kind(
+                    "audit_logs",
+                    "id",
+                    BATCH,
+                    Walk::Time("created_at"),
+                    dry_run,
+                    |qb| {
+                        qb.push(" FROM audit_logs x WHERE x.created_at < ");
+                        qb.push_bind(cutoff);
+                        push_not_referenced(
+                            qb,
+                            "FROM bulk_operation_runs r WHERE r.audit_log_id = x.id",
+                            dry_run,
+                            cutoffs,
+                            push_run_prunable,
+                            "r",
+                        );
+                    },
+                )
                 .await?;
         }
         if let Some(cutoff) = cutoffs.unused_syncs {
             let sync_id = <Store as SqlDialect>::uuid_text("x.id");
             report.inventory_syncs = self
-                .prune_kind("inventory_sync_runs", "id", SYNC_BATCH, true, dry_run, |qb| {
+                .prune_kind("inventory_sync_runs", "id", SYNC_BATCH, Walk::Key, dry_run, |qb| {
                     qb.push(
                         " FROM inventory_sync_runs x WHERE x.status IN ('completed', 'failed') \
                          AND COALESCE(x.finished_at, x.created_at) < ",
@@ -257,7 +382,7 @@ impl Store {
             let row = <Store as SqlDialect>::ROW_ADDRESS;
             for table in ["run_rollups", "run_duration_rollups", "run_reason_rollups"] {
                 report.rollups += self
-                    .prune_kind(table, row, BATCH, false, dry_run, |qb| {
+                    .prune_kind(table, row, BATCH, Walk::Time("hour"), dry_run, |qb| {
                         qb.push(format!(" FROM {table} x WHERE x.hour < "));
                         qb.push_bind(cutoff);
                     })
@@ -269,7 +394,7 @@ impl Store {
                 <Store as SqlDialect>::SESSIONS_TABLE,
                 "id",
                 BATCH,
-                false,
+                Walk::FromStart,
                 dry_run,
                 |qb| {
                     qb.push(format!(
