@@ -48,18 +48,25 @@ test('a duplicate start joins the run already going', async ({ page, newContext 
   await signIn(other, USERS.multi.email, undefined, ACME_HUB);
   const otherSubmit = await prepareDrift(other, FLEET);
 
-  await (await prepareDrift(page, FLEET)).click();
-  await page.waitForURL(RUN_URL);
-  const runPath = new URL(page.url()).pathname;
+  // The run is held before its first batch until it is aborted: it is
+  // still active when the second start comes, however fast the engine.
+  writeFileSync(PAUSE_FILE, '');
+  try {
+    await (await prepareDrift(page, FLEET)).click();
+    await page.waitForURL(RUN_URL);
+    const runPath = new URL(page.url()).pathname;
 
-  await otherSubmit.click();
-  await other.waitForURL((url) => url.pathname === runPath);
-  await expect(other.getByTestId('joined-notice')).toBeVisible();
-  // The first starter's page hears of the join on its next reload; the run
-  // page lists who joined.
-  await gotoHydrated(page, runPath);
-  await expect(page.getByTestId('joins')).toContainText(USERS.multi.name);
-  await abortHere(page);
+    await otherSubmit.click();
+    await other.waitForURL((url) => url.pathname === runPath);
+    await expect(other.getByTestId('joined-notice')).toBeVisible();
+    // The first starter's page hears of the join on its next reload; the run
+    // page lists who joined.
+    await gotoHydrated(page, runPath);
+    await expect(page.getByTestId('joins')).toContainText(USERS.multi.name);
+    await abortHere(page);
+  } finally {
+    rmSync(PAUSE_FILE, { force: true });
+  }
 });
 
 test('abort a running run: progress moves live, then the run ends aborted', async ({ page }) => {
@@ -250,16 +257,10 @@ test.describe('a server restart', () => {
 });
 
 test("watching a run brings its end to the watcher's bell", async ({ page, newContext }) => {
-  await signIn(page, USERS.acmeOperator.email);
-  await (await prepareDrift(page, FLEET)).click();
-  await page.waitForURL(RUN_URL);
-  const runPath = new URL(page.url()).pathname;
-  await gotoHydrated(page, runPath);
-
-  // Another user, with nothing unread, watches it.
+  // Another user, with nothing unread, will watch it. The feed is loaded
+  // and hydrated before its button is looked for.
   const watcher = await (await newContext()).newPage();
   await signIn(watcher, USERS.multi.email);
-  // The feed, loaded and hydrated, before its button is looked for.
   await gotoHydrated(watcher, '/t/acme/notifications');
   await expect(watcher.getByTestId('unread-total')).toBeVisible();
   const markAll = watcher.getByTestId('mark-all-read');
@@ -268,13 +269,27 @@ test("watching a run brings its end to the watcher's bell", async ({ page, newCo
   }
   await expect(watcher.getByTestId('unread-total')).toHaveText('0 unread');
   await expect(watcher.getByTestId('bell-count')).toHaveText('0');
-  await gotoHydrated(watcher, runPath);
-  await watcher.getByTestId('watch').click();
-  await expect(watcher.getByTestId('watch-state')).toBeVisible();
-  await markDocument(watcher);
 
-  // The run ends (aborted by its starter): the watcher's bell hears it, live.
-  await abortHere(page);
+  await signIn(page, USERS.acmeOperator.email);
+  // The run is held before its first batch until it is aborted (an abort
+  // ends the hold): it cannot end by itself before it is watched, however
+  // fast the engine. Watched and aborted within seconds, well before it
+  // would count as stalled.
+  writeFileSync(PAUSE_FILE, '');
+  try {
+    await (await prepareDrift(page, FLEET)).click();
+    await page.waitForURL(RUN_URL);
+    const runPath = new URL(page.url()).pathname;
+    await Promise.all([gotoHydrated(page, runPath), gotoHydrated(watcher, runPath)]);
+    await watcher.getByTestId('watch').click();
+    await expect(watcher.getByTestId('watch-state')).toBeVisible();
+    await markDocument(watcher);
+
+    // The run ends (aborted by its starter): the watcher's bell hears it, live.
+    await abortHere(page);
+  } finally {
+    rmSync(PAUSE_FILE, { force: true });
+  }
   await expect(watcher.getByTestId('bell-count')).toHaveText('1', { timeout: 15_000 });
   await expectNoReload(watcher);
 });
