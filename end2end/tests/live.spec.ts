@@ -36,6 +36,17 @@ async function prepareDrift(page: Page, scope: string) {
 const progressOf = (page: Page) => page.locator('.card').getByTestId('progress-text');
 const statusField = (page: Page) => page.locator('dt:text-is("Status") + dd');
 
+/** Runs `journey` while the engine holds every run before its next batch
+ * (an abort ends the hold), and lets them go again however it ends. */
+async function whilePaused(journey: () => Promise<void>) {
+  writeFileSync(PAUSE_FILE, '');
+  try {
+    await journey();
+  } finally {
+    rmSync(PAUSE_FILE, { force: true });
+  }
+}
+
 /** Aborts the run the page shows and waits until the page says so, live. */
 async function abortHere(page: Page) {
   await page.getByTestId('abort-form').locator('button').click();
@@ -50,8 +61,7 @@ test('a duplicate start joins the run already going', async ({ page, newContext 
 
   // The run is held before its first batch until it is aborted: it is
   // still active when the second start comes, however fast the engine.
-  writeFileSync(PAUSE_FILE, '');
-  try {
+  await whilePaused(async () => {
     await (await prepareDrift(page, FLEET)).click();
     await page.waitForURL(RUN_URL);
     const runPath = new URL(page.url()).pathname;
@@ -64,9 +74,7 @@ test('a duplicate start joins the run already going', async ({ page, newContext 
     await gotoHydrated(page, runPath);
     await expect(page.getByTestId('joins')).toContainText(USERS.multi.name);
     await abortHere(page);
-  } finally {
-    rmSync(PAUSE_FILE, { force: true });
-  }
+  });
 });
 
 test('abort a running run: progress moves live, then the run ends aborted', async ({ page }) => {
@@ -275,8 +283,7 @@ test("watching a run brings its end to the watcher's bell", async ({ page, newCo
   // ends the hold): it cannot end by itself before it is watched, however
   // fast the engine. Watched and aborted within seconds, well before it
   // would count as stalled.
-  writeFileSync(PAUSE_FILE, '');
-  try {
+  await whilePaused(async () => {
     await (await prepareDrift(page, FLEET)).click();
     await page.waitForURL(RUN_URL);
     const runPath = new URL(page.url()).pathname;
@@ -287,9 +294,7 @@ test("watching a run brings its end to the watcher's bell", async ({ page, newCo
 
     // The run ends (aborted by its starter): the watcher's bell hears it, live.
     await abortHere(page);
-  } finally {
-    rmSync(PAUSE_FILE, { force: true });
-  }
+  });
   await expect(watcher.getByTestId('bell-count')).toHaveText('1', { timeout: 15_000 });
   await expectNoReload(watcher);
 });
@@ -302,8 +307,7 @@ test('a stalled run gets its badge and notice, and loses the badge when it moves
   test.setTimeout(60_000 + STALL_AFTER_SECS * 1_000);
   await signIn(page, USERS.acmeOperator.email);
   // The engine holds every run between batches while the file exists.
-  writeFileSync(PAUSE_FILE, '');
-  try {
+  await whilePaused(async () => {
     await (await prepareDrift(page, FLEET)).click();
     await page.waitForURL(RUN_URL);
     const runPath = new URL(page.url()).pathname;
@@ -328,9 +332,7 @@ test('a stalled run gets its badge and notice, and loses the badge when it moves
     await expect(entry).toHaveCount(1);
     await expect(entry).toHaveAttribute('data-kind', 'run_stalled');
     await expect(entry).toContainText(/stalled.*no progress for/s);
-  } finally {
-    rmSync(PAUSE_FILE, { force: true });
-  }
+  });
 
   // It moves again: the badge goes by itself, without a reload.
   await expect(page.getByTestId('stalled-badge')).toHaveCount(0, { timeout: 15_000 });

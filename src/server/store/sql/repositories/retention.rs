@@ -245,33 +245,24 @@ impl Store {
         let (read, unread) = (cutoffs.read_notifications, cutoffs.unread_notifications);
         if <Store as SqlDialect>::DELETED_ROWS_LINGER {
             // Each in the order of its own index.
-            if let Some(cutoff) = read {
+            for (cutoff, walk, pick) in [
+                (read, "read_at", "x.read_at IS NOT NULL AND x.read_at < "),
+                (
+                    unread,
+                    "created_at",
+                    "x.read_at IS NULL AND x.created_at < ",
+                ),
+            ] {
+                let Some(cutoff) = cutoff else { continue };
                 report.notifications += self
                     .prune_kind(
                         "notifications",
                         "id",
                         BATCH,
-                        Walk::Time("read_at"),
+                        Walk::Time(walk),
                         dry_run,
                         |qb| {
-                            qb.push(" FROM notifications x WHERE x.read_at IS NOT NULL AND x.read_at < ");
-                            qb.push_bind(cutoff);
-                        },
-                    )
-                    .await?;
-            }
-            if let Some(cutoff) = unread {
-                report.notifications += self
-                    .prune_kind(
-                        "notifications",
-                        "id",
-                        BATCH,
-                        Walk::Time("created_at"),
-                        dry_run,
-                        |qb| {
-                            qb.push(
-                                " FROM notifications x WHERE x.read_at IS NULL AND x.created_at < ",
-                            );
+                            qb.push(format!(" FROM notifications x WHERE {pick}"));
                             qb.push_bind(cutoff);
                         },
                     )
