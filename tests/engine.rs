@@ -5,6 +5,7 @@
 
 mod support;
 
+use futures_util::FutureExt;
 use opshub::domain::*;
 use opshub::server::engine::{self, EngineSettings, RunEnd, Worker};
 use opshub::server::operations::{self, AddPoliciesOptions, StartRequest};
@@ -923,6 +924,32 @@ on_both! { db =>
         }
         stop.send(true).unwrap();
         pool.await.unwrap();
+    }
+
+    async fn a_queued_run_wakes_one_idle_worker_not_every_one(db) {
+        let store = db.store.as_ref();
+        let f = fixture(store, "acme").await;
+        let mine = policies(store, &f, &["A"]).await;
+        let set = store.create_backup_set(f.tenant.id, "Nightly").await.unwrap();
+        // On PostgreSQL the listener wakes every waiting worker once it is
+        // connected (it may have missed runs): wait for that first.
+        if store.backend() == Backend::Postgres {
+            let listening = store.queued().notified();
+            tokio::pin!(listening);
+            listening.as_mut().enable();
+            store.listen_across_processes().await.unwrap();
+            tokio::time::timeout(Duration::from_secs(10), listening).await.expect("the listener connected");
+        }
+        // Three idle workers wait; one run is queued.
+        let mut idle: Vec<_> = (0..3).map(|_| Box::pin(store.queued().notified())).collect();
+        for worker in &mut idle {
+            worker.as_mut().enable();
+        }
+        queue_add_policies(store, &f, set.id, "one", vec![mine[0].id.to_string()], 3).await;
+        // Time for this store's own NOTIFY to come back on PostgreSQL.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let woken = idle.iter_mut().map(|worker| worker.as_mut().now_or_never()).filter(Option::is_some).count();
+        assert_eq!(woken, 1, "one run wakes one worker: the others would claim nothing");
     }
 
     async fn a_running_run_observes_its_abort_within_two_seconds(db) {

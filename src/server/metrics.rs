@@ -46,6 +46,9 @@ pub struct Metrics {
     queue_registry: Registry,
     runs_started: Family<Operation, Counter>,
     runs_ended: Family<Ended, Counter>,
+    /// `runs_ended` summed, for code that waits on it (the benches); not
+    /// exported, a scrape sums the family itself.
+    runs_ended_in_all: Counter,
     claim_latency: HistogramFamily<Operation>,
     run_duration: HistogramFamily<Operation>,
     items_processed: Family<Operation, Counter>,
@@ -150,6 +153,7 @@ impl Metrics {
             queue_registry: Registry::with_prefix("opshub"),
             runs_started: Family::default(),
             runs_ended: Family::default(),
+            runs_ended_in_all: Counter::default(),
             claim_latency,
             run_duration,
             items_processed: Family::default(),
@@ -258,11 +262,17 @@ impl Metrics {
         self.runs_ended
             .get_or_create(&Ended { operation, status })
             .inc();
+        self.runs_ended_in_all.inc();
         if let Some(started_at) = started_at {
             self.run_duration
                 .get_or_create(&Operation { operation })
                 .observe(seconds_between(started_at, ended_at));
         }
+    }
+
+    /// Runs this process's store has ended since it started.
+    pub fn runs_ended_so_far(&self) -> u64 {
+        self.runs_ended_in_all.get()
     }
 
     /// Runs were claimed: how long each waited since it was queued. A run

@@ -110,10 +110,11 @@ async fn bench_backend(backend: &str, url: &str, runs: usize) -> Result<(), Stri
     let (mut floors, mut engines) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         let raw = floor_runs_per_s(&store, &fixture, settings, round, runs).await?;
+        let ended_before = store.metrics().runs_ended_so_far();
         enqueue_policy_runs(store.as_ref(), &fixture, &format!("engine-{round}"), runs).await?;
         let engine = RunningEngine::start(&store, settings);
         let started = Instant::now();
-        drained(store.as_ref(), fixture.tenant).await?;
+        ended(store.as_ref(), ended_before + runs as u64).await;
         let executed = runs as f64 / started.elapsed().as_secs_f64();
         engine.stop().await;
         crate::outln!(
@@ -128,6 +129,7 @@ async fn bench_backend(backend: &str, url: &str, runs: usize) -> Result<(), Stri
 
     // 3.–4. Drift items, then latency, on a fresh pool.
     let engine = RunningEngine::start(&store, settings);
+    let ended_before = store.metrics().runs_ended_so_far();
     let started = Instant::now();
     for (index, comparison) in fixture.comparisons.iter().enumerate() {
         enqueue(
@@ -139,7 +141,7 @@ async fn bench_backend(backend: &str, url: &str, runs: usize) -> Result<(), Stri
         )
         .await?;
     }
-    drained(store.as_ref(), fixture.tenant).await?;
+    ended(store.as_ref(), ended_before + DRIFT_RUNS as u64).await;
     let items = DRIFT_RUNS * fixture.subjects.len();
     let items_per_s = items as f64 / started.elapsed().as_secs_f64();
     crate::outln!(
@@ -212,6 +214,7 @@ pub(super) async fn claim_latencies(
     min_runs: usize,
     keep_going: impl Fn() -> bool,
 ) -> Result<Vec<f64>, String> {
+    let ended_before = store.metrics().runs_ended_so_far();
     let mut ids = Vec::new();
     while ids.len() < min_runs || keep_going() {
         let index = ids.len();
@@ -228,7 +231,7 @@ pub(super) async fn claim_latencies(
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    drained(store, fixture.tenant).await?;
+    ended(store, ended_before + ids.len() as u64).await;
     let mut latencies = Vec::with_capacity(ids.len());
     for id in ids {
         let run = store
@@ -248,27 +251,12 @@ pub(super) fn percentile(values: &mut [f64], p: f64) -> f64 {
     values[((values.len() - 1) as f64 * p).round() as usize]
 }
 
-/// Waits (polling the queue, not the workers) until nothing is queued or
-/// running: a look for one run of each bucket, so that the bench's own
-/// polling takes next to nothing from the engine it measures.
-pub(super) async fn drained(store: &dyn Store, tenant: TenantId) -> Result<(), String> {
-    loop {
-        let mut active = false;
-        for bucket in [StatusBucket::Queued, StatusBucket::Running] {
-            let filter = RunFilter {
-                bucket: Some(bucket),
-                ..RunFilter::default()
-            };
-            let page = store
-                .list_runs(tenant, &filter, PageRequest::first(1))
-                .await
-                .map_err(|e| e.to_string())?;
-            active |= !page.items.is_empty();
-        }
-        if !active {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+/// Waits until this process's store has ended `runs_ended` runs in all. Its
+/// own count, read without a query: polling the database would take from
+/// the engine it measures, and see the end only at its next poll.
+pub(super) async fn ended(store: &dyn Store, runs_ended: u64) {
+    while store.metrics().runs_ended_so_far() < runs_ended {
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 

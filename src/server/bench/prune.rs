@@ -183,11 +183,19 @@ async fn load_and_prune(backend: Backend, url: &str, runs: usize) -> Result<(), 
             *rows as f64 / took.as_secs_f64()
         );
     }
-    let (idle_p99, during_p99) = (percentile(&mut idle, 0.99), percentile(&mut during, 0.99));
+    // Where the tail sits tells a general slowdown from a few stalls.
+    let spread = |latencies: &mut [f64]| {
+        [0.5, 0.9, 0.99, 1.0]
+            .map(|p| format!("{:.2}", percentile(latencies, p)))
+            .join("/")
+    };
     crate::outln!(
-        "  {} runs queued and claimed during the prune",
+        "  queued->claimed ms (p50/p90/p99/max): idle {}, during the prune {} ({} runs)",
+        spread(&mut idle),
+        spread(&mut during),
         during.len()
     );
+    let (idle_p99, during_p99) = (percentile(&mut idle, 0.99), percentile(&mut during, 0.99));
     crate::outln!(
         "prune backend={name} runs={runs} pruned_rows={removed} prune_s={seconds:.1} rows_per_s={:.0} run_rows_per_s={:.0} claim_p99_idle_ms={idle_p99:.2} claim_p99_during_ms={during_p99:.2} claim_ratio={:.2}",
         removed as f64 / seconds,

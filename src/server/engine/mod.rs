@@ -255,11 +255,6 @@ async fn work_until_shutdown(
 ) {
     let mut failures = 0;
     while !*shutdown.borrow() {
-        // Registered before looking at the queue, so a run queued between
-        // "queue empty" and waiting still wakes this worker.
-        let queued = store.queued().notified();
-        tokio::pin!(queued);
-        queued.as_mut().enable();
         let idle_for = match worker.step().await {
             Ok(executed) if !executed.is_empty() => {
                 failures = 0;
@@ -278,8 +273,12 @@ async fn work_until_shutdown(
                 pause_after_failures(failures - 1).min(settings.poll_interval)
             }
         };
+        // A run queued between "queue empty" and here still wakes a worker:
+        // with none waiting, `notify_one` keeps the wake-up for the next.
+        // (Registering before the step would let a worker busy with a long
+        // run take the wake-up meant for an idle one.)
         tokio::select! {
-            () = &mut queued => {}
+            () = store.queued().notified() => {}
             () = tokio::time::sleep(idle_for) => {}
             _ = shutdown.changed() => {}
         }

@@ -481,12 +481,22 @@ pub trait QueueRepository: Send + Sync {
 /// How workers learn that runs were queued without polling.
 #[async_trait]
 pub trait QueueSignal: Send + Sync {
-    /// Notified (`notify_waiters`) whenever this process queues runs or
-    /// releases them for another worker.
+    /// Notified whenever this process queues runs or releases them for
+    /// another worker ([`wake_workers`]).
     fn queued(&self) -> &tokio::sync::Notify;
     /// Also wakes `queued` for runs other processes queue (PostgreSQL
     /// LISTEN/NOTIFY); a no-op where only one process writes.
     async fn listen_across_processes(&self) -> StoreResult<()>;
+}
+
+/// Wakes one worker per run queued: as many as wait, and if fewer wait, the
+/// next worker to wait finds the wake-up kept for it (so none is lost while
+/// the workers are busy). Waking every waiting worker for one run would
+/// have all but one claim nothing.
+pub fn wake_workers(queued: &tokio::sync::Notify, runs: usize) {
+    for _ in 0..runs {
+        queued.notify_one();
+    }
 }
 
 /// What `/metrics` reads of the store (`server/metrics.rs`).

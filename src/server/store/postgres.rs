@@ -1,8 +1,8 @@
 use super::changes::wire;
 use super::sql::{in_use, SqlDialect};
 use super::{
-    Backend, ChangeLog, ChangeRelay, DbSessionStore, QueueSignal, Relayed, StoreError,
-    StoreMetrics, StoreResult,
+    wake_workers, Backend, ChangeLog, ChangeRelay, DbSessionStore, QueueSignal, Relayed,
+    StoreError, StoreMetrics, StoreResult,
 };
 use crate::server::metrics::Metrics;
 use async_trait::async_trait;
@@ -25,6 +25,8 @@ pub struct PgStore {
     /// Operators' writes (starts, aborts) go through `pool` and stay durable.
     pub(crate) engine_pool: PgPool,
     pub(crate) queued: Arc<Notify>,
+    /// The payload of this store's NOTIFYs of queued runs.
+    instance_tag: Arc<str>,
     listening: Arc<std::sync::Once>,
     pub(crate) changes: Arc<ChangeLog>,
     pub(crate) metrics: Arc<Metrics>,
@@ -88,6 +90,7 @@ impl PgStore {
             pool,
             engine_pool,
             queued: Arc::default(),
+            instance_tag: uuid::Uuid::now_v7().to_string().into(),
             listening: Arc::new(std::sync::Once::new()),
             changes: Arc::default(),
             metrics: Arc::default(),
@@ -100,7 +103,7 @@ impl PgStore {
 impl SqlDialect for PgStore {
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const LOCK_ROWS: &'static str = " FOR UPDATE";
-    const NOTIFY_QUEUED: &'static str = concat!("SELECT pg_notify('", queued_channel!(), "', '')");
+    const NOTIFY_QUEUED: &'static str = concat!("SELECT pg_notify('", queued_channel!(), "', $1)");
     const BEGIN_WRITE: &'static str = "BEGIN";
     const BACKEND: Backend = Backend::Postgres;
     const BYTE_ORDER: &'static str = r#"COLLATE "C""#;
@@ -119,6 +122,10 @@ impl SqlDialect for PgStore {
 
     fn uuid_text(column: &str) -> String {
         format!("{column}::text")
+    }
+
+    fn instance_tag(&self) -> &str {
+        &self.instance_tag
     }
 
     fn migrator() -> &'static Migrator {
@@ -148,6 +155,7 @@ impl QueueSignal for PgStore {
     async fn listen_across_processes(&self) -> StoreResult<()> {
         let pool = self.pool.clone();
         let queued = self.queued.clone();
+        let own_tag = self.instance_tag.clone();
         self.listening.call_once(|| {
             tokio::spawn(async move {
                 loop {
@@ -158,8 +166,12 @@ impl QueueSignal for PgStore {
                             } else {
                                 // A reconnect may have missed notifications.
                                 queued.notify_waiters();
-                                while listener.recv().await.is_ok() {
-                                    queued.notify_waiters();
+                                // Another process's run wakes one worker
+                                // here; this store's own woke one already.
+                                while let Ok(notice) = listener.recv().await {
+                                    if notice.payload() != &*own_tag {
+                                        wake_workers(&queued, 1);
+                                    }
                                 }
                             }
                         }

@@ -102,6 +102,11 @@ impl SqlDialect for SqliteStore {
         format!("json_extract({run}.item_ids, '$.{key}')")
     }
 
+    /// Never sent: SQLite has no NOTIFY_QUEUED.
+    fn instance_tag(&self) -> &str {
+        ""
+    }
+
     /// Ids are 16-byte BLOBs here.
     fn uuid_text(column: &str) -> String {
         let hex = format!("hex({column})");

@@ -66,6 +66,7 @@ pub trait SqlDialect {
     const LOCK_ROWS: &'static str;
     /// Run inside the transaction that queues a run, to wake other
     /// processes' workers (PostgreSQL NOTIFY); empty where there are none.
+    /// Its `$1` is [`SqlDialect::instance_tag`].
     const NOTIFY_QUEUED: &'static str;
 
     /// Which database this is.
@@ -101,6 +102,10 @@ pub trait SqlDialect {
     fn scope_text(run: &str, key: &str) -> String;
     /// The id column `column` as uuid text (`0190…-…`), as JSON holds it.
     fn uuid_text(column: &str) -> String;
+
+    /// Names this store in the wake-ups it sends other processes, so that
+    /// its own listener passes them by: its workers were woken in-process.
+    fn instance_tag(&self) -> &str;
 
     /// This dialect's migrations (`migrations/sqlite` or `migrations/postgres`).
     fn migrator() -> &'static Migrator;

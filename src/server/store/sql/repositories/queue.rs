@@ -13,7 +13,7 @@ use crate::server::store::rows::{ClaimRow, RunStateRow, CLAIM_COLUMNS, RUN_STATE
 use crate::server::store::sql::queue::{lease_expiry, ORPHANED_RUNS};
 use crate::server::store::sql::SqlDialect;
 use crate::server::store::{
-    AbortOutcome, Change, ClaimLimit, ClaimedRun, Lease, LeaseState, NewAuditEntry,
+    wake_workers, AbortOutcome, Change, ClaimLimit, ClaimedRun, Lease, LeaseState, NewAuditEntry,
     ProgressOutcome, QueueDepth, QueueRepository, RescueReport, RunProgress, StillRun, StoreError,
     StoreResult,
 };
@@ -234,12 +234,13 @@ impl QueueRepository for Store {
         }
         if report.released > 0 && !<Store as SqlDialect>::NOTIFY_QUEUED.is_empty() {
             sqlx::query(<Store as SqlDialect>::NOTIFY_QUEUED)
+                .bind(self.instance_tag())
                 .execute(&mut *tx)
                 .await?;
         }
         tx.commit().await?;
         if report.released > 0 {
-            self.queued.notify_waiters();
+            wake_workers(&self.queued, report.released as usize);
         }
         self.changes.record(changed);
         self.count_ended(&ended_runs, now);

@@ -15,7 +15,8 @@ use crate::server::store::rows::{
 };
 use crate::server::store::sql::{push_id_list, status_list, SqlDialect};
 use crate::server::store::{
-    Change, NewAuditEntry, NewRun, RunRecord, RunRepository, StartedRun, StoreError, StoreResult,
+    wake_workers, Change, NewAuditEntry, NewRun, RunRecord, RunRepository, StartedRun, StoreError,
+    StoreResult,
 };
 use async_trait::async_trait;
 use sqlx::types::Json;
@@ -112,6 +113,7 @@ impl RunRepository for Store {
             }
             if !<Store as SqlDialect>::NOTIFY_QUEUED.is_empty() {
                 sqlx::query(<Store as SqlDialect>::NOTIFY_QUEUED)
+                    .bind(self.instance_tag())
                     .execute(&mut *tx)
                     .await?;
             }
@@ -124,7 +126,7 @@ impl RunRepository for Store {
         if joined {
             self.changes.record([run_changed]);
         } else {
-            self.queued.notify_waiters();
+            wake_workers(&self.queued, 1);
             self.metrics.run_started(run.operation);
             let notified = run.notification.as_ref().map(|n| Change::Notifications {
                 tenant: n.tenant_id,
