@@ -32,6 +32,19 @@ type Builder<'a> = sqlx::QueryBuilder<'a, Db>;
 type Connection = <Db as sqlx::Database>::Connection;
 
 impl Store {
+    /// Inside a transaction that queues runs: wakes other processes'
+    /// workers once it commits (`SqlDialect::NOTIFY_QUEUED`, naming this
+    /// store so that its own listener passes it by).
+    async fn notify_queued(&self, conn: &mut Connection) -> StoreResult<()> {
+        if !<Store as SqlDialect>::NOTIFY_QUEUED.is_empty() {
+            sqlx::query(<Store as SqlDialect>::NOTIFY_QUEUED)
+                .bind(self.instance_tag())
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn write_turn(&self) -> WriteTurn {
         sql::take_turn(self.write_gate()).await
     }

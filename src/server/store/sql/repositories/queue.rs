@@ -232,11 +232,8 @@ impl QueueRepository for Store {
                 }
             }
         }
-        if report.released > 0 && !<Store as SqlDialect>::NOTIFY_QUEUED.is_empty() {
-            sqlx::query(<Store as SqlDialect>::NOTIFY_QUEUED)
-                .bind(self.instance_tag())
-                .execute(&mut *tx)
-                .await?;
+        if report.released > 0 {
+            self.notify_queued(&mut tx).await?;
         }
         tx.commit().await?;
         if report.released > 0 {

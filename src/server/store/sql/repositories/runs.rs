@@ -13,7 +13,7 @@ use crate::server::store::rows::{
     RunAttemptRow, RunDetailRow, RunStateRow, RunSummaryRow, RUN_DETAIL_COLUMNS, RUN_STATE_COLUMNS,
     RUN_SUMMARY_COLUMNS,
 };
-use crate::server::store::sql::{push_id_list, status_list, SqlDialect};
+use crate::server::store::sql::{push_id_list, status_list};
 use crate::server::store::{
     wake_workers, Change, NewAuditEntry, NewRun, RunRecord, RunRepository, StartedRun, StoreError,
     StoreResult,
@@ -111,12 +111,7 @@ impl RunRepository for Store {
             if let Some(notification) = &run.notification {
                 insert_notification(&mut tx, notification).await?;
             }
-            if !<Store as SqlDialect>::NOTIFY_QUEUED.is_empty() {
-                sqlx::query(<Store as SqlDialect>::NOTIFY_QUEUED)
-                    .bind(self.instance_tag())
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            self.notify_queued(&mut tx).await?;
         }
         tx.commit().await?;
         let run_changed = Change::Run {
