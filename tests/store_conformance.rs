@@ -450,6 +450,12 @@ on_both! { store =>
         let scopes = store.inventory_scopes(a.tenant.id).await.unwrap();
         assert_eq!(scopes, vec![InventoryScope { selection_hash: "devices".into(), completed_syncs: 2 }]);
         assert!(store.inventory_items(b.tenant.id, current).await.unwrap().is_empty());
+        // A drift's subjects: those of either sync, each once, never another tenant's.
+        let mut subjects = store.inventory_subjects(a.tenant.id, [baseline, current]).await.unwrap();
+        subjects.sort();
+        let pair = |id: &str| ("device".to_string(), id.to_string());
+        assert_eq!(subjects, vec![pair("dev-1"), pair("dev-2"), pair("dev-3")]);
+        assert!(store.inventory_subjects(b.tenant.id, [baseline, current]).await.unwrap().is_empty());
         // Names by a drift run's subject keys, from either sync, never another tenant's.
         let keys = ["device:dev-3".to_string(), "device:dev-2".to_string(), "device:none".to_string()];
         let mut names = store.inventory_item_names(a.tenant.id, [current, baseline], &keys).await.unwrap();

@@ -32,7 +32,12 @@ const MAX_EVIDENCE_TEXT: usize = 120;
 
 /// A run's item id for an inventory subject.
 pub fn subject_key(item: &InventoryItem) -> String {
-    format!("{}:{}", item.subject_type, item.external_id)
+    key_of_subject(&item.subject_type, &item.external_id)
+}
+
+/// A run's item id for the subject `subject_type` / `external_id`.
+pub fn key_of_subject(subject_type: &str, external_id: &str) -> String {
+    format!("{subject_type}:{external_id}")
 }
 
 pub struct DriftExecution {

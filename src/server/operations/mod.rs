@@ -91,12 +91,14 @@ async fn plan_drift(
         )));
     };
     // One item per subject compared: everything in either snapshot.
-    let mut subjects = std::collections::BTreeSet::new();
-    for sync in [baseline, current] {
-        for item in store.inventory_items(tenant.id, sync.id).await? {
-            subjects.insert(drift::subject_key(&item));
-        }
-    }
+    let mut subjects: Vec<String> = store
+        .inventory_subjects(tenant.id, [baseline.id, current.id])
+        .await?
+        .iter()
+        .map(|(subject_type, external_id)| drift::key_of_subject(subject_type, external_id))
+        .collect();
+    subjects.sort_unstable();
+    subjects.dedup();
     let key = KeyInputs::Drift {
         scope_key,
         baseline: baseline.id,
@@ -110,7 +112,7 @@ async fn plan_drift(
             current_run_id: current.id,
             subjects: None,
         }),
-        work_items: subjects.into_iter().collect(),
+        work_items: subjects,
         retry_of: None,
     })
 }

@@ -265,6 +265,13 @@ pub trait InventoryRepository: Send + Sync {
         tenant: TenantId,
         sync: InventorySyncRunId,
     ) -> StoreResult<Vec<InventoryItem>>;
+    /// The subjects in either of two syncs, without their payloads: what a
+    /// drift run compares, listed when it starts. Each once, in no order.
+    async fn inventory_subjects(
+        &self,
+        tenant: TenantId,
+        syncs: [InventorySyncRunId; 2],
+    ) -> StoreResult<Vec<(String, String)>>;
     /// The display names of the items a drift run names by subject key
     /// (`type:external_id`) in either of its syncs (the current one's
     /// first), for the run page's failure rows.

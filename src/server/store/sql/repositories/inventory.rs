@@ -107,6 +107,25 @@ impl InventoryRepository for Store {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
+    async fn inventory_subjects(
+        &self,
+        tenant: TenantId,
+        [first, second]: [InventorySyncRunId; 2],
+    ) -> StoreResult<Vec<(String, String)>> {
+        // Read from the index of a sync's subjects, never the payloads: a
+        // scope can hold millions of subjects.
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT DISTINCT subject_type, external_id FROM inventory_items \
+             WHERE tenant_id = $1 AND sync_run_id IN ($2, $3)",
+        )
+        .bind(tenant)
+        .bind(first)
+        .bind(second)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
     async fn inventory_item_names(
         &self,
         tenant: TenantId,
