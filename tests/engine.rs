@@ -224,6 +224,20 @@ on_both! { db =>
         let hopeless = queue_add_policies(store, &f, set.id, "hopeless", vec![missing.to_string()], 3).await;
         drain(&worker(&db.store, "w")).await;
         assert_eq!(detail(store, &f, hopeless).await.summary.status, RunStatus::Failed);
+
+        // Two runs of one claim add the same policy: neither saw it in the
+        // set when made ready, so the write decides — added once, the other
+        // run skips it as present.
+        let fresh = policies(store, &f, &["Fresh"]).await[0].id;
+        let first = queue_add_policies(store, &f, set.id, "first", vec![fresh.to_string()], 3).await;
+        let second = queue_add_policies(store, &f, set.id, "second", vec![fresh.to_string()], 3).await;
+        let executed = worker(&db.store, "w").step().await.unwrap();
+        assert_eq!(executed.len(), 2, "both runs in one claim");
+        let counters = [detail(store, &f, first).await, detail(store, &f, second).await].map(|d| d.summary.counters);
+        assert_eq!(counters.map(|c| (c.succeeded, c.skipped)), [(1, 0), (0, 1)]);
+        let second_failures = detail(store, &f, second).await.failures;
+        assert_eq!(second_failures[0].reason_code, ReasonCode::AlreadyPresent);
+        assert_eq!(store.backup_set_items(f.tenant.id, set.id).await.unwrap().len(), 3);
     }
 
     async fn retrying_failed_items_makes_a_linked_run_and_duplicate_starts_join(db) {
