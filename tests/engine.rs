@@ -225,9 +225,8 @@ on_both! { db =>
         drain(&worker(&db.store, "w")).await;
         assert_eq!(detail(store, &f, hopeless).await.summary.status, RunStatus::Failed);
 
-        // Two runs of one claim add the same policy: neither saw it in the
-        // set when made ready, so the write decides — added once, the other
-        // run skips it as present.
+        // Two runs of one claim add the same policy: the one write of their
+        // batch adds it once, and the other run skips it as present.
         let fresh = policies(store, &f, &["Fresh"]).await[0].id;
         let first = queue_add_policies(store, &f, set.id, "first", vec![fresh.to_string()], 3).await;
         let second = queue_add_policies(store, &f, set.id, "second", vec![fresh.to_string()], 3).await;
