@@ -534,3 +534,38 @@ async fn postgres_prunes_on_one_instance_at_a_time() {
         Some(EXPECTED)
     );
 }
+
+/// SQLite finds a deleted run's cascading rows by the run, in every table
+/// (its planner, without statistics, once read all of the tenant's failure
+/// reasons and watchers for every run a prune deleted).
+#[tokio::test]
+async fn sqlite_finds_a_deleted_runs_rows_by_the_run() {
+    use sqlx::{Connection, Row};
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    sqlx::query("PRAGMA foreign_keys = ON")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let plan: Vec<String> =
+        sqlx::query("EXPLAIN QUERY PLAN DELETE FROM bulk_operation_runs WHERE id = x'00'")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get("detail"))
+            .collect();
+    for child in [
+        "run_failure_reasons",
+        "run_watchers",
+        "run_failed_items",
+        "run_attempts",
+        "run_joins",
+    ] {
+        let lookup = plan
+            .iter()
+            .find(|step| step.starts_with(&format!("SEARCH {child} ")))
+            .unwrap_or_else(|| panic!("no look-up of {child} in {plan:#?}"));
+        assert!(lookup.contains("(run_id=?"), "{child} by the run: {lookup}");
+    }
+}
