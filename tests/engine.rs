@@ -526,6 +526,30 @@ on_both! { db =>
         assert!(store.reclaim_runs("w", lease).await.unwrap().is_empty());
     }
 
+    /// A run never starts before it was queued, whatever the claim's clock
+    /// read: one queued (stamped) after that reading, as can happen while
+    /// the claim waits for its turn to write, starts at its queue time.
+    async fn a_claimed_run_never_starts_before_it_was_queued(db) {
+        let store = db.store.as_ref();
+        let f = fixture(store, "acme").await;
+        let set = store.create_backup_set(f.tenant.id, "Nightly").await.unwrap();
+        let id = queue_add_policies(store, &f, set.id, "ahead", vec!["item".into()], 1).await;
+        let ahead = if db.is_sqlite() {
+            "created_at + 60000000"
+        } else {
+            "created_at + interval '1 minute'"
+        };
+        db.execute(&format!(
+            "UPDATE bulk_operation_runs SET created_at = {ahead} WHERE idempotency_key = 'ahead'"
+        ))
+        .await;
+        let queued = detail(store, &f, id).await.summary.created_at;
+        claim_one(store, "w", Duration::from_secs(30)).await.unwrap();
+        let claimed = detail(store, &f, id).await.summary;
+        assert_eq!(claimed.status, RunStatus::Running);
+        assert_eq!(claimed.started_at, Some(queued));
+    }
+
     async fn a_claim_takes_small_runs_together_and_a_large_run_alone(db) {
         let store = db.store.as_ref();
         let f = fixture(store, "acme").await;

@@ -33,7 +33,10 @@ impl QueueRepository for Store {
         // The oldest pending runs and running runs that lost their
         // worker (rescue released the lease), as many as `limit`
         // allows: the first always, the next while their items
-        // left still fit. A taken-over run stays `running`.
+        // left still fit. A taken-over run stays `running`. A run never
+        // starts before it was queued: one stamped after `now` and
+        // committed before this statement's snapshot starts at its own
+        // queue time.
         let rows: Vec<ClaimRow> = sqlx::query_as(&format!(
             "WITH candidates AS (\
                SELECT * FROM (SELECT id, created_at, total_items - processed_items AS items_left \
@@ -50,7 +53,8 @@ impl QueueRepository for Store {
                FROM candidates) ranked WHERE position = 1 OR items_so_far <= $5) \
              UPDATE bulk_operation_runs SET status = 'running', attempt = attempt + 1, \
              lease_owner = $1, lease_expires_at = $2, heartbeat_at = $3, \
-             started_at = COALESCE(started_at, $3), updated_at = $3, progressed_at = $3 \
+             started_at = COALESCE(started_at, CASE WHEN created_at > $3 THEN created_at ELSE $3 END), \
+             updated_at = $3, progressed_at = $3 \
              WHERE id IN (SELECT id FROM picked) AND (status = 'pending' OR ({orphaned})) \
              RETURNING {CLAIM_COLUMNS}",
             skip = <Store as SqlDialect>::SKIP_LOCKED,
