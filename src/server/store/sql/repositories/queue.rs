@@ -28,8 +28,10 @@ impl QueueRepository for Store {
         lease_for: std::time::Duration,
         limit: ClaimLimit,
     ) -> StoreResult<Vec<ClaimedRun>> {
-        let now = Timestamp::now();
+        // The clock is read once the turn is ours (SQLite): a claim happens
+        // when it writes, not when it began to wait.
         let _turn = self.write_turn().await;
+        let now = Timestamp::now();
         // The oldest pending runs and running runs that lost their
         // worker (rescue released the lease), as many as `limit`
         // allows: the first always, the next while their items
