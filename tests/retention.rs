@@ -158,6 +158,14 @@ async fn build(db: &TestDb, now: Timestamp) -> Fixture {
                 days_ago(now, 10),
                 (o5, o6),
             ),
+            // Kept: a kept finding names it as the run that produced it.
+            record(
+                &f,
+                "succeeded-100-kept-by-finding",
+                RunStatus::Completed,
+                days_ago(now, 100),
+                (o5, o6),
+            ),
             record(
                 &f,
                 "partial-100",
@@ -230,6 +238,19 @@ async fn build(db: &TestDb, now: Timestamp) -> Fixture {
         db.execute(&format!(
             "UPDATE findings SET created_at = {}, acknowledged_at = {acknowledged} WHERE fingerprint = '{tag}'",
             at(db, days_ago(now, created)),
+        ))
+        .await;
+    }
+
+    // Which runs produced them: the pruned finding's run goes in the same
+    // pass (findings go first), the kept one's stays.
+    for (tag, run) in [
+        ("new-400", "succeeded-100-kept-by-finding"),
+        ("ack-200-gone", "succeeded-100-gone"),
+    ] {
+        db.execute(&format!(
+            "UPDATE findings SET produced_by_run_id = \
+             (SELECT id FROM bulk_operation_runs WHERE idempotency_key = '{run}') WHERE fingerprint = '{tag}'"
         ))
         .await;
     }
@@ -365,7 +386,7 @@ on_both! { db =>
         let policy = RetentionPolicy::default();
         // The hub's counts, remembered for runs that ended long ago.
         let counted = db.store.count_runs_by_bucket(f.tenant.id, &RunFilter::default()).await.unwrap();
-        assert_eq!(counted.total(), 8);
+        assert_eq!(counted.total(), 9);
 
         let dry = db.store.prune(&policy, now, true).await.unwrap().unwrap();
         assert_eq!(dry, EXPECTED);
@@ -374,11 +395,18 @@ on_both! { db =>
         let pruned = db.store.prune(&policy, now, false).await.unwrap().unwrap();
         assert_eq!(pruned, EXPECTED);
         let counted = db.store.count_runs_by_bucket(f.tenant.id, &RunFilter::default()).await.unwrap();
-        assert_eq!(counted.total(), 5, "the hub counts no pruned run");
+        assert_eq!(counted.total(), 6, "the hub counts no pruned run");
         assert_eq!(
             what_is_left(db).await,
             vec![
-                strings(&["failed-100", "partial-100", "pending-400", "running-400", "succeeded-10"]),
+                strings(&[
+                    "failed-100",
+                    "partial-100",
+                    "pending-400",
+                    "running-400",
+                    "succeeded-10",
+                    "succeeded-100-kept-by-finding",
+                ]),
                 strings(&["read-10", "unread-40"]),
                 strings(&["ack-10", "new-400"]),
                 strings(&["audit-300", "audit-400-kept-by-run"]),
@@ -393,6 +421,14 @@ on_both! { db =>
             .texts("SELECT a.action FROM bulk_operation_runs r JOIN audit_logs a ON a.id = r.audit_log_id")
             .await;
         assert_eq!(linked, vec![Some("audit-400-kept-by-run".to_string())]);
+        // The kept finding still names the run that produced it.
+        let produced = db
+            .texts(
+                "SELECT r.idempotency_key FROM findings f \
+                 JOIN bulk_operation_runs r ON r.id = f.produced_by_run_id",
+            )
+            .await;
+        assert_eq!(produced, vec![Some("succeeded-100-kept-by-finding".to_string())]);
         // A pruned sync's items went with it.
         let items = db.texts("SELECT CAST(COUNT(*) AS TEXT) FROM inventory_items").await;
         assert_eq!(items, vec![Some((1 + 3 + 5 + 6).to_string())]);
@@ -471,10 +507,14 @@ on_both! { db =>
         assert_eq!(after.pop(), Some(strings(&["valid"])));
         assert_eq!(after[..], before[..6]);
 
-        // One kind at a time: only succeeded runs have a retention.
+        // One kind at a time: only succeeded runs have a retention, and the
+        // old one stays while the finding it produced, kept forever, names it.
         let only_succeeded = RetentionPolicy { succeeded_runs_days: 90, ..RetentionPolicy::keep_forever() };
         let pruned = db.store.prune(&only_succeeded, now, false).await.unwrap().unwrap();
-        assert_eq!(pruned, PruneReport { runs: 1, ..Default::default() });
+        assert_eq!(pruned, PruneReport::default());
+        let with_findings = RetentionPolicy { acknowledged_findings_days: 180, ..only_succeeded };
+        let pruned = db.store.prune(&with_findings, now, false).await.unwrap().unwrap();
+        assert_eq!(pruned, PruneReport { runs: 1, findings: 1, ..Default::default() });
     }
 
     /// The engine prunes on its interval.

@@ -41,6 +41,8 @@ const CHUNK: usize = 20_000;
 pub struct Shape {
     pub tenants: usize,
     pub runs: usize,
+    /// How many of every 100 findings are acknowledged (the others new).
+    pub acknowledged_findings_percent: u64,
 }
 
 impl Shape {
@@ -831,7 +833,7 @@ pub async fn load(
                 let at = run.finished_at.unwrap_or(run.created_at).plus_millis(1);
                 let dice = mix(f as u64 ^ 0xf1d);
                 let change = [ChangeKind::Added, ChangeKind::Removed, ChangeKind::Changed][f % 3];
-                let acknowledged = dice % 10 < 3;
+                let acknowledged = dice % 100 < shape.acknowledged_findings_percent;
                 let subject = format!("{}-{f}", SCOPES[scope].1);
                 vec![
                     FindingId(id_at(at, f as u64)).0.into(),

@@ -134,6 +134,7 @@ impl Platform {
             Shape {
                 tenants: TENANTS,
                 runs,
+                acknowledged_findings_percent: 30,
             },
             Timestamp::now(),
             &hash,

@@ -7,3 +7,31 @@ pub const BATCH: i64 = 1_000;
 pub const RUN_BATCH: i64 = 200;
 /// Syncs per statement: each takes all its inventory items.
 pub const SYNC_BATCH: i64 = 20;
+/// How long one batch may hold the write turn where writers take turns
+/// (SQLite): a claim or a queued run waits for at most the batch ahead of
+/// it, so batches shrink (down to one row) until each fits in this.
+pub const TURN_BUDGET: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// The next batch's size: scaled by how the last one fitted `TURN_BUDGET`
+/// (growing at most twofold), between one row and `most`.
+pub fn next_batch(last: i64, most: i64, held: std::time::Duration) -> i64 {
+    let fitted = last as f64 * TURN_BUDGET.as_secs_f64() / held.as_secs_f64().max(1e-6);
+    (fitted as i64).clamp(1, (last * 2).min(most))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn batches_shrink_to_the_budget_and_grow_back_by_at_most_twice() {
+        // Four times over the budget: a quarter of the rows.
+        assert_eq!(next_batch(200, 200, TURN_BUDGET * 4), 50);
+        // Never below one row, however slow.
+        assert_eq!(next_batch(1, 200, Duration::from_secs(1)), 1);
+        // Well within it: twice as many, never more than the most.
+        assert_eq!(next_batch(10, 200, TURN_BUDGET / 100), 20);
+        assert_eq!(next_batch(150, 200, TURN_BUDGET / 100), 200);
+    }
+}

@@ -5,16 +5,18 @@
 //!
 //! What goes, kind by kind, in this order (each kind sees what the ones
 //! before removed):
-//! - runs: terminal ones whose `finished_at` passed their status's cutoff.
-//!   `run_joins`, `run_watchers`, `run_attempts` and `run_failed_items` go
-//!   with them (ON DELETE CASCADE). Provenance links to a pruned run are nulled by their
-//!   foreign keys (`retry_of_run_id`, `findings.produced_by_run_id`,
-//!   `backup_set_items.added_by_run_id`): keeping runs for them would keep
-//!   every add-policies run as long as its backup set, and a finding links
-//!   to its drift run the Phase 1 way, through its syncs, which stay.
-//!   Notifications about a run are governed by their own retention.
-//! - notifications: read ones by `read_at`, unread ones by `created_at`.
 //! - findings: acknowledged ones by `acknowledged_at`; new ones stay.
+//! - runs: terminal ones whose `finished_at` passed their status's cutoff,
+//!   except one a kept finding names as the run that produced it
+//!   (`produced_by_run_id`; the findings went first, so an acknowledged
+//!   finding's run can go in the same pass). `run_joins`, `run_watchers`,
+//!   `run_attempts` and `run_failed_items` go with them (ON DELETE
+//!   CASCADE). The other provenance links to a pruned run are nulled by
+//!   their foreign keys (`retry_of_run_id`,
+//!   `backup_set_items.added_by_run_id`): keeping runs for them would keep
+//!   every add-policies run as long as its backup set. Notifications about
+//!   a run are governed by their own retention.
+//! - notifications: read ones by `read_at`, unread ones by `created_at`.
 //! - audit entries by `created_at`, except one a kept run points to
 //!   (`audit_log_id`, the record of its start).
 //! - inventory syncs (with their items) that ended before the cutoff,
@@ -33,7 +35,7 @@
 use super::{Builder, Store};
 use crate::domain::*;
 use crate::server::retention::{Cutoffs, PruneReport, RetentionPolicy};
-use crate::server::store::sql::retention::{BATCH, RUN_BATCH, SYNC_BATCH};
+use crate::server::store::sql::retention::{next_batch, BATCH, RUN_BATCH, SYNC_BATCH};
 use crate::server::store::sql::SqlDialect;
 use crate::server::store::{RetentionRepository, StoreResult};
 use async_trait::async_trait;
@@ -94,6 +96,20 @@ fn push_not_referenced(
     qb.push(" LIMIT 1 OFFSET 0)");
 }
 
+/// Leaves out (`x`) runs a kept finding names as the run that produced it:
+/// the run is the finding's provenance, and keeping it spares the prune
+/// rewriting every such finding, with all its index entries, to null.
+fn push_kept_by_findings(qb: &mut Builder<'_>, dry_run: bool, cutoffs: &Cutoffs) {
+    push_not_referenced(
+        qb,
+        "FROM findings f WHERE f.produced_by_run_id = x.id",
+        dry_run,
+        cutoffs,
+        push_finding_prunable,
+        "f",
+    );
+}
+
 /// How a kind's batches find their rows.
 #[derive(Clone, Copy)]
 enum Walk {
@@ -142,6 +158,7 @@ impl Store {
         };
         let mut total = 0;
         let mut walked_to: Option<WalkedTo> = None;
+        let mut limit = batch;
         loop {
             let mut qb = Builder::new(format!(
                 "DELETE FROM {table} WHERE {key} IN (SELECT x.{key}"
@@ -167,7 +184,7 @@ impl Store {
                 qb.push(format!(" ORDER BY {order}"));
             }
             qb.push(" LIMIT ");
-            qb.push_bind(batch);
+            qb.push_bind(limit);
             // Rows another transaction holds are left for the next
             // pass (PostgreSQL), so pruning never waits on users.
             qb.push(<Store as SqlDialect>::SKIP_LOCKED);
@@ -175,7 +192,8 @@ impl Store {
             if let Some(order) = order {
                 qb.push(format!(" RETURNING {order}"));
             }
-            let (_turn, mut tx) = self.begin_write().await?;
+            let (turn, mut tx) = self.begin_write().await?;
+            let held_from = std::time::Instant::now();
             let (removed, reached) = match walk {
                 Walk::FromStart => (qb.build().execute(&mut *tx).await?.rows_affected(), None),
                 Walk::Time(_) => {
@@ -191,16 +209,37 @@ impl Store {
                 }
             };
             tx.commit().await?;
+            let held = held_from.elapsed();
+            drop(turn);
             walked_to = reached.or(walked_to);
             total += removed;
-            if removed < batch.unsigned_abs() {
+            if removed < limit.unsigned_abs() {
                 return Ok(total);
+            }
+            // Where writers take turns, the next batch fits the budget.
+            if self.write_gate().is_some() {
+                limit = next_batch(limit, batch, held);
             }
         }
     }
 
     async fn prune_pass(&self, cutoffs: &Cutoffs, dry_run: bool) -> StoreResult<PruneReport> {
         let mut report = PruneReport::default();
+        if cutoffs.acknowledged_findings.is_some() {
+            report.findings = self
+                .prune_kind(
+                    "findings",
+                    "id",
+                    BATCH,
+                    Walk::Time("acknowledged_at"),
+                    dry_run,
+                    |qb| {
+                        qb.push(" FROM findings x WHERE ");
+                        push_finding_prunable(qb, "x", cutoffs);
+                    },
+                )
+                .await?;
+        }
         if <Store as SqlDialect>::DELETED_ROWS_LINGER {
             // One status at a time, each walked in its index's order.
             for &(status, cutoff) in &cutoffs.runs {
@@ -218,6 +257,7 @@ impl Store {
                                 status.as_str()
                             ));
                             qb.push_bind(cutoff);
+                            push_kept_by_findings(qb, dry_run, cutoffs);
                         },
                     )
                     .await?;
@@ -233,6 +273,7 @@ impl Store {
                     |qb| {
                         qb.push(" FROM bulk_operation_runs x WHERE ");
                         push_run_prunable(qb, "x", cutoffs);
+                        push_kept_by_findings(qb, dry_run, cutoffs);
                     },
                 )
                 .await?;
@@ -289,21 +330,6 @@ impl Store {
                             qb.push(")");
                         }
                         qb.push(")");
-                    },
-                )
-                .await?;
-        }
-        if cutoffs.acknowledged_findings.is_some() {
-            report.findings = self
-                .prune_kind(
-                    "findings",
-                    "id",
-                    BATCH,
-                    Walk::Time("acknowledged_at"),
-                    dry_run,
-                    |qb| {
-                        qb.push(" FROM findings x WHERE ");
-                        push_finding_prunable(qb, "x", cutoffs);
                     },
                 )
                 .await?;
