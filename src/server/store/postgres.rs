@@ -1,5 +1,5 @@
 use super::changes::wire;
-use super::sql::{in_use, SqlDialect};
+use super::sql::{in_use, SqlDialect, WriteGate};
 use super::{
     wake_workers, Backend, ChangeLog, ChangeRelay, DbSessionStore, QueueSignal, Relayed,
     StoreError, StoreMetrics, StoreResult,
@@ -139,7 +139,7 @@ impl SqlDialect for PgStore {
         ))
     }
 
-    fn write_gate(&self) -> Option<&Arc<tokio::sync::Mutex<()>>> {
+    fn write_gate(&self) -> Option<&WriteGate> {
         None
     }
 }

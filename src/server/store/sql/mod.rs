@@ -113,10 +113,9 @@ pub trait SqlDialect {
     /// The sign-in session store, in this same database.
     fn session_store(&self) -> DbSessionStore;
 
-    /// Writers take turns here before the database sees them, where the
-    /// database allows one writer at a time (SQLite): waiting on an
-    /// in-process lock is far cheaper than SQLITE_BUSY back-off sleeps.
-    fn write_gate(&self) -> Option<&Arc<tokio::sync::Mutex<()>>>;
+    /// Where the database allows one writer at a time (SQLite), writers
+    /// take turns at this gate before the database sees them.
+    fn write_gate(&self) -> Option<&WriteGate>;
 }
 
 /// Turns the rows of a keyset query (fetched with `limit + 1` to learn
@@ -182,21 +181,44 @@ pub fn status_list(statuses: &[RunStatus]) -> String {
         .join(", ")
 }
 
+/// Writers take turns here, in process, where the database allows one
+/// writer at a time: waiting on an in-process lock is far cheaper than
+/// SQLITE_BUSY back-off sleeps.
+#[derive(Default)]
+pub struct WriteGate {
+    turn: Arc<tokio::sync::Mutex<()>>,
+    /// Told whenever a writer takes its turn: work that follows writes
+    /// (SQLite's checkpoints) waits on it instead of polling.
+    wrote: tokio::sync::Notify,
+}
+
+impl WriteGate {
+    /// Returns once a writer has taken its turn since the last return.
+    pub async fn written(&self) {
+        self.wrote.notified().await
+    }
+
+    /// A turn that writes no rows (a checkpoint's), so it tells no one.
+    pub async fn hold(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.turn.clone().lock_owned().await
+    }
+}
+
 /// This writer's turn (see `SqlDialect::write_gate`); held until dropped.
 pub type WriteTurn = Option<tokio::sync::OwnedMutexGuard<()>>;
 
 /// Waits for this writer's turn where the backend has a write gate.
-pub async fn take_turn(gate: Option<&Arc<tokio::sync::Mutex<()>>>) -> WriteTurn {
-    match gate {
-        Some(gate) => Some(gate.clone().lock_owned().await),
-        None => None,
-    }
+pub async fn take_turn(gate: Option<&WriteGate>) -> WriteTurn {
+    let gate = gate?;
+    let turn = gate.hold().await;
+    gate.wrote.notify_one();
+    Some(turn)
 }
 
 /// A write transaction on `pool`, begun with the dialect's `BEGIN_WRITE`
 /// in this writer's turn.
 pub async fn begin_write<DB: Database>(
-    gate: Option<&Arc<tokio::sync::Mutex<()>>>,
+    gate: Option<&WriteGate>,
     pool: &Pool<DB>,
     begin: &'static str,
 ) -> StoreResult<(WriteTurn, Transaction<'static, DB>)> {
