@@ -438,10 +438,16 @@ mod cli {
         let path = cli.config.unwrap_or_else(|| PathBuf::from("Leptos.toml"));
         let settings = Settings::load(&path, explicit).map_err(|e| e.to_string())?;
         init_tracing(&settings.log);
+        let command = cli.command.unwrap_or(Command::Serve);
+        // Benchmarks measure scratch databases of their own: the configured
+        // one is neither opened nor created.
+        if let Command::Bench(bench) = command {
+            return bench_command(bench).await;
+        }
         let store = store::connect(&settings.database_url, settings.database_max_connections)
             .await
             .map_err(|e| e.to_string())?;
-        match cli.command.unwrap_or(Command::Serve) {
+        match command {
             Command::Migrate => {
                 migrate(store.as_ref()).await?;
                 opshub::outln!("database is up to date");
@@ -503,26 +509,33 @@ mod cli {
                 store.close().await;
                 Ok(())
             }
-            Command::Bench(BenchCommand::Engine {
+            Command::Serve => serve(settings, store).await,
+            Command::Bench(_) => unreachable!("benchmarks returned above"),
+        }
+    }
+
+    async fn bench_command(command: BenchCommand) -> Result<(), String> {
+        match command {
+            BenchCommand::Engine {
                 postgres,
                 runs,
                 backend,
-            }) => opshub::server::bench::engine::run(&postgres, runs, &backend.list()).await,
-            Command::Bench(BenchCommand::Web { runs, streams }) => {
+            } => opshub::server::bench::engine::run(&postgres, runs, &backend.list()).await,
+            BenchCommand::Web { runs, streams } => {
                 opshub::server::bench::web::run(runs, streams).await
             }
-            Command::Bench(BenchCommand::Prune {
+            BenchCommand::Prune {
                 postgres,
                 runs,
                 backend,
-            }) => opshub::server::bench::prune::run(&postgres, runs, &backend.list()).await,
-            Command::Bench(BenchCommand::Scale {
+            } => opshub::server::bench::prune::run(&postgres, runs, &backend.list()).await,
+            BenchCommand::Scale {
                 postgres,
                 runs,
                 small_runs,
                 backend,
                 keep,
-            }) => {
+            } => {
                 opshub::server::bench::scale::run(
                     &postgres,
                     runs,
@@ -532,7 +545,6 @@ mod cli {
                 )
                 .await
             }
-            Command::Serve => serve(settings, store).await,
         }
     }
 

@@ -1,7 +1,8 @@
 //! The `opshub` command as a shell user runs it: output into a pipe whose
 //! reader has gone (`opshub start … | head -1`) ends it quietly, an
 //! import file over `import_max_bytes` is refused before it is read, and
-//! `opshub prune` prints what goes per kind.
+//! `opshub prune` prints what goes per kind, and a benchmark does not
+//! touch the configured database.
 
 mod support;
 
@@ -172,4 +173,36 @@ async fn prune_prints_what_goes_per_kind_and_a_dry_run_deletes_nothing() {
     let refused = run(bad);
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("OPSHUB_RETAIN_AUDIT_DAYS"));
+}
+
+#[test]
+fn a_benchmark_leaves_the_configured_database_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let configured = dir.path().join("configured.db");
+    // A PostgreSQL no one listens on: the benchmark skips it at once.
+    let mut command = Command::new(env!("CARGO_BIN_EXE_opshub"));
+    command
+        .args([
+            "bench",
+            "engine",
+            "--backend",
+            "postgres",
+            "--postgres",
+            "postgres://postgres@127.0.0.1:1/postgres",
+        ])
+        .env(
+            "OPSHUB_DATABASE_URL",
+            format!("sqlite://{}", configured.display()),
+        )
+        .env("OPSHUB_LOG", "warn")
+        .stdin(Stdio::null());
+    let bench = run(command);
+    assert!(
+        String::from_utf8_lossy(&bench.stdout).contains("skipped"),
+        "{bench:?}"
+    );
+    assert!(
+        !configured.exists(),
+        "the benchmark created the configured database"
+    );
 }
