@@ -53,9 +53,10 @@ impl SqliteStore {
             || url.contains("mode=memory");
         // A file's WAL is copied back by `checkpoint_in_background`, not by
         // the commit that crosses 1,000 pages.
-        let options = match in_memory {
-            true => options,
-            false => options.pragma("wal_autocheckpoint", "0"),
+        let options = if in_memory {
+            options
+        } else {
+            options.pragma("wal_autocheckpoint", "0")
         };
         let peers = (!in_memory).then(|| Arc::new(Peers::of(options.get_filename())));
         if let Some(dir) = options.get_filename().parent() {
