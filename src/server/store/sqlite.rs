@@ -148,7 +148,7 @@ async fn checkpoint_round(pool: &SqlitePool, gate: &WriteGate) -> Result<(), sql
         }
     }
     if frames > WAL_RESTART_FRAMES {
-        let _turn = gate.hold().await;
+        let _turn = gate.hold_in_background().await;
         checkpoint(pool).await?;
     }
     Ok(())

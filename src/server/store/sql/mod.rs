@@ -44,6 +44,7 @@ use crate::domain::*;
 use sqlx::migrate::Migrator;
 use sqlx::{Database, Encode, Pool, QueryBuilder, Transaction, Type};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub mod progress;
 pub mod queue;
@@ -183,13 +184,63 @@ pub fn status_list(statuses: &[RunStatus]) -> String {
 
 /// Writers take turns here, in process, where the database allows one
 /// writer at a time: waiting on an in-process lock is far cheaper than
-/// SQLITE_BUSY back-off sleeps.
+/// SQLITE_BUSY back-off sleeps. Background work (the prune, checkpoints)
+/// takes its turns between the foreground's: a queued run would otherwise
+/// wait for a prune batch before it is queued and again before it is
+/// claimed.
 #[derive(Default)]
 pub struct WriteGate {
     turn: Arc<tokio::sync::Mutex<()>>,
     /// Told whenever a writer takes its turn: work that follows writes
     /// (SQLite's checkpoints) waits on it instead of polling.
     wrote: tokio::sync::Notify,
+    foreground: Arc<tokio::sync::watch::Sender<Foreground>>,
+}
+
+/// The foreground writers, as background work reads them.
+#[derive(Clone, Copy, Debug, Default)]
+struct Foreground {
+    /// Waiting for their turn or in it.
+    writers: usize,
+    /// When the last one left its turn.
+    last_left: Option<Instant>,
+}
+
+/// How long background work leaves the turn free after a foreground
+/// writer's: the write that follows one (the claim after a run is
+/// queued, the progress after a claim) comes within it.
+pub const FOLLOW_UP_GRACE: Duration = Duration::from_millis(1);
+/// The longest background work yields to a foreground that never pauses:
+/// then it takes its turn in line, so it is slowed, never starved.
+pub const LONGEST_YIELD: Duration = Duration::from_millis(50);
+
+/// What background work that has yielded for a while does next.
+#[derive(Debug, PartialEq, Eq)]
+enum Yield {
+    /// Waits until no foreground writer waits or writes.
+    UntilQuiet,
+    /// Leaves the turn free for a follow-up write this long.
+    For(Duration),
+    /// Takes its turn, in line with any writer who comes meanwhile.
+    Done,
+}
+
+impl Foreground {
+    fn background_yields(&self, now: Instant, yielded: Duration) -> Yield {
+        if yielded >= LONGEST_YIELD {
+            return Yield::Done;
+        }
+        if self.writers > 0 {
+            return Yield::UntilQuiet;
+        }
+        let since = self
+            .last_left
+            .map(|left| now.saturating_duration_since(left));
+        match since.map(|since| FOLLOW_UP_GRACE.saturating_sub(since)) {
+            Some(grace) if !grace.is_zero() => Yield::For(grace),
+            _ => Yield::Done,
+        }
+    }
 }
 
 impl WriteGate {
@@ -198,31 +249,97 @@ impl WriteGate {
         self.wrote.notified().await
     }
 
-    /// A turn that writes no rows (a checkpoint's), so it tells no one.
-    pub async fn hold(&self) -> tokio::sync::OwnedMutexGuard<()> {
+    /// A background turn that writes no rows (a checkpoint's), so it tells
+    /// no one.
+    pub async fn hold_in_background(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        let yielding = Instant::now();
+        let mut foreground = self.foreground.subscribe();
+        loop {
+            let yielded = yielding.elapsed();
+            let most = LONGEST_YIELD.saturating_sub(yielded);
+            let next = foreground
+                .borrow_and_update()
+                .background_yields(Instant::now(), yielded);
+            match next {
+                Yield::Done => break,
+                Yield::UntilQuiet => {
+                    let _ = tokio::time::timeout(most, foreground.changed()).await;
+                }
+                // The whole grace: a writer who comes and goes meanwhile
+                // leaves a grace of its own, checked on waking.
+                Yield::For(grace) => tokio::time::sleep(grace.min(most)).await,
+            }
+        }
         self.turn.clone().lock_owned().await
+    }
+
+    async fn hold_in_foreground(&self) -> Turn {
+        let writer = ForegroundWriter::arrives(self.foreground.clone());
+        let turn = self.turn.clone().lock_owned().await;
+        Turn {
+            _turn: turn,
+            _writer: Some(writer),
+        }
     }
 }
 
+/// A foreground writer, counted from when it starts to wait until it
+/// leaves its turn or gives up waiting (its future dropped).
+struct ForegroundWriter(Arc<tokio::sync::watch::Sender<Foreground>>);
+
+impl ForegroundWriter {
+    fn arrives(foreground: Arc<tokio::sync::watch::Sender<Foreground>>) -> Self {
+        foreground.send_modify(|f| f.writers += 1);
+        Self(foreground)
+    }
+}
+
+impl Drop for ForegroundWriter {
+    fn drop(&mut self) {
+        self.0.send_modify(|f| {
+            f.writers -= 1;
+            f.last_left = Some(Instant::now());
+        });
+    }
+}
+
+/// A writer's turn at the gate; it ends when dropped.
+pub struct Turn {
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+    /// Set for a foreground writer's turn.
+    _writer: Option<ForegroundWriter>,
+}
+
 /// This writer's turn (see `SqlDialect::write_gate`); held until dropped.
-pub type WriteTurn = Option<tokio::sync::OwnedMutexGuard<()>>;
+pub type WriteTurn = Option<Turn>;
 
 /// Waits for this writer's turn where the backend has a write gate.
 pub async fn take_turn(gate: Option<&WriteGate>) -> WriteTurn {
     let gate = gate?;
-    let turn = gate.hold().await;
+    let turn = gate.hold_in_foreground().await;
     gate.wrote.notify_one();
     Some(turn)
 }
 
+/// Waits for a background writer's turn (the prune's), which yields to
+/// the foreground's (see `WriteGate`).
+pub async fn take_background_turn(gate: Option<&WriteGate>) -> WriteTurn {
+    let gate = gate?;
+    let turn = gate.hold_in_background().await;
+    gate.wrote.notify_one();
+    Some(Turn {
+        _turn: turn,
+        _writer: None,
+    })
+}
+
 /// A write transaction on `pool`, begun with the dialect's `BEGIN_WRITE`
-/// in this writer's turn.
+/// in this writer's `turn`.
 pub async fn begin_write<DB: Database>(
-    gate: Option<&WriteGate>,
+    turn: WriteTurn,
     pool: &Pool<DB>,
     begin: &'static str,
 ) -> StoreResult<(WriteTurn, Transaction<'static, DB>)> {
-    let turn = take_turn(gate).await;
     Ok((turn, pool.begin_with(begin).await?))
 }
 
@@ -277,5 +394,106 @@ where
     let mut list = qb.separated(", ");
     for id in ids {
         list.push_bind(*id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn foreground(writers: usize, left_ago: Option<Duration>, now: Instant) -> Foreground {
+        Foreground {
+            writers,
+            last_left: left_ago.map(|ago| now - ago),
+        }
+    }
+
+    #[test]
+    fn background_work_yields_to_foreground_writers_and_their_follow_ups() {
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        // Someone waits or writes: until they are done.
+        let busy = foreground(2, Some(ms(5)), now);
+        assert_eq!(busy.background_yields(now, ms(0)), Yield::UntilQuiet);
+        // One just left: the rest of the grace, for the write that follows.
+        let just_left = foreground(0, Some(FOLLOW_UP_GRACE / 4), now);
+        assert_eq!(
+            just_left.background_yields(now, ms(0)),
+            Yield::For(FOLLOW_UP_GRACE - FOLLOW_UP_GRACE / 4)
+        );
+        // Quiet past the grace, or never written: at once.
+        let quiet = foreground(0, Some(FOLLOW_UP_GRACE), now);
+        assert_eq!(quiet.background_yields(now, ms(0)), Yield::Done);
+        assert_eq!(
+            Foreground::default().background_yields(now, ms(0)),
+            Yield::Done
+        );
+        // Yielded its longest: in line, however busy the foreground.
+        assert_eq!(busy.background_yields(now, LONGEST_YIELD), Yield::Done);
+        assert_eq!(just_left.background_yields(now, LONGEST_YIELD), Yield::Done);
+    }
+
+    #[tokio::test]
+    async fn a_background_turn_comes_after_the_foreground_writers_waiting_for_theirs() {
+        let gate = Arc::new(WriteGate::default());
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let first = take_turn(Some(&gate)).await;
+        let background = tokio::spawn({
+            let (gate, order) = (gate.clone(), order.clone());
+            async move {
+                let _turn = take_background_turn(Some(&gate)).await;
+                order.lock().unwrap().push("background");
+            }
+        });
+        // The background asks first; a foreground writer asks after it.
+        tokio::task::yield_now().await;
+        let second = tokio::spawn({
+            let (gate, order) = (gate.clone(), order.clone());
+            async move {
+                let _turn = take_turn(Some(&gate)).await;
+                order.lock().unwrap().push("foreground");
+            }
+        });
+        tokio::task::yield_now().await;
+        drop(first);
+        background.await.unwrap();
+        second.await.unwrap();
+        assert_eq!(*order.lock().unwrap(), ["foreground", "background"]);
+    }
+
+    #[tokio::test]
+    async fn a_foreground_writer_that_gives_up_waiting_is_no_longer_counted() {
+        let gate = WriteGate::default();
+        let held = take_turn(Some(&gate)).await;
+        let gave_up = tokio::time::timeout(Duration::from_millis(10), take_turn(Some(&gate))).await;
+        assert!(gave_up.is_err(), "the turn was held");
+        assert_eq!(gate.foreground.borrow().writers, 1);
+        drop(held);
+        assert_eq!(gate.foreground.borrow().writers, 0);
+    }
+
+    #[tokio::test]
+    async fn a_foreground_that_never_pauses_slows_background_work_but_never_starves_it() {
+        let gate = Arc::new(WriteGate::default());
+        let mut held = take_turn(Some(&gate)).await;
+        let background = tokio::spawn({
+            let gate = gate.clone();
+            async move { take_background_turn(Some(&gate)).await.is_some() }
+        });
+        // Each writer asks before the one in its turn leaves: there is
+        // always a foreground writer waiting or writing.
+        let mut turns = 0;
+        while !background.is_finished() {
+            let next = tokio::spawn({
+                let gate = gate.clone();
+                async move { take_turn(Some(&gate)).await }
+            });
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            drop(held);
+            held = next.await.unwrap();
+            turns += 1;
+            assert!(turns < 100_000, "the background never got its turn");
+        }
+        assert!(background.await.unwrap());
     }
 }

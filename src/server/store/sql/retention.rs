@@ -8,8 +8,10 @@ pub const RUN_BATCH: i64 = 200;
 /// Syncs per statement: each takes all its inventory items.
 pub const SYNC_BATCH: i64 = 20;
 /// How long one batch may hold the write turn where writers take turns
-/// (SQLite): a claim or a queued run waits for at most the batch ahead of
-/// it, so batches shrink (down to one row) until each fits in this.
+/// (SQLite): batches take their turns between the foreground's
+/// (`sql::WriteGate`), so a run being queued waits for at most the batch
+/// in its turn then; batches shrink (down to one row) until each fits in
+/// this.
 pub const TURN_BUDGET: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// The next batch's size: scaled by how the last one fitted `TURN_BUDGET`

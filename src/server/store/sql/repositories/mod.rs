@@ -52,14 +52,24 @@ impl Store {
     /// A write transaction, in this writer's turn.
     async fn begin_write(&self) -> StoreResult<(WriteTurn, sqlx::Transaction<'static, Db>)> {
         let begin = <Store as SqlDialect>::BEGIN_WRITE;
-        sql::begin_write(self.write_gate(), &self.pool, begin).await
+        sql::begin_write(self.write_turn().await, &self.pool, begin).await
     }
 
     /// One of the engine's own write transactions (progress,
     /// rescue), on the engine's connections (see `engine_pool`).
     async fn begin_engine_write(&self) -> StoreResult<(WriteTurn, sqlx::Transaction<'static, Db>)> {
         let begin = <Store as SqlDialect>::BEGIN_WRITE;
-        sql::begin_write(self.write_gate(), &self.engine_pool, begin).await
+        sql::begin_write(self.write_turn().await, &self.engine_pool, begin).await
+    }
+
+    /// A write transaction of background work (the prune), in a turn that
+    /// yields to the foreground's (see `sql::WriteGate`).
+    async fn begin_background_write(
+        &self,
+    ) -> StoreResult<(WriteTurn, sqlx::Transaction<'static, Db>)> {
+        let begin = <Store as SqlDialect>::BEGIN_WRITE;
+        let turn = sql::take_background_turn(self.write_gate()).await;
+        sql::begin_write(turn, &self.pool, begin).await
     }
 
     /// Counts the runs a committed transaction ended at `at` (their

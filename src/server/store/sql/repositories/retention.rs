@@ -192,7 +192,7 @@ impl Store {
             if let Some(order) = order {
                 qb.push(format!(" RETURNING {order}"));
             }
-            let (_turn, mut tx) = self.begin_write().await?;
+            let (_turn, mut tx) = self.begin_background_write().await?;
             let held_from = std::time::Instant::now();
             let (removed, reached) = match walk {
                 Walk::FromStart => (qb.build().execute(&mut *tx).await?.rows_affected(), None),
