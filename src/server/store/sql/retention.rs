@@ -12,7 +12,7 @@ pub const SYNC_BATCH: i64 = 20;
 /// (`sql::WriteGate`), so a run being queued waits for at most the batch
 /// in its turn then; batches shrink (down to one row) until each fits in
 /// this.
-pub const TURN_BUDGET: std::time::Duration = std::time::Duration::from_millis(2);
+pub const TURN_BUDGET: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// The next batch's size: scaled by how the last one fitted `TURN_BUDGET`
 /// (growing at most twofold), between one row and `most`.
