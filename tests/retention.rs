@@ -497,6 +497,39 @@ on_both! { db =>
         assert_eq!(db.texts("SELECT CAST(COUNT(*) AS TEXT) FROM notifications").await, vec![Some("1".to_string())]);
     }
 
+    /// Runs of every status go in one walk over many batches, each
+    /// status by its own cutoff: of 600 runs in four statuses, ended in
+    /// turn 100–102 and 200–202 days ago (ties across batches), the ones
+    /// of 200 days and the succeeded ones of 100 go (375); the others of
+    /// 100 days, within their 180, stay.
+    async fn a_prune_walks_runs_of_every_status_together(db) {
+        let store = db.store.as_ref();
+        let now = Timestamp::now();
+        let f = fixture(store, "acme").await;
+        let scope = (sync(store, &f, days_ago(now, 2), 1).await, sync(store, &f, days_ago(now, 1), 1).await);
+        let statuses =
+            [RunStatus::Completed, RunStatus::CompletedWithErrors, RunStatus::Failed, RunStatus::Aborted];
+        let mut stays = Vec::new();
+        let runs: Vec<RunRecord> = (0..600)
+            .map(|n| {
+                let status = statuses[n % 4];
+                let age = if (n / 4) % 2 == 0 { 100 } else { 200 } + (n % 3) as i64;
+                let key = format!("{}-{age}-{n}", status.as_str());
+                if age < 180 && status != RunStatus::Completed {
+                    stays.push(key.clone());
+                }
+                record(&f, &key, status, days_ago(now, age), scope)
+            })
+            .collect();
+        store.insert_run_records(&runs).await.unwrap();
+
+        let report = db.store.prune(&RetentionPolicy::default(), now, false).await.unwrap().unwrap();
+        assert_eq!(report.runs, 375);
+        stays.sort();
+        assert_eq!(stays.len(), 225);
+        assert_eq!(sorted(db, "SELECT idempotency_key FROM bulk_operation_runs").await, stays);
+    }
+
     async fn zero_keeps_forever(db) {
         let now = Timestamp::now();
         build(db, now).await;
