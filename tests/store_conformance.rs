@@ -444,9 +444,12 @@ on_both! { store =>
         let syncs = store.completed_syncs(a.tenant.id, "devices", 5).await.unwrap();
         assert_eq!(syncs.iter().map(|s| s.id).collect::<Vec<_>>(), vec![current, baseline]);
         assert_eq!(syncs[0].item_count, 2);
-        let items = store.inventory_items(a.tenant.id, current).await.unwrap();
+        // In no order; each payload as the JSON text of what was recorded.
+        let mut items = store.inventory_items(a.tenant.id, current).await.unwrap();
+        items.sort_by(|x, y| x.external_id.cmp(&y.external_id));
         assert_eq!(items.iter().map(|i| i.external_id.as_str()).collect::<Vec<_>>(), vec!["dev-1", "dev-3"]);
-        assert_eq!(items[0].payload["os"], "11");
+        let payload: serde_json::Value = serde_json::from_str(items[0].payload.get()).unwrap();
+        assert_eq!(payload["os"], "11");
         let scopes = store.inventory_scopes(a.tenant.id).await.unwrap();
         assert_eq!(scopes, vec![InventoryScope { selection_hash: "devices".into(), completed_syncs: 2 }]);
         assert!(store.inventory_items(b.tenant.id, current).await.unwrap().is_empty());

@@ -93,9 +93,29 @@ impl DriftExecution {
             }
             (None, Some(item)) => (ChangeKind::Added, item),
             (Some(item), None) => (ChangeKind::Removed, item),
-            (Some(b), Some(a)) if same_state(b, a) => return ItemOutcome::Succeeded(None),
+            // The same text is the same state: no need to parse it.
+            (Some(b), Some(a))
+                if b.display_name == a.display_name && b.payload.get() == a.payload.get() =>
+            {
+                return ItemOutcome::Succeeded(None)
+            }
             (Some(_), Some(item)) => (ChangeKind::Changed, item),
         };
+        let (before, after) = match (State::parse(before), State::parse(after)) {
+            (Ok(before), Ok(after)) => (before, after),
+            _ => {
+                return ItemOutcome::Failed {
+                    reason_code: ReasonCode::InvalidPayload,
+                    reason: "the subject's payload could not be read".into(),
+                }
+            }
+        };
+        if let (Some(b), Some(a)) = (&before, &after) {
+            if same_state(b, a) {
+                return ItemOutcome::Succeeded(None);
+            }
+        }
+        let (before, after) = (before.as_ref(), after.as_ref());
         ItemOutcome::Succeeded(Some(Artifact::Finding(NewFinding {
             tenant_id: self.tenant_id,
             finding_type: FindingType::Drift,
@@ -119,6 +139,25 @@ impl DriftExecution {
     }
 }
 
+/// A subject's state with its payload parsed: what a change is told by.
+struct State<'a> {
+    display_name: &'a str,
+    payload: Value,
+}
+
+impl<'a> State<'a> {
+    /// `Err` when the payload is JSON too deeply nested to parse.
+    fn parse(item: Option<&'a InventoryItem>) -> serde_json::Result<Option<Self>> {
+        item.map(|item| {
+            Ok(State {
+                display_name: &item.display_name,
+                payload: serde_json::from_str(item.payload.get())?,
+            })
+        })
+        .transpose()
+    }
+}
+
 /// The same change of the same subject in the same comparison (scope key,
 /// baseline and current sync): the same fingerprint. A run repeating a
 /// comparison finds the rows it would write, and the spec's Phase 1 link
@@ -128,10 +167,10 @@ fn fingerprint(
     comparison: &DriftScope,
     change_kind: ChangeKind,
     subject: &InventoryItem,
-    before: Option<&InventoryItem>,
-    after: Option<&InventoryItem>,
+    before: Option<&State>,
+    after: Option<&State>,
 ) -> String {
-    let digest = |item: Option<&InventoryItem>| item.map(state_digest).unwrap_or_default();
+    let digest = |state: Option<&State>| state.map(state_digest).unwrap_or_default();
     let mut hasher = Sha256::new();
     for part in [
         tenant.to_string(),
@@ -151,21 +190,20 @@ fn fingerprint(
     format!("drift:{:x}", hasher.finalize())
 }
 
-/// What "the same state" means for a subject: the same name and payload
-/// (objects compare by their keys' values, in any order; 0.0 and -0.0 are
-/// one number). Most subjects of a comparison are unchanged, so this is a
-/// comparison, not two digests.
-fn same_state(before: &InventoryItem, after: &InventoryItem) -> bool {
+/// What "the same state" means for a subject whose text changed: the same
+/// name and payload (objects compare by their keys' values, in any order;
+/// 0.0 and -0.0 are one number).
+fn same_state(before: &State, after: &State) -> bool {
     before.display_name == after.display_name && before.payload == after.payload
 }
 
 /// A subject's state as the fingerprint of a change holds it: name and
 /// payload, with object keys in a canonical order.
-fn state_digest(item: &InventoryItem) -> String {
+fn state_digest(state: &State) -> String {
     let mut text = String::new();
-    canonical_json(&item.payload, &mut text);
+    canonical_json(&state.payload, &mut text);
     let mut hasher = Sha256::new();
-    hasher.update(item.display_name.as_bytes());
+    hasher.update(state.display_name.as_bytes());
     hasher.update([0]);
     hasher.update(text.as_bytes());
     format!("{:x}", hasher.finalize())
@@ -204,21 +242,20 @@ fn canonical_json(value: &Value, out: &mut String) {
 /// Allowlisted, sanitised evidence: the display name, the allowlisted
 /// fields' scalar values before/after, the names of the allowlisted fields
 /// that changed and how many other fields did.
-fn evidence(before: Option<&InventoryItem>, after: Option<&InventoryItem>) -> Value {
-    let side = |item: Option<&InventoryItem>, pick: &dyn Fn(&InventoryItem) -> Value| {
-        item.map_or(Value::Null, pick)
-    };
+fn evidence(before: Option<&State>, after: Option<&State>) -> Value {
+    let side =
+        |state: Option<&State>, pick: &dyn Fn(&State) -> Value| state.map_or(Value::Null, pick);
     let mut evidence = Map::new();
     evidence.insert(
         "display_name".into(),
         serde_json::json!({
-            "before": side(before, &|i| Value::String(safe_text(&i.display_name))),
-            "after": side(after, &|i| Value::String(safe_text(&i.display_name))),
+            "before": side(before, &|i| Value::String(safe_text(i.display_name))),
+            "after": side(after, &|i| Value::String(safe_text(i.display_name))),
         }),
     );
     let mut fields = Map::new();
     for field in EVIDENCE_FIELDS {
-        let value_of = |i: &InventoryItem| safe_scalar(i.payload.get(field));
+        let value_of = |i: &State| safe_scalar(i.payload.get(field));
         let (b, a) = (side(before, &value_of), side(after, &value_of));
         if !(b.is_null() && a.is_null()) {
             fields.insert(field.into(), serde_json::json!({ "before": b, "after": a }));
@@ -292,17 +329,23 @@ mod tests {
         })
     }
 
+    fn raw(payload: &Value) -> Box<serde_json::value::RawValue> {
+        serde_json::value::RawValue::from_string(payload.to_string()).unwrap()
+    }
+
     fn any_item() -> impl Strategy<Value = InventoryItem> {
         (hostile_text(), hostile_text(), hostile_text(), json_value()).prop_map(
             |(subject_type, external_id, display_name, payload)| InventoryItem {
-                id: InventoryItemId(uuid::Uuid::nil()),
-                sync_run_id: InventorySyncRunId(uuid::Uuid::nil()),
                 subject_type,
                 external_id,
                 display_name,
-                payload,
+                payload: raw(&payload),
             },
         )
+    }
+
+    fn state(item: &InventoryItem) -> State<'_> {
+        State::parse(Some(item)).unwrap().unwrap()
     }
 
     proptest! {
@@ -321,27 +364,29 @@ mod tests {
             let sync = InventorySyncRunId(uuid::Uuid::nil());
             let comparison = DriftScope { scope_key: scope, baseline_run_id: sync, current_run_id: sync, subjects: None };
             let print = |a: &InventoryItem, b: &InventoryItem| {
-                fingerprint(tenant, &comparison, ChangeKind::Changed, b, Some(a), Some(b))
+                fingerprint(tenant, &comparison, ChangeKind::Changed, b, Some(&state(a)), Some(&state(b)))
             };
             let printed = print(&before, &after);
             prop_assert!(printed.starts_with("drift:") && printed.len() == 70, "{printed}");
             prop_assert_eq!(&printed, &print(&before.clone(), &after.clone()));
-            prop_assert_eq!(state_digest(&before), state_digest(&before.clone()));
-            // What the digests call the same, the quick comparison does.
-            prop_assert!(same_state(&before, &before.clone()));
-            if state_digest(&before) == state_digest(&after) {
-                prop_assert!(same_state(&before, &after));
+            let (b, a) = (state(&before), state(&after));
+            prop_assert_eq!(state_digest(&b), state_digest(&state(&before.clone())));
+            // What the digests call the same, the comparison does.
+            prop_assert!(same_state(&b, &state(&before.clone())));
+            if state_digest(&b) == state_digest(&a) {
+                prop_assert!(same_state(&b, &a));
             }
             let mut renamed = before.clone();
             renamed.display_name.push('!');
-            prop_assert!(!same_state(&before, &renamed));
+            prop_assert!(!same_state(&b, &state(&renamed)));
 
             let mut leaky = after.clone();
             leaky.display_name = format!("{} {planted}", after.display_name);
-            leaky.payload = serde_json::json!({
+            leaky.payload = raw(&serde_json::json!({
                 "owner": planted, "state": format!("ok {planted}"), "notes": planted, planted.clone(): 1,
-            });
-            for (b, a) in [(Some(&before), Some(&leaky)), (None, Some(&leaky)), (Some(&leaky), None)] {
+            }));
+            let leaky = state(&leaky);
+            for (b, a) in [(Some(&b), Some(&leaky)), (None, Some(&leaky)), (Some(&leaky), None)] {
                 let text = evidence(b, a).to_string();
                 for secret in &secrets {
                     prop_assert!(!text.contains(secret.as_str()), "{secret} in {text}");
@@ -350,48 +395,124 @@ mod tests {
         }
     }
 
-    fn item(name: &str, payload: Value) -> InventoryItem {
+    fn item(name: &str, payload: &str) -> InventoryItem {
         InventoryItem {
-            id: InventoryItemId(uuid::Uuid::nil()),
-            sync_run_id: InventorySyncRunId(uuid::Uuid::nil()),
             subject_type: "device".into(),
             external_id: "d-1".into(),
             display_name: name.into(),
-            payload,
+            payload: serde_json::value::RawValue::from_string(payload.into()).unwrap(),
         }
     }
 
     #[test]
     fn key_order_does_not_change_the_state() {
-        let a = item("A", serde_json::json!({"x": 1, "y": {"b": 2, "a": 1}}));
-        let b = item(
-            "A",
-            serde_json::from_str(r#"{"y": {"a": 1, "b": 2}, "x": 1}"#).unwrap(),
-        );
-        assert_eq!(state_digest(&a), state_digest(&b));
-        assert!(same_state(&a, &b));
-        let renamed = item("B", a.payload.clone());
-        assert_ne!(state_digest(&a), state_digest(&renamed));
-        assert!(!same_state(&a, &renamed));
+        let a = item("A", r#"{"x": 1, "y": {"b": 2, "a": 1}}"#);
+        let b = item("A", r#"{"y": {"a": 1, "b": 2}, "x": 1}"#);
+        assert_eq!(state_digest(&state(&a)), state_digest(&state(&b)));
+        assert!(same_state(&state(&a), &state(&b)));
+        let renamed = item("B", a.payload.get());
+        assert_ne!(state_digest(&state(&a)), state_digest(&state(&renamed)));
+        assert!(!same_state(&state(&a), &state(&renamed)));
         // 1 and 1.0 are different values in either view.
-        let float = item("A", serde_json::json!({"x": 1.0, "y": {"b": 2, "a": 1}}));
-        assert_ne!(state_digest(&a), state_digest(&float));
-        assert!(!same_state(&a, &float));
+        let float = item("A", r#"{"x": 1.0, "y": {"b": 2, "a": 1}}"#);
+        assert_ne!(state_digest(&state(&a)), state_digest(&state(&float)));
+        assert!(!same_state(&state(&a), &state(&float)));
+    }
+
+    /// A comparison of `(baseline, current)` payload texts, one subject.
+    fn compare(before: Option<&str>, after: Option<&str>) -> ItemOutcome {
+        let snapshot = |payload: Option<&str>| {
+            payload
+                .map(|payload| (subject_key(&item("A", payload)), item("A", payload)))
+                .into_iter()
+                .collect()
+        };
+        let sync = InventorySyncRunId(uuid::Uuid::nil());
+        let drift = DriftExecution {
+            tenant_id: TenantId(uuid::Uuid::nil()),
+            run_id: RunId(uuid::Uuid::nil()),
+            params: DriftScope {
+                scope_key: "s".into(),
+                baseline_run_id: sync,
+                current_run_id: sync,
+                subjects: None,
+            },
+            baseline: snapshot(before),
+            current: snapshot(after),
+        };
+        drift.process("device:d-1")
+    }
+
+    fn change_kind(outcome: &ItemOutcome) -> Option<ChangeKind> {
+        match outcome {
+            ItemOutcome::Succeeded(Some(Artifact::Finding(finding))) => Some(finding.change_kind),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_change_is_told_by_the_payloads_value_not_its_text() {
+        let unchanged = |b, a| matches!(compare(Some(b), Some(a)), ItemOutcome::Succeeded(None));
+        assert!(unchanged(r#"{"x":1}"#, r#"{"x":1}"#));
+        // Other texts of the same value: parsed, and still the same.
+        assert!(unchanged(r#"{"x":1,"y":2}"#, r#"{"y": 2, "x": 1}"#));
+        assert!(unchanged(r#"{"x":1.0}"#, r#"{"x":1.00}"#));
+        for (b, a, kind) in [
+            (Some(r#"{"x":1}"#), Some(r#"{"x":2}"#), ChangeKind::Changed),
+            (
+                Some(r#"{"x":1}"#),
+                Some(r#"{"x":1.0}"#),
+                ChangeKind::Changed,
+            ),
+            (None, Some(r#"{"x":1}"#), ChangeKind::Added),
+            (Some(r#"{"x":1}"#), None, ChangeKind::Removed),
+        ] {
+            assert_eq!(change_kind(&compare(b, a)), Some(kind), "{b:?} -> {a:?}");
+        }
+        assert!(matches!(
+            compare(None, None),
+            ItemOutcome::Failed {
+                reason_code: ReasonCode::InternalError,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_payload_too_deep_to_parse_fails_its_item_only() {
+        // The database holds JSON nested deeper than the parser follows.
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        for (b, a) in [
+            (Some("{}"), Some(deep.as_str())),
+            (None, Some(deep.as_str())),
+        ] {
+            assert!(matches!(
+                compare(b, a),
+                ItemOutcome::Failed {
+                    reason_code: ReasonCode::InvalidPayload,
+                    ..
+                }
+            ));
+        }
+        // The same deep text on both sides is unchanged without parsing.
+        assert!(matches!(
+            compare(Some(&deep), Some(&deep)),
+            ItemOutcome::Succeeded(None)
+        ));
     }
 
     #[test]
     fn evidence_copies_only_allowlisted_scalars_and_redacts_them() {
         let before = item(
             "laptop",
-            serde_json::json!({"os_version": "10.0.1", "client_secret": "s3cr3t-canary",
-                "owner": "mail bob@example.com", "blob": {"os": "x"}}),
+            r#"{"os_version": "10.0.1", "client_secret": "s3cr3t-canary",
+                "owner": "mail bob@example.com", "blob": {"os": "x"}}"#,
         );
         let after = item(
             "laptop token=abc-canary",
-            serde_json::json!({"os_version": "10.0.2", "client_secret": "n3w-canary",
-                "owner": "it-ops"}),
+            r#"{"os_version": "10.0.2", "client_secret": "n3w-canary", "owner": "it-ops"}"#,
         );
-        let shown = evidence(Some(&before), Some(&after));
+        let shown = evidence(Some(&state(&before)), Some(&state(&after)));
         let text = shown.to_string();
         for secret in [
             "s3cr3t-canary",
@@ -407,9 +528,9 @@ mod tests {
             serde_json::json!(["os_version", "owner"])
         );
         assert_eq!(shown["other_changed_fields"], 2);
-        let secret_name = item("x", serde_json::json!({"password=hunter2": 1}));
-        let renamed = item("x", serde_json::json!({"password=hunter2": 2}));
-        let text = evidence(Some(&secret_name), Some(&renamed)).to_string();
+        let secret_name = item("x", r#"{"password=hunter2": 1}"#);
+        let renamed = item("x", r#"{"password=hunter2": 2}"#);
+        let text = evidence(Some(&state(&secret_name)), Some(&state(&renamed))).to_string();
         assert!(!text.contains("hunter2"), "{text}");
     }
 }

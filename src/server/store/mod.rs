@@ -260,6 +260,7 @@ pub trait InventoryRepository: Send + Sync {
         limit: u32,
     ) -> StoreResult<Vec<InventorySync>>;
     async fn inventory_scopes(&self, tenant: TenantId) -> StoreResult<Vec<InventoryScope>>;
+    /// A sync's subjects, in no order (drift looks them up by key).
     async fn inventory_items(
         &self,
         tenant: TenantId,

@@ -249,24 +249,19 @@ impl From<InventorySyncRow> for InventorySync {
     }
 }
 
-pub const INVENTORY_ITEM_COLUMNS: &str =
-    "id, sync_run_id, subject_type, external_id, display_name, payload";
+pub const INVENTORY_ITEM_COLUMNS: &str = "subject_type, external_id, display_name, payload";
 
 #[derive(FromRow)]
 pub struct InventoryItemRow {
-    id: InventoryItemId,
-    sync_run_id: InventorySyncRunId,
     subject_type: String,
     external_id: String,
     display_name: String,
-    payload: Json<serde_json::Value>,
+    payload: Json<Box<serde_json::value::RawValue>>,
 }
 
 impl From<InventoryItemRow> for InventoryItem {
     fn from(row: InventoryItemRow) -> Self {
         InventoryItem {
-            id: row.id,
-            sync_run_id: row.sync_run_id,
             subject_type: row.subject_type,
             external_id: row.external_id,
             display_name: row.display_name,

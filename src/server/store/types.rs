@@ -120,14 +120,15 @@ pub struct InventoryScope {
     pub completed_syncs: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A subject as a sync recorded it, its payload as the database's JSON
+/// text: most subjects of a comparison are unchanged, and telling so by
+/// their texts spares parsing every payload (drift parses the rest).
+#[derive(Clone, Debug)]
 pub struct InventoryItem {
-    pub id: InventoryItemId,
-    pub sync_run_id: InventorySyncRunId,
     pub subject_type: String,
     pub external_id: String,
     pub display_name: String,
-    pub payload: serde_json::Value,
+    pub payload: Box<serde_json::value::RawValue>,
 }
 
 #[derive(Clone, Debug)]

@@ -98,7 +98,7 @@ impl InventoryRepository for Store {
     ) -> StoreResult<Vec<InventoryItem>> {
         let rows: Vec<InventoryItemRow> = sqlx::query_as(&format!(
             "SELECT {INVENTORY_ITEM_COLUMNS} FROM inventory_items \
-             WHERE tenant_id = $1 AND sync_run_id = $2 ORDER BY subject_type, external_id"
+             WHERE tenant_id = $1 AND sync_run_id = $2"
         ))
         .bind(tenant)
         .bind(sync)
