@@ -423,7 +423,10 @@ mod tests {
     fn compare(before: Option<&str>, after: Option<&str>) -> ItemOutcome {
         let snapshot = |payload: Option<&str>| {
             payload
-                .map(|payload| (subject_key(&item("A", payload)), item("A", payload)))
+                .map(|payload| {
+                    let subject = item("A", payload);
+                    (subject_key(&subject), subject)
+                })
                 .into_iter()
                 .collect()
         };
