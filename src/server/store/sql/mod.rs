@@ -46,6 +46,7 @@ use sqlx::{Database, Encode, Pool, QueryBuilder, Transaction, Type};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub mod findings;
 pub mod progress;
 pub mod queue;
 pub mod retention;

@@ -3,9 +3,10 @@
 //!
 //! Here: `upsert_findings` (for the progress) and `FindingRepository`.
 
-use super::{Builder, Connection, Store};
+use super::{Builder, Connection, Db, Store};
 use crate::domain::*;
 use crate::server::store::rows::{FindingRow, FINDING_COLUMNS};
+use crate::server::store::sql::findings::{FindingRows, FINDING_INSERT_COLUMNS};
 use crate::server::store::sql::{finish_page, push_id_list, push_keyset};
 use crate::server::store::{FindingRepository, NewFinding, StoreError, StoreResult, Upserted};
 use async_trait::async_trait;
@@ -31,52 +32,30 @@ pub(super) async fn upsert_findings(
         std::collections::HashMap::with_capacity(distinct.len());
     // Batches keep each statement well under the bind-parameter limits.
     for chunk in distinct.chunks(500) {
-        let candidates: Vec<FindingId> = chunk.iter().map(|_| FindingId::generate()).collect();
-        let mut qb = Builder::new(
-            "INSERT INTO findings (id, tenant_id, finding_type, change_kind, scope_key, \
-             baseline_run_id, current_run_id, produced_by_run_id, fingerprint, \
-             subject_type, subject_external_id, status, evidence_jsonb, created_at, \
-             updated_at) ",
-        );
-        qb.push_values(
-            chunk.iter().zip(&candidates),
-            |mut values, (finding, id)| {
-                values
-                    .push_bind(*id)
-                    .push_bind(finding.tenant_id)
-                    .push_bind(finding.finding_type.as_str())
-                    .push_bind(finding.change_kind.as_str())
-                    .push_bind(finding.scope_key.as_str())
-                    .push_bind(finding.baseline_run_id)
-                    .push_bind(finding.current_run_id)
-                    .push_bind(finding.produced_by_run_id)
-                    .push_bind(finding.fingerprint.as_str())
-                    .push_bind(finding.subject_type.as_str())
-                    .push_bind(finding.subject_external_id.as_str())
-                    .push_bind("new")
-                    .push_bind(Json(&finding.evidence))
-                    .push_bind(now)
-                    .push_bind(now);
-            },
-        );
+        let rows: Vec<(&NewFinding, FindingId)> = chunk
+            .iter()
+            .map(|finding| (*finding, FindingId::generate()))
+            .collect();
+        let mut qb = Builder::new(format!("INSERT INTO findings ({FINDING_INSERT_COLUMNS}) "));
+        <Db as FindingRows>::push_finding_rows(&mut qb, &rows, now);
         qb.push(
             " ON CONFLICT (tenant_id, fingerprint) DO UPDATE SET updated_at = excluded.updated_at \
                   RETURNING id, fingerprint",
         );
-        let rows: Vec<(FindingId, String)> = qb.build_query_as().fetch_all(&mut *conn).await?;
+        let returned: Vec<(FindingId, String)> = qb.build_query_as().fetch_all(&mut *conn).await?;
         // RETURNING keeps no order: matched by fingerprint (unique in the
         // chunk), through a map so a 500-row chunk costs 500 lookups.
-        let ids: std::collections::HashMap<&str, FindingId> = rows
+        let ids: std::collections::HashMap<&str, FindingId> = returned
             .iter()
             .map(|(id, fingerprint)| (fingerprint.as_str(), *id))
             .collect();
-        for (finding, candidate) in chunk.iter().zip(&candidates) {
+        for &(finding, candidate) in &rows {
             let id = *ids
                 .get(finding.fingerprint.as_str())
                 .ok_or(StoreError::NotFound)?;
             written.insert(
                 (finding.tenant_id, finding.fingerprint.as_str()),
-                (id, id == *candidate),
+                (id, id == candidate),
             );
         }
     }
