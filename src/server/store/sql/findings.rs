@@ -27,7 +27,7 @@ pub trait FindingRows: sqlx::Database {
 /// One array per column, unnested: the statement is the same dozen
 /// parameters whatever the batch. A `VALUES` list of 500 rows is 7,500
 /// parameters that PostgreSQL plans, copies and sets up again at every
-/// execution — a tenth of the drift benchmark's time went there.
+/// execution — a tenth of PostgreSQL's time in the drift benchmark.
 impl FindingRows for Postgres {
     fn push_finding_rows<'a>(
         qb: &mut QueryBuilder<'a, Self>,
