@@ -215,6 +215,9 @@ on_both! { db =>
         let added = in_set.iter().find(|i| i.policy_id == mine[1].id).unwrap();
         assert_eq!(added.added_by_run_id, Some(run));
         assert_eq!(added.snapshot["name"], "New");
+        // The policy the set held is left as it was: no run took it over.
+        let held = in_set.iter().find(|i| i.policy_id == mine[0].id).unwrap();
+        assert_eq!((held.added_by_run_id, &held.snapshot), (None, &serde_json::json!({})));
         assert!(store.backup_set_items(g.tenant.id, set.id).await.unwrap().is_empty());
         let notice = &completed_notices(store, &f, run).await[0];
         assert_eq!(notice.bucket, StatusBucket::PartiallySucceeded);

@@ -515,8 +515,17 @@ on_both! { store =>
             snapshot: serde_json::json!({ "level": 1 }),
             added_by_run_id: None,
         };
-        assert!(matches!(store.add_to_backup_set(add(p1.id)).await.unwrap(), AddOutcome::Added(_)));
-        assert_eq!(store.add_to_backup_set(add(p1.id)).await.unwrap(), AddOutcome::AlreadyPresent);
+        let AddOutcome::Added(added) = store.add_to_backup_set(add(p1.id)).await.unwrap() else {
+            panic!("the first add adds");
+        };
+        let before = store.backup_set_items(a.tenant.id, set.id).await.unwrap();
+        let again = NewBackupSetItem { snapshot: serde_json::json!({ "level": 2 }), ..add(p1.id) };
+        assert_eq!(store.add_to_backup_set(again).await.unwrap(), AddOutcome::AlreadyPresent);
+        // Present is left as it was: the same row, snapshot and time.
+        let after = store.backup_set_items(a.tenant.id, set.id).await.unwrap();
+        assert_eq!(after.iter().map(|i| (i.id, &i.snapshot, i.created_at)).collect::<Vec<_>>(),
+                   before.iter().map(|i| (i.id, &i.snapshot, i.created_at)).collect::<Vec<_>>());
+        assert_eq!(after[0].id, added);
         let err = store.add_to_backup_set(add(foreign.id)).await.unwrap_err();
         assert!(matches!(err, StoreError::MissingReference), "{err:?}");
         let items = store.backup_set_items(a.tenant.id, set.id).await.unwrap();

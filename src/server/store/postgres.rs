@@ -106,6 +106,7 @@ impl SqlDialect for PgStore {
     const NOTIFY_QUEUED: &'static str = concat!("SELECT pg_notify('", queued_channel!(), "', $1)");
     const BEGIN_WRITE: &'static str = "BEGIN";
     const BACKEND: Backend = Backend::Postgres;
+    const ON_POLICY_IN_SET: &'static str = "DO NOTHING";
     const BYTE_ORDER: &'static str = r#"COLLATE "C""#;
     const PRUNE_LOCK: Option<(&'static str, &'static str)> = Some((
         concat!("SELECT pg_try_advisory_lock(", prune_lock_key!(), ")"),

@@ -180,6 +180,7 @@ impl SqlDialect for SqliteStore {
     const NOTIFY_QUEUED: &'static str = "";
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const BACKEND: Backend = Backend::Sqlite;
+    const ON_POLICY_IN_SET: &'static str = "DO UPDATE SET created_at = backup_set_items.created_at";
     const BYTE_ORDER: &'static str = r#"COLLATE BINARY"#;
     const PRUNE_LOCK: Option<(&'static str, &'static str)> = None;
     const DELETED_ROWS_LINGER: bool = false;

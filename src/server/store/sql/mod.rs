@@ -74,6 +74,14 @@ pub trait SqlDialect {
     /// Which database this is.
     const BACKEND: Backend;
 
+    /// What adding a policy the backup set already holds does to that
+    /// row. SQLite writes it again unchanged, so that `RETURNING` names it
+    /// and one statement tells added from present: its writes take turns,
+    /// and a look-up after the insert would be a second statement in every
+    /// turn that adds a policy twice. PostgreSQL leaves it (`DO NOTHING`):
+    /// a rewrite there is a new row version with its index entries.
+    const ON_POLICY_IN_SET: &'static str;
+
     /// Put after a text column so it compares in byte (code point) order,
     /// as prefix searches need: PostgreSQL's `COLLATE "C"` (its indexes for
     /// them are built so), SQLite's default `BINARY`.

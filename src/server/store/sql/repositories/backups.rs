@@ -9,7 +9,7 @@ use crate::server::store::rows::{
     BackupSetItemRow, BackupSetRow, PolicyRow, BACKUP_SET_COLUMNS, BACKUP_SET_ITEM_COLUMNS,
     POLICY_COLUMNS,
 };
-use crate::server::store::sql::push_id_list;
+use crate::server::store::sql::{push_id_list, SqlDialect};
 use crate::server::store::{
     AddOutcome, BackupRepository, BackupSet, BackupSetItem, NewBackupSetItem, NewPolicy, Policy,
     StoreError, StoreResult,
@@ -20,7 +20,9 @@ use sqlx::types::Json;
 /// Snapshots policies into sets; per item, in order: added, already
 /// present, or `None` when the policy is not (or no longer) the
 /// set's tenant's — checked in the statement, so a foreign-key
-/// error never breaks the transaction. Two statements per 500 items.
+/// error never breaks the transaction. One statement per 500 items, and
+/// a look-up for the items it did not name (on PostgreSQL, policies the
+/// set already held; see `SqlDialect::ON_POLICY_IN_SET`).
 pub(super) async fn insert_backup_set_items(
     conn: &mut Connection,
     items: &[&NewBackupSetItem],
@@ -46,24 +48,30 @@ pub(super) async fn insert_backup_set_items(
                 .push_bind(item.added_by_run_id)
                 .push_bind(now);
         });
-        qb.push(
+        qb.push(format!(
             ") AS v WHERE EXISTS (SELECT 1 FROM policies p WHERE p.id = v.column4 \
              AND p.tenant_id = v.column2) \
-             ON CONFLICT (backup_set_id, policy_id) DO NOTHING RETURNING id",
-        );
-        let added: Vec<(BackupSetItemId,)> = qb.build_query_as().fetch_all(&mut *conn).await?;
-        let added: std::collections::HashSet<BackupSetItemId> =
-            added.into_iter().map(|(id,)| id).collect();
-        let refused: Vec<&&NewBackupSetItem> = chunk
+             ON CONFLICT (backup_set_id, policy_id) {} \
+             RETURNING id, backup_set_id, policy_id",
+            <Store as SqlDialect>::ON_POLICY_IN_SET
+        ));
+        let named: Vec<(BackupSetItemId, BackupSetId, PolicyId)> =
+            qb.build_query_as().fetch_all(&mut *conn).await?;
+        // The row each (set, policy) has now; an item whose candidate id
+        // is not that row's found the policy there (or added it earlier
+        // in this same chunk).
+        let in_set: std::collections::HashMap<(BackupSetId, PolicyId), BackupSetItemId> = named
+            .into_iter()
+            .map(|(id, set, policy)| ((set, policy), id))
+            .collect();
+        let unnamed: Vec<&&NewBackupSetItem> = chunk
             .iter()
-            .zip(&candidates)
-            .filter(|(_, id)| !added.contains(id))
-            .map(|(item, _)| item)
+            .filter(|item| !in_set.contains_key(&(item.backup_set_id, item.policy_id)))
             .collect();
         let mut present = std::collections::HashSet::new();
-        if !refused.is_empty() {
-            let sets: Vec<BackupSetId> = refused.iter().map(|item| item.backup_set_id).collect();
-            let policies: Vec<PolicyId> = refused.iter().map(|item| item.policy_id).collect();
+        if !unnamed.is_empty() {
+            let sets: Vec<BackupSetId> = unnamed.iter().map(|item| item.backup_set_id).collect();
+            let policies: Vec<PolicyId> = unnamed.iter().map(|item| item.policy_id).collect();
             let mut qb = Builder::new(
                 "SELECT backup_set_id, policy_id FROM backup_set_items WHERE backup_set_id IN (",
             );
@@ -75,13 +83,13 @@ pub(super) async fn insert_backup_set_items(
                 qb.build_query_as().fetch_all(&mut *conn).await?;
             present.extend(rows);
         }
-        for (item, id) in chunk.iter().zip(&candidates) {
-            outcomes.push(if added.contains(id) {
-                Some(AddOutcome::Added(*id))
-            } else if present.contains(&(item.backup_set_id, item.policy_id)) {
-                Some(AddOutcome::AlreadyPresent)
-            } else {
-                None
+        for (item, candidate) in chunk.iter().zip(&candidates) {
+            let key = (item.backup_set_id, item.policy_id);
+            outcomes.push(match in_set.get(&key) {
+                Some(row) if row == candidate => Some(AddOutcome::Added(*candidate)),
+                Some(_) => Some(AddOutcome::AlreadyPresent),
+                None if present.contains(&key) => Some(AddOutcome::AlreadyPresent),
+                None => None,
             });
         }
     }
