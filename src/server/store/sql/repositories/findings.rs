@@ -1,7 +1,7 @@
 //! Drift findings: the batch upsert the engine's progress shares, and the
 //! reader's and the acknowledger's side.
 //!
-//! Here: `upsert_findings` (for the progress) and `FindingRepository`.
+//! Here: `write_findings` (for the progress) and `FindingRepository`.
 
 use super::{Builder, Connection, Db, Store};
 use crate::domain::*;
@@ -12,71 +12,49 @@ use crate::server::store::{FindingRepository, NewFinding, StoreError, StoreResul
 use async_trait::async_trait;
 use sqlx::types::Json;
 
-/// Inserts findings, or touches `updated_at` of those whose
-/// fingerprint the tenant already has; ids in input order. The
-/// same finding twice in `findings` (two runs of one batch found
-/// it) is written once.
-pub(super) async fn upsert_findings(
+/// The upsert of `rows` (each finding with the id it gets if new): a
+/// fingerprint the tenant already has only touches `updated_at`.
+fn upsert_statement<'a>(rows: &[(&'a NewFinding, FindingId)], now: Timestamp) -> Builder<'a> {
+    let mut qb = Builder::new(format!("INSERT INTO findings ({FINDING_INSERT_COLUMNS}) "));
+    <Db as FindingRows>::push_finding_rows(&mut qb, rows, now);
+    qb.push(" ON CONFLICT (tenant_id, fingerprint) DO UPDATE SET updated_at = excluded.updated_at");
+    qb
+}
+
+/// Writes a batch of findings (the engine's progress). The same finding
+/// twice in `findings` (two runs of one batch found it) is written once.
+/// Nothing is read back: the progress needs no ids.
+pub(super) async fn write_findings(
     conn: &mut Connection,
     findings: &[&NewFinding],
     now: Timestamp,
-) -> StoreResult<Vec<(FindingId, bool)>> {
+) -> StoreResult<()> {
     // One statement may not touch a row twice (PostgreSQL refuses).
     let mut seen = std::collections::HashSet::new();
-    let distinct: Vec<&NewFinding> = findings
+    let distinct: Vec<(&NewFinding, FindingId)> = findings
         .iter()
         .copied()
         .filter(|finding| seen.insert((finding.tenant_id, finding.fingerprint.as_str())))
+        .map(|finding| (finding, FindingId::generate()))
         .collect();
-    let mut written: std::collections::HashMap<(TenantId, &str), (FindingId, bool)> =
-        std::collections::HashMap::with_capacity(distinct.len());
     // Batches keep each statement well under the bind-parameter limits.
-    for chunk in distinct.chunks(500) {
-        let rows: Vec<(&NewFinding, FindingId)> = chunk
-            .iter()
-            .map(|finding| (*finding, FindingId::generate()))
-            .collect();
-        let mut qb = Builder::new(format!("INSERT INTO findings ({FINDING_INSERT_COLUMNS}) "));
-        <Db as FindingRows>::push_finding_rows(&mut qb, &rows, now);
-        qb.push(
-            " ON CONFLICT (tenant_id, fingerprint) DO UPDATE SET updated_at = excluded.updated_at \
-                  RETURNING id, fingerprint",
-        );
-        let returned: Vec<(FindingId, String)> = qb.build_query_as().fetch_all(&mut *conn).await?;
-        // RETURNING keeps no order: matched by fingerprint (unique in the
-        // chunk), through a map so a 500-row chunk costs 500 lookups.
-        let ids: std::collections::HashMap<&str, FindingId> = returned
-            .iter()
-            .map(|(id, fingerprint)| (fingerprint.as_str(), *id))
-            .collect();
-        for &(finding, candidate) in &rows {
-            let id = *ids
-                .get(finding.fingerprint.as_str())
-                .ok_or(StoreError::NotFound)?;
-            written.insert(
-                (finding.tenant_id, finding.fingerprint.as_str()),
-                (id, id == candidate),
-            );
-        }
+    for rows in distinct.chunks(500) {
+        upsert_statement(rows, now)
+            .build()
+            .execute(&mut *conn)
+            .await?;
     }
-    let mut first = std::collections::HashSet::new();
-    Ok(findings
-        .iter()
-        .map(|finding| {
-            let key = (finding.tenant_id, finding.fingerprint.as_str());
-            let (id, inserted) = written[&key];
-            (id, inserted && first.insert(key))
-        })
-        .collect())
+    Ok(())
 }
 
 #[async_trait]
 impl FindingRepository for Store {
     async fn upsert_finding(&self, finding: NewFinding) -> StoreResult<Upserted<Finding>> {
-        let mut conn = self.pool.acquire().await?;
-        let upserted = upsert_findings(&mut conn, &[&finding], Timestamp::now()).await?;
-        drop(conn);
-        let (id, inserted) = upserted.first().copied().ok_or(StoreError::NotFound)?;
+        let candidate = FindingId::generate();
+        let mut qb = upsert_statement(&[(&finding, candidate)], Timestamp::now());
+        qb.push(" RETURNING id");
+        let (id,): (FindingId,) = qb.build_query_as().fetch_one(&self.pool).await?;
+        let inserted = id == candidate;
         let value = self
             .finding(finding.tenant_id, id)
             .await?

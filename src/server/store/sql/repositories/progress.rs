@@ -7,7 +7,7 @@
 
 use super::audit::insert_audit;
 use super::backups::insert_backup_set_items;
-use super::findings::upsert_findings;
+use super::findings::write_findings;
 use super::insights::{runs_ended, FailureTally};
 use super::runs::insert_failed_items;
 use super::stalls::stall_cleared;
@@ -88,7 +88,7 @@ impl Store {
                 _ => None,
             })
             .collect();
-        upsert_findings(&mut tx, &findings, now).await?;
+        write_findings(&mut tx, &findings, now).await?;
         let additions: Vec<&NewBackupSetItem> = accepted
             .iter()
             .flat_map(|(_, run, _)| &run.items)
