@@ -2,6 +2,12 @@
 // Output goes through `outln!` (server/output.rs), never `println!`.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+// jemalloc: glibc's malloc and free were a third of the server's time in
+// the drift benchmark (README, Benchmark); mimalloc was slower.
+#[cfg(feature = "ssr")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[cfg(feature = "ssr")]
 mod cli {
     use clap::{Parser, Subcommand};
