@@ -8,7 +8,7 @@ use crate::domain::*;
 use crate::server::store::rows::{FindingRow, FINDING_COLUMNS};
 use crate::server::store::sql::findings::{FindingRows, FINDING_INSERT_COLUMNS};
 use crate::server::store::sql::{finish_page, push_id_list, push_keyset};
-use crate::server::store::{FindingRepository, NewFinding, StoreError, StoreResult, Upserted};
+use crate::server::store::{FindingRepository, NewFinding, StoreResult, Upserted};
 use async_trait::async_trait;
 use sqlx::types::Json;
 
@@ -52,13 +52,11 @@ impl FindingRepository for Store {
     async fn upsert_finding(&self, finding: NewFinding) -> StoreResult<Upserted<Finding>> {
         let candidate = FindingId::generate();
         let mut qb = upsert_statement(&[(&finding, candidate)], Timestamp::now());
-        qb.push(" RETURNING id");
-        let (id,): (FindingId,) = qb.build_query_as().fetch_one(&self.pool).await?;
-        let inserted = id == candidate;
-        let value = self
-            .finding(finding.tenant_id, id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        // The row as it is now, new or touched: no second read.
+        qb.push(format!(" RETURNING {FINDING_COLUMNS}"));
+        let row: FindingRow = qb.build_query_as().fetch_one(&self.pool).await?;
+        let value: Finding = row.into();
+        let inserted = value.id == candidate;
         Ok(Upserted { value, inserted })
     }
 
