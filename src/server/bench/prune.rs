@@ -107,7 +107,7 @@ async fn load_and_prune(backend: Backend, url: &str, runs: usize) -> Result<(), 
         "-",
     )
     .await?;
-    loader.analyze().await?;
+    loader.settle().await?;
     let loaded: u64 = data.rows.iter().map(|(_, n)| n).sum();
     crate::outln!(
         "prune backend={name}: loaded {loaded} rows ({runs} runs) in {:.1} s",

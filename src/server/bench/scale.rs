@@ -140,7 +140,7 @@ impl Platform {
             &hash,
         )
         .await?;
-        loader.analyze().await?;
+        loader.settle().await?;
         loader.close().await;
         let rows: u64 = data.rows.iter().map(|(_, n)| n).sum();
         crate::outln!(
