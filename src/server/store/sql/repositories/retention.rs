@@ -1,7 +1,9 @@
 //! Retention: `RetentionRepository::prune` executes the policy of
 //! `server::retention` in small batches, each its own short write
-//! transaction (SQLite: in the store's write turn), so a prune never holds
-//! a lock for long.
+//! transaction (SQLite: in the store's write turn), sized to the
+//! dialect's `BATCH_BUDGET` and going between the foreground's writes
+//! (`sql::WriteGate`), so a prune never holds a lock for long nor slows
+//! the engine's claims.
 //!
 //! What goes, kind by kind, in this order (each kind sees what the ones
 //! before removed):
@@ -222,8 +224,9 @@ impl Store {
                 walked_to,
                 limit,
             };
+            let (open, close) = <Store as SqlDialect>::IN_SUBQUERY;
             let mut qb = Builder::new(format!(
-                "DELETE FROM {table} WHERE {key} IN (SELECT x.{key}"
+                "DELETE FROM {table} WHERE {key} {open}SELECT x.{key}"
             ));
             pick(&mut qb, Some(this_batch));
             this_batch.push_resume(&mut qb, "x");
@@ -240,7 +243,7 @@ impl Store {
             // Rows another transaction holds are left for the next
             // pass (PostgreSQL), so pruning never waits on users.
             qb.push(<Store as SqlDialect>::SKIP_LOCKED);
-            qb.push(")");
+            qb.push(close);
             if let Some(order) = order {
                 qb.push(format!(" RETURNING {order}"));
             }
@@ -267,10 +270,7 @@ impl Store {
             if removed < limit.unsigned_abs() {
                 return Ok(total);
             }
-            // Where writers take turns, the next batch fits the budget.
-            if self.write_gate().is_some() {
-                limit = next_batch(limit, batch, held);
-            }
+            limit = next_batch(limit, batch, held, <Store as SqlDialect>::BATCH_BUDGET);
         }
     }
 
