@@ -1,4 +1,5 @@
 use super::codec::JsonTextEncoding;
+#[cfg(feature = "ssr")]
 use crate::domain::sanitize_reason;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use serde::{Deserialize, Serialize};
@@ -59,21 +60,17 @@ impl FromServerFnError for AppError {
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         match value {
+            // On the server, arguments that do not decode are a bad request.
             // Decoders quote the input they stumbled on: echo it sanitised.
-            ServerFnErrorErr::Args(message) | ServerFnErrorErr::MissingArg(message) => {
-                AppError::BadRequest(format!(
-                    "Bad request: {}",
-                    sanitize_reason(&clipped(&message))
-                ))
-            }
-            // On the server, failing to decode means the request body was bad;
-            // in the browser it is a transport problem.
-            ServerFnErrorErr::Deserialization(message) if cfg!(feature = "ssr") => {
-                AppError::BadRequest(format!(
-                    "Bad request: {}",
-                    sanitize_reason(&clipped(&message))
-                ))
-            }
+            #[cfg(feature = "ssr")]
+            ServerFnErrorErr::Args(message)
+            | ServerFnErrorErr::MissingArg(message)
+            | ServerFnErrorErr::Deserialization(message) => AppError::BadRequest(format!(
+                "Bad request: {}",
+                sanitize_reason(&clipped(&message))
+            )),
+            // In the browser every such failure is the transport's (and its
+            // bundle carries no sanitiser).
             other => AppError::Transport(other.to_string()),
         }
     }
@@ -81,6 +78,7 @@ impl FromServerFnError for AppError {
 
 /// A decoding error's message, short: serde quotes the value it could not
 /// read, which may be a megabyte of the request, so long quotes are cut.
+#[cfg(feature = "ssr")]
 fn clipped(message: &str) -> String {
     const MAX_QUOTE_CHARS: usize = 32;
     const MAX_CHARS: usize = 300;

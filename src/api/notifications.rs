@@ -58,12 +58,7 @@ impl FeedQuery {
             unread_only: match given(&self.unread).as_deref() {
                 None => false,
                 Some("1") => true,
-                Some(other) => {
-                    return Err(ParseError(format!(
-                        "`unread` is `1` or empty, not {}",
-                        quote_input(other)
-                    )))
-                }
+                Some(_) => return Err(ParseError("`unread` must be `1` or empty".into())),
             },
         };
         let page = match given(&self.older) {
@@ -174,11 +169,10 @@ pub async fn set_failed_or_partial_subscription(
             let subscribed = match subscribed.as_str() {
                 "true" => true,
                 "false" => false,
-                other => {
-                    return Err(AppError::BadRequest(format!(
-                        "`subscribed` is `true` or `false`, not {}",
-                        quote_input(other)
-                    )))
+                _ => {
+                    return Err(AppError::BadRequest(
+                        "`subscribed` must be `true` or `false`".into(),
+                    ))
                 }
             };
             super::ssr::store()?

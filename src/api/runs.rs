@@ -66,8 +66,7 @@ fn given(value: &Option<String>) -> Option<&str> {
 fn period(text: &str, field: &str) -> Result<(Timestamp, i64), ParseError> {
     Timestamp::period(text).ok_or_else(|| {
         ParseError(format!(
-            "`{field}` must be a date like 2026-11-27 or an hour like 2026-11-27T09, not {}",
-            quote_input(text)
+            "`{field}` must be a date like 2026-11-27 or an hour like 2026-11-27T09"
         ))
     })
 }
@@ -123,8 +122,7 @@ impl HubQuery {
                 .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
                 .ok_or_else(|| {
                     ParseError(format!(
-                        "page size must be 1-{MAX_PAGE_SIZE}, not {}",
-                        quote_input(text)
+                        "page size must be a whole number from 1 to {MAX_PAGE_SIZE}"
                     ))
                 })?,
         };

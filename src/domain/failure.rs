@@ -56,10 +56,7 @@ impl ReasonCode {
             .into_iter()
             .find(|code| code.as_str() == input)
             .ok_or_else(|| {
-                ParseError(format!(
-                    "{} is not a reason code",
-                    super::quote_input(input)
-                ))
+                ParseError::not_one_of("a reason code", Self::ALL.into_iter().map(Self::as_str))
             })
     }
 }

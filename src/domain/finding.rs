@@ -37,9 +37,10 @@ macro_rules! text_enum {
             pub fn parse(input: &str) -> Result<Self, ParseError> {
                 match input {
                     $($text => Ok($name::$variant),)+
-                    _ => Err(ParseError(format!(
-                        "{} is not a {}", $crate::domain::quote_input(input), stringify!($name)
-                    ))),
+                    _ => Err(ParseError::not_one_of(
+                        concat!("a ", stringify!($name)),
+                        Self::ALL.iter().map(|value| value.as_str()),
+                    )),
                 }
             }
         }

@@ -22,11 +22,7 @@ macro_rules! uuid_id {
 
             pub fn parse(input: &str) -> Result<Self, ParseError> {
                 Uuid::parse_str(input.trim()).map(Self).map_err(|_| {
-                    ParseError(format!(
-                        "{} is not a valid {} (expected a UUID)",
-                        super::quote_input(input),
-                        stringify!($name)
-                    ))
+                    ParseError(format!("not a valid {} (expected a UUID)", stringify!($name)))
                 })
             }
         }

@@ -50,12 +50,7 @@ impl InsightsWindow {
         Self::ALL
             .into_iter()
             .find(|window| window.as_str() == input)
-            .ok_or_else(|| {
-                ParseError(format!(
-                    "`window` must be one of 24h, 7d, 30d, 90d, not {}",
-                    super::quote_input(input)
-                ))
-            })
+            .ok_or_else(|| ParseError("`window` must be one of 24h, 7d, 30d, 90d".into()))
     }
 
     /// Hours per chart bucket: hourly for a day, six-hourly for a week,
@@ -121,10 +116,7 @@ impl Phase {
         match input {
             "queue" => Ok(Phase::Queue),
             "run" => Ok(Phase::Run),
-            other => Err(ParseError(format!(
-                "{} is not a phase",
-                super::quote_input(other)
-            ))),
+            _ => Err(ParseError::not_one_of("a phase", ["queue", "run"])),
         }
     }
 }

@@ -16,12 +16,8 @@ pub struct Cursor {
 impl Cursor {
     /// Parses the URL form `<micros>_<uuid>`.
     pub fn parse(input: &str) -> Result<Self, ParseError> {
-        let bad = || {
-            ParseError(format!(
-                "{} is not a page cursor",
-                super::quote_input(input)
-            ))
-        };
+        let bad =
+            || ParseError("not a page cursor (the pages' older/newer links carry them)".into());
         let (at, id) = input.split_once('_').ok_or_else(bad)?;
         Ok(Self {
             at: Timestamp(at.parse().map_err(|_| bad())?),

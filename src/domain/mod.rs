@@ -48,8 +48,7 @@ pub use run::{
     RunJoin, RunSummary,
 };
 pub use sanitize::{
-    is_clean_identifier, quote_input, sanitize_reason, sanitize_text, MAX_QUOTED_CHARS,
-    MAX_REASON_CHARS,
+    is_clean_identifier, quote_input, sanitize_reason, sanitize_text, MAX_REASON_CHARS,
 };
 pub use scope::{AddPoliciesOptions, AddPoliciesScope, DriftScope, RunScope};
 pub use stall::{StallPolicy, StandingStill, HISTORY_MULTIPLE};
@@ -59,7 +58,17 @@ pub use time::{format_duration, Timestamp};
 pub use url::{encode_component, query_string, run_path, safe_next, sign_in_path};
 
 /// A value that could not be parsed into a domain type; the message is safe
-/// to show to a user.
+/// to show to a user. It names what was expected and never echoes the
+/// input: the browser parses with these types too, and quoting input safely
+/// takes the sanitiser, which its bundle should not carry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct ParseError(pub String);
+
+impl ParseError {
+    /// A value outside a fixed set: `what` (with its article) and the set.
+    pub fn not_one_of<'a>(what: &str, valid: impl IntoIterator<Item = &'a str>) -> Self {
+        let valid: Vec<&str> = valid.into_iter().collect();
+        ParseError(format!("not {what} (one of: {})", valid.join(", ")))
+    }
+}

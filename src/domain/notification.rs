@@ -37,10 +37,7 @@ impl NotificationKind {
             .copied()
             .find(|kind| kind.filter_word() == word)
             .ok_or_else(|| {
-                ParseError(format!(
-                    "`kind` is `queued`, `completed`, `stalled` or empty, not {}",
-                    crate::domain::quote_input(word)
-                ))
+                ParseError("`kind` must be `queued`, `completed`, `stalled` or empty".into())
             })
     }
 }
@@ -221,9 +218,9 @@ mod bucket_spelling {
             .into_iter()
             .find(|bucket| payload_bucket(*bucket) == text)
             .ok_or_else(|| {
-                D::Error::custom(format!(
-                    "{} is not a notice's status bucket",
-                    crate::domain::quote_input(&text)
+                D::Error::custom(crate::domain::ParseError::not_one_of(
+                    "a notice's status bucket",
+                    StatusBucket::ALL.into_iter().map(payload_bucket),
                 ))
             })
     }
@@ -439,7 +436,7 @@ mod tests {
         json["bucket"] = "partially_succeeded".into();
         let err = serde_json::from_value::<RunNotice>(json.clone()).unwrap_err();
         assert!(
-            err.to_string().contains("is not a notice's status bucket"),
+            err.to_string().contains("not a notice's status bucket"),
             "{err}"
         );
         json["bucket"] = "queued".into();

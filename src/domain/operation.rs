@@ -49,20 +49,18 @@ impl OperationKind {
         Self::ALL
             .into_iter()
             .find(|kind| kind.resource() == resource && kind.action() == action)
-            .ok_or_else(|| {
-                ParseError(format!(
-                    "unknown operation {}.{}",
-                    super::quote_input(resource),
-                    super::quote_input(action)
-                ))
-            })
+            .ok_or_else(Self::unknown)
     }
 
     pub fn parse(code: &str) -> Result<Self, ParseError> {
         Self::ALL
             .into_iter()
             .find(|kind| kind.code() == code)
-            .ok_or_else(|| ParseError(format!("{} is not an operation", super::quote_input(code))))
+            .ok_or_else(Self::unknown)
+    }
+
+    fn unknown() -> ParseError {
+        ParseError::not_one_of("an operation", Self::ALL.into_iter().map(Self::code))
     }
 }
 

@@ -5,15 +5,17 @@ use super::arbitrary::{self, hostile_text, megabyte_text};
 use super::*;
 use proptest::prelude::*;
 
-/// An error names the input at most [`MAX_QUOTED_CHARS`] long, sanitised.
+/// Starts the inputs of [`parse_errors_never_echo_their_input`]; no
+/// message has it unless it quotes what it was given.
+const ECHO_MARK: char = '⟦';
+
+/// An error is short whatever the input's length, printable and never
+/// echoes its input (see [`ParseError`]).
 fn check_error(error: &ParseError) -> Result<(), TestCaseError> {
     prop_assert!(!error.0.is_empty());
-    prop_assert!(
-        error.0.chars().count() <= MAX_QUOTED_CHARS + 200,
-        "{}",
-        error.0
-    );
+    prop_assert!(error.0.chars().count() <= 400, "{}", error.0);
     prop_assert!(!error.0.chars().any(char::is_control), "{:?}", error.0);
+    prop_assert!(!error.0.contains(ECHO_MARK), "{}", error.0);
     Ok(())
 }
 
@@ -124,6 +126,11 @@ proptest! {
     #[test]
     fn parsers_answer_a_value_or_a_clear_error(input in hostile_text()) {
         all_parsers(&input)?;
+    }
+
+    #[test]
+    fn parse_errors_never_echo_their_input(input in hostile_text()) {
+        all_parsers(&format!("{ECHO_MARK}{input}"))?;
     }
 
     #[test]

@@ -42,7 +42,9 @@ impl RunStatus {
         Self::ALL
             .into_iter()
             .find(|status| status.as_str() == input)
-            .ok_or_else(|| ParseError(format!("{} is not a run status", super::quote_input(input))))
+            .ok_or_else(|| {
+                ParseError::not_one_of("a run status", Self::ALL.into_iter().map(Self::as_str))
+            })
     }
 
     pub fn is_terminal(self) -> bool {
@@ -160,10 +162,7 @@ impl StatusBucket {
             .into_iter()
             .find(|bucket| bucket.as_str() == input)
             .ok_or_else(|| {
-                ParseError(format!(
-                    "{} is not a status bucket",
-                    super::quote_input(input)
-                ))
+                ParseError::not_one_of("a status bucket", Self::ALL.into_iter().map(Self::as_str))
             })
     }
 

@@ -24,10 +24,10 @@ impl TenantSlug {
         if valid {
             Ok(Self(input.to_string()))
         } else {
-            Err(ParseError(format!(
-                "{} is not a tenant slug (lowercase letters, digits and dashes, 1-63 characters)",
-                super::quote_input(input)
-            )))
+            Err(ParseError(
+                "not a tenant slug (lowercase letters, digits and dashes, 1-63 characters, not starting with a dash)"
+                    .into(),
+            ))
         }
     }
 
@@ -67,10 +67,7 @@ impl Role {
             .into_iter()
             .find(|role| role.as_str() == input)
             .ok_or_else(|| {
-                ParseError(format!(
-                    "{} is not a role (viewer, operator, admin)",
-                    super::quote_input(input)
-                ))
+                ParseError::not_one_of("a role", Self::ALL.into_iter().map(Self::as_str))
             })
     }
 }

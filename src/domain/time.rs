@@ -103,12 +103,8 @@ impl Timestamp {
         if let Ok(value) = chrono::DateTime::parse_from_rfc3339(input) {
             return Ok(Self::from_datetime(value.to_utc()));
         }
-        Self::start_of_day(input).ok_or_else(|| {
-            super::ParseError(format!(
-                "{} is not a time (expected RFC 3339 or YYYY-MM-DD)",
-                super::quote_input(input)
-            ))
-        })
+        Self::start_of_day(input)
+            .ok_or_else(|| super::ParseError("not a time (expected RFC 3339 or YYYY-MM-DD)".into()))
     }
 
     /// Year, month, day and second of that day, in UTC. The calendar is
