@@ -348,7 +348,8 @@ impl Drop for ForegroundWriter {
     }
 }
 
-/// A writer's turn at the gate; it ends when dropped.
+/// A writer's turn at the gate (see `SqlDialect::write_gate`); it ends
+/// when dropped.
 pub struct Turn {
     /// Held where writers take turns.
     _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
@@ -356,11 +357,8 @@ pub struct Turn {
     _writer: Option<ForegroundWriter>,
 }
 
-/// This writer's turn (see `SqlDialect::write_gate`); held until dropped.
-pub type WriteTurn = Turn;
-
 /// Waits for this writer's turn.
-pub async fn take_turn(gate: &WriteGate) -> WriteTurn {
+pub async fn take_turn(gate: &WriteGate) -> Turn {
     let turn = gate.hold_in_foreground().await;
     gate.wrote.notify_one();
     turn
@@ -368,7 +366,7 @@ pub async fn take_turn(gate: &WriteGate) -> WriteTurn {
 
 /// Waits for a background writer's turn (the prune's), which yields to
 /// the foreground's (see `WriteGate`).
-pub async fn take_background_turn(gate: &WriteGate) -> WriteTurn {
+pub async fn take_background_turn(gate: &WriteGate) -> Turn {
     let turn = gate.hold_in_background().await;
     gate.wrote.notify_one();
     Turn {
@@ -380,10 +378,10 @@ pub async fn take_background_turn(gate: &WriteGate) -> WriteTurn {
 /// A write transaction on `pool`, begun with the dialect's `BEGIN_WRITE`
 /// in this writer's `turn`.
 pub async fn begin_write<DB: Database>(
-    turn: WriteTurn,
+    turn: Turn,
     pool: &Pool<DB>,
     begin: &'static str,
-) -> StoreResult<(WriteTurn, Transaction<'static, DB>)> {
+) -> StoreResult<(Turn, Transaction<'static, DB>)> {
     Ok((turn, pool.begin_with(begin).await?))
 }
 

@@ -7,7 +7,7 @@
 use super::{Db, Store};
 use crate::domain::Timestamp;
 use crate::server::store::rows::RunStateRow;
-use crate::server::store::sql::{self, SqlDialect, WriteTurn};
+use crate::server::store::sql::{self, SqlDialect, Turn};
 use crate::server::store::StoreResult;
 
 mod audit;
@@ -45,28 +45,26 @@ impl Store {
         Ok(())
     }
 
-    async fn write_turn(&self) -> WriteTurn {
+    async fn write_turn(&self) -> Turn {
         sql::take_turn(self.write_gate()).await
     }
 
     /// A write transaction, in this writer's turn.
-    async fn begin_write(&self) -> StoreResult<(WriteTurn, sqlx::Transaction<'static, Db>)> {
+    async fn begin_write(&self) -> StoreResult<(Turn, sqlx::Transaction<'static, Db>)> {
         let begin = <Store as SqlDialect>::BEGIN_WRITE;
         sql::begin_write(self.write_turn().await, &self.pool, begin).await
     }
 
     /// One of the engine's own write transactions (progress,
     /// rescue), on the engine's connections (see `engine_pool`).
-    async fn begin_engine_write(&self) -> StoreResult<(WriteTurn, sqlx::Transaction<'static, Db>)> {
+    async fn begin_engine_write(&self) -> StoreResult<(Turn, sqlx::Transaction<'static, Db>)> {
         let begin = <Store as SqlDialect>::BEGIN_WRITE;
         sql::begin_write(self.write_turn().await, &self.engine_pool, begin).await
     }
 
     /// A write transaction of background work (the prune), in a turn that
     /// yields to the foreground's (see `sql::WriteGate`).
-    async fn begin_background_write(
-        &self,
-    ) -> StoreResult<(WriteTurn, sqlx::Transaction<'static, Db>)> {
+    async fn begin_background_write(&self) -> StoreResult<(Turn, sqlx::Transaction<'static, Db>)> {
         let begin = <Store as SqlDialect>::BEGIN_WRITE;
         let turn = sql::take_background_turn(self.write_gate()).await;
         sql::begin_write(turn, &self.pool, begin).await
